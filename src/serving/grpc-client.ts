@@ -26,7 +26,7 @@ import {
   type ServedModelSpec,
   type ServingClient,
 } from './client.js';
-import { encodeRaw, MAX_MESSAGE_BYTES, MODEL_SERVICE, PREDICTION_SERVICE, SIGNATURE_DEF_MAP_URL, stateName } from './grpc.js';
+import { encodeRaw, grpcChannel, grpcTarget, MAX_MESSAGE_BYTES, MODEL_SERVICE, PREDICTION_SERVICE, SIGNATURE_DEF_MAP_URL, stateName } from './grpc.js';
 import type { ModelSource } from './manager.js';
 import type { SignatureDefJson } from './signature.js';
 import { signatureFromMessage } from './signature.js';
@@ -115,10 +115,6 @@ function packedPredictResponse(bytes: Uint8Array): { outputs: Record<string, Hos
 const DT_FLOAT = 1;
 const DT_DOUBLE = 2;
 
-function targetOf(target: string): string {
-  return target.replace(/^grpcs?:\/\//, '');
-}
-
 export class GrpcServingClient implements ServingClient {
   readonly transport = 'grpc' as const;
   readonly target: string;
@@ -126,18 +122,9 @@ export class GrpcServingClient implements ServingClient {
   private readonly maxBytes: number;
 
   constructor(private readonly options: ClientOptions) {
-    this.target = targetOf(options.target);
+    this.target = grpcTarget(options.target);
     this.maxBytes = options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
-    const tls = options.tls === true ? {} : options.tls || null;
-    const creds = tls
-      ? grpc.credentials.createSsl(tls.ca ? Buffer.from(tls.ca) : null, tls.key ? Buffer.from(tls.key) : null, tls.cert ? Buffer.from(tls.cert) : null)
-      : grpc.credentials.createInsecure();
-    const channelOptions: grpc.ChannelOptions = {
-      'grpc.max_receive_message_length': this.maxBytes,
-      'grpc.max_send_message_length': this.maxBytes,
-      ...(tls && tls.servername ? { 'grpc.ssl_target_name_override': tls.servername, 'grpc.default_authority': tls.servername } : {}),
-    };
-    this.client = new grpc.Client(this.target, creds, channelOptions);
+    this.client = grpcChannel(options.target, options.tls, this.maxBytes);
   }
 
   private metadata(call: CallOptions): grpc.Metadata {

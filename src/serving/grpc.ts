@@ -7,10 +7,11 @@
  * @example
  * server.addService(serviceDefinition('tensorflow.serving.PredictionService'), handlers);
  */
-import type * as grpc from '@grpc/grpc-js';
+import * as grpc from '@grpc/grpc-js';
 import { protoRoot, protoType } from '../proto/index.js';
 import type { SignatureDefMessage } from '../savedmodel/savedmodel.js';
 import { bytesOf, dataTypeOfDtype, encodeTensorProto, type HostTensor } from '../tensor/index.js';
+import type { TlsOptions } from './client.js';
 import type { ReplyModelSpec } from './core.js';
 import type { VersionStatus } from './manager.js';
 import { signatureDefMessage, type SignatureSpec } from './signature.js';
@@ -28,9 +29,11 @@ export interface MethodInfo {
   path: string;
   requestType: string;
   responseType: string;
+  /** True for a method that replies with a stream of messages (health Watch). */
+  responseStream: boolean;
 }
 
-/** The unary methods of a service with their message types. */
+/** The methods of a service with their message types. */
 export function serviceMethods(service: string): MethodInfo[] {
   const svc = protoRoot().lookupService(service);
   return svc.methodsArray.map((m) => {
@@ -40,6 +43,7 @@ export function serviceMethods(service: string): MethodInfo[] {
       path: `/${service}/${m.name}`,
       requestType: m.resolvedRequestType!.fullName.slice(1),
       responseType: m.resolvedResponseType!.fullName.slice(1),
+      responseStream: m.responseStream === true,
     };
   });
 }
@@ -53,7 +57,7 @@ export function serviceDefinition(service: string): grpc.ServiceDefinition {
     def[m.name] = {
       path: m.path,
       requestStream: false,
-      responseStream: false,
+      responseStream: m.responseStream,
       requestSerialize: passthrough,
       requestDeserialize: passthrough,
       responseSerialize: passthrough,
@@ -62,6 +66,28 @@ export function serviceDefinition(service: string): grpc.ServiceDefinition {
     };
   }
   return def as grpc.ServiceDefinition;
+}
+
+/**
+ * A grpc-js channel to `target` (host:port; a grpc:// or grpcs:// prefix is dropped), plain or
+ * TLS, with message limits of `maxMessageBytes` both ways.
+ */
+export function grpcChannel(target: string, tlsOption: boolean | TlsOptions | undefined, maxMessageBytes: number): grpc.Client {
+  const tls = tlsOption === true ? {} : tlsOption || null;
+  const creds = tls
+    ? grpc.credentials.createSsl(tls.ca ? Buffer.from(tls.ca) : null, tls.key ? Buffer.from(tls.key) : null, tls.cert ? Buffer.from(tls.cert) : null)
+    : grpc.credentials.createInsecure();
+  const channelOptions: grpc.ChannelOptions = {
+    'grpc.max_receive_message_length': maxMessageBytes,
+    'grpc.max_send_message_length': maxMessageBytes,
+    ...(tls && tls.servername ? { 'grpc.ssl_target_name_override': tls.servername, 'grpc.default_authority': tls.servername } : {}),
+  };
+  return new grpc.Client(grpcTarget(target), creds, channelOptions);
+}
+
+/** host:port of a gRPC target written with or without a grpc:// or grpcs:// scheme. */
+export function grpcTarget(target: string): string {
+  return target.replace(/^grpcs?:\/\//, '');
 }
 
 /** Encodes a plain message object without a fromObject pass (fields must already be wire-typed). */

@@ -49,6 +49,7 @@ export {
   type ModelManagerOptions,
 } from './manager.js';
 export { ServingCore } from './core.js';
+export { checkHealth, watchHealth, ServerHealth, healthImplementation, HEALTH_SERVICE, type HealthStatus, type HealthClientOptions } from './health.js';
 export { batchingServable, type BatchingOptions } from './batching.js';
 export { ServingMetrics, DEFAULT_METRICS_PATH } from './metrics.js';
 export { parseTextFormat } from './text-format.js';

@@ -117,6 +117,7 @@ export class ModelManager {
   private timer?: NodeJS.Timeout;
   private closed = false;
   private readonly log: (line: string) => void;
+  private readonly listeners = new Set<() => void>();
 
   constructor(private readonly options: ModelManagerOptions) {
     this.log = options.log ?? (() => {});
@@ -151,6 +152,7 @@ export class ModelManager {
           entry.configured = true;
         } else this.models.set(s.name, { source, versions: new Map(), configured: true });
       }
+      this.changed();
       for (const s of sources) {
         const entry = this.models.get(s.name)!;
         const versions = (await this.diskVersions(entry, true)) ?? new Map<number, string>();
@@ -162,6 +164,15 @@ export class ModelManager {
         this.checkLabels(entry);
       }
     });
+  }
+
+  /**
+   * Calls `listener` after every change of a version's state and of the set of configured models
+   * (what health checking watches). Returns the function that unsubscribes it.
+   */
+  onChange(listener: () => void): () => void {
+    this.listeners.add(listener);
+    return () => this.listeners.delete(listener);
   }
 
   /** Starts polling base paths for new and removed versions (no-op when pollWaitSeconds <= 0). */
@@ -263,7 +274,18 @@ export class ModelManager {
         entry.configured = false;
         await this.reconcileModel(entry, new Map());
       }
+      this.changed();
     });
+  }
+
+  private changed(): void {
+    for (const listener of [...this.listeners]) {
+      try {
+        listener();
+      } catch (e) {
+        this.log(`model state listener failed: ${errorMessage(e)}`);
+      }
+    }
   }
 
   private serial<T>(fn: () => Promise<T>): Promise<T> {
@@ -318,23 +340,27 @@ export class ModelManager {
     const e: VersionEntry = { version, state: 'START', status: OK, refs: 0 };
     entry.versions.set(version, e);
     e.state = 'LOADING';
+    this.changed();
     this.log(`Loading servable version ${servableId(name, version)}`);
     try {
       let servable = await this.options.loader(dir, { name, version });
       if (this.options.wrap) servable = this.options.wrap(servable, { name, version });
       e.servable = servable;
       e.state = 'AVAILABLE';
+      this.changed();
       this.log(`Successfully loaded servable version ${servableId(name, version)}`);
     } catch (err) {
       const s = toServingError(err);
       e.state = 'END';
       e.status = { code: s.status, message: `Loading servable: ${servableId(name, version)} failed: ${s.message}` };
+      this.changed();
       this.log(e.status.message);
     }
   }
 
   private async unload(name: string, e: VersionEntry): Promise<void> {
     e.state = 'UNLOADING';
+    this.changed();
     this.log(`Unloading servable version ${servableId(name, e.version)}`);
     if (e.refs > 0) await new Promise<void>((done) => (e.drained = done));
     try {
@@ -345,6 +371,7 @@ export class ModelManager {
     e.servable = undefined;
     e.state = 'END';
     e.status = OK;
+    this.changed();
     this.log(`Done unloading servable version ${servableId(name, e.version)}`);
   }
 

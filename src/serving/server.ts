@@ -1,6 +1,6 @@
 /**
- * The local TensorFlow Serving-compatible server: gRPC (PredictionService, ModelService) and REST
- * on top of one model manager. `startServer` is what `lens serve` runs and what tests and
+ * The local TensorFlow Serving-compatible server: gRPC (PredictionService, ModelService, and the
+ * standard grpc.health.v1.Health that the real server lacks) and REST on top of one model manager. `startServer` is what `lens serve` runs and what tests and
  * notebooks call in-process (port 0 picks free ports).
  *
  * @example
@@ -20,6 +20,7 @@ import { readBatchingParametersFile, readModelConfigFile, readMonitoringConfigFi
 import { ServingCore } from './core.js';
 import { MAX_MESSAGE_BYTES, MODEL_SERVICE, PREDICTION_SERVICE, serviceDefinition } from './grpc.js';
 import { grpcImplementations } from './grpc-server.js';
+import { HEALTH_SERVICE, healthImplementation, ServerHealth } from './health.js';
 import { ModelManager, type ModelSource, type ServableLoader } from './manager.js';
 import { DEFAULT_METRICS_PATH, ServingMetrics } from './metrics.js';
 import { restApp } from './rest-server.js';
@@ -69,9 +70,14 @@ export interface RunningServer {
   manager: ModelManager;
   core: ServingCore;
   metrics: ServingMetrics;
+  /** What grpc.health.v1.Health answers: "" = the server, or a model's name. */
+  health: ServerHealth;
   /** Models with their available versions, for the startup message. */
   models(): ReturnType<ModelManager['describe']>;
-  /** Stops accepting requests, lets in-flight ones finish, unloads every model. */
+  /**
+   * Turns every health status NOT_SERVING and ends health Watch streams, then stops accepting
+   * requests, lets in-flight ones finish, and unloads every model.
+   */
   close(): Promise<void>;
 }
 
@@ -155,6 +161,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const impl = grpcImplementations(core, { tensorContent: options.tensorContent ?? false, track });
   grpcServer.addService(serviceDefinition(PREDICTION_SERVICE), impl[PREDICTION_SERVICE]!);
   grpcServer.addService(serviceDefinition(MODEL_SERVICE), impl[MODEL_SERVICE]!);
+  const health = new ServerHealth(manager);
+  grpcServer.addService(serviceDefinition(HEALTH_SERVICE), healthImplementation(health));
   const creds = options.ssl
     ? grpc.ServerCredentials.createSsl(
         options.ssl.clientCa ? Buffer.from(options.ssl.clientCa) : null,
@@ -201,9 +209,12 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     manager,
     core,
     metrics,
+    health,
     models: () => manager.describe(),
     close() {
       closing ??= (async () => {
+        // Probes and load balancers see NOT_SERVING before the server stops answering.
+        health.shutdown();
         const grpcDone = new Promise<void>((resolve) => grpcServer.tryShutdown(() => resolve()));
         const httpDone = http
           ? new Promise<void>((resolve) => {
