@@ -2,27 +2,48 @@
  * Integrated Gradients (Sundararajan, Taly, Yan 2017) and Expected Gradients (Erion et al. 2021).
  *
  * IG_i(x) = (x_i - x'_i) * integral_0^1 dF(x' + a (x - x')) / dx_i da, approximated by a quadrature
- * rule; the attributions sum to F(x) - F(x') up to the reported completeness delta. With several
- * baselines the maps are averaged. Expected Gradients draws the baseline from a set of reference
- * images and alpha uniformly, one gradient per sample.
+ * rule (fixed, or placed from forward passes along the path: adaptive-rules.ts); the attributions
+ * sum to F(x) - F(x') up to the reported completeness delta. With several baselines the maps are
+ * averaged. Expected Gradients draws the baseline from a set of reference images and alpha
+ * uniformly, one gradient per sample.
  */
 import { LensError } from '../errors.js';
 import type { ImageModel } from '../models/model.js';
 import { makeBaselines, type BaselineSpec } from './baselines.js';
 import { checkImage, defaultBatchSize, forwardRows, pathSum, requireGradient, type PathPoint } from './engine.js';
 import { total } from './image-ops.js';
-import { quadrature, type IntegrationRule } from './integration.js';
+import { ADAPTIVE_INITIAL_SEGMENTS, ADAPTIVE_TOLERANCE, adaptivePath, nonUniformPath, type AdaptiveRuleContext } from './adaptive-rules.js';
+import { IG_RULES, isAdaptiveRule, quadrature, type IgRule, type IntegrationRule } from './integration.js';
 import { DEFAULT_SEED, seededRandom } from './random.js';
 import { resolveTarget } from './targets.js';
-import type { Attribution, CommonOptions, Completeness, ImageInput } from './types.js';
+import type { Attribution, CommonOptions, Completeness, ImageInput, PathTrace } from './types.js';
 
 export interface IntegratedGradientsOptions extends CommonOptions {
   /** Default 'black'. */
   baseline?: BaselineSpec;
-  /** Points on the path per baseline. Default 50 (Captum's default). */
+  /**
+   * Gradient points on the path per baseline; for rule 'adaptive' its budget: at most
+   * steps x (number of baselines) gradient evaluations in all. Default 50 (Captum's default).
+   */
   steps?: number;
-  /** Default 'gausslegendre' (Captum's default). */
-  rule?: IntegrationRule;
+  /**
+   * Default 'gausslegendre' (Captum's default). 'nonuniform' and 'adaptive' also spend forward
+   * passes to place the points (counted in `forwardEvaluations`):
+   * - nonuniform: `segments - 1` forward passes per baseline, then `steps` gradient points;
+   * - adaptive: `segments - 1` forward passes per baseline, 2 gradient points per segment, then
+   *   per halved segment 1 forward pass and 4 gradient points, until the relative completeness
+   *   delta is under `tolerance` or the budget is spent (`details.converged` says which). It
+   *   makes the completeness delta small, which does not make the map as accurate as a uniform
+   *   rule's at the same cost (bench/results/ig-convergence.json).
+   */
+  rule?: IgRule;
+  /** Rule 'adaptive' only: the relative completeness delta to reach, in (0, 1). Default 0.01. */
+  tolerance?: number;
+  /**
+   * Rules 'nonuniform' (forward sweep segments, default steps / 2, at most `steps`) and 'adaptive'
+   * (initial segments, default 4; `steps` must be at least twice this).
+   */
+  segments?: number;
   /** Return the path: scores per step, and with 'gradients' each step's gradient and class scores. */
   returnPath?: boolean | 'gradients';
 }
@@ -42,31 +63,43 @@ export function completenessOf(attribution: ArrayLike<number>, inputScore: numbe
  * @example
  * const attr = await integratedGradients(model, image, { baseline: 'black', steps: 64, rule: 'gausslegendre' });
  * console.log(attr.target.label, attr.completeness?.delta);
+ * // Stop once complete within 0.5%, spending at most 256 gradient evaluations:
+ * const fast = await integratedGradients(model, image, { rule: 'adaptive', tolerance: 0.005, steps: 256 });
+ * console.log(fast.gradientEvaluations, fast.forwardEvaluations, fast.details?.converged);
  */
 export async function integratedGradients(model: ImageModel, image: ImageInput, options: IntegratedGradientsOptions = {}): Promise<Attribution> {
   requireGradient(model, 'integrated_gradients');
   checkImage(model, image);
   const steps = options.steps ?? 50;
   const rule = options.rule ?? 'gausslegendre';
+  if (!Number.isInteger(steps) || steps < 1) throw new LensError('INVALID_ARGUMENT', `steps must be a positive integer, got ${steps}`);
+  const settings = ruleSettings(rule, steps, options);
   const batchSize = options.batchSize ?? defaultBatchSize(model.inputShape);
   const baselineSpec = options.baseline ?? 'black';
   const { images: baselines, description } = makeBaselines(model, image, baselineSpec, seededRandom(options.seed ?? DEFAULT_SEED));
   // F(x) and F(x') once, in one batched forward call.
   const rows = await forwardRows(model, [image.data, ...baselines], batchSize, { ...(options.signal ? { signal: options.signal } : {}) });
   const target = resolveTarget(model, rows[0]!, options.target);
-  const { alphas, weights } = quadrature(rule, steps);
-  const points: PathPoint[] = [];
-  baselines.forEach((_, b) => {
-    for (let i = 0; i < steps; i++) points.push({ start: b, alpha: alphas[i]!, weight: weights[i]! / baselines.length });
-  });
-  const result = await pathSum(model, image, baselines, points, target.index, {
+  const baselineScores = rows.slice(1).map((r) => r[target.index]!);
+  const common = {
     batchSize,
-    stage: 'integrated gradients',
     ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.returnPath ? { trace: options.returnPath } : {}),
-  });
-  const baselineScore = rows.slice(1).reduce((s, r) => s + r[target.index]!, 0) / baselines.length;
+  };
+  let result: { sum: Float32Array; gradientEvaluations: number; forwardEvaluations: number; trace?: PathTrace; details?: Record<string, unknown> };
+  if (settings.kind === 'fixed') {
+    const { alphas, weights } = quadrature(settings.rule, steps);
+    const points: PathPoint[] = [];
+    baselines.forEach((_, b) => {
+      for (let i = 0; i < steps; i++) points.push({ start: b, alpha: alphas[i]!, weight: weights[i]! / baselines.length });
+    });
+    result = await pathSum(model, image, baselines, points, target.index, { ...common, stage: 'integrated gradients' });
+  } else {
+    const ctx: AdaptiveRuleContext = { ...common, model, image, baselines, target: target.index, inputScore: target.score, baselineScores, steps };
+    result = settings.kind === 'nonuniform' ? await nonUniformPath(ctx, settings.segments) : await adaptivePath(ctx, settings);
+  }
+  const baselineScore = baselineScores.reduce((s, v) => s + v, 0) / baselines.length;
   return {
     data: result.sum,
     height: image.height,
@@ -82,7 +115,49 @@ export async function integratedGradients(model: ImageModel, image: ImageInput, 
     gradientEvaluations: result.gradientEvaluations,
     forwardEvaluations: baselines.length + 1 + result.forwardEvaluations,
     ...(result.trace ? { path: result.trace } : {}),
+    ...(result.details ? { details: result.details } : {}),
   };
+}
+
+type RuleSettings =
+  | { kind: 'fixed'; rule: IntegrationRule }
+  | { kind: 'nonuniform'; segments: number }
+  | { kind: 'adaptive'; tolerance: number; initialSegments: number };
+
+/** Checks the options that belong to one rule, with their defaults. */
+function ruleSettings(rule: IgRule, steps: number, options: IntegratedGradientsOptions): RuleSettings {
+  if (!IG_RULES.includes(rule)) throw new LensError('INVALID_ARGUMENT', `unknown integration rule "${String(rule)}": expected one of ${IG_RULES.join(', ')}`);
+  if (options.tolerance !== undefined && rule !== 'adaptive') {
+    throw new LensError('INVALID_ARGUMENT', `tolerance applies to rule 'adaptive' only (rule is '${rule}', which spends exactly steps gradient points)`);
+  }
+  if (options.segments !== undefined && !isAdaptiveRule(rule)) {
+    throw new LensError('INVALID_ARGUMENT', `segments applies to rules 'nonuniform' and 'adaptive' only, not '${rule}'`);
+  }
+  if (options.segments !== undefined && (!Number.isInteger(options.segments) || options.segments < 1)) {
+    throw new LensError('INVALID_ARGUMENT', `segments must be a positive integer, got ${options.segments}`);
+  }
+  if (rule === 'nonuniform') {
+    const segments = options.segments ?? Math.max(1, Math.floor(steps / 2));
+    if (segments > steps) {
+      throw new LensError('INVALID_ARGUMENT', `the nonuniform rule gives each of its ${segments} sweep segments a gradient point, so it needs steps >= ${segments}, got ${steps}`);
+    }
+    return { kind: 'nonuniform', segments };
+  }
+  if (rule === 'adaptive') {
+    const tolerance = options.tolerance ?? ADAPTIVE_TOLERANCE;
+    if (typeof tolerance !== 'number' || !Number.isFinite(tolerance) || tolerance <= 0 || tolerance >= 1) {
+      throw new LensError('INVALID_ARGUMENT', `tolerance is a relative completeness delta in (0, 1), e.g. 0.01 for 1%; got ${String(tolerance)}`);
+    }
+    const initialSegments = options.segments ?? ADAPTIVE_INITIAL_SEGMENTS;
+    if (steps < 2 * initialSegments) {
+      throw new LensError(
+        'INVALID_ARGUMENT',
+        `the adaptive rule starts with ${initialSegments} segments of 2 gradient points each, so its budget needs steps >= ${2 * initialSegments} per baseline, got ${steps}`,
+      );
+    }
+    return { kind: 'adaptive', tolerance, initialSegments };
+  }
+  return { kind: 'fixed', rule };
 }
 
 export interface ExpectedGradientsOptions extends CommonOptions {

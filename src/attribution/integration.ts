@@ -7,11 +7,37 @@
  * - riemann_middle: alphas (i + 1/2)/n, weights 1/n
  * - riemann_trapezoid: alphas i/(n-1) including both ends, weights 1/(n-1) with halves at the ends
  * - gausslegendre: the n Gauss-Legendre nodes mapped to [0, 1]; exact for polynomials of degree 2n-1
+ *
+ * Two more rules place the points after looking at the model's score F along the path, so they
+ * also spend forward passes (Integrated Gradients runs them, see adaptive-rules.ts):
+ *
+ * - nonuniform (after Bhat and Raychowdhury, arXiv 2302.11107): F on a coarse uniform grid, then
+ *   gradient points spread over its segments in proportion to |change of F| ({@link nonUniformQuadrature})
+ * - adaptive: 2-point Gauss-Legendre per segment, bisecting the segment whose estimate misses the
+ *   exact change of F across it most, until the completeness delta is under a tolerance
  */
 import { LensError } from '../errors.js';
 
 export const INTEGRATION_RULES = ['riemann_left', 'riemann_right', 'riemann_middle', 'riemann_trapezoid', 'gausslegendre'] as const;
 export type IntegrationRule = (typeof INTEGRATION_RULES)[number];
+
+/** Rules that place their points from forward passes of the model along the path. */
+export const ADAPTIVE_RULES = ['nonuniform', 'adaptive'] as const;
+export type AdaptiveRule = (typeof ADAPTIVE_RULES)[number];
+
+/** Every rule Integrated Gradients takes: the fixed quadratures and the adaptive placements. */
+export type IgRule = IntegrationRule | AdaptiveRule;
+export const IG_RULES: readonly IgRule[] = [...INTEGRATION_RULES, ...ADAPTIVE_RULES];
+
+/**
+ * True for the rules that need forward passes to place their points.
+ *
+ * @example
+ * isAdaptiveRule('adaptive'); // true; isAdaptiveRule('gausslegendre') is false
+ */
+export function isAdaptiveRule(rule: IgRule): rule is AdaptiveRule {
+  return (ADAPTIVE_RULES as readonly string[]).includes(rule);
+}
 
 /** Points and weights of a rule; the weights sum to 1 (the length of [0, 1]). */
 export interface Quadrature {
@@ -19,20 +45,28 @@ export interface Quadrature {
   weights: Float64Array;
 }
 
-/** Parses a rule name (Captum's spellings, plus `gauss-legendre`, `left`, `trapezoid`, ...). */
-export function parseIntegrationRule(value: string): IntegrationRule {
+/**
+ * Parses a rule name (Captum's spellings, plus `gauss-legendre`, `left`, `trapezoid`, ...,
+ * `nonuniform` and `adaptive`).
+ *
+ * @example
+ * parseIntegrationRule('gauss-legendre'); // 'gausslegendre'
+ * parseIntegrationRule('non-uniform'); // 'nonuniform'
+ */
+export function parseIntegrationRule(value: string): IgRule {
   const v = value.trim().toLowerCase().replace(/-/g, '_');
-  const aliases: Record<string, IntegrationRule> = {
+  const aliases: Record<string, IgRule> = {
     gauss_legendre: 'gausslegendre',
     gl: 'gausslegendre',
     left: 'riemann_left',
     right: 'riemann_right',
     middle: 'riemann_middle',
     trapezoid: 'riemann_trapezoid',
+    non_uniform: 'nonuniform',
   };
   const rule = aliases[v] ?? v;
-  if ((INTEGRATION_RULES as readonly string[]).includes(rule)) return rule as IntegrationRule;
-  throw new LensError('INVALID_ARGUMENT', `unknown integration rule "${value}": expected one of ${INTEGRATION_RULES.join(', ')}`);
+  if ((IG_RULES as readonly string[]).includes(rule)) return rule as IgRule;
+  throw new LensError('INVALID_ARGUMENT', `unknown integration rule "${value}": expected one of ${IG_RULES.join(', ')}`);
 }
 
 /**
@@ -111,4 +145,61 @@ export function gaussLegendre(n: number): { nodes: Float64Array; weights: Float6
     weights[i] = w;
   }
   return { nodes, weights };
+}
+
+/**
+ * Splits `points` among path segments: one each, and the rest in proportion to how much F changes
+ * across each segment (|change|), rounded by largest remainders (earlier segments win ties) so the
+ * counts add up to `points`. When F does not change at all the rest is spread evenly.
+ *
+ * @example
+ * allocateByChange([0, 3, 1, 0], 12); // Int32Array [1, 7, 3, 1]
+ */
+export function allocateByChange(changes: ArrayLike<number>, points: number): Int32Array {
+  const n = changes.length;
+  if (n < 1) throw new LensError('INVALID_ARGUMENT', 'allocateByChange needs at least one segment');
+  if (!Number.isInteger(points) || points < n) {
+    throw new LensError('INVALID_ARGUMENT', `${points} gradient points cannot give each of ${n} segments one: use at least ${n} steps or fewer segments`);
+  }
+  const magnitude = Array.from(changes, (c, j) => {
+    if (!Number.isFinite(c)) throw new LensError('INVALID_ARGUMENT', `the change of F across segment ${j} is ${c}: the model's score is not finite on the path`);
+    return Math.abs(c);
+  });
+  const totalChange = magnitude.reduce((a, b) => a + b, 0);
+  const extra = points - n;
+  const share = magnitude.map((m) => (totalChange > 0 ? (extra * m) / totalChange : extra / n));
+  const counts = Int32Array.from(share, (x) => 1 + Math.floor(x));
+  let left = points - counts.reduce((a, b) => a + b, 0);
+  const order = share.map((x, j) => ({ remainder: x - Math.floor(x), j })).sort((p, q) => q.remainder - p.remainder || p.j - q.j);
+  for (let k = 0; left > 0; k = (k + 1) % n, left--) counts[order[k]!.j]! += 1;
+  return counts;
+}
+
+/**
+ * The nonuniform rule's points (after arXiv 2302.11107): `scores` are F at the `segments + 1`
+ * uniform grid points alpha = j / segments (both ends included); `steps` points are spread over
+ * the segments by {@link allocateByChange} and placed at Gauss-Legendre nodes within each.
+ * Weights sum to 1; alphas ascend; `counts` are the points per segment.
+ *
+ * @example
+ * const q = nonUniformQuadrature([0, 0, 0.9, 1, 1], 12); // q.counts = [1, 8, 2, 1]: 10 points in [0.25, 0.75]
+ */
+export function nonUniformQuadrature(scores: ArrayLike<number>, steps: number): Quadrature & { counts: Int32Array } {
+  const segments = scores.length - 1;
+  if (segments < 1) throw new LensError('INVALID_ARGUMENT', 'the nonuniform rule needs F at 2 or more grid points');
+  const counts = allocateByChange(
+    Array.from({ length: segments }, (_, j) => scores[j + 1]! - scores[j]!),
+    steps,
+  );
+  const alphas = new Float64Array(steps);
+  const weights = new Float64Array(steps);
+  let k = 0;
+  counts.forEach((m, j) => {
+    const q = quadrature('gausslegendre', m);
+    for (let i = 0; i < m; i++, k++) {
+      alphas[k] = (j + q.alphas[i]!) / segments;
+      weights[k] = q.weights[i]! / segments;
+    }
+  });
+  return { alphas, weights, counts };
 }

@@ -11,7 +11,7 @@ import { gradCam } from './gradcam.js';
 import { gradientTimesInput, smoothGrad, vanillaGradient, varGrad } from './gradients.js';
 import { guidedIntegratedGradients } from './guided-ig.js';
 import { expectedGradients, integratedGradients } from './integrated-gradients.js';
-import type { IntegrationRule } from './integration.js';
+import type { IgRule } from './integration.js';
 import { occlusion } from './occlusion.js';
 import { rise } from './rise.js';
 import type { Attribution, AttributionMethod, CommonOptions, ImageInput } from './types.js';
@@ -69,7 +69,11 @@ export interface MethodSettings extends CommonOptions {
   baseline?: BaselineSpec;
   /** IG/Blur IG/Guided IG steps, Expected Gradients samples, XRAI's IG steps. */
   steps?: number;
-  rule?: IntegrationRule;
+  rule?: IgRule;
+  /** IG with rule 'adaptive': relative completeness delta to stop under. */
+  tolerance?: number;
+  /** IG with rule 'nonuniform' or 'adaptive': sweep or initial segments. */
+  segments?: number;
   /** Expected Gradients reference images. */
   references?: readonly ImageInput[];
   /** SmoothGrad/VarGrad noisy samples. */
@@ -104,7 +108,7 @@ function single(name: MethodName): AttributionMethod<MethodSettings> {
   return (model, image, s = {}) => {
     switch (name) {
       case 'ig':
-        return integratedGradients(model, image, pick(s, ['baseline', 'steps', 'rule', 'returnPath']));
+        return integratedGradients(model, image, pick(s, ['baseline', 'steps', 'rule', 'tolerance', 'segments', 'returnPath']));
       case 'eg':
         if (!s.references?.length) throw new LensError('INVALID_ARGUMENT', 'expected gradients (eg) needs reference images to draw baselines from');
         return expectedGradients(model, image, { ...pick(s, ['returnPath']), references: s.references, ...(s.steps !== undefined ? { samples: s.steps } : {}) });

@@ -4,7 +4,7 @@
  * the user gave, and the `.npy` written by the CLI has the shape of the input tensor.
  */
 import type { ScoreKind } from '../models/model.js';
-import type { IntegrationRule } from './integration.js';
+import type { IgRule } from './integration.js';
 
 /** One image, row-major HWC, values 0..255 (`Pixels` from src/image fits). */
 export interface ImageInput {
@@ -68,7 +68,7 @@ export interface Attribution extends ImageInput {
   /** Baseline description, for methods that use one. */
   baseline?: string;
   steps?: number;
-  rule?: IntegrationRule;
+  rule?: IgRule;
   completeness?: Completeness;
   /** Input-gradient evaluations spent (one per image per gradient call). */
   gradientEvaluations: number;

@@ -73,6 +73,27 @@ describe('lens explain', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/unknown method "lime"/);
   });
+
+  it('takes the nonuniform and adaptive rules through --rule and records their cost', async () => {
+    const out = join(dir, 'explain-rules');
+    const image = join(imagesDir, 'a.png');
+    const adaptive = await runLens(['explain', '--model', modelDir, image, '--rule', 'adaptive', '--steps', '64', '--out', out, '--json', '--backend', 'cpu']);
+    expect(adaptive.stderr).not.toMatch(/lens:/);
+    expect(adaptive.code).toBe(0);
+    const a = JSON.parse(adaptive.stdout) as Record<string, any>;
+    expect(a).toMatchObject({ rule: 'adaptive', steps: 64 });
+    expect(a.gradientEvaluations).toBeLessThanOrEqual(64);
+    const saved = JSON.parse(await readFile(a.files.json, 'utf8')) as Record<string, any>;
+    expect(saved.details).toMatchObject({ converged: true, tolerance: 0.01 });
+    expect(a.completeness.relative).toBeLessThan(0.01);
+    expect(saved.forwardEvaluations).toBeGreaterThanOrEqual(2 + 3);
+    const nonuniform = await runLens(['explain', '--model', modelDir, image, '--rule', 'non-uniform', '--steps', '16', '--out', out, '--json', '--backend', 'cpu']);
+    expect(nonuniform.code).toBe(0);
+    expect(JSON.parse(nonuniform.stdout)).toMatchObject({ rule: 'nonuniform', steps: 16, gradientEvaluations: 16 });
+    const bad = await runLens(['explain', '--model', modelDir, image, '--rule', 'adaptive', '--steps', '4', '--out', out, '--backend', 'cpu']);
+    expect(bad.code).toBe(1);
+    expect(bad.stderr).toMatch(/needs steps >= 8 per baseline, got 4/);
+  });
 });
 
 describe('lens compare', () => {
