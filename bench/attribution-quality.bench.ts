@@ -3,7 +3,8 @@
  * generated images (seed 2024), IG with each baseline (black, white, model zero, blur, uniform,
  * gaussian, maximum distance, expected gradients over the other images), then other methods on a
  * subset. Per row: share of positive attribution inside the object mask, pointing game, deletion
- * and insertion AUC, completeness delta; means with 95% intervals.
+ * and insertion AUC, completeness delta; means with 95% intervals (Student t; Wilson score for the
+ * pointing game, a proportion).
  *
  * `npx tsx bench/attribution-quality.bench.ts` (`BENCH_QUICK=1`: 10 images)
  */
@@ -18,12 +19,13 @@ import {
   maskScores,
   meanInterval,
   parseMethod,
+  proportionInterval,
   runMethod,
   type AttributionMethod,
   type BaselineEntry,
   type MethodSettings,
   type CompareImage,
-  type MeanInterval,
+  type Interval,
 } from '../src/attribution/index.js';
 import { generateShapes } from '../src/datasets/shapes.js';
 import { loadImageModel } from '../src/models/load.js';
@@ -36,7 +38,7 @@ const METHOD_IMAGES = QUICK ? 5 : 30;
 const STEPS = 64;
 const SEED = 2024;
 
-const fmt = (m: MeanInterval | undefined): Cell => (m ? `${m.mean.toFixed(3)} [${m.low.toFixed(3)}, ${m.high.toFixed(3)}]` : null);
+const fmt = (m: Interval | undefined): Cell => (m ? `${m.mean.toFixed(3)} [${m.low.toFixed(3)}, ${m.high.toFixed(3)}]` : null);
 
 const info = await initBackend();
 const modelDir = join(here, '../models/shapes-resnet');
@@ -125,7 +127,7 @@ for (const name of methods) {
     baseline: name === 'gradcam' || name === 'rise' || name === 'gradient' ? null : name === 'blur_ig' ? 'blur' : name === 'xrai' ? 'black+white' : 'black',
     images: share.length,
     'mask share (mean [95% CI])': share.length ? fmt(meanInterval(share)) : `skipped: ${skipped}`,
-    'pointing game': share.length ? fmt(meanInterval(pointing)) : null,
+    'pointing game': share.length ? fmt(proportionInterval(pointing)) : null,
     'deletion AUC': share.length ? fmt(meanInterval(deletion)) : null,
     'insertion AUC': share.length ? fmt(meanInterval(insertion)) : null,
   });
@@ -159,7 +161,7 @@ const black = result.summary.black?.maskShare;
 writeBenchResult('attribution-quality', 'Attribution quality on the shapes dataset (bundled model, ground-truth masks)', rows, [
   `${IMAGES} images from generateShapes({ seed: ${SEED}, size: ${size} }); model accuracy on them ${(accuracy * 100).toFixed(1)}%; target = the model's top class.`,
   `IG: ${STEPS} steps, gausslegendre; expected gradients: ${STEPS} samples drawn from the other ${IMAGES - 1} images. Other methods on the first ${METHOD_IMAGES} images.`,
-  'mask share = positive attribution inside the object mask / all positive attribution (channel sums); pointing game = the largest channel-summed attribution lies inside the mask.',
+  'mask share = positive attribution inside the object mask / all positive attribution (channel sums); pointing game = share of images whose largest channel-summed attribution lies inside the mask, with its 95% Wilson score interval (the other intervals are Student t).',
   'deletion/insertion AUC: target probability while removing (black fill) / inserting (into the image blurred with sigma 5) pixels in order of attribution, 16 steps.',
   `Goal: IG with the black baseline puts > 70% of positive attribution inside the mask: ${black ? `${(black.mean * 100).toFixed(1)}% -> ${black.mean > 0.7 ? 'met' : 'NOT met'}` : 'n/a'}.`,
   'randomisation rows: Spearman rank correlation of |channel-summed map| with the original after re-initialising the top layer, and after all layers (cascading, Keras initialisers); IG with 16 steps, SmoothGrad with 10 samples.',

@@ -2,16 +2,17 @@
  * Comparing IG baselines on a set of images, as Sturmfels et al. (Distill 2020) did: for each
  * image and baseline, Integrated Gradients and its quality metrics (completeness, deletion and
  * insertion AUC, and with object masks the share of positive attribution inside the mask and the
- * pointing game), then per-baseline means with 95% intervals.
+ * pointing game), then per-baseline means with 95% intervals (Student t; Wilson score for the
+ * pointing game, a proportion of hits).
  */
 import { LensError } from '../errors.js';
 import type { ImageModel } from '../models/model.js';
 import { describeBaseline, type BaselineSpec } from './baselines.js';
 import { checkImage, forwardRows } from './engine.js';
 import { expectedGradients, integratedGradients } from './integrated-gradients.js';
-import type { IntegrationRule } from './integration.js';
+import type { IgRule } from './integration.js';
 import { attributionCurve, maskScores } from './metrics.js';
-import { meanInterval, type MeanInterval } from './stats.js';
+import { meanInterval, proportionInterval, type Interval } from './stats.js';
 import { resolveTarget } from './targets.js';
 import type { Attribution, ImageInput, ProgressCallback, TargetSpec } from './types.js';
 
@@ -31,7 +32,7 @@ export interface BaselineEntry {
 export interface CompareOptions {
   /** IG steps per baseline; Expected Gradients samples. Default 64. */
   steps?: number;
-  rule?: IntegrationRule;
+  rule?: IgRule;
   target?: TargetSpec;
   batchSize?: number;
   seed?: number;
@@ -47,6 +48,9 @@ export interface CompareOptions {
 
 export const COMPARE_METRICS = ['relativeDelta', 'deletionAuc', 'insertionAuc', 'maskShare', 'pointing'] as const;
 export type CompareMetric = (typeof COMPARE_METRICS)[number];
+
+/** Metrics whose per-image values are 0/1 outcomes: summarised as proportions with Wilson intervals. */
+export const PROPORTION_METRICS: ReadonlySet<CompareMetric> = new Set<CompareMetric>(['pointing']);
 
 /** One image and baseline. */
 export interface CompareRow {
@@ -64,11 +68,14 @@ export interface CompareRow {
   pointing?: number;
 }
 
+/** Per baseline, per metric: the estimate with its 95% interval. */
+export type CompareSummary = Record<string, Partial<Record<CompareMetric, Interval>>>;
+
 export interface CompareResult {
   baselines: string[];
   rows: CompareRow[];
-  /** Per baseline, per metric: mean with 95% interval. */
-  summary: Record<string, Partial<Record<CompareMetric, MeanInterval>>>;
+  /** Per baseline, per metric: mean with its 95% interval, a ProportionInterval (Wilson) for {@link PROPORTION_METRICS}. */
+  summary: CompareSummary;
   /** attributions[i][b] for the first `keep` images. */
   attributions: Attribution[][];
   gradientEvaluations: number;
@@ -139,17 +146,30 @@ export async function compareBaselines(model: ImageModel, images: readonly Compa
     }
     if (i < keep) attributions.push(kept);
   }
-  const summary: CompareResult['summary'] = {};
-  for (const entry of baselines) {
-    const mine = rows.filter((r) => r.baseline === entry.name);
-    const s: Partial<Record<CompareMetric, MeanInterval>> = {};
+  const names = baselines.map((b) => b.name);
+  return { baselines: names, rows, summary: compareSummary(rows, names), attributions, gradientEvaluations };
+}
+
+/**
+ * Per baseline and metric, the 95% interval over the images: Student t for means, Wilson score
+ * for {@link PROPORTION_METRICS} (so the pointing game's interval stays inside [0, 1]). Missing
+ * and non-finite values are left out.
+ *
+ * @example
+ * compareSummary(rows, ['black']).black?.pointing; // { mean: 0.9, low: 0.596, high: 0.982, successes: 9, n: 10, level: 0.95 }
+ */
+export function compareSummary(rows: readonly CompareRow[], baselines: readonly string[]): CompareSummary {
+  const summary: CompareSummary = {};
+  for (const name of baselines) {
+    const mine = rows.filter((r) => r.baseline === name);
+    const s: Partial<Record<CompareMetric, Interval>> = {};
     for (const metric of COMPARE_METRICS) {
       const values = mine.map((r) => r[metric]).filter((v): v is number => v !== undefined && Number.isFinite(v));
-      if (values.length > 0) s[metric] = meanInterval(values);
+      if (values.length > 0) s[metric] = PROPORTION_METRICS.has(metric) ? proportionInterval(values) : meanInterval(values);
     }
-    summary[entry.name] = s;
+    summary[name] = s;
   }
-  return { baselines: baselines.map((b) => b.name), rows, summary, attributions, gradientEvaluations };
+  return summary;
 }
 
 const METRIC_TITLES: Record<CompareMetric, string> = {
@@ -178,7 +198,7 @@ export function compareMarkdown(result: CompareResult, title = 'IG baselines'): 
   const lines = [
     `# ${title}`,
     '',
-    `${n} images; each cell is the mean with its 95% confidence interval (Student t).`,
+    `${n} images; each cell is the mean with its 95% confidence interval (Student t${metrics.includes('pointing') ? '; for the pointing game, the share of hits with its Wilson score interval' : ''}).`,
     '',
     `| baseline | ${metrics.map((m) => METRIC_TITLES[m]).join(' | ')} |`,
     `|---|${metrics.map(() => '---').join('|')}|`,

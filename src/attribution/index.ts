@@ -5,6 +5,7 @@
 export * from './types.js';
 export { seededRandom, type Random } from './random.js';
 export * from './integration.js';
+export { ADAPTIVE_INITIAL_SEGMENTS, ADAPTIVE_TOLERANCE } from './adaptive-rules.js';
 export * from './baselines.js';
 export { defaultBatchSize, forwardRows, toProbabilities, type PathPoint } from './engine.js';
 export * from './targets.js';

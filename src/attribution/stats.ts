@@ -1,6 +1,8 @@
 /**
- * Statistics for comparing attribution methods: means with Student-t confidence intervals, and
- * Spearman rank correlation (the sanity check's similarity of maps).
+ * Statistics for comparing attribution methods: means with Student-t confidence intervals,
+ * proportions (pointing game hits) with Wilson score intervals, which stay inside [0, 1] where a
+ * t-interval of 0/1 outcomes does not, and Spearman rank correlation (the sanity check's
+ * similarity of maps).
  */
 import { LensError } from '../errors.js';
 
@@ -15,6 +17,26 @@ export interface MeanInterval {
   n: number;
   /** Confidence level, e.g. 0.95. */
   level: number;
+}
+
+/** A proportion of successes with its Wilson score interval. */
+export interface ProportionInterval {
+  /** successes / n (NaN when n = 0); called `mean` like {@link MeanInterval}'s, so tables show both alike. */
+  mean: number;
+  /** Lower and upper ends of the interval, always within [0, 1] (NaN when n = 0). */
+  low: number;
+  high: number;
+  successes: number;
+  n: number;
+  /** Confidence level, e.g. 0.95. */
+  level: number;
+}
+
+/** An estimate with its confidence interval: a mean (Student t) or a proportion (Wilson score). */
+export type Interval = MeanInterval | ProportionInterval;
+
+function checkLevel(level: number): void {
+  if (!(level > 0 && level < 1)) throw new LensError('INVALID_ARGUMENT', `confidence level must be in (0, 1), got ${level}`);
 }
 
 /** Arithmetic mean (NaN for an empty list). */
@@ -88,6 +110,77 @@ export function studentTQuantile(p: number, df: number): number {
     else hi = mid;
   }
   return (lo + hi) / 2;
+}
+
+/**
+ * The standard normal CDF, from erf(x) = 2/sqrt(pi) exp(-x^2) sum 2^n x^(2n+1) / (1*3*...*(2n+1)),
+ * a series of positive terms (no cancellation) that is exact to double precision for the |x| < 9
+ * where the CDF is not already 0 or 1.
+ */
+export function normalCdf(z: number): number {
+  const x = Math.abs(z) / Math.SQRT2;
+  if (x > 9) return z > 0 ? 1 : 0;
+  let term = x;
+  let sum = x;
+  for (let n = 1; term > sum * 1e-17; n++) {
+    term *= (2 * x * x) / (2 * n + 1);
+    sum += term;
+  }
+  const erf = Math.min(1, (2 / Math.sqrt(Math.PI)) * Math.exp(-x * x) * sum);
+  return z >= 0 ? 0.5 + 0.5 * erf : 0.5 - 0.5 * erf;
+}
+
+/** The z with P(Z <= z) = p for a standard normal Z, by bisection on the CDF. */
+export function normalQuantile(p: number): number {
+  if (!(p > 0 && p < 1)) throw new LensError('INVALID_ARGUMENT', `probability must be in (0, 1), got ${p}`);
+  let lo = -40;
+  let hi = 40;
+  for (let i = 0; i < 200 && hi - lo > 1e-15; i++) {
+    const mid = (lo + hi) / 2;
+    if (normalCdf(mid) < p) lo = mid;
+    else hi = mid;
+  }
+  return (lo + hi) / 2;
+}
+
+/**
+ * The Wilson score interval of `successes` out of `n` (default 95%): the proportions p whose
+ * normal test against the observed share does not reject at `level`. Unlike a t-interval of 0/1
+ * outcomes it stays inside [0, 1] and is not zero-width at 0/n or n/n.
+ *
+ * @example
+ * wilsonInterval(10, 10); // { mean: 1, low: 0.722..., high: 1, successes: 10, n: 10, level: 0.95 }
+ * wilsonInterval(5, 10);  // { mean: 0.5, low: 0.237..., high: 0.763..., ... }
+ */
+export function wilsonInterval(successes: number, n: number, level = 0.95): ProportionInterval {
+  checkLevel(level);
+  if (!Number.isInteger(n) || n < 0 || !Number.isInteger(successes) || successes < 0 || successes > n) {
+    throw new LensError('INVALID_ARGUMENT', `a proportion needs whole numbers 0 <= successes <= n, got ${successes} of ${n}`);
+  }
+  if (n === 0) return { mean: NaN, low: NaN, high: NaN, successes, n, level };
+  const z = normalQuantile(1 - (1 - level) / 2);
+  const p = successes / n;
+  const z2n = (z * z) / n;
+  const centre = (p + z2n / 2) / (1 + z2n);
+  const half = (z * Math.sqrt((p * (1 - p)) / n + z2n / (4 * n))) / (1 + z2n);
+  // At 0/n and n/n one end is exactly 0 or 1; rounding would otherwise leave it a hair off.
+  const low = successes === 0 ? 0 : Math.max(0, centre - half);
+  const high = successes === n ? 1 : Math.min(1, centre + half);
+  return { mean: p, low, high, successes, n, level };
+}
+
+/**
+ * The proportion of hits among 0/1 outcomes (e.g. pointing game per image) with its Wilson score
+ * interval. NaN values are left out; anything else but 0 and 1 is an error.
+ *
+ * @example
+ * proportionInterval([1, 1, 0, 1]); // { mean: 0.75, successes: 3, n: 4, low: 0.30..., high: 0.95..., level: 0.95 }
+ */
+export function proportionInterval(outcomes: readonly number[], level = 0.95): ProportionInterval {
+  const v = outcomes.filter((x) => !Number.isNaN(x));
+  const bad = v.find((x) => x !== 0 && x !== 1);
+  if (bad !== undefined) throw new LensError('INVALID_ARGUMENT', `a proportion counts outcomes of 0 or 1, got ${bad}`);
+  return wilsonInterval(v.filter((x) => x === 1).length, v.length, level);
 }
 
 /**
