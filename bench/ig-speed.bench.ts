@@ -3,9 +3,12 @@
  *
  * Workloads: ResNet50 at 224x224 (random weights: timing only), the MLPerf Tiny ResNet-8 at 32x32
  * (../shared/models-external) and the bundled shapes model (when models/shapes-resnet exists).
- * Engines: `main thread` = the model in this thread (batch norms folded, attribution gradients,
- * batches split to fit memory); `N workers` = parallelGradientModel with one worker per core
- * (with tfjs-node-gpu installed the pool runs in-process on the GPU and says so).
+ * Engines: `onnxruntime` = the model compiled to ONNX forward and input-gradient graphs on
+ * onnxruntime-node's native CPU kernels (src/onnx; the default engine for Keras/tfjs models when
+ * tfjs-node is absent); `main thread` = TensorFlow.js in this thread (batch norms folded,
+ * attribution gradients, batches split to fit memory); `N workers` = parallelGradientModel with
+ * one wasm worker per core (with tfjs-node-gpu installed the pool runs in-process on the GPU and
+ * says so).
  * For ResNet50 an ablation shows what each optimisation gives, and the PyTorch peer
  * (bench/pytorch_peer.py, torchvision resnet50, same thread count) runs in the same process
  * tree when Debian's python3-torch is installed.
@@ -32,6 +35,7 @@ import type { ImageModel } from '../src/models/model.js';
 import type { PreprocessingName } from '../src/models/preprocess.js';
 import { foldBatchNorm } from '../src/models/optimize/index.js';
 import { buildResNet50 } from '../src/models/zoo/resnet50.js';
+import { loadOnnxRuntime, onnxImageModel } from '../src/onnx/index.js';
 import { median, timeRuns, withPeakRss, writeBenchResult, type Cell } from './lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -163,7 +167,16 @@ async function main(): Promise<void> {
   const peer = QUICK ? { error: 'skipped (BENCH_QUICK)' } : runPeer(info.gpu);
   const rows: Row[] = [];
   const plans: string[] = [];
+  const runtime = await loadOnnxRuntime();
+  if (!runtime.available) notes.push(`onnxruntime: not measured (${runtime.reason})`);
   for (const workload of await workloads()) {
+    if (runtime.available) {
+      const folded = (await foldBatchNorm(workload.layers)).model;
+      const model = await onnxImageModel(folded, { name: workload.name, preprocessing: workload.preprocessing });
+      folded.dispose();
+      rows.push(...(await measure(workload, `onnxruntime ${runtime.version} (${runtime.threads} threads)`, model)));
+      model.dispose();
+    }
     const single: BatchPlan[] = [];
     rows.push(...(await measure(workload, 'main thread', await singleThread(workload, true, single))));
     for (const p of single) plans.push(`${workload.name} main thread ${p.op}: ${(p.bytesPerImage / 2 ** 20).toFixed(0)} MiB/image -> batch ${p.batch}`);
@@ -201,7 +214,14 @@ async function main(): Promise<void> {
       const ref = op.startsWith('IG') ? (peer.ig_s_per_image ?? NaN) * 1000 : peer.rows.find((p) => p.op === op && p.batch === r.batch)?.ms_per_image;
       if (ref === undefined || !Number.isFinite(ref)) continue;
       r['PyTorch ms/image'] = ref;
-      r['tfjs/PyTorch'] = (r['ms/image'] as number) / ref;
+      r['x PyTorch time'] = (r['ms/image'] as number) / ref;
+    }
+    const igOf = (prefix: string) => rows.find((r) => String(r.workload).startsWith('resnet50') && String(r.engine).startsWith(prefix) && String(r.op).startsWith('IG'));
+    for (const prefix of ['onnxruntime', 'main thread', `${CORES} workers`]) {
+      const r = igOf(prefix);
+      const ratio = r?.['x PyTorch time'];
+      if (typeof ratio !== 'number') continue;
+      notes.push(`Goal (IG-${IG_STEPS}, ResNet50 224, within 2x of PyTorch): ${r!.engine} takes ${ratio.toFixed(2)}x PyTorch's time -> ${ratio <= 1 ? 'parity met' : ratio <= 2 ? 'within 2x met' : 'not met'}.`);
     }
     for (const p of peer.rows) rows.push({ workload: 'resnet50-224', engine: `PyTorch ${peer.torch} (${peer.device === 'cuda' ? 'GPU' : `${peer.threads} threads`})`, op: p.op, batch: p.batch, 'ms/image': p.ms_per_image, 'images/s': 1000 / p.ms_per_image, 'peak RSS MiB': Math.round(peer.peak_rss_mib ?? 0) });
     rows.push({ workload: 'resnet50-224', engine: `PyTorch ${peer.torch} (${peer.device === 'cuda' ? 'GPU' : `${peer.threads} threads`})`, op: `IG-${IG_STEPS}`, batch: IG_BATCH, 'ms/image': (peer.ig_s_per_image ?? NaN) * 1000, 'images/s': 1 / (peer.ig_s_per_image ?? NaN) });
@@ -211,6 +231,8 @@ async function main(): Promise<void> {
   }
   notes.push(
     `Backend in this thread: ${describeBackend(info)}; workers: ${CORES} x wasm (each single-threaded: tfjs disables wasm threads in Node).`,
+    'onnxruntime rows: the same folded LayersModel compiled by src/onnx (forward graph, and a gradient graph with hand-written backward rules: transposed convolutions, ReLU masks, max-pool scatter); intra-op threads = cores; no filter gradients.',
+    'peak RSS MiB is the process high-water mark while that engine ran; engines run one after another in one process, so later rows include earlier peaks.',
     'ms/image = median wall time of a call / batch. IG = integratedGradients(steps, gausslegendre, black baseline), batch 10 per call, one image; its ms/image is the whole attribution.',
     'Engines fold inference batch norms into the convolutions and compute input gradients only (src/backend/gradients.ts); calls are split to fit the wasm heap (src/backend/memory.ts).',
     ...plans.map((p) => `Batch plan: ${p}`),
@@ -220,7 +242,7 @@ async function main(): Promise<void> {
     process.stdout.write(`${JSON.stringify({ rows, notes }, null, 1)}\n`);
     return;
   }
-  writeBenchResult('ig-speed', 'Integrated Gradients speed: tfjs (wasm) vs PyTorch', rows, notes);
+  writeBenchResult('ig-speed', 'Integrated Gradients speed: onnxruntime and tfjs (wasm) engines vs PyTorch', rows, notes);
 }
 
 await main();

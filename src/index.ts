@@ -8,6 +8,7 @@ export * from './backend/memory.js';
 export { describeLayersModel, loadModelDescription, type ModelDescription, type LoadDescriptionOptions } from './backend/model-description.js';
 export * from './backend/workers.js';
 export * from './models/optimize/index.js';
+export * from './onnx/index.js';
 export * from './models/model.js';
 export * from './models/preprocess.js';
 export * from './image/index.js';

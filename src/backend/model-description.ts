@@ -119,6 +119,8 @@ export async function loadModelDescription(source: ModelDescription, options: Lo
         ...(source.preprocess ? { preprocess: source.preprocess } : {}),
         ...(source.labels ? { labels: source.labels } : {}),
         ...(source.signature ? { signature: source.signature } : {}),
+        // Descriptions feed the wasm worker pool, whose parallelism is one tfjs backend per worker.
+        engine: 'tfjs',
       });
     }
     case 'layers': {

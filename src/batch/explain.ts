@@ -36,6 +36,8 @@ export interface AttributionExplainerOptions {
   /** Also store the raw attributions as .npy. Default true. */
   npy?: boolean;
   backend?: string;
+  /** Engine for Keras/tfjs models: auto, onnxruntime, tfjs (see loadImageModel). */
+  engine?: string;
 }
 
 /** An explainer bound to a loaded model. */
@@ -77,6 +79,7 @@ export async function createAttributionExplainer(options: AttributionExplainerOp
     ...(options.preprocess ? { preprocess: options.preprocess } : {}),
     ...(options.labels ? { labels: options.labels } : {}),
     ...(options.backend ? { backend: options.backend } : {}),
+    ...(options.engine ? { engine: options.engine } : {}),
   });
   if (attribution.FORWARD_ONLY_METHODS.includes(method.name) === false && !model.gradient) {
     model.dispose();

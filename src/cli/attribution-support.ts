@@ -1,14 +1,131 @@
 /**
- * What `lens explain`, `lens compare` and `lens verify` share: finding image files, loading them
- * at the model's input size, a progress bar on stderr, and option parsing helpers.
- * Imported inside command actions only, so `lens --help` stays fast.
+ * What `lens explain`, `lens batch`, `lens compare` and `lens verify` share: the attribution flags
+ * (defined once, with their parsing), finding image files, loading them at the model's input
+ * size, a progress bar on stderr, and option parsing helpers.
+ * Commands add the shared flags when they register, so this module loads only light modules at
+ * the top (images, models and the progress bar are imported inside the functions that use them),
+ * which keeps `lens --help` fast.
  */
 import { readdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
+import type { Command } from 'commander';
 import { LensError, isLensError } from '../errors.js';
-import { isUrl, loadPixels, parseResizeMode, type Pixels } from '../image/index.js';
+import type { Pixels } from '../image/index.js';
+import { isUrl } from '../image/url.js';
 import type { ImageModel } from '../models/model.js';
 import type { Progress, ProgressCallback } from '../attribution/types.js';
+
+/** Flags that more than one attribution command takes; see {@link addAttributionFlags}. */
+export type AttributionFlag =
+  | 'method'
+  | 'baseline'
+  | 'steps'
+  | 'rule'
+  | 'target'
+  | 'singleTarget'
+  | 'viz'
+  | 'sign'
+  | 'preprocess'
+  | 'resize'
+  | 'labels'
+  | 'batchSize'
+  | 'seed'
+  | 'backend'
+  | 'engine'
+  | 'progress';
+
+const ATTRIBUTION_FLAGS: Record<AttributionFlag, { flags: string; description: string; defaultValue?: string }> = {
+  method: { flags: '--method <name>', description: 'ig, eg, gradient, gradient_x_input, smoothgrad[:METHOD], vargrad[:METHOD], blur_ig, guided_ig, xrai, gradcam, occlusion, rise', defaultValue: 'ig' },
+  baseline: { flags: '--baseline <spec>', description: 'black, white, zero, uniform, gaussian[:sigma=S], blur[:sigma=S], maxdist, image:PATH; join with + to average', defaultValue: 'black' },
+  steps: { flags: '--steps <n>', description: 'path steps (IG 50, Blur IG 100, Guided IG 128); Expected Gradients samples' },
+  rule: { flags: '--rule <rule>', description: 'riemann_left, riemann_right, riemann_middle, riemann_trapezoid, gausslegendre, nonuniform, adaptive', defaultValue: 'gausslegendre' },
+  target: { flags: '--target <target>', description: 'top1, topK (each of the k best), a class index, or a label', defaultValue: 'top1' },
+  // For commands that write one explanation per image.
+  singleTarget: { flags: '--target <target>', description: 'top1, a class index or a label', defaultValue: 'top1' },
+  viz: { flags: '--viz <method>', description: 'heat_map, blended_heat_map, masked_image, alpha_scaling, saliency_grayscale, saliency_diverging, overlay, outline', defaultValue: 'blended_heat_map' },
+  sign: { flags: '--sign <sign>', description: 'all, positive, negative, absolute_value', defaultValue: 'absolute_value' },
+  preprocess: { flags: '--preprocess <name>', description: 'raw, unit, symmetric, caffe, torch (default: what the model declares, else raw)' },
+  resize: { flags: '--resize <mode>', description: 'pad, crop or squash to the model input size', defaultValue: 'pad' },
+  labels: { flags: '--labels <file>', description: 'class labels, one per line (or a JSON array)' },
+  batchSize: { flags: '--batch-size <n>', description: 'images per model call (memory grows with it, not with steps)' },
+  seed: { flags: '--seed <n>', description: 'seed for random baselines and sampling methods', defaultValue: '0' },
+  backend: { flags: '--backend <name>', description: 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu' },
+  engine: { flags: '--engine <name>', description: 'runs Keras/tfjs models: auto (onnxruntime native CPU when available), onnxruntime, tfjs (or LENS_ENGINE)' },
+  progress: { flags: '--no-progress', description: 'no progress bar on stderr' },
+};
+
+/**
+ * Adds shared attribution flags to a command, in the order given (help lists them so).
+ *
+ * @example
+ * addAttributionFlags(program.command('explain'), ['method', 'baseline', 'steps']);
+ */
+export function addAttributionFlags(command: Command, names: readonly AttributionFlag[]): Command {
+  for (const name of names) {
+    const { flags, description, defaultValue } = ATTRIBUTION_FLAGS[name];
+    if (defaultValue === undefined) command.option(flags, description);
+    else command.option(flags, description, defaultValue);
+  }
+  return command;
+}
+
+/** The shared flags as commander parses them (camelCase keys; `progress` is false with --no-progress). */
+export interface AttributionFlagValues {
+  method: string;
+  baseline: string;
+  steps?: string;
+  rule: string;
+  target: string;
+  viz: string;
+  sign: string;
+  preprocess?: string;
+  resize: string;
+  labels?: string;
+  batchSize?: string;
+  seed: string;
+  backend?: string;
+  engine?: string;
+  progress: boolean;
+  json?: boolean;
+}
+
+/**
+ * The numeric shared flags, checked: --steps and --batch-size positive integers (when given),
+ * --seed an integer.
+ *
+ * @example
+ * attributionNumbers({ steps: '32', seed: '7' }); // { steps: 32, seed: 7 }
+ */
+export function attributionNumbers(flags: Pick<AttributionFlagValues, 'steps' | 'batchSize' | 'seed'>): { steps?: number; batchSize?: number; seed: number } {
+  const seed = Number(flags.seed);
+  if (!Number.isInteger(seed)) throw new LensError('INVALID_ARGUMENT', `--seed must be an integer, got "${flags.seed}"`);
+  return {
+    seed,
+    ...(flags.steps !== undefined ? { steps: positiveInt(flags.steps, '--steps') } : {}),
+    ...(flags.batchSize !== undefined ? { batchSize: positiveInt(flags.batchSize, '--batch-size') } : {}),
+  };
+}
+
+/**
+ * What the shared flags ask of model loading (--preprocess, --labels, --backend, --engine), as options for
+ * loadImageModel.
+ *
+ * @example
+ * await loadImageModel(flags.model, modelLoadFlags(flags));
+ */
+export function modelLoadFlags(flags: Pick<AttributionFlagValues, 'preprocess' | 'labels' | 'backend' | 'engine'>): { preprocess?: string; labels?: string; backend?: string; engine?: string } {
+  return {
+    ...(flags.preprocess ? { preprocess: flags.preprocess } : {}),
+    ...(flags.labels ? { labels: flags.labels } : {}),
+    ...(flags.backend ? { backend: flags.backend } : {}),
+    ...(flags.engine ? { engine: flags.engine } : {}),
+  };
+}
+
+/** Whether to draw a progress bar: not with --no-progress or --json, and only on a terminal. */
+export function wantsProgressBar(flags: Pick<AttributionFlagValues, 'progress' | 'json'>): boolean {
+  return flags.progress && !flags.json && process.stderr.isTTY === true;
+}
 
 export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.bmp', '.webp', '.gif', '.tif', '.tiff'];
 
@@ -55,6 +172,7 @@ export function imageStem(path: string): string {
 
 /** Loads images at the model's input size and channel count. */
 export async function loadModelImages(paths: readonly string[], model: Pick<ImageModel, 'inputShape'>, resize = 'pad'): Promise<Pixels[]> {
+  const { loadPixels, parseResizeMode } = await import('../image/index.js');
   const mode = parseResizeMode(resize);
   const [h, w, c] = model.inputShape;
   if (c !== 1 && c !== 3) throw new LensError('MODEL_UNSUPPORTED', `the model takes ${c}-channel images; images can be loaded with 1 or 3 channels`);

@@ -109,7 +109,7 @@ export interface DemoResult {
     savedModel: string;
     images: string[];
   };
-  model: { name: string; inputShape: readonly [number, number, number]; classes: number; output: string; preprocessing: string };
+  model: { name: string; inputShape: readonly [number, number, number]; classes: number; output: string; preprocessing: string; engine: string };
   export: Pick<ExportResult, 'dir' | 'signatures' | 'nodes' | 'savedModelBytes' | 'variablesBytes'>;
   validation: ServableValidation;
   server: { grpc: string; rest: string; model: string };
@@ -193,7 +193,7 @@ function report(r: Omit<DemoResult, 'seconds' | 'files'> & { gridFile: string; i
     '',
     '## Integrated Gradients, three baselines',
     '',
-    `${r.steps} steps (Gauss-Legendre) per baseline, explaining each image's top-1 class. Completeness delta = |sum(attribution) - (F(x) - F(baseline))| with F the ${r.model.output};` +
+    `${r.steps} steps (Gauss-Legendre) per baseline, explaining each image's top-1 class, computed on ${r.model.engine}. Completeness delta = |sum(attribution) - (F(x) - F(baseline))| with F the ${r.model.output};` +
       ' the object masks of the generated images say how much positive attribution falls on the object.',
     '',
     markdownTable(baselines),
@@ -332,7 +332,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     });
     const result = {
       out,
-      model: { name: model.name, inputShape: model.inputShape, classes: model.classes, output: model.output, preprocessing: model.preprocessing },
+      model: { name: model.name, inputShape: model.inputShape, classes: model.classes, output: model.output, preprocessing: model.preprocessing, engine: model.engine.detail },
       export: { dir: exported.dir, signatures: exported.signatures, nodes: exported.nodes, savedModelBytes: exported.savedModelBytes, variablesBytes: exported.variablesBytes },
       validation,
       server: { grpc: grpcTarget, rest: restTarget, model: servedName },

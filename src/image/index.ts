@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { LensError, errorMessage } from '../errors.js';
 import { decodeBmp, isBmp } from './bmp.js';
+import { isUrl } from './url.js';
 
 export const RESIZE_MODES = ['pad', 'crop', 'squash'] as const;
 export type ResizeMode = (typeof RESIZE_MODES)[number];
@@ -48,9 +49,7 @@ export function parseResizeMode(value: string): ResizeMode {
   throw new LensError('INVALID_ARGUMENT', `unknown resize mode "${value}": expected one of ${RESIZE_MODES.join(', ')}`);
 }
 
-export function isUrl(source: string): boolean {
-  return /^https?:\/\//i.test(source);
-}
+export { isUrl };
 
 /** Reads the encoded bytes of an image from a path or an http(s) URL, with a size limit and a timeout. */
 export async function readImageBytes(source: string, options: FetchOptions = {}): Promise<Buffer> {

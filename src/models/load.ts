@@ -12,12 +12,13 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../backend/index.js';
+import { currentBackend, initBackend } from '../backend/index.js';
 import { LensError, errorMessage } from '../errors.js';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { LayersHead } from '../convert/keras/image-model.js';
 import type { TfliteImport } from '../convert/tflite/index.js';
 import type { ImageModel, ScoreKind } from './model.js';
+import type { EngineChoice, EngineInfo, OnnxModelOptions } from '../onnx/model.js';
 import { readLabelsFile } from './labels.js';
 import { parsePreprocessing, type PreprocessingName } from './preprocess.js';
 
@@ -62,7 +63,8 @@ export type ModelStructure =
   | { kind: 'graph'; artifacts: tf.io.ModelArtifacts }
   | { kind: 'savedmodel'; dir: string; signature?: string };
 
-export type LoadedImageModel = ImageModel & { info: LoadedModelInfo };
+/** A loaded model with where it came from and which engine runs its forward and gradient passes. */
+export type LoadedImageModel = ImageModel & { info: LoadedModelInfo; engine: EngineInfo };
 
 export interface LoadImageModelOptions {
   /** Overrides every other source of preprocessing. */
@@ -75,6 +77,11 @@ export interface LoadImageModelOptions {
   backend?: string;
   /** Cache directory for zoo models. */
   cacheDir?: string;
+  /**
+   * Engine for forward and gradient passes of Keras/tfjs LayersModels: `auto` (onnxruntime's native
+   * kernels when available, see src/onnx), `onnxruntime` or `tfjs`. Default LENS_ENGINE, else auto.
+   */
+  engine?: EngineChoice | string;
 }
 
 /** Reads and checks a folder's `lens.json`, or returns undefined when there is none. */
@@ -211,6 +218,7 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
       ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
       ...(optionLabels ? { labels: optionLabels } : {}),
       ...(explicit ? { preprocessing: explicit } : {}),
+      ...(options.engine !== undefined ? { engine: options.engine } : {}),
     });
     const labelsSource = labelsSourceOf();
     return Object.assign(model, {
@@ -246,6 +254,7 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
     ...(sidecar ? { sidecar } : {}),
   };
   const labelsSource = labelsSourceOf(sidecarLabels ? `${resolved.dir}/lens.json` : undefined);
+  const engineOption = options.engine !== undefined ? { engine: options.engine } : {};
 
   switch (resolved.format) {
     case 'keras-h5': {
@@ -267,7 +276,8 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
       // The ResNet50 layout means ImageNet classes: default to their names.
       const zooLabels = zooPreprocessing && !labels && layers.outputs[0]?.shape[1] === 1000 ? (await import('./labels.js')).imagenetLabels(1000) : undefined;
       const allLabels = labels ?? zooLabels;
-      const model = await withLayers(imageModelFromLayers(layers, { name, preprocessing: preprocessing ?? zooPreprocessing ?? 'raw', ...(allLabels ? { labels: allLabels } : {}) }), layers);
+      const facts = { name, preprocessing: preprocessing ?? zooPreprocessing ?? 'raw', ...(allLabels ? { labels: allLabels } : {}) };
+      const model = await withLayers(imageModelFromLayers(layers, facts), layers, { ...facts, ...engineOption });
       const source = !preprocessing && zooPreprocessing ? ('zoo' as const) : preprocessingSource;
       return Object.assign(model, { info: { ...base, preprocessingSource: source, finalSoftmax: model.head.finalSoftmax, ...(labelsSource ? { labelsSource } : {}), structure: { kind: 'layers' as const, model: layers } } });
     }
@@ -278,6 +288,7 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
       const model = imageModelFromTflite(imp, { name, ...(preprocessing ? { preprocessing } : {}), ...(labels ? { labels } : {}) });
       const source = labelsSource ?? (imp.labels && !labels ? `${resolved.path}#${imp.labels.file}` : undefined);
       return Object.assign(model, {
+        engine: tfjsEngine('tflite'),
         info: { ...base, preprocessingSource: fromQuantization ? ('quantization' as const) : preprocessingSource, finalSoftmax: imp.softmax !== undefined, ...(source ? { labelsSource: source } : {}), structure: { kind: 'tflite' as const, tflite: imp } },
       });
     }
@@ -291,14 +302,15 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
       } catch (e) {
         throw new LensError('MODEL_CORRUPT', `cannot load tfjs LayersModel ${resolved.path}: ${errorMessage(e)}`);
       }
-      const model = await withLayers(imageModelFromLayers(layers, { name, preprocessing: preprocessing ?? 'raw', ...(labels ? { labels } : {}) }), layers);
+      const facts = { name, preprocessing: preprocessing ?? 'raw', ...(labels ? { labels } : {}) };
+      const model = await withLayers(imageModelFromLayers(layers, facts), layers, { ...facts, ...engineOption });
       return Object.assign(model, { info: { ...base, preprocessingSource, finalSoftmax: model.head.finalSoftmax, ...(labelsSource ? { labelsSource } : {}), structure: { kind: 'layers' as const, model: layers } } });
     }
     case 'graph': {
       const { imageModelFromGraphModel } = await import('./graph-model.js');
       const artifacts = await readModelArtifacts(resolved.path);
       const model = await imageModelFromGraphModel(artifacts, { name, preprocessing: preprocessing ?? 'raw', ...(labels ? { labels } : {}), ...(sidecar?.inputShape ? { inputShape: sidecar.inputShape } : {}) });
-      return Object.assign(model, { info: { ...base, preprocessingSource, finalSoftmax: model.finalSoftmax, ...(labelsSource ? { labelsSource } : {}), structure: { kind: 'graph' as const, artifacts } } });
+      return Object.assign(model, { engine: tfjsEngine('graph'), info: { ...base, preprocessingSource, finalSoftmax: model.finalSoftmax, ...(labelsSource ? { labelsSource } : {}), structure: { kind: 'graph' as const, artifacts } } });
     }
     case 'savedmodel': {
       const { imageModelFromSavedModel } = await import('../savedmodel/image.js');
@@ -309,6 +321,7 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
         ...(sidecar?.name || spec === 'default' ? { name } : {}),
       });
       return Object.assign(model, {
+        engine: tfjsEngine('savedmodel'),
         info: {
           ...base,
           preprocessingSource,
@@ -321,8 +334,17 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
   }
 }
 
-/** Adds the attribution engine's layer access (Grad-CAM, randomisation checks) to a LayersModel-backed model. */
-async function withLayers<M extends ImageModel & { head: LayersHead }>(model: M, layers: LayersModel): Promise<M> {
+/**
+ * Adds layer access (Grad-CAM, randomisation checks) to a LayersModel-backed model, then moves its
+ * forward and gradient passes to onnxruntime when the engine choice allows.
+ */
+async function withLayers<M extends ImageModel & { head: LayersHead }>(model: M, layers: LayersModel, options: OnnxModelOptions & { engine?: EngineChoice | string }): Promise<M & { engine: EngineInfo }> {
   const { withLayerAccess } = await import('../attribution/layer-access.js');
-  return withLayerAccess(model, layers, model.head.scores);
+  const { withEngine } = await import('../onnx/model.js');
+  return withEngine(withLayerAccess(model, layers, model.head.scores), layers, options);
+}
+
+/** Models that are not LayersModels stay on TensorFlow.js. */
+function tfjsEngine(format: ModelFormat): EngineInfo {
+  return { name: 'tfjs', detail: `tfjs ${currentBackend()?.name ?? 'backend'}`, reason: `${format} models run on TensorFlow.js (only Keras and tfjs LayersModels compile to onnxruntime)` };
 }

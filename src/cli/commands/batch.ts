@@ -1,56 +1,32 @@
 import type { Command } from 'commander';
+import { addAttributionFlags, attributionNumbers, modelLoadFlags, wantsProgressBar, type AttributionFlagValues } from '../attribution-support.js';
 
-interface BatchFlags {
+interface BatchFlags extends AttributionFlagValues {
   list: string;
   model: string;
   out: string;
   shard?: string;
   shards: string;
-  method: string;
-  baseline: string;
-  steps?: string;
-  rule: string;
-  target: string;
-  viz: string;
-  sign: string;
-  preprocess?: string;
-  resize: string;
-  labels?: string;
-  batchSize?: string;
-  seed: string;
   npy: boolean;
   retryFailed?: boolean;
-  backend?: string;
-  progress: boolean;
-  json?: boolean;
 }
 
 /** `lens batch`: one shard of a batch attribution run (a pod of the Indexed Job), resumable. */
 export function register(program: Command): void {
-  program
+  const command = program
     .command('batch')
     .description('explain shard N of an image list (one pod of an Indexed Job): PNG + .npy per image, a JSON-lines journal per shard; reruns resume')
     .requiredOption('--list <file>', 'image list: one path (relative to the list) or http(s) URL per line; # starts a comment')
     .requiredOption('--model <model>', 'SavedModel folder (a TF Serving base path uses its newest version), .h5, .tflite, model.json, resnet50 or default')
     .requiredOption('--out <dir>', 'output folder shared by all shards')
     .option('--shard <n>', 'this shard, 0-based (default: $JOB_COMPLETION_INDEX, or 0 with --shards 1)')
-    .option('--shards <n>', 'number of shards (= the Job\'s completions)', '1')
-    .option('--method <name>', 'attribution method, as for lens explain', 'ig')
-    .option('--baseline <spec>', 'baseline, as for lens explain', 'black')
-    .option('--steps <n>', 'path steps')
-    .option('--rule <rule>', 'integration rule', 'gausslegendre')
-    .option('--target <target>', 'top1, a class index or a label', 'top1')
-    .option('--viz <method>', 'visualization of the PNG panel', 'blended_heat_map')
-    .option('--sign <sign>', 'all, positive, negative, absolute_value', 'absolute_value')
-    .option('--preprocess <name>', 'raw, unit, symmetric, caffe, torch (default: what the model declares)')
-    .option('--resize <mode>', 'pad, crop or squash', 'pad')
-    .option('--labels <file>', 'class labels file')
-    .option('--batch-size <n>', 'images per model call inside the method')
-    .option('--seed <n>', 'seed for random baselines and sampling', '0')
+    .option('--shards <n>', 'number of shards (= the Job\'s completions)', '1');
+  addAttributionFlags(command, ['method', 'baseline', 'steps', 'rule', 'singleTarget', 'viz', 'sign', 'preprocess', 'resize', 'labels', 'batchSize', 'seed']);
+  command
     .option('--no-npy', 'do not store the raw attributions')
-    .option('--retry-failed', 'explain again the images whose earlier attempt failed')
-    .option('--backend <name>', 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu')
-    .option('--no-progress', 'no progress bar on stderr')
+    .option('--retry-failed', 'explain again the images whose earlier attempt failed');
+  addAttributionFlags(command, ['backend', 'engine', 'progress']);
+  command
     .option('--json', 'print the shard summary as JSON')
     .addHelpText(
       'after',
@@ -69,6 +45,7 @@ export function register(program: Command): void {
         if (!/^\s*\d+\s*$/.test(v) || !Number.isInteger(n) || n < min) throw new LensError('INVALID_ARGUMENT', `${flag} must be an integer >= ${min}, got "${v}"`);
         return n;
       };
+      const numbers = attributionNumbers(flags);
       const shards = int(flags.shards, '--shards', 1);
       const shardText = flags.shard ?? process.env.JOB_COMPLETION_INDEX ?? (shards === 1 ? '0' : undefined);
       if (shardText === undefined) throw new LensError('INVALID_ARGUMENT', `--shard is required with --shards ${shards} (outside an Indexed Job, where JOB_COMPLETION_INDEX gives it)`);
@@ -86,13 +63,9 @@ export function register(program: Command): void {
         viz: flags.viz,
         sign: flags.sign,
         resize: flags.resize,
-        seed: Number(flags.seed),
         npy: flags.npy,
-        ...(flags.steps !== undefined ? { steps: int(flags.steps, '--steps', 1) } : {}),
-        ...(flags.batchSize !== undefined ? { batchSize: int(flags.batchSize, '--batch-size', 1) } : {}),
-        ...(flags.preprocess ? { preprocess: flags.preprocess } : {}),
-        ...(flags.labels ? { labels: flags.labels } : {}),
-        ...(flags.backend ? { backend: flags.backend } : {}),
+        ...numbers,
+        ...modelLoadFlags(flags),
       });
       const controller = new AbortController();
       const stop = (signal: NodeJS.Signals) => {
@@ -101,7 +74,7 @@ export function register(program: Command): void {
       };
       process.once('SIGTERM', stop);
       process.once('SIGINT', stop);
-      const useBar = flags.progress && !flags.json && process.stderr.isTTY === true;
+      const useBar = wantsProgressBar(flags);
       const { SingleBar, Presets } = await import('cli-progress');
       const bar = useBar ? new SingleBar({ format: 'shard {shard} [{bar}] {value}/{total} images  {failed} failed  {eta_formatted} left', stream: process.stderr }, Presets.shades_classic) : undefined;
       process.stderr.write(`lens batch: shard ${shard} of ${shards}, ${explainer.describe}\n`);

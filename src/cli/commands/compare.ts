@@ -19,6 +19,7 @@ interface CompareOptions {
   batchSize?: string;
   seed: string;
   backend?: string;
+  engine?: string;
   progress: boolean;
   json?: boolean;
 }
@@ -46,6 +47,7 @@ export function register(program: Command): void {
     .option('--batch-size <n>', 'images per model call')
     .option('--seed <n>', 'seed for random baselines and the shapes dataset', '0')
     .option('--backend <name>', 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu')
+    .option('--engine <name>', 'runs Keras/tfjs models: auto (onnxruntime native CPU when available), onnxruntime, tfjs (or LENS_ENGINE)')
     .option('--no-progress', 'no progress bar on stderr')
     .option('--json', 'print the summary and rows as JSON')
     .action(async (opts: CompareOptions) => {
@@ -86,6 +88,7 @@ async function compare(opts: CompareOptions): Promise<void> {
     ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
     ...(opts.labels ? { labels: opts.labels } : {}),
     ...(opts.backend ? { backend: opts.backend } : {}),
+    ...(opts.engine ? { engine: opts.engine } : {}),
   });
   try {
     const [h, w] = model.inputShape;

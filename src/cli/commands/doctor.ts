@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
 
-/** `lens doctor`: which TensorFlow.js backend runs, with versions and how to add GPU support. */
+/**
+ * `lens doctor`: which TensorFlow.js backend runs, whether onnxruntime's native kernels are there
+ * for Keras/tfjs models, with versions and how to add GPU support.
+ */
 export function register(program: Command): void {
   program
     .command('doctor')
@@ -10,9 +13,22 @@ export function register(program: Command): void {
     .action(async (opts: { backend?: string; json?: boolean }) => {
       const { initBackend, describeBackend, GPU_INSTALL_COMMAND, NATIVE_CPU_INSTALL_COMMAND } = await import('../../backend/index.js');
       const { availableParallelism } = await import('node:os');
+      const { loadOnnxRuntime } = await import('../../onnx/runtime.js');
+      const { parseEngineChoice } = await import('../../onnx/model.js');
       const info = await initBackend(opts.backend !== undefined ? { backend: opts.backend } : {});
+      const choice = parseEngineChoice(process.env.LENS_ENGINE);
+      const runtime = await loadOnnxRuntime();
+      const onnxruntime = runtime.available ? { available: true, version: runtime.version, threads: runtime.threads } : { available: false, reason: runtime.reason };
+      // Mirrors withEngine's rule for Keras/tfjs LayersModels.
+      const engine =
+        choice === 'tfjs' || !runtime.available || (choice === 'auto' && info.name === 'tensorflow')
+          ? `TensorFlow.js (${describeBackend(info)})`
+          : `onnxruntime-node ${runtime.version} (native CPU, ${runtime.threads} threads)`;
       const report = {
         backend: info,
+        engineChoice: choice,
+        engine,
+        onnxruntime,
         node: process.version,
         cores: availableParallelism(),
         gpuInstall: GPU_INSTALL_COMMAND,
@@ -29,6 +45,8 @@ export function register(program: Command): void {
         `simd:      ${info.simd ? 'yes' : 'no'}`,
         `threads:   ${info.threads ? 'yes' : 'no (parallel work uses worker threads)'}`,
         ...info.skipped.map((s) => `skipped:   ${s.choice}: ${s.reason}`),
+        `engine:    ${engine} runs Keras/tfjs models' forward and gradient passes [LENS_ENGINE=${choice}]`,
+        ...(runtime.available ? [] : [`           onnxruntime unavailable: ${runtime.reason}`]),
         '',
         info.gpu
           ? 'GPU:       in use'

@@ -1,20 +1,9 @@
 import type { Command } from 'commander';
+import * as support from '../attribution-support.js';
 
-interface ExplainOptions {
+interface ExplainOptions extends support.AttributionFlagValues {
   model?: string;
-  method: string;
-  baseline: string;
-  steps?: string;
-  rule: string;
-  target: string;
-  viz: string;
-  sign: string;
   out: string;
-  preprocess?: string;
-  resize: string;
-  labels?: string;
-  batchSize?: string;
-  seed: string;
   samples?: string;
   stdev?: string;
   magnitude?: boolean;
@@ -31,31 +20,19 @@ interface ExplainOptions {
   transport: string;
   servedOutput?: string;
   tolerance: string;
-  backend?: string;
-  progress: boolean;
-  json?: boolean;
 }
 
 /** `lens explain`: attribution maps for images, written as PNG, .npy and JSON. */
 export function register(program: Command): void {
-  program
+  const command = program
     .command('explain')
     .description('explain a model\'s predictions pixel by pixel (Integrated Gradients and other methods); writes PNG, .npy and JSON per image')
     .argument('<images...>', 'image files, folders of images, or http(s) URLs')
-    .option('--model <model>', 'SavedModel dir, .h5, .tflite, model.json, resnet50, or default (the bundled shapes model)')
-    .option('--method <name>', 'ig, eg, gradient, gradient_x_input, smoothgrad[:METHOD], vargrad[:METHOD], blur_ig, guided_ig, xrai, gradcam, occlusion, rise', 'ig')
-    .option('--baseline <spec>', 'black, white, zero, uniform, gaussian[:sigma=S], blur[:sigma=S], maxdist, image:PATH; join with + to average', 'black')
-    .option('--steps <n>', 'path steps (IG 50, Blur IG 100, Guided IG 128); Expected Gradients samples')
-    .option('--rule <rule>', 'riemann_left, riemann_right, riemann_middle, riemann_trapezoid, gausslegendre', 'gausslegendre')
-    .option('--target <target>', 'top1, topK (each of the k best), a class index, or a label', 'top1')
-    .option('--viz <method>', 'heat_map, blended_heat_map, masked_image, alpha_scaling, saliency_grayscale, saliency_diverging, overlay, outline', 'blended_heat_map')
-    .option('--sign <sign>', 'all, positive, negative, absolute_value', 'absolute_value')
-    .option('--out <dir>', 'output folder', 'explanations')
-    .option('--preprocess <name>', 'raw, unit, symmetric, caffe, torch (default: what the model declares, else raw)')
-    .option('--resize <mode>', 'pad, crop or squash to the model input size', 'pad')
-    .option('--labels <file>', 'class labels, one per line (or a JSON array)')
-    .option('--batch-size <n>', 'images per model call (memory grows with it, not with steps)')
-    .option('--seed <n>', 'seed for random baselines and sampling methods', '0')
+    .option('--model <model>', 'SavedModel dir, .h5, .tflite, model.json, resnet50, or default (the bundled shapes model)');
+  support.addAttributionFlags(command, ['method', 'baseline', 'steps', 'rule', 'target', 'viz', 'sign']);
+  command.option('--out <dir>', 'output folder', 'explanations');
+  support.addAttributionFlags(command, ['preprocess', 'resize', 'labels', 'batchSize', 'seed']);
+  command
     .option('--samples <n>', 'SmoothGrad/VarGrad noisy samples')
     .option('--stdev <fraction>', 'SmoothGrad noise as a fraction of the input range', undefined)
     .option('--magnitude', 'SmoothGrad: average squared maps')
@@ -71,9 +48,9 @@ export function register(program: Command): void {
     .option('--served-model <name>', 'name of the served model (default: the local model name)')
     .option('--transport <t>', 'grpc or rest', 'grpc')
     .option('--served-output <kind>', 'what the served model returns: logit or probability (default: guessed from the output name)')
-    .option('--tolerance <p>', 'largest accepted probability difference local vs served', '0.001')
-    .option('--backend <name>', 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu')
-    .option('--no-progress', 'no progress bar on stderr')
+    .option('--tolerance <p>', 'largest accepted probability difference local vs served', '0.001');
+  support.addAttributionFlags(command, ['backend', 'engine', 'progress']);
+  command
     .option('--json', 'print one JSON object per image (and target)')
     .action(async (images: string[], opts: ExplainOptions) => {
       await explain(images, opts);
@@ -83,7 +60,6 @@ export function register(program: Command): void {
 async function explain(imageArgs: string[], opts: ExplainOptions): Promise<void> {
   // Attribution first: it registers tfjs gradients before the backend installs its own kernels.
   const attribution = await import('../../attribution/index.js');
-  const support = await import('../attribution-support.js');
   const { LensError } = await import('../../errors.js');
   const { parseVisualizationMethod, parseAttributionSign } = await import('../../render/index.js');
   const { initBackend } = await import('../../backend/index.js');
@@ -97,18 +73,16 @@ async function explain(imageArgs: string[], opts: ExplainOptions): Promise<void>
   const tolerance = support.finiteNumber(opts.tolerance, '--tolerance');
   const num = (v: string | undefined, flag: string) => (v === undefined ? undefined : support.positiveInt(v, flag));
   const real = (v: string | undefined, flag: string) => (v === undefined ? undefined : support.finiteNumber(v, flag));
+  const numbers = support.attributionNumbers(opts);
   const paths = support.expandImagePaths(imageArgs);
   if (!opts.model && !opts.server) throw new LensError('INVALID_ARGUMENT', 'give --model MODEL (a local model), or --server HOST:PORT --served-model NAME for forward-only methods');
   await initBackend(opts.backend !== undefined ? { backend: opts.backend } : {});
 
   const { loadImageModel } = await import('../../models/load.js');
   const local = opts.model
-    ? await loadImageModel(opts.model, {
-        ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
-        ...(opts.labels ? { labels: opts.labels } : {}),
-        ...(opts.backend ? { backend: opts.backend } : {}),
-      })
+    ? await loadImageModel(opts.model, support.modelLoadFlags(opts))
     : undefined;
+  if (local && !opts.json) process.stderr.write(`engine: ${local.engine.detail}${local.engine.reason ? ` (${local.engine.reason})` : ''}\n`);
   let served: import('../../models/model.js').ImageModel | undefined;
   let closeServed = () => {};
   if (opts.server) {
@@ -136,9 +110,7 @@ async function explain(imageArgs: string[], opts: ExplainOptions): Promise<void>
     const settings: import('../../attribution/index.js').MethodSettings = {
       baseline,
       rule,
-      seed: Number(opts.seed),
-      ...(opts.steps !== undefined ? { steps: support.positiveInt(opts.steps, '--steps') } : {}),
-      ...(opts.batchSize !== undefined ? { batchSize: support.positiveInt(opts.batchSize, '--batch-size') } : {}),
+      ...numbers,
       ...(opts.samples !== undefined ? { samples: support.positiveInt(opts.samples, '--samples') } : {}),
       ...(opts.stdev !== undefined ? { stdevFraction: real(opts.stdev, '--stdev')! } : {}),
       ...(opts.magnitude ? { magnitude: true } : {}),
@@ -151,13 +123,12 @@ async function explain(imageArgs: string[], opts: ExplainOptions): Promise<void>
       ...(opts.maxSigma !== undefined ? { maxSigma: real(opts.maxSigma, '--max-sigma')! } : {}),
       ...(opts.path ? { returnPath: 'gradients' as const } : {}),
     };
-    if (!Number.isInteger(settings.seed)) throw new LensError('INVALID_ARGUMENT', `--seed must be an integer, got "${opts.seed}"`);
     const usedStems = new Set<string>();
     for (const { name, image } of named) {
       const [scores] = await attribution.forwardRows(model, [image.data], 1);
       const targets = attribution.resolveTargets(model, scores!, targetSpec);
       for (const target of targets) {
-        const bar = await support.progressBar(opts.progress && !opts.json && process.stderr.isTTY === true);
+        const bar = await support.progressBar(support.wantsProgressBar(opts));
         let attr;
         try {
           attr = await attribution.runMethod(method, model, image, { ...settings, target: target.index, ...(bar.onProgress ? { onProgress: bar.onProgress } : {}) });
@@ -171,6 +142,7 @@ async function explain(imageArgs: string[], opts: ExplainOptions): Promise<void>
         const summary = {
           image: name,
           model: model.name,
+          engine: local ? local.engine.detail : 'TF Serving (forward passes over the wire)',
           target: { index: attr.target.index, ...(attr.target.label !== undefined ? { label: attr.target.label } : {}), probability: attr.target.probability, score: attr.target.score },
           output: attr.output,
           method: attr.method,
@@ -208,8 +180,7 @@ async function openServedModel(
 ): Promise<{ model: import('../../models/model.js').ImageModel; close(): void }> {
   const { LensError } = await import('../../errors.js');
   if (!name) throw new LensError('INVALID_ARGUMENT', '--served-model NAME is needed with --server when no --model is given');
-  const { openServedModel: open } = await import('../attribution-support.js');
-  return open({
+  return support.openServedModel({
     target,
     model: name,
     transport: opts.transport,

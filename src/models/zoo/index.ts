@@ -9,6 +9,7 @@ import { join } from 'node:path';
 import { LensError } from '../../errors.js';
 import type { ImageModel } from '../model.js';
 import type { PreprocessingName } from '../preprocess.js';
+import type { EngineChoice, EngineInfo } from '../../onnx/model.js';
 import { adoptExistingFile, cacheDir as defaultCacheDir, downloadFile, readDownloadRecord, type DownloadProgress, type DownloadRecord } from './download.js';
 
 export { buildResNet50, type ResNet50, type ResNet50Options } from './resnet50.js';
@@ -34,8 +35,15 @@ export interface ZooModelInfo {
   files: readonly ZooFile[];
 }
 
+interface ZooBuildOptions {
+  labels?: readonly string[];
+  preprocessing?: PreprocessingName;
+  /** Engine for forward and gradient passes (see src/onnx/model.ts). */
+  engine?: EngineChoice | string;
+}
+
 interface ZooEntry extends ZooModelInfo {
-  build(paths: string[], options: { labels?: readonly string[]; preprocessing?: PreprocessingName }): Promise<ImageModel>;
+  build(paths: string[], options: ZooBuildOptions): Promise<ImageModel & { engine: EngineInfo }>;
 }
 
 const ZOO: readonly ZooEntry[] = [
@@ -53,14 +61,16 @@ const ZOO: readonly ZooEntry[] = [
         md5: '2cb95161c43110f7111970584f804107',
       },
     ],
-    async build([weights], { labels, preprocessing }) {
+    async build([weights], { labels, preprocessing, engine }) {
       const { buildResNet50 } = await import('./resnet50.js');
       const { imageModelFromLayers } = await import('../../convert/keras/image-model.js');
       const { withLayerAccess } = await import('../../attribution/layer-access.js');
       const net = await buildResNet50({ weights: weights! });
       const { imagenetLabels } = await import('../labels.js');
-      const model = imageModelFromLayers(net.model, { name: 'resnet50', preprocessing: preprocessing ?? 'caffe', labels: labels ?? imagenetLabels(1000) });
-      return withLayerAccess(model, net.model, model.head.scores);
+      const { withEngine } = await import('../../onnx/model.js');
+      const facts = { name: 'resnet50', preprocessing: preprocessing ?? 'caffe', labels: labels ?? imagenetLabels(1000) };
+      const model = imageModelFromLayers(net.model, facts);
+      return withEngine(withLayerAccess(model, net.model, model.head.scores), net.model, { ...facts, ...(engine !== undefined ? { engine } : {}) });
     },
   },
 ];
@@ -154,8 +164,8 @@ export async function downloadZooModel(id: string, options: ZooDownloadOptions =
  */
 export async function loadZooModel(
   id: string,
-  options: { cacheDir?: string; labels?: readonly string[]; preprocessing?: PreprocessingName } = {},
-): Promise<ImageModel> {
+  options: { cacheDir?: string } & ZooBuildOptions = {},
+): Promise<ImageModel & { engine: EngineInfo }> {
   const z = entry(id);
   const dir = options.cacheDir ?? defaultCacheDir();
   const paths: string[] = [];
@@ -167,5 +177,9 @@ export async function loadZooModel(
     }
     paths.push(path);
   }
-  return z.build(paths, { ...(options.labels ? { labels: options.labels } : {}), ...(options.preprocessing ? { preprocessing: options.preprocessing } : {}) });
+  return z.build(paths, {
+    ...(options.labels ? { labels: options.labels } : {}),
+    ...(options.preprocessing ? { preprocessing: options.preprocessing } : {}),
+    ...(options.engine !== undefined ? { engine: options.engine } : {}),
+  });
 }

@@ -1,0 +1,186 @@
+/**
+ * ImageModels whose forward and gradient passes run on onnxruntime's native CPU kernels, compiled
+ * from a tfjs LayersModel. Tensors still enter and leave as tfjs tensors, so attribution methods
+ * see the same `ImageModel` as anywhere else.
+ *
+ * Which engine runs a model (LENS_ENGINE, or the `engine` option):
+ * - `auto` (default): onnxruntime when the tfjs backend is not native TensorFlow (tfjs-node or
+ *   tfjs-node-gpu take precedence when installed), onnxruntime-node loads, and every layer compiles;
+ *   otherwise TensorFlow.js, with the reason kept in `engine.reason`;
+ * - `onnxruntime`: required; failing to load or compile is an error;
+ * - `tfjs`: never use onnxruntime.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import type * as tfl from '@tensorflow/tfjs-layers';
+import { currentBackend } from '../backend/index.js';
+import { LensError, errorMessage } from '../errors.js';
+import { checkPixels, type GradientResult, type ImageModel } from '../models/model.js';
+import type { PreprocessingName } from '../models/preprocess.js';
+import { compileLayersModel, type CompiledModel } from './compile.js';
+import { loadOnnxRuntime, onnxThreads } from './runtime.js';
+
+export const ENGINE_CHOICES = ['auto', 'onnxruntime', 'tfjs'] as const;
+export type EngineChoice = (typeof ENGINE_CHOICES)[number];
+
+/** Which engine computes a model's forward and gradient passes, and why. */
+export interface EngineInfo {
+  name: 'onnxruntime' | 'tfjs';
+  /** e.g. `onnxruntime-node 1.30.0 (CPU, 2 threads)` or `tfjs wasm`. */
+  detail: string;
+  /** Why onnxruntime was not used (tfjs engine only). */
+  reason?: string;
+  /** Layer classes compiled (onnxruntime engine only). */
+  layers?: Record<string, number>;
+}
+
+export function parseEngineChoice(value: string | undefined): EngineChoice {
+  const v = (value ?? 'auto').trim().toLowerCase();
+  if ((ENGINE_CHOICES as readonly string[]).includes(v)) return v as EngineChoice;
+  throw new LensError('INVALID_ARGUMENT', `unknown engine "${value}" (from LENS_ENGINE or --engine): expected one of ${ENGINE_CHOICES.join(', ')}`);
+}
+
+export interface OnnxModelOptions {
+  name: string;
+  preprocessing: PreprocessingName;
+  labels?: readonly string[];
+  /** Keep a final softmax (default: scores are the logits before it). */
+  probabilities?: boolean;
+  /** Intra-op threads (default LENS_ORT_THREADS, else one per core). */
+  threads?: number;
+}
+
+type Session = import('onnxruntime-node').InferenceSession;
+
+/**
+ * Compiles `layers` and returns an ImageModel that runs on onnxruntime. Throws MODEL_UNSUPPORTED
+ * (with the layer at fault) when a layer has no rule, BACKEND_UNAVAILABLE when onnxruntime-node
+ * cannot load. Fold batch norms first for speed (`foldBatchNorm`).
+ *
+ * @example
+ * const { model: folded } = await foldBatchNorm((await buildResNet50()).logits);
+ * const model = await onnxImageModel(folded, { name: 'resnet50', preprocessing: 'caffe' });
+ * const { gradients } = await model.gradient(pixels, 207);
+ */
+export async function onnxImageModel(layers: tfl.LayersModel, options: OnnxModelOptions): Promise<ImageModel & { gradient: NonNullable<ImageModel['gradient']>; engine: EngineInfo; compiled: CompiledModel }> {
+  const runtime = await loadOnnxRuntime();
+  if (!runtime.available) throw new LensError('BACKEND_UNAVAILABLE', runtime.reason);
+  const compiled = compileLayersModel(layers, { name: options.name, preprocessing: options.preprocessing, ...(options.probabilities ? { probabilities: true } : {}) });
+  if (options.labels && options.labels.length !== compiled.classes) {
+    throw new LensError('SHAPE_MISMATCH', `model ${options.name} has ${compiled.classes} classes but ${options.labels.length} labels were given`);
+  }
+  const { ort } = runtime;
+  const threads = options.threads ?? onnxThreads();
+  const sessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' as const, executionMode: 'sequential' as const };
+  const sessions: { forward?: Promise<Session>; gradient?: Promise<Session> } = {};
+  const session = (kind: 'forward' | 'gradient'): Promise<Session> =>
+    (sessions[kind] ??= ort.InferenceSession.create(compiled[kind], sessionOptions).catch((e: unknown) => {
+      delete sessions[kind];
+      throw new LensError('BACKEND_FAILED', `onnxruntime rejected the ${kind} graph of ${options.name}: ${errorMessage(e)}`);
+    }));
+  const [h, w, c] = compiled.inputShape;
+  const spec = { name: options.name, inputShape: compiled.inputShape };
+  const pixelsTensor = async (pixels: tf.Tensor4D) => new ort.Tensor('float32', (await pixels.data()) as Float32Array, [pixels.shape[0], h, w, c]);
+  const run = async (kind: 'forward' | 'gradient', feeds: Record<string, import('onnxruntime-node').Tensor>) => {
+    const s = await session(kind);
+    try {
+      return await s.run(feeds);
+    } catch (e) {
+      throw new LensError('BACKEND_FAILED', `onnxruntime failed running the ${kind} pass of ${options.name}: ${errorMessage(e)}`);
+    }
+  };
+  const engine: EngineInfo = { name: 'onnxruntime', detail: `onnxruntime-node ${runtime.version} (CPU, ${threads} thread${threads === 1 ? '' : 's'})`, layers: compiled.layers };
+  let disposed = false;
+  return {
+    name: options.name,
+    inputShape: compiled.inputShape,
+    classes: compiled.classes,
+    ...(options.labels ? { labels: options.labels } : {}),
+    output: compiled.logits || !compiled.finalSoftmax ? 'logit' : 'probability',
+    preprocessing: options.preprocessing,
+    engine,
+    compiled,
+    async forward(pixels) {
+      checkPixels(spec, pixels);
+      const out = await run('forward', { pixels: await pixelsTensor(pixels) });
+      return tf.tensor2d(out.scores!.data as Float32Array, [pixels.shape[0], compiled.classes]);
+    },
+    async gradient(pixels, target): Promise<GradientResult> {
+      checkPixels(spec, pixels);
+      const n = pixels.shape[0];
+      const targets = typeof target === 'number' ? new Array<number>(n).fill(target) : Array.from(target);
+      if (targets.length !== n) throw new LensError('INVALID_ARGUMENT', `got ${targets.length} targets for a batch of ${n}`);
+      const seed = new Float32Array(n * compiled.classes);
+      targets.forEach((t, i) => {
+        if (!Number.isInteger(t) || t < 0 || t >= compiled.classes) throw new LensError('INVALID_ARGUMENT', `target class ${t} is outside 0..${compiled.classes - 1}`);
+        seed[i * compiled.classes + t] = 1;
+      });
+      const out = await run('gradient', { pixels: await pixelsTensor(pixels), seed: new ort.Tensor('float32', seed, [n, compiled.classes]) });
+      const scores = out.scores!.data as Float32Array;
+      const values = Float32Array.from(targets, (t, i) => scores[i * compiled.classes + t]!);
+      return { gradients: tf.tensor4d(out.gradients!.data as Float32Array, [n, h, w, c]), values: tf.tensor1d(values) };
+    },
+    dispose() {
+      if (disposed) return;
+      disposed = true;
+      for (const s of [sessions.forward, sessions.gradient]) void s?.then((x) => x.release()).catch(() => undefined);
+    },
+  };
+}
+
+/**
+ * Moves a LayersModel-backed ImageModel onto onnxruntime when the engine choice allows it:
+ * forward and gradient are replaced, everything else (labels, layer access for Grad-CAM, info)
+ * is kept. Returns the model unchanged, with `engine.reason`, when onnxruntime is not used.
+ *
+ * @example
+ * const model = await withEngine(imageModelFromLayers(layers, opts), layers, opts);
+ * console.log(model.engine.detail);
+ */
+export async function withEngine<M extends ImageModel>(model: M, layers: tfl.LayersModel, options: OnnxModelOptions & { engine?: EngineChoice | string }): Promise<M & { engine: EngineInfo }> {
+  const choice = parseEngineChoice(options.engine ?? process.env.LENS_ENGINE);
+  const backend = currentBackend();
+  const tfjsDetail = `tfjs ${backend?.name ?? 'backend'}`;
+  const stay = (reason: string) => Object.assign(model, { engine: { name: 'tfjs' as const, detail: tfjsDetail, reason } });
+  if (choice === 'tfjs') return stay('engine tfjs was chosen');
+  if (choice === 'auto' && backend?.name === 'tensorflow') return stay(`native TensorFlow (${backend.package}) runs it`);
+  let fast: Awaited<ReturnType<typeof onnxImageModel>>;
+  try {
+    const { foldBatchNorm } = await import('../models/optimize/fold-batchnorm.js');
+    const folded = await foldBatchNorm(layers);
+    try {
+      fast = await onnxImageModel(folded.model, options);
+    } finally {
+      folded.model.dispose();
+    }
+  } catch (e) {
+    if (choice === 'onnxruntime') throw e;
+    return stay(errorMessage(e));
+  }
+  const tfjs = { forward: model.forward.bind(model), gradient: model.gradient?.bind(model), dispose: model.dispose.bind(model) };
+  // The compiled graphs hold a copy of the weights. While layer access has re-initialised some
+  // (the randomisation sanity check), passes go back to the tfjs layers that hold the new weights.
+  let randomized = 0;
+  const access = (model as { layerAccess?: { randomizeWeights?: (layers: readonly string[], seed: number) => () => void } }).layerAccess;
+  if (access?.randomizeWeights) {
+    const randomize = access.randomizeWeights.bind(access);
+    access.randomizeWeights = (names, seed) => {
+      const restore = randomize(names, seed);
+      randomized++;
+      let restored = false;
+      return () => {
+        restore();
+        if (!restored) randomized--;
+        restored = true;
+      };
+    };
+  }
+  return Object.assign(model, {
+    forward: (pixels: tf.Tensor4D) => (randomized > 0 ? tfjs.forward(pixels) : fast.forward(pixels)),
+    gradient: (pixels: tf.Tensor4D, target: number | readonly number[]) => (randomized > 0 && tfjs.gradient ? tfjs.gradient(pixels, target) : fast.gradient(pixels, target)),
+    engine: fast.engine,
+    dispose() {
+      fast.dispose();
+      tfjs.dispose();
+    },
+  });
+}

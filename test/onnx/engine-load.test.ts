@@ -1,0 +1,78 @@
+/**
+ * Engines of models loaded by `loadImageModel`: LayersModels move to onnxruntime by default,
+ * other formats stay on tfjs and say why, and weight changes made through layer access (the
+ * randomisation sanity check) are honoured although the compiled graphs hold the old weights.
+ */
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { initBackend } from '../../src/backend/index.js';
+import { modelRandomization, vanillaGradient } from '../../src/attribution/index.js';
+import { loadImageModel, type LoadedImageModel } from '../../src/models/load.js';
+import { generateShapes } from '../../src/datasets/shapes.js';
+import { SHARED } from '../helpers/cli.js';
+import { join } from 'node:path';
+
+const relativeL2 = (a: ArrayLike<number>, b: ArrayLike<number>) => {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < a.length; i++) {
+    num += (a[i]! - b[i]!) ** 2;
+    den += a[i]! ** 2;
+  }
+  return Math.sqrt(num / den);
+};
+
+describe('engines of loaded models', () => {
+  let fast: LoadedImageModel;
+  let reference: LoadedImageModel;
+  beforeAll(async () => {
+    await initBackend();
+    fast = await loadImageModel('default');
+    reference = await loadImageModel('default', { engine: 'tfjs' });
+  });
+  afterAll(() => {
+    fast.dispose();
+    reference.dispose();
+  });
+
+  it('runs the bundled model on onnxruntime by default, and on tfjs when asked', () => {
+    expect(fast.engine.name).toBe('onnxruntime');
+    expect(fast.engine.detail).toMatch(/onnxruntime-node \d+\.\d+\.\d+ \(CPU, \d+ threads?\)/);
+    expect(fast.engine.layers?.Conv2D).toBeGreaterThan(0);
+    expect(reference.engine).toMatchObject({ name: 'tfjs', reason: 'engine tfjs was chosen' });
+  });
+
+  it('gives the tfjs engine scores and gradients', async () => {
+    const [sample] = generateShapes({ count: 1, seed: 11, size: 64 });
+    const pixels = tf.tensor4d(sample!.pixels, [1, 64, 64, 3]);
+    const [a, b] = [await fast.forward(pixels), await reference.forward(pixels)];
+    expect(relativeL2(b.dataSync(), a.dataSync())).toBeLessThan(1e-5);
+    const [ga, gb] = [await fast.gradient!(pixels, 2), await reference.gradient!(pixels, 2)];
+    expect(relativeL2(gb.gradients.dataSync(), ga.gradients.dataSync())).toBeLessThan(1e-5);
+    tf.dispose([pixels, a, b, ga.gradients, ga.values, gb.gradients, gb.values]);
+  });
+
+  it('follows weights re-initialised through layer access, and returns to the compiled graph after', async () => {
+    const [sample] = generateShapes({ count: 1, seed: 12, size: 64 });
+    const image = { data: sample!.pixels, height: 64, width: 64, channels: 3 };
+    const onFast = await modelRandomization(vanillaGradient, fast, image, { seed: 3 });
+    const onTfjs = await modelRandomization(vanillaGradient, reference, image, { seed: 3 });
+    expect(onFast.steps.map((s) => s.layer)).toEqual(onTfjs.steps.map((s) => s.layer));
+    // Same correlations: the randomised passes ran on the randomised weights.
+    onFast.steps.forEach((s, i) => expect(s.spearmanAbs).toBeCloseTo(onTfjs.steps[i]!.spearmanAbs, 4));
+    expect(onFast.steps.at(-1)!.spearmanAbs).toBeLessThan(0.9);
+    const again = await vanillaGradient(fast, image, { target: onFast.original.target.index });
+    expect(relativeL2(onFast.original.data, again.data)).toBeLessThan(1e-6);
+  });
+
+  it('keeps SavedModels on tfjs and says why', async () => {
+    const model = await loadImageModel(join(SHARED, 'testdata/savedmodels-cnn/dotnet-mnist-conv-tf1'), { engine: 'auto' });
+    expect(model.engine.name).toBe('tfjs');
+    expect(model.engine.reason).toMatch(/savedmodel models run on TensorFlow\.js/);
+    model.dispose();
+  });
+
+  it('rejects an unknown engine name', async () => {
+    await expect(loadImageModel('default', { engine: 'gpu' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});

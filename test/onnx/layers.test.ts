@@ -1,0 +1,324 @@
+/**
+ * Every layer rule of src/onnx/compile.ts against tfjs: small models built in code with seeded
+ * weights, run on both engines with the same pixels (batch 3, one target class per image). The
+ * scores, the input gradients and the target values must agree within a relative L2 of 1e-4.
+ * Where tfjs cannot be the reference as is (batch norms without centre or scale, which it cannot
+ * differentiate; a softmax head inside a nested model, which its layersHead does not strip), the
+ * test says what it compares instead. Pooling ties, negative maxima and 'same' average pooling:
+ * pooling.test.ts.
+ */
+import { beforeAll, describe, expect, it } from 'vitest';
+import * as tf from '@tensorflow/tfjs-core';
+import * as tfl from '@tensorflow/tfjs-layers';
+import { initBackend } from '../../src/backend/index.js';
+import { PREPROCESSING_NAMES, type PreprocessingName } from '../../src/models/preprocess.js';
+import { imageModelFromLayers } from '../../src/convert/keras/image-model.js';
+import { compileLayersModel, onnxImageModel } from '../../src/onnx/index.js';
+import { ap, compareEngines, functional, randomPixels, relL2, seedWeights } from './helpers.js';
+
+const TOLERANCE = 1e-4;
+const BATCH = 3;
+/** Odd sizes, so that strided 'same' convolutions drop rows and output_padding matters. */
+const ODD: [number, number, number] = [13, 11, 3];
+
+interface Case {
+  name: string;
+  build: () => tfl.LayersModel;
+  preprocessing?: PreprocessingName;
+  probabilities?: boolean;
+  /** What the onnxruntime model must say its scores are (default 'logit'). */
+  output?: 'logit' | 'probability';
+}
+
+const conv = (args: Parameters<typeof tfl.layers.conv2d>[0]) => tfl.layers.conv2d(args);
+const dense = (units: number, activation?: 'softmax' | 'tanh' | 'relu' | 'linear', useBias = true) => tfl.layers.dense({ units, useBias, ...(activation ? { activation } : {}) });
+const flatten = () => tfl.layers.flatten();
+/** Conv layers end in a small dense head so that every case has class scores. */
+const head = (x: tfl.SymbolicTensor, classes = 5) => ap(dense(classes), ap(flatten(), x));
+
+const convCase = (name: string, args: Parameters<typeof tfl.layers.conv2d>[0], shape = ODD): Case => ({
+  name,
+  build: () => functional(name, shape, (x) => head(ap(conv(args), x))),
+});
+
+const CASES: Case[] = [
+  // Conv2D: padding, strides, dilation, bias, every fused activation.
+  convCase('conv same stride1 relu', { filters: 4, kernelSize: 3, padding: 'same', activation: 'relu' }),
+  convCase('conv valid stride2 relu6 no bias', { filters: 4, kernelSize: 3, strides: 2, padding: 'valid', activation: 'relu6', useBias: false }),
+  convCase('conv same stride2 sigmoid (odd input)', { filters: 4, kernelSize: 3, strides: 2, padding: 'same', activation: 'sigmoid' }),
+  convCase('conv same stride2 kernel 4 tanh (odd input)', { filters: 3, kernelSize: 4, strides: 2, padding: 'same', activation: 'tanh' }),
+  convCase('conv same 5x3 kernel stride [2,1] linear', { filters: 3, kernelSize: [5, 3], strides: [2, 1], padding: 'same' }),
+  convCase('conv valid dilation 2 swish', { filters: 4, kernelSize: 3, dilationRate: 2, padding: 'valid', activation: 'swish' }),
+  convCase('conv same dilation 2 tanh', { filters: 4, kernelSize: 3, dilationRate: 2, padding: 'same', activation: 'tanh' }),
+  convCase('conv 1x1 stride 2 (odd input)', { filters: 5, kernelSize: 1, strides: 2, activation: 'relu' }),
+  convCase('conv 1x1 stride 2 same (even input)', { filters: 5, kernelSize: 1, strides: 2, padding: 'same' }, [12, 10, 3]),
+  convCase('conv 1x1 stride [1,2]', { filters: 2, kernelSize: 1, strides: [1, 2] }),
+  convCase('conv valid stride2 even input', { filters: 4, kernelSize: 2, strides: 2, padding: 'valid', activation: 'linear' }, [12, 10, 3]),
+  // DepthwiseConv2D and SeparableConv2D.
+  {
+    name: 'depthwise multiplier 1 same',
+    build: () => functional('dw1', ODD, (x) => head(ap(tfl.layers.depthwiseConv2d({ kernelSize: 3, padding: 'same', activation: 'relu' }), x))),
+  },
+  {
+    name: 'depthwise multiplier 2 stride 2 same (odd input)',
+    build: () => functional('dw2', ODD, (x) => head(ap(tfl.layers.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, strides: 2, padding: 'same' }), x))),
+  },
+  {
+    name: 'depthwise 1x1 multiplier 2 stride 2',
+    build: () => functional('dw1x1', ODD, (x) => head(ap(tfl.layers.depthwiseConv2d({ kernelSize: 1, depthMultiplier: 2, strides: 2 }), x))),
+  },
+  {
+    name: 'depthwise multiplier 2 valid no bias',
+    build: () => functional('dw3', ODD, (x) => head(ap(tfl.layers.depthwiseConv2d({ kernelSize: 3, depthMultiplier: 2, padding: 'valid', useBias: false, activation: 'tanh' }), x))),
+  },
+  {
+    name: 'separable conv multiplier 2 stride 2 same relu',
+    build: () =>
+      functional('sep', ODD, (x) => head(ap(tfl.layers.separableConv2d({ filters: 5, kernelSize: 3, depthMultiplier: 2, strides: 2, padding: 'same', activation: 'relu' }), x))),
+  },
+  {
+    name: 'separable conv valid no bias',
+    build: () => functional('sep2', ODD, (x) => head(ap(tfl.layers.separableConv2d({ filters: 4, kernelSize: 3, padding: 'valid', useBias: false }), x))),
+  },
+  // Dense.
+  {
+    name: 'dense tanh, dense without bias',
+    build: () => functional('dense', [6, 5, 2], (x) => ap(dense(4, 'linear', false), ap(dense(7, 'tanh'), ap(flatten(), x)))),
+  },
+  // Batch norm after an activation (not foldable), on 4-D and 2-D tensors.
+  {
+    name: 'batch norm after an activation (4-D and 2-D)',
+    build: () =>
+      functional('bn', ODD, (x) => {
+        const y = ap(tfl.layers.batchNormalization(), ap(conv({ filters: 4, kernelSize: 3, activation: 'relu' }), x));
+        const z = ap(tfl.layers.batchNormalization({ epsilon: 0.01 }), ap(dense(6, 'relu'), ap(flatten(), y)));
+        return ap(dense(3), z);
+      }),
+  },
+  // Rescaling as a first layer (Keras models that scale pixels themselves).
+  {
+    name: 'rescaling',
+    preprocessing: 'raw',
+    build: () => functional('rescale', ODD, (x) => head(ap(conv({ filters: 3, kernelSize: 3, activation: 'relu' }), ap(tfl.layers.rescaling({ scale: 1 / 127.5, offset: -1 }), x)))),
+  },
+  // Activation layers.
+  {
+    name: 'activation layers and ReLU layers (plain and maxValue 6)',
+    build: () =>
+      functional('acts', ODD, (x) => {
+        let y = ap(tfl.layers.activation({ activation: 'tanh' }), ap(conv({ filters: 4, kernelSize: 3 }), x));
+        y = ap(tfl.layers.reLU({ maxValue: 6 }), ap(conv({ filters: 4, kernelSize: 3 }), y));
+        y = ap(tfl.layers.reLU(), ap(conv({ filters: 4, kernelSize: 3 }), y));
+        y = ap(tfl.layers.activation({ activation: 'sigmoid' }), y);
+        return head(y);
+      }),
+  },
+  {
+    name: 'relu6 with pre-activations reaching past 6',
+    preprocessing: 'raw',
+    build: () => functional('relu6', [6, 5, 3], (x) => head(ap(tfl.layers.activation({ activation: 'relu6' }), ap(tfl.layers.rescaling({ scale: 0.05, offset: -3 }), x)))),
+  },
+  // Softmax heads: logits by default, probabilities on request.
+  ...(['Softmax layer', 'Activation softmax', 'Dense softmax'] as const).flatMap((kind): Case[] =>
+    [false, true].map((probabilities) => ({
+      name: `${kind} head, ${probabilities ? 'probabilities' : 'logits'}`,
+      probabilities,
+      output: probabilities ? 'probability' : 'logit',
+      build: () =>
+        functional(`softmax_${kind.replace(/ /g, '_')}`, [6, 5, 3], (x) => {
+          const features = ap(flatten(), ap(conv({ filters: 3, kernelSize: 3, activation: 'relu' }), x));
+          if (kind === 'Dense softmax') return ap(dense(6, 'softmax'), features);
+          const logits = ap(dense(6), features);
+          return ap(kind === 'Softmax layer' ? tfl.layers.softmax() : tfl.layers.activation({ activation: 'softmax' }), logits);
+        }),
+    })),
+  ),
+  {
+    name: 'softmax inside the network',
+    build: () => functional('inner_softmax', [6, 5, 3], (x) => ap(dense(4), ap(dense(6, 'softmax'), ap(flatten(), x)))),
+  },
+  // Merges.
+  {
+    name: 'add (residual block)',
+    build: () =>
+      functional('residual', ODD, (x) => {
+        const a = ap(conv({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu' }), x);
+        const b = ap(conv({ filters: 4, kernelSize: 3, padding: 'same' }), a);
+        return head(ap(tfl.layers.activation({ activation: 'relu' }), ap(tfl.layers.add(), [a, b])));
+      }),
+  },
+  {
+    name: 'concatenate channels (4-D) and features (2-D)',
+    build: () =>
+      functional('concat', ODD, (x) => {
+        const a = ap(conv({ filters: 2, kernelSize: 3, padding: 'same', activation: 'relu' }), x);
+        const b = ap(conv({ filters: 3, kernelSize: 1, activation: 'tanh' }), x);
+        const c = ap(tfl.layers.concatenate(), [a, b, a]);
+        const f = ap(flatten(), c);
+        const d = ap(tfl.layers.concatenate({ axis: 1 }), [ap(dense(4, 'tanh'), f), ap(dense(3, 'relu'), f)]);
+        return ap(dense(5), d);
+      }),
+  },
+  // Pooling (ties, negative maxima and 'same' average pooling: pooling.test.ts, where tfjs is not the reference).
+  {
+    name: 'max pool 3x3 stride 2 same (overlapping windows)',
+    build: () => functional('maxpool_same', ODD, (x) => head(ap(tfl.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same' }), x))),
+  },
+  {
+    name: 'max pool 3x3 stride 2 valid (overlapping windows)',
+    build: () => functional('maxpool_valid', ODD, (x) => head(ap(tfl.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'valid' }), x))),
+  },
+  {
+    name: 'max pool 3x3 stride 2 same after conv relu, then 2x2',
+    build: () =>
+      functional('maxpool_conv', ODD, (x) => {
+        const y = ap(tfl.layers.maxPooling2d({ poolSize: 3, strides: 2, padding: 'same' }), ap(conv({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu' }), x));
+        return head(ap(tfl.layers.maxPooling2d({ poolSize: 2 }), y));
+      }),
+  },
+  {
+    name: 'average pool 3x3 stride 2 valid (even input: a dropped row)',
+    build: () => functional('avgpool_valid3', [8, 10, 3], (x) => head(ap(tfl.layers.averagePooling2d({ poolSize: 3, strides: 2, padding: 'valid' }), ap(conv({ filters: 3, kernelSize: 1, activation: 'tanh' }), x)))),
+  },
+  {
+    name: 'average pool 2x2 valid',
+    build: () => functional('avgpool_valid', ODD, (x) => head(ap(tfl.layers.averagePooling2d({ poolSize: 2, padding: 'valid' }), x))),
+  },
+  {
+    name: 'global average pool',
+    build: () => functional('gap', ODD, (x) => ap(dense(4), ap(tfl.layers.globalAveragePooling2d({}), ap(conv({ filters: 6, kernelSize: 3, activation: 'relu' }), x)))),
+  },
+  // Shape layers.
+  {
+    name: 'zero padding (asymmetric)',
+    build: () => functional('zeropad', ODD, (x) => head(ap(conv({ filters: 3, kernelSize: 3, strides: 2, activation: 'relu' }), ap(tfl.layers.zeroPadding2d({ padding: [[1, 2], [0, 3]] }), x)))),
+  },
+  {
+    name: 'flatten after a conv (NHWC order), dropout',
+    build: () => functional('flatten_order', [5, 4, 3], (x) => ap(dense(6), ap(tfl.layers.dropout({ rate: 0.5 }), ap(flatten(), ap(conv({ filters: 3, kernelSize: 2, activation: 'tanh' }), x))))),
+  },
+  // A Sequential used as a layer inside a functional model.
+  {
+    name: 'nested sequential',
+    build: () => {
+      const block = tfl.sequential({
+        name: 'block',
+        layers: [
+          tfl.layers.conv2d({ inputShape: [13, 11, 4], filters: 4, kernelSize: 3, padding: 'same', activation: 'relu' }),
+          tfl.layers.maxPooling2d({ poolSize: 2 }),
+          tfl.layers.batchNormalization(),
+        ],
+      });
+      return functional('nested', ODD, (x) => head(ap(block, ap(conv({ filters: 4, kernelSize: 3, padding: 'same', activation: 'tanh' }), x))));
+    },
+  },
+  // A plain Sequential model.
+  {
+    name: 'sequential model',
+    build: () =>
+      tfl.sequential({
+        name: 'seq',
+        layers: [tfl.layers.conv2d({ inputShape: ODD, filters: 4, kernelSize: 3, strides: 2, activation: 'relu' }), tfl.layers.globalAveragePooling2d({}), tfl.layers.dense({ units: 3 })],
+      }),
+  },
+  // Every preprocessing preset (caffe reorders channels).
+  ...PREPROCESSING_NAMES.map(
+    (preprocessing): Case => ({
+      name: `preprocessing ${preprocessing}`,
+      preprocessing,
+      build: () => functional(`pre_${preprocessing}`, [7, 6, 3], (x) => head(ap(conv({ filters: 4, kernelSize: 3, activation: 'tanh' }), x))),
+    }),
+  ),
+];
+
+describe('onnxruntime layer rules agree with tfjs', () => {
+  beforeAll(async () => {
+    await initBackend();
+  });
+
+  CASES.forEach((c, index) => {
+    it(c.name, async () => {
+      const layers = c.build();
+      seedWeights(layers, 1000 + index);
+      const [h, w, ch] = layers.inputs[0]!.shape.slice(1) as [number, number, number];
+      const pixels = randomPixels([BATCH, h, w, ch], 2000 + index);
+      const result = await compareEngines(layers, { preprocessing: c.preprocessing ?? 'unit', pixels, ...(c.probabilities ? { probabilities: true } : {}) });
+      expect(result.classes).toBe(result.tfjsClasses);
+      expect(result.output).toBe(c.output ?? 'logit');
+      expect(result.tfjsOutput).toBe(result.output);
+      expect(result.scores).toBeLessThan(TOLERANCE);
+      expect(result.gradients).toBeLessThan(TOLERANCE);
+      expect(result.values).toBeLessThan(TOLERANCE);
+      pixels.dispose();
+      layers.dispose();
+    });
+  });
+
+  it('batch norms without centre or without scale (against tfjs running beta 0 / gamma 1: it cannot differentiate these)', async () => {
+    const build = (partial: boolean) =>
+      functional(partial ? 'bn_partial' : 'bn_full', ODD, (x) => {
+        const y = ap(tfl.layers.activation({ activation: 'tanh' }), ap(conv({ filters: 4, kernelSize: 3 }), x));
+        const y2 = ap(tfl.layers.batchNormalization(partial ? { center: false } : {}), y);
+        const z = ap(dense(6, 'relu'), ap(flatten(), y2));
+        return ap(dense(3), ap(tfl.layers.batchNormalization(partial ? { scale: false } : {}), z));
+      });
+    const partial = build(true);
+    seedWeights(partial, 66);
+    const full = build(false);
+    partial.layers.forEach((layer, i) => {
+      const target = full.layers[i]!;
+      const weights = layer.getWeights();
+      const cfg = layer.getConfig() as { center?: boolean; scale?: boolean };
+      if (cfg.center === false) target.setWeights([weights[0]!, tf.zerosLike(weights[1]!), weights[1]!, weights[2]!]);
+      else if (cfg.scale === false) target.setWeights([tf.onesLike(weights[0]!), ...weights]);
+      else target.setWeights(weights);
+    });
+    const pixels = randomPixels([BATCH, ...ODD], 67);
+    const result = await compareEngines(partial, { preprocessing: 'unit', pixels, reference: full });
+    expect(result.scores).toBeLessThan(TOLERANCE);
+    expect(result.gradients).toBeLessThan(TOLERANCE);
+    tf.dispose(pixels);
+  });
+
+  it('a softmax head inside a nested model: logits by default, probabilities on request', async () => {
+    const build = () => {
+      const classifier = tfl.sequential({ name: 'classifier', layers: [tfl.layers.flatten({ inputShape: [5, 4, 4] }), tfl.layers.dense({ units: 6, activation: 'softmax' })] });
+      const layers = functional('nested_head', [7, 6, 3], (x) => ap(classifier, ap(conv({ filters: 4, kernelSize: 3, activation: 'relu' }), x)));
+      seedWeights(layers, 77);
+      return layers;
+    };
+    const pixels = randomPixels([BATCH, 7, 6, 3], 78);
+    const forCompile = build();
+    const compiled = compileLayersModel(forCompile, { name: 'nested_head', preprocessing: 'unit' });
+    expect(compiled.finalSoftmax).toBe(true);
+    expect(compiled.logits).toBe(true);
+    forCompile.dispose();
+    // tfjs' layersHead does not look into nested models: its scores are the probabilities.
+    const layers = build();
+    const probabilities = await compareEngines(layers, { preprocessing: 'unit', pixels, probabilities: true });
+    expect(probabilities.output).toBe('probability');
+    expect(probabilities.scores).toBeLessThan(TOLERANCE);
+    expect(probabilities.gradients).toBeLessThan(TOLERANCE);
+    const fast = await onnxImageModel(layers, { name: 'nested_head', preprocessing: 'unit', threads: 1 });
+    const reference = imageModelFromLayers(layers, { name: 'nested_head', preprocessing: 'unit' });
+    const logits = await fast.forward(pixels);
+    const expected = await reference.forward(pixels);
+    expect(fast.output).toBe('logit');
+    expect(relL2(tf.softmax(logits).dataSync(), expected.dataSync())).toBeLessThan(TOLERANCE);
+    // Logits are not probabilities: rows do not sum to 1.
+    expect(Math.abs(tf.sum(logits, 1).dataSync()[0]! - 1)).toBeGreaterThan(1e-3);
+    tf.dispose([logits, expected, pixels]);
+    fast.dispose();
+    reference.dispose();
+  });
+
+  it('counts the layers it compiled by class', () => {
+    const layers = functional('counts', ODD, (x) => head(ap(conv({ filters: 2, kernelSize: 3 }), ap(conv({ filters: 2, kernelSize: 3 }), x))));
+    const compiled = compileLayersModel(layers, { name: 'counts', preprocessing: 'unit' });
+    expect(compiled.layers).toEqual({ Conv2D: 2, Flatten: 1, Dense: 1 });
+    expect(compiled.inputShape).toEqual(ODD);
+    expect(compiled.classes).toBe(5);
+    expect(compiled.finalSoftmax).toBe(false);
+    layers.dispose();
+  });
+});
