@@ -54,6 +54,12 @@ export interface CompiledModel {
   finalSoftmax: boolean;
   /** Bytes of weights in one graph. */
   weightBytes: number;
+  /**
+   * Estimated working memory per image in bytes: the forward pass needs about its two largest
+   * activations at a time, the gradient pass keeps every activation of the forward pass for the
+   * backward pass, plus the backward temporaries. Used to split batches so they fit.
+   */
+  bytesPerImage: { forward: number; gradient: number };
   /** Layer count by class, for reports. */
   layers: Record<string, number>;
 }
@@ -160,15 +166,13 @@ class Compiler {
     const identityOrder = affine.channelOrder.every((ch, i) => ch === i);
     const isIdentity = identityOrder && affine.scale.every((s) => s === 1) && affine.offset.every((o) => o === 0);
     let x = pixels;
-    let order: string | undefined;
-    let inverse: string | undefined;
+    let inverse: number[] | undefined;
     if (!identityOrder) {
       if (c !== affine.channelOrder.length) unsupported(this.modelName, `preprocessing ${name} reorders ${affine.channelOrder.length} channels but the input has ${c}`);
       const inv = new Array<number>(c);
       affine.channelOrder.forEach((from, to) => (inv[from] = to));
-      order = g.ints('channel_order', affine.channelOrder);
-      inverse = g.ints('channel_order_inverse', inv);
-      x = g.op('Gather', [x, order], { axis: { i: 3 } }, 'pixels_reordered');
+      inverse = inv;
+      x = g.op('Gather', [x, g.ints('channel_order', affine.channelOrder)], { axis: { i: 3 } }, 'pixels_reordered');
     }
     let scale: string | undefined;
     if (!isIdentity) {
@@ -180,7 +184,7 @@ class Compiler {
     return this.record([input], out, (grad) => {
       let gx = g.op('Transpose', [grad], { perm: { ints: [0, 2, 3, 1] } }, 'grad_nhwc');
       if (scale) gx = g.op('Mul', [gx, scale]);
-      if (inverse) gx = g.op('Gather', [gx, inverse], { axis: { i: 3 } }, 'grad_pixels_order');
+      if (inverse) gx = g.op('Gather', [gx, g.ints('channel_order_inverse', inverse)], { axis: { i: 3 } }, 'grad_pixels_order');
       return [gx];
     });
   }
@@ -657,5 +661,18 @@ export function compileLayersModel(model: tfl.LayersModel, options: CompileOptio
   const grad = cc.backward(scores, seed, { name: pixels, shape: inputShape });
   g.output(grad, 'gradients', [batch, ...inputShape]);
   const gradient = g.encode({ 'serving-lens.graph': 'gradient' });
-  return { forward, gradient, inputShape, classes, logits: skipSoftmax, finalSoftmax, weightBytes: g.constantBytes, layers: cc.layerCounts };
+  const sizes = cc.tape.map((t) => t.output.shape.reduce((a, b) => a * b, 1) * 4);
+  const largest = sizes.reduce((a, b) => Math.max(a, b), inputShape[0] * inputShape[1] * inputShape[2] * 4);
+  const kept = sizes.reduce((a, b) => a + b, 0);
+  return {
+    forward,
+    gradient,
+    inputShape,
+    classes,
+    logits: skipSoftmax,
+    finalSoftmax,
+    weightBytes: g.constantBytes,
+    bytesPerImage: { forward: 3 * largest, gradient: kept + 3 * largest },
+    layers: cc.layerCounts,
+  };
 }

@@ -5,4 +5,4 @@
 export { OnnxGraphBuilder, ONNX_OPSET, type OnnxAttribute, type OnnxDataType, type OnnxDim, type OnnxNode } from './graph.js';
 export { compileLayersModel, type CompileOptions, type CompiledModel } from './compile.js';
 export { loadOnnxRuntime, onnxThreads, type OnnxRuntime } from './runtime.js';
-export { ENGINE_CHOICES, onnxImageModel, parseEngineChoice, withEngine, type EngineChoice, type EngineInfo, type OnnxModelOptions } from './model.js';
+export { ENGINE_CHOICES, onnxImageModel, onnxMemoryBudget, parseEngineChoice, withEngine, type EngineChoice, type EngineInfo, type OnnxModelOptions } from './model.js';

@@ -12,6 +12,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
+import { freemem } from 'node:os';
 import { currentBackend } from '../backend/index.js';
 import { LensError, errorMessage } from '../errors.js';
 import { checkPixels, type GradientResult, type ImageModel } from '../models/model.js';
@@ -31,6 +32,8 @@ export interface EngineInfo {
   reason?: string;
   /** Layer classes compiled (onnxruntime engine only). */
   layers?: Record<string, number>;
+  /** Images per onnxruntime call that fit the memory budget; larger batches are split (onnxruntime engine only). */
+  batchLimit?: { forward: number; gradient: number };
 }
 
 export function parseEngineChoice(value: string | undefined): EngineChoice {
@@ -47,6 +50,25 @@ export interface OnnxModelOptions {
   probabilities?: boolean;
   /** Intra-op threads (default LENS_ORT_THREADS, else one per core). */
   threads?: number;
+  /** Bytes one call may use for activations; larger batches are split (default {@link onnxMemoryBudget}). */
+  memoryBudgetBytes?: number;
+}
+
+/**
+ * The working memory one onnxruntime call may use: LENS_ORT_MEMORY_MB when set, else half of the
+ * memory free now (the rest is left to the process and the machine).
+ *
+ * @example
+ * onnxMemoryBudget({ LENS_ORT_MEMORY_MB: '2048' }); // 2 GiB
+ */
+export function onnxMemoryBudget(env: NodeJS.ProcessEnv = process.env): number {
+  const raw = env.LENS_ORT_MEMORY_MB;
+  if (raw !== undefined && raw !== '') {
+    const mb = Number(raw);
+    if (!Number.isFinite(mb) || mb <= 0) throw new LensError('INVALID_ARGUMENT', `LENS_ORT_MEMORY_MB must be a positive number of MiB, got "${raw}"`);
+    return mb * 2 ** 20;
+  }
+  return freemem() / 2;
 }
 
 type Session = import('onnxruntime-node').InferenceSession;
@@ -70,7 +92,8 @@ export async function onnxImageModel(layers: tfl.LayersModel, options: OnnxModel
   }
   const { ort } = runtime;
   const threads = options.threads ?? onnxThreads();
-  const sessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' as const, executionMode: 'sequential' as const };
+  // logSeverityLevel 3: errors only (they become LensErrors); onnxruntime's warnings are about its own graph rewrites.
+  const sessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' as const, executionMode: 'sequential' as const, logSeverityLevel: 3 as const };
   const sessions: { forward?: Promise<Session>; gradient?: Promise<Session> } = {};
   const session = (kind: 'forward' | 'gradient'): Promise<Session> =>
     (sessions[kind] ??= ort.InferenceSession.create(compiled[kind], sessionOptions).catch((e: unknown) => {
@@ -78,17 +101,49 @@ export async function onnxImageModel(layers: tfl.LayersModel, options: OnnxModel
       throw new LensError('BACKEND_FAILED', `onnxruntime rejected the ${kind} graph of ${options.name}: ${errorMessage(e)}`);
     }));
   const [h, w, c] = compiled.inputShape;
+  const per = h * w * c;
   const spec = { name: options.name, inputShape: compiled.inputShape };
-  const pixelsTensor = async (pixels: tf.Tensor4D) => new ort.Tensor('float32', (await pixels.data()) as Float32Array, [pixels.shape[0], h, w, c]);
-  const run = async (kind: 'forward' | 'gradient', feeds: Record<string, import('onnxruntime-node').Tensor>) => {
+  const budget = options.memoryBudgetBytes ?? onnxMemoryBudget();
+  const batchLimit = {
+    forward: Math.max(1, Math.floor(budget / compiled.bytesPerImage.forward)),
+    gradient: Math.max(1, Math.floor(budget / compiled.bytesPerImage.gradient)),
+  };
+  const run = async (kind: 'forward' | 'gradient', feeds: Record<string, import('onnxruntime-node').Tensor>, images: number) => {
     const s = await session(kind);
     try {
       return await s.run(feeds);
     } catch (e) {
-      throw new LensError('BACKEND_FAILED', `onnxruntime failed running the ${kind} pass of ${options.name}: ${errorMessage(e)}`);
+      const hint = /alloc|memory/i.test(errorMessage(e))
+        ? ` (${images} images need about ${Math.round((images * compiled.bytesPerImage[kind]) / 2 ** 20)} MiB; set LENS_ORT_MEMORY_MB lower to split batches further)`
+        : '';
+      throw new LensError('BACKEND_FAILED', `onnxruntime failed running the ${kind} pass of ${options.name} on ${images} images: ${errorMessage(e)}${hint}`);
     }
   };
-  const engine: EngineInfo = { name: 'onnxruntime', detail: `onnxruntime-node ${runtime.version} (CPU, ${threads} thread${threads === 1 ? '' : 's'})`, layers: compiled.layers };
+  /** Runs `kind` over the batch in chunks that fit the budget; returns the named outputs, concatenated. */
+  const runSplit = async (kind: 'forward' | 'gradient', pixels: Float32Array, n: number, seed?: Float32Array): Promise<Record<string, Float32Array>> => {
+    const limit = batchLimit[kind];
+    const parts: Record<string, Float32Array>[] = [];
+    for (let start = 0; start < n; start += limit) {
+      const m = Math.min(limit, n - start);
+      const feeds: Record<string, import('onnxruntime-node').Tensor> = { pixels: new ort.Tensor('float32', pixels.subarray(start * per, (start + m) * per), [m, h, w, c]) };
+      if (seed) feeds.seed = new ort.Tensor('float32', seed.subarray(start * compiled.classes, (start + m) * compiled.classes), [m, compiled.classes]);
+      const out = await run(kind, feeds, m);
+      parts.push(Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array])));
+    }
+    if (parts.length === 1) return parts[0]!;
+    const joined: Record<string, Float32Array> = {};
+    for (const key of Object.keys(parts[0]!)) {
+      const all = new Float32Array(parts.reduce((a, p) => a + p[key]!.length, 0));
+      let offset = 0;
+      for (const p of parts) {
+        all.set(p[key]!, offset);
+        offset += p[key]!.length;
+      }
+      joined[key] = all;
+    }
+    return joined;
+  };
+  const engine: EngineInfo = { name: 'onnxruntime', detail: `onnxruntime-node ${runtime.version} (CPU, ${threads} thread${threads === 1 ? '' : 's'})`, layers: compiled.layers, batchLimit };
   let disposed = false;
   return {
     name: options.name,
@@ -101,8 +156,8 @@ export async function onnxImageModel(layers: tfl.LayersModel, options: OnnxModel
     compiled,
     async forward(pixels) {
       checkPixels(spec, pixels);
-      const out = await run('forward', { pixels: await pixelsTensor(pixels) });
-      return tf.tensor2d(out.scores!.data as Float32Array, [pixels.shape[0], compiled.classes]);
+      const out = await runSplit('forward', (await pixels.data()) as Float32Array, pixels.shape[0]);
+      return tf.tensor2d(out.scores!, [pixels.shape[0], compiled.classes]);
     },
     async gradient(pixels, target): Promise<GradientResult> {
       checkPixels(spec, pixels);
@@ -114,10 +169,10 @@ export async function onnxImageModel(layers: tfl.LayersModel, options: OnnxModel
         if (!Number.isInteger(t) || t < 0 || t >= compiled.classes) throw new LensError('INVALID_ARGUMENT', `target class ${t} is outside 0..${compiled.classes - 1}`);
         seed[i * compiled.classes + t] = 1;
       });
-      const out = await run('gradient', { pixels: await pixelsTensor(pixels), seed: new ort.Tensor('float32', seed, [n, compiled.classes]) });
-      const scores = out.scores!.data as Float32Array;
+      const out = await runSplit('gradient', (await pixels.data()) as Float32Array, n, seed);
+      const scores = out.scores!;
       const values = Float32Array.from(targets, (t, i) => scores[i * compiled.classes + t]!);
-      return { gradients: tf.tensor4d(out.gradients!.data as Float32Array, [n, h, w, c]), values: tf.tensor1d(values) };
+      return { gradients: tf.tensor4d(out.gradients!, [n, h, w, c]), values: tf.tensor1d(values) };
     },
     dispose() {
       if (disposed) return;

@@ -11,6 +11,7 @@ import { loadImageModel, type LoadedImageModel } from '../../src/models/load.js'
 import { generateShapes } from '../../src/datasets/shapes.js';
 import { SHARED } from '../helpers/cli.js';
 import { join } from 'node:path';
+import { onnxImageModel, onnxMemoryBudget } from '../../src/onnx/index.js';
 
 const relativeL2 = (a: ArrayLike<number>, b: ArrayLike<number>) => {
   let num = 0;
@@ -74,5 +75,40 @@ describe('engines of loaded models', () => {
 
   it('rejects an unknown engine name', async () => {
     await expect(loadImageModel('default', { engine: 'gpu' })).rejects.toMatchObject({ code: 'INVALID_ARGUMENT' });
+  });
+});
+
+describe('batches split to fit the memory budget', () => {
+  it('gives the same scores and gradients in chunks as in one call', async () => {
+    await initBackend();
+    const loaded = await loadImageModel('default', { engine: 'tfjs' });
+    const layers = (loaded.info.structure as { kind: 'layers'; model: import('@tensorflow/tfjs-layers').LayersModel }).model;
+    const whole = await onnxImageModel(layers, { name: 'whole', preprocessing: loaded.preprocessing });
+    const perImage = whole.compiled.bytesPerImage;
+    expect(perImage.gradient).toBeGreaterThan(perImage.forward);
+    const split = await onnxImageModel(layers, { name: 'split', preprocessing: loaded.preprocessing, memoryBudgetBytes: 2 * perImage.gradient + 1 });
+    expect(split.engine.batchLimit!.gradient).toBe(2);
+    expect(whole.engine.batchLimit!.gradient).toBeGreaterThan(5);
+    const samples = generateShapes({ count: 5, seed: 13, size: 64 });
+    const data = new Float32Array(5 * 64 * 64 * 3);
+    samples.forEach((s, i) => data.set(s.pixels, i * 64 * 64 * 3));
+    const pixels = tf.tensor4d(data, [5, 64, 64, 3]);
+    const targets = [0, 1, 2, 0, 1];
+    const [a, b] = [await whole.gradient(pixels, targets), await split.gradient(pixels, targets)];
+    expect(Array.from(b.values.dataSync())).toEqual(Array.from(a.values.dataSync()));
+    expect(relativeL2(a.gradients.dataSync(), b.gradients.dataSync())).toBeLessThan(1e-6);
+    const [fa, fb] = [await whole.forward(pixels), await split.forward(pixels)];
+    expect(fb.shape).toEqual([5, loaded.classes]);
+    expect(relativeL2(fa.dataSync(), fb.dataSync())).toBeLessThan(1e-6);
+    tf.dispose([pixels, a.gradients, a.values, b.gradients, b.values, fa, fb]);
+    whole.dispose();
+    split.dispose();
+    loaded.dispose();
+  });
+
+  it('reads LENS_ORT_MEMORY_MB and rejects nonsense', () => {
+    expect(onnxMemoryBudget({ LENS_ORT_MEMORY_MB: '64' })).toBe(64 * 2 ** 20);
+    expect(onnxMemoryBudget({})).toBeGreaterThan(0);
+    expect(() => onnxMemoryBudget({ LENS_ORT_MEMORY_MB: 'lots' })).toThrow(/LENS_ORT_MEMORY_MB must be a positive number/);
   });
 });
