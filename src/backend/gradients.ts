@@ -27,6 +27,15 @@
  * - On wasm, the tape's clones of saved tensors share data instead of copying it, and the
  *   `UnsortedSegmentSum` kernel that the gather gradient needs is added.
  *
+ * Stock gradients that are wrong, replaced for correctness (input gradients only as well):
+ * - `AvgPool`: stock AvgPoolGrad divides by the whole window, where the forward pass (like
+ *   Keras and TensorFlow) divides by the pixels inside the input, so 'same' borders were off.
+ * - `MaxPool`: stock wasm MaxPoolGrad drops windows whose maximum is negative and sends ties to
+ *   the last maximum; the replacement sends each window's gradient to its first maximum in
+ *   row-major order on every backend, as TensorFlow's CPU kernel and onnxruntime do.
+ * - `FusedBatchNorm` without scale or offset (Keras `scale=False` / `center=False`): stock tfjs
+ *   cannot differentiate it at all; the kernel is wrapped to keep the missing inputs off the tape.
+ *
  * @example
  * import * as tf from '@tensorflow/tfjs-core';
  * import { initBackend } from 'serving-lens';      // installs the gradients
@@ -175,14 +184,15 @@ function assemble(z: tf.Tensor4D, ph: AxisPlan, pw: AxisPlan, channels: number):
   let full: tf.Tensor4D;
   if (ph.stride === 1 && pw.stride === 1) {
     full = z;
-  } else if (ph.phases === ph.stride && pw.phases === pw.stride && ph.stride === pw.stride) {
+  } else if (ph.phases === ph.stride && pw.phases === pw.stride && ph.stride === pw.stride && tf.getBackend() !== 'wasm') {
     full = tf.depthToSpace(z, ph.stride, 'NHWC');
   } else {
-    let t: tf.Tensor = tf.reshape(z, [n, qh, qw, ph.phases, pw.phases, channels]);
-    t = tf.transpose(t, [0, 1, 3, 2, 4, 5]);
+    // [N*qh, qw, Ph, Pw*C] -> [N*qh, Ph, qw, Pw*C]: a rank-4 transpose, which wasm runs about 5x
+    // faster than its DepthToSpace (and than the same permutation written at rank 6).
+    let t: tf.Tensor = tf.transpose(tf.reshape(z, [n * qh, qw, ph.phases, pw.phases * channels]), [0, 2, 1, 3]);
     if (ph.phases < ph.stride || pw.phases < pw.stride) {
       // Phases without taps (kernel smaller than the stride) receive no gradient.
-      t = tf.pad(t, [[0, 0], [0, 0], [0, ph.stride - ph.phases], [0, 0], [0, pw.stride - pw.phases], [0, 0]]);
+      t = tf.pad(tf.reshape(t, [n * qh, ph.phases, qw, pw.phases, channels]), [[0, 0], [0, ph.stride - ph.phases], [0, 0], [0, pw.stride - pw.phases], [0, 0]]);
     }
     full = tf.reshape(t, [n, qh * ph.stride, qw * pw.stride, channels]);
   }
@@ -360,6 +370,178 @@ export function depthwiseConv2dInputGradient(
   return inputGradient(true, dy, filter, inputShape as Shape4, geometry, options);
 }
 
+/** Geometry of a 2-D pooling, as in its forward op (`tf.maxPool`, `tf.avgPool`). */
+export interface PoolGeometry {
+  filterSize: number | readonly [number, number];
+  strides: number | readonly [number, number];
+  pad: ConvPadding;
+  dimRoundingMode?: 'floor' | 'round' | 'ceil';
+}
+
+function poolInfo(inputShape: Shape4, g: PoolGeometry): tf.backend_util.Conv2DInfo {
+  return tf.backend_util.computePool2DInfo(inputShape, pair(g.filterSize, 1), pair(g.strides, 1), 1, g.pad, g.dimRoundingMode);
+}
+
+function poolAsConv(g: PoolGeometry): ConvGeometry {
+  return { strides: g.strides, pad: g.pad, ...(g.dimRoundingMode !== undefined ? { dimRoundingMode: g.dimRoundingMode } : {}) };
+}
+
+/** Per output position along one axis: how many window positions fall inside the input. */
+function inside(out: number, stride: number, before: number, kernel: number, size: number): number[] {
+  return Array.from({ length: out }, (_, o) => Math.min(size, o * stride - before + kernel) - Math.max(0, o * stride - before));
+}
+
+/**
+ * Input gradient of an average pooling whose forward pass divides each window by the pixels it
+ * holds inside the input (TensorFlow's and Keras' semantics, and what tfjs computes forward).
+ * Stock tfjs' AvgPoolGrad divides by the whole window instead, which is wrong at 'same' borders.
+ * Here dy is divided by each window's own count and spread back over the window with a
+ * transposed depthwise convolution of ones, which runs on the forward conv kernels on wasm.
+ *
+ * @example
+ * const dx = avgPoolInputGradient(dy, [1, 7, 7, 64], { filterSize: 3, strides: 2, pad: 'same' });
+ */
+export function avgPoolInputGradient(dy: tf.Tensor4D, inputShape: readonly number[], geometry: PoolGeometry): tf.Tensor4D {
+  return tf.tidy(() => {
+    const info = poolInfo(inputShape as Shape4, geometry);
+    const rows = inside(info.outHeight, info.strideHeight, info.padInfo.top, info.filterHeight, info.inHeight);
+    const cols = inside(info.outWidth, info.strideWidth, info.padInfo.left, info.filterWidth, info.inWidth);
+    // A window with no pixel inside (only with explicit padding) has no input to pass its gradient to.
+    const perWindow = Float32Array.from({ length: rows.length * cols.length }, (_, i) => {
+      const count = rows[Math.floor(i / cols.length)]! * cols[i % cols.length]!;
+      return count > 0 ? 1 / count : 0;
+    });
+    const scaled = tf.mul(dy, tf.tensor4d(perWindow, [1, rows.length, cols.length, 1]));
+    const ones = tf.ones([info.filterHeight, info.filterWidth, info.inChannels, 1]) as tf.Tensor4D;
+    return inputGradient(true, scaled as tf.Tensor4D, ones, inputShape as Shape4, poolAsConv(geometry), {});
+  });
+}
+
+/**
+ * Layout of a pooling's padded input as stride phases: padded row q*s_h + r is row q of phase r
+ * (likewise for columns), so window tap (k_y, k_x) = (j_y*s_h + r_y, j_x*s_w + r_x) of every
+ * output is one contiguous slice: rows j_y..j_y+out_h-1 of phase (r_y, r_x). Phases are stacked
+ * along the batch axis, phase (r_y, r_x) at images (r_x*s_h + r_y)*N onwards.
+ */
+interface PhaseGrid {
+  n: number;
+  c: number;
+  /** Rows and columns per phase. */
+  qh: number;
+  qw: number;
+  info: tf.backend_util.Conv2DInfo;
+}
+
+function phaseGrid(shape: Shape4, info: tf.backend_util.Conv2DInfo): PhaseGrid {
+  const [n, , , c] = shape;
+  return {
+    n,
+    c,
+    qh: info.outHeight + Math.ceil(info.filterHeight / info.strideHeight) - 1,
+    qw: info.outWidth + Math.ceil(info.filterWidth / info.strideWidth) - 1,
+    info,
+  };
+}
+
+function phaseOffset(g: PhaseGrid, ry: number, rx: number): number {
+  return (rx * g.info.strideHeight + ry) * g.n;
+}
+
+/** Swaps the two leading axes of `[a, b, rest]`: one rank-3 transpose, fast on every backend (rank 6 is not on wasm). */
+function swapLeading(t: tf.Tensor, a: number, b: number, rest: number): tf.Tensor {
+  return tf.transpose(tf.reshape(t, [a, b, rest]), [1, 0, 2]);
+}
+
+/** [N, H, W, C] -> phases [s_h*s_w*N, q_h, q_w, C], padding with `fill` or cropping rows no window reads. */
+function toPhases(x: tf.Tensor4D, g: PhaseGrid, fill: number): tf.Tensor4D {
+  const { n, c, qh, qw, info } = g;
+  const { strideHeight: sh, strideWidth: sw } = info;
+  const { top, left } = info.padInfo;
+  const [, h, w] = x.shape;
+  const bottom = qh * sh - top - h;
+  const right = qw * sw - left - w;
+  let t: tf.Tensor = bottom < 0 || right < 0 ? tf.slice(x, [0, 0, 0, 0], [n, h + Math.min(0, bottom), w + Math.min(0, right), c]) : x;
+  if (top > 0 || left > 0 || bottom > 0 || right > 0) t = tf.pad(t, [[0, 0], [top, Math.max(0, bottom)], [left, Math.max(0, right)], [0, 0]], fill);
+  // [n*qh, sh, qw*sw*c] -> [sh, n*qh, qw*sw*c], then [sh*n*qh*qw, sw, c] -> [sw, sh*n*qh*qw, c].
+  if (sh > 1) t = swapLeading(t, n * qh, sh, qw * sw * c);
+  if (sw > 1) t = swapLeading(t, sh * n * qh * qw, sw, c);
+  return tf.reshape(t, [sh * sw * n, qh, qw, c]);
+}
+
+/** Inverse of {@link toPhases}: phases back on the input grid, pads cut off, rows no window reads zero. */
+function fromPhases(phases: tf.Tensor4D, g: PhaseGrid, h: number, w: number): tf.Tensor4D {
+  const { n, c, qh, qw, info } = g;
+  const { strideHeight: sh, strideWidth: sw } = info;
+  const { top, left } = info.padInfo;
+  let t: tf.Tensor = phases;
+  if (sw > 1) t = swapLeading(t, sw, sh * n * qh * qw, c);
+  if (sh > 1) t = swapLeading(t, sh, n * qh, qw * sw * c);
+  let full = tf.reshape(t, [n, qh * sh, qw * sw, c]) as tf.Tensor4D;
+  const extraH = Math.max(0, top + h - qh * sh);
+  const extraW = Math.max(0, left + w - qw * sw);
+  if (extraH > 0 || extraW > 0) full = tf.pad(full, [[0, 0], [0, extraH], [0, extraW], [0, 0]]);
+  return tf.slice(full, [0, top, left, 0], [n, h, w, c]);
+}
+
+/**
+ * Input gradient of a max pooling: each window's gradient goes to ONE maximum, the first in
+ * row-major order when several elements tie (as TensorFlow's CPU kernel and onnxruntime do, so
+ * engines agree), and windows whose maximum is negative keep their gradient (stock
+ * tfjs-backend-wasm MaxPoolGrad loses those). `y` is the forward output.
+ *
+ * The cpu backend's own MaxPoolGrad already does exactly this, and its slices and transposes
+ * are slow, so it runs there. Elsewhere the gradient is built from forward ops: the input padded
+ * with -Infinity is laid out by stride phase so that each window tap is a plain slice; taps in
+ * row-major order take the gradient still pending where they equal the maximum and add it to
+ * their phase, and the phases go back on the input grid.
+ *
+ * @example
+ * const y = tf.maxPool(x, 3, 2, 'same');
+ * const dx = maxPoolInputGradient(dy, x, y, { filterSize: 3, strides: 2, pad: 'same' });
+ */
+export function maxPoolInputGradient(dy: tf.Tensor4D, x: tf.Tensor4D, y: tf.Tensor4D, geometry: PoolGeometry): tf.Tensor4D {
+  if (tf.getBackend() === 'cpu') {
+    const attrs = { filterSize: geometry.filterSize, strides: geometry.strides, pad: geometry.pad, dimRoundingMode: geometry.dimRoundingMode };
+    return tf.engine().runKernel(tf.MaxPoolGrad, { dy, input: x, output: y }, attrs as unknown as tf.NamedAttrMap) as tf.Tensor4D;
+  }
+  return tf.tidy(() => {
+    const [n, h, w, c] = x.shape;
+    const info = poolInfo(x.shape, geometry);
+    const { filterHeight: kh, filterWidth: kw, strideHeight: sh, strideWidth: sw, outHeight: oh, outWidth: ow } = info;
+    const g = phaseGrid(x.shape, info);
+    // -Infinity pads are never a window's maximum.
+    const phases = toPhases(x, g, -Infinity);
+    const zeros = tf.zerosLike(dy);
+    const sums = new Map<number, tf.Tensor4D>();
+    let pending: tf.Tensor4D = dy;
+    // Intermediates are released as soon as they are used: a tidy would hold all of them, taps
+    // times the output size.
+    for (let ky = 0; ky < kh; ky++) {
+      for (let kx = 0; kx < kw; kx++) {
+        const [jy, ry, jx, rx] = [Math.floor(ky / sh), ky % sh, Math.floor(kx / sw), kx % sw];
+        const tap = tf.slice(phases, [phaseOffset(g, ry, rx), jy, jx, 0], [n, oh, ow, c]);
+        const isMax = tf.equal(tap, y);
+        const routed = tf.where(isMax, pending, zeros);
+        if (ky < kh - 1 || kx < kw - 1) {
+          const rest = tf.where(isMax, zeros, pending);
+          if (pending !== dy) pending.dispose();
+          pending = rest;
+        }
+        // Tap (j_y*s_h + r_y, j_x*s_w + r_x) of output (o_y, o_x) is row o_y + j_y, column o_x + j_x of phase (r_y, r_x).
+        const placed = tf.pad(routed, [[0, 0], [jy, g.qh - oh - jy], [jx, g.qw - ow - jx], [0, 0]]);
+        const p = phaseOffset(g, ry, rx);
+        const sum = sums.get(p);
+        sums.set(p, sum ? tf.add(sum, placed) : placed);
+        tf.dispose([tap, isMax, routed, ...(sum ? [sum, placed] : [])]);
+      }
+    }
+    phases.dispose();
+    const all: tf.Tensor4D[] = [];
+    for (let p = 0; p < sh * sw * n; p += n) all.push(sums.get(p) ?? tf.zeros([n, g.qh, g.qw, c]));
+    return fromPhases(all.length === 1 ? all[0]! : tf.concat(all, 0), g, h, w);
+  });
+}
+
 /**
  * A kernel call noted by the kernel wrappers: attributes, input shapes and the identity of the
  * weight input. The engine records a tape node synchronously after the kernel ran and reads the
@@ -490,10 +672,24 @@ function convGradConfig(kernel: string, depthwise: boolean): tf.GradConfig {
   };
 }
 
+/**
+ * Whether the batch-norm call that just ran had a scale. `tf.batchNorm` hands the kernel a
+ * missing scale or offset (Keras `scale=False` / `center=False`) as an undefined input, and stock
+ * tfjs then fails twice: saving the undefined scale for the gradient, and reading `.id` of the
+ * undefined input when it walks the tape. The wrapped kernel (see dropMissingBatchNormInputs)
+ * deletes missing inputs from the inputs object, which is the one the tape node keeps, and notes
+ * here whether a scale was given; the engine reads `inputsToSave` right after the kernel ran.
+ */
+let batchNormScaled: boolean | undefined;
+
 /** dy/dx of batch norm is one broadcast multiply; the other inputs' gradients run only on demand. */
 const batchNormGrad: tf.GradConfig = {
   kernelName: tf.FusedBatchNorm,
-  inputsToSave: ['x', 'mean', 'variance', 'scale'],
+  get inputsToSave(): string[] {
+    const scaled = batchNormScaled ?? true;
+    batchNormScaled = undefined;
+    return scaled ? ['x', 'mean', 'variance', 'scale'] : ['x', 'mean', 'variance'];
+  },
   gradFunc: (dy, saved, attrs) => {
     const [x, mean, variance, scale] = saved as [tf.Tensor, tf.Tensor, tf.Tensor, tf.Tensor | undefined];
     const d = dy as tf.Tensor;
@@ -509,6 +705,31 @@ const batchNormGrad: tf.GradConfig = {
       scale: () => reduce(tf.mul(d, tf.mul(tf.sub(x, mean), invStd()))),
       offset: () => reduce(d),
     };
+  },
+};
+
+function poolGeometryOf(attrs: unknown): PoolGeometry {
+  const a = attrs as PoolGeometry;
+  return { filterSize: a.filterSize, strides: a.strides, pad: a.pad, ...(a.dimRoundingMode != null ? { dimRoundingMode: a.dimRoundingMode } : {}) };
+}
+
+/** The input is saved for its shape (the tape's clone shares its data). */
+const avgPoolGrad: tf.GradConfig = {
+  kernelName: tf.AvgPool,
+  inputsToSave: ['x'],
+  gradFunc: (dy, saved, attrs) => {
+    const [x] = saved as [tf.Tensor4D];
+    return { x: () => avgPoolInputGradient(dy as tf.Tensor4D, x.shape, poolGeometryOf(attrs)) };
+  },
+};
+
+const maxPoolGrad: tf.GradConfig = {
+  kernelName: tf.MaxPool,
+  inputsToSave: ['x'],
+  outputsToSave: [true],
+  gradFunc: (dy, saved, attrs) => {
+    const [x, y] = saved as [tf.Tensor4D, tf.Tensor4D];
+    return { x: () => maxPoolInputGradient(dy as tf.Tensor4D, x, y, poolGeometryOf(attrs)) };
   },
 };
 
@@ -606,6 +827,28 @@ function shareClonedDataOnWasm(): void {
   tf.registerKernel(shared);
 }
 
+/** Wraps a backend's FusedBatchNorm so that missing scale / offset inputs leave the tape (see batchNormScaled). */
+function dropMissingBatchNormInputs(backendName: string): void {
+  const config = tf.getKernel(tf.FusedBatchNorm, backendName);
+  if (config === undefined || wrappedKernels.has(config)) return;
+  const run = config.kernelFunc;
+  const wrapped: tf.KernelConfig = {
+    ...config,
+    kernelFunc: (args) => {
+      const out = run(args);
+      const inputs = args.inputs as Record<string, tf.TensorInfo | undefined>;
+      for (const name of Object.keys(inputs)) {
+        if (inputs[name] == null) delete inputs[name];
+      }
+      batchNormScaled = inputs.scale !== undefined;
+      return out;
+    },
+  };
+  wrappedKernels.add(wrapped);
+  tf.unregisterKernel(tf.FusedBatchNorm, backendName);
+  tf.registerKernel(wrapped);
+}
+
 /** The parts of tfjs-backend-wasm's backend a JS kernel needs. */
 interface WasmBackendLike {
   readSync(dataId: object): tf.backend_util.BackendValues;
@@ -660,6 +903,8 @@ export function installGradients(): void {
     tf.registerGradient(convGradConfig(tf.Conv2D, false));
     tf.registerGradient(convGradConfig(tf.DepthwiseConv2dNative, true));
     tf.registerGradient(batchNormGrad);
+    tf.registerGradient(avgPoolGrad);
+    tf.registerGradient(maxPoolGrad);
     tf.registerGradient(scopeGradient('fusedConv2d__op', tf.FusedConv2D, (c) => fusedConvGradient(false, c)));
     tf.registerGradient(scopeGradient('fusedDepthwiseConv2d__op', tf.FusedDepthwiseConv2D, (c) => fusedConvGradient(true, c)));
     tf.registerGradient(scopeGradient('fusedMatMul__op', tf._FusedMatMul, fusedMatMulGradient));
@@ -667,6 +912,7 @@ export function installGradients(): void {
   }
   for (const backendName of Object.keys(tf.engine().registryFactory)) {
     for (const kernel of Object.keys(NOTED_KERNELS)) noteCalls(kernel, backendName);
+    dropMissingBatchNormInputs(backendName);
   }
   shareClonedDataOnWasm();
   registerWasmSegmentSum();

@@ -64,7 +64,10 @@ function targetMask(target: number | readonly number[], batch: number, classes: 
       throw new LensError('INVALID_ARGUMENT', `target class ${t} is outside 0..${classes - 1}`);
     }
   }
-  return tf.cast(tf.oneHot(tf.tensor1d(indices, 'int32'), classes), 'float32') as tf.Tensor2D;
+  // Built here rather than with tf.oneHot, which needs at least two classes.
+  const mask = new Float32Array(batch * classes);
+  indices.forEach((t, i) => (mask[i * classes + t] = 1));
+  return tf.tensor2d(mask, [batch, classes]);
 }
 
 /** Checks a pixel batch against the model's input shape. */

@@ -84,16 +84,13 @@ export interface Agreement {
   tfjsClasses: number;
 }
 
-/**
- * Runs forward and gradient (per-image targets) on both engines with the same pixels. tfjs runs
- * `options.reference` when given (a model computing the same function), else `layers`.
- */
+/** Runs forward and gradient (per-image targets) on both engines with the same model and pixels. */
 export async function compareEngines(
   layers: tfl.LayersModel,
-  options: { preprocessing: PreprocessingName; probabilities?: boolean; pixels: tf.Tensor4D; reference?: tfl.LayersModel },
+  options: { preprocessing: PreprocessingName; probabilities?: boolean; pixels: tf.Tensor4D },
 ): Promise<Agreement> {
   const opts = { name: layers.name, preprocessing: options.preprocessing, ...(options.probabilities ? { probabilities: true } : {}) };
-  const reference = imageModelFromLayers(options.reference ?? layers, opts);
+  const reference = imageModelFromLayers(layers, opts);
   const fast = await onnxImageModel(layers, { ...opts, threads: 1 });
   try {
     const targets = targetsFor(options.pixels.shape[0], reference.classes);

@@ -31,9 +31,58 @@ function flatten2d(y: tf.Tensor): tf.Tensor2D {
   return (y.rank === 2 ? y : tf.reshape(y, [y.shape[0]!, -1])) as tf.Tensor2D;
 }
 
+/** The innermost layer that makes a container's output, looking through nested models. */
+function finalLayerOf(container: tfl.LayersModel): tfl.layers.Layer {
+  let layer = container.outputs[0]!.sourceLayer as tfl.layers.Layer;
+  while (layer instanceof tfl.LayersModel && layer.outputs.length === 1) layer = layer.outputs[0]!.sourceLayer as tfl.layers.Layer;
+  return layer;
+}
+
+/** `container`'s input -> `tensor`, one of its symbolic tensors. */
+function subgraph(container: tfl.LayersModel, tensor: tfl.SymbolicTensor): (x: tf.Tensor) => tf.Tensor {
+  if (tensor === container.inputs[0]) return (x) => x;
+  const part = tfl.model({ inputs: container.inputs, outputs: tensor });
+  return (x) => part.apply(x) as tf.Tensor;
+}
+
+/**
+ * The pre-softmax scores of a single-input, single-output container as a function of its input,
+ * when its final softmax (an Activation/Softmax layer, or a Dense layer with softmax activation)
+ * can be cut; the softmax may sit inside nested models, which are entered through the call
+ * that makes the container's output. Undefined when there is no softmax to cut there.
+ */
+function logitsOf(container: tfl.LayersModel): ((x: tf.Tensor) => tf.Tensor) | undefined {
+  if (container.inputs.length !== 1 || container.outputs.length !== 1) return undefined;
+  const out = container.outputs[0]!;
+  const layer = out.sourceLayer as tfl.layers.Layer;
+  const pre = out.inputs[0];
+  if (!pre || out.inputs.length !== 1) return undefined;
+  if (layer instanceof tfl.LayersModel) {
+    const inner = logitsOf(layer);
+    if (!inner) return undefined;
+    const feed = subgraph(container, pre);
+    return (x) => inner(feed(x));
+  }
+  if (activationOf(layer) !== 'softmax') return undefined;
+  const cls = layer.getClassName();
+  if (cls === 'Activation' || cls === 'Softmax') return subgraph(container, pre);
+  if (cls === 'Dense' && pre.shape.length === 2) {
+    // Dense(activation='softmax'): recompute its linear part on the features it receives.
+    const features = subgraph(container, pre);
+    const [kernel, bias] = layer.weights;
+    return (x) => {
+      const z = tf.matMul(features(x) as tf.Tensor2D, kernel!.read() as tf.Tensor2D);
+      return bias ? tf.add(z, bias.read()) : z;
+    };
+  }
+  return undefined;
+}
+
 /**
  * Finds the scores of a single-input, single-output LayersModel: the logits before a final
- * softmax (a Softmax/Activation layer, or a Dense layer with softmax activation), else the output.
+ * softmax (a Softmax/Activation layer, or a Dense layer with softmax activation), else the
+ * output. The final layer may sit inside nested models (e.g. a classifier head built as its own
+ * Sequential); the softmax is cut there.
  *
  * @example
  * const head = layersHead(model);
@@ -45,31 +94,10 @@ export function layersHead(model: tfl.LayersModel): LayersHead {
   }
   const out = model.outputs[0]!;
   const classes = out.shape.slice(1).reduce((a: number, b) => a * (b ?? 1), 1);
-  const layer = out.sourceLayer as tfl.layers.Layer;
-  const whole = (x: tf.Tensor4D) => flatten2d(model.apply(x) as tf.Tensor);
-  if (activationOf(layer) !== 'softmax') return { scores: whole, finalSoftmax: false, logits: false, classes };
-  const pre = out.inputs[0];
-  if (!pre || out.inputs.length !== 1) return { scores: whole, finalSoftmax: true, logits: false, classes };
-  const cls = layer.getClassName();
-  if (cls === 'Activation' || cls === 'Softmax') {
-    const logitsModel = tfl.model({ inputs: model.inputs, outputs: pre });
-    return { scores: (x) => flatten2d(logitsModel.apply(x) as tf.Tensor), finalSoftmax: true, logits: true, classes };
-  }
-  if (cls === 'Dense' && pre.shape.length === 2) {
-    // Dense(activation='softmax'): recompute its linear part on the features it receives.
-    const featureModel = tfl.model({ inputs: model.inputs, outputs: pre });
-    const [kernel, bias] = layer.weights;
-    return {
-      scores: (x) => {
-        const z = tf.matMul(featureModel.apply(x) as tf.Tensor2D, kernel!.read() as tf.Tensor2D);
-        return (bias ? tf.add(z, bias.read()) : z) as tf.Tensor2D;
-      },
-      finalSoftmax: true,
-      logits: true,
-      classes,
-    };
-  }
-  return { scores: whole, finalSoftmax: true, logits: false, classes };
+  const finalSoftmax = activationOf(finalLayerOf(model)) === 'softmax';
+  const logits = finalSoftmax ? logitsOf(model) : undefined;
+  if (logits) return { scores: (x) => flatten2d(logits(x)), finalSoftmax, logits: true, classes };
+  return { scores: (x) => flatten2d(model.apply(x) as tf.Tensor), finalSoftmax, logits: false, classes };
 }
 
 export interface LayersImageModelOptions {
