@@ -7,6 +7,7 @@ export * from './backend/gradients.js';
 export * from './backend/memory.js';
 export { describeLayersModel, loadModelDescription, type ModelDescription, type LoadDescriptionOptions } from './backend/model-description.js';
 export * from './backend/workers.js';
+export * from './backend/wasm-threads.js';
 export * from './models/optimize/index.js';
 export * from './onnx/index.js';
 export * from './models/model.js';

@@ -1,16 +1,21 @@
+import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { describeBackend, initBackend } from '../src/backend/index.js';
 import { runLens } from './helpers/cli.js';
 
 describe('backend selection', () => {
-  it('falls back to wasm with SIMD when the native packages are absent', async () => {
+  it('falls back to wasm with SIMD, threaded on every core, when the native packages are absent', async () => {
+    // The default, not the single thread vitest.config.ts sets for the other test files.
+    delete process.env.LENS_WASM_THREADS;
     const info = await initBackend();
     expect(info.name).toBe('wasm');
     expect(info.simd).toBe(true);
     expect(info.skipped.map((s) => s.choice)).toEqual(['tensorflow-gpu', 'tensorflow']);
     expect(tf.getBackend()).toBe('wasm');
-    expect(describeBackend(info)).toBe('wasm (SIMD, 1 thread)');
+    const cores = Math.min(availableParallelism(), 8);
+    expect(info.threadCount).toBe(cores);
+    expect(describeBackend(info)).toBe(cores > 1 ? `wasm (SIMD, ${cores} threads)` : 'wasm (SIMD, 1 thread)');
   });
 
   it('honours an explicit choice and rejects unknown names', async () => {

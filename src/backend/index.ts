@@ -18,8 +18,10 @@ import '@tensorflow/tfjs-backend-wasm';
 // core's on import. Imported here, first, so that installGradients() below overrides them.
 import '@tensorflow/tfjs-layers';
 import { createRequire } from 'node:module';
+import { isMainThread } from 'node:worker_threads';
 import { LensError, errorMessage } from '../errors.js';
 import { installGradients } from './gradients.js';
+import { enableWasmThreads } from './wasm-threads.js';
 
 /** What the user may ask for. `tensorflow-gpu`/`tensorflow` need the optional native packages. */
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -35,8 +37,15 @@ export interface BackendInfo {
   gpu: boolean;
   /** WebAssembly SIMD in use (wasm backend only). */
   simd: boolean;
-  /** WebAssembly threads in use; tfjs turns them off in Node, so parallelism comes from worker threads. */
+  /**
+   * WebAssembly threads in use: the main thread runs tfjs's threaded SIMD build (wasm-threads.ts;
+   * LENS_WASM_THREADS sets the count, 1 turns it off); pool workers stay single-threaded.
+   */
   threads: boolean;
+  /** XNNPACK threads of the wasm backend (1 for other backends). */
+  threadCount: number;
+  /** Why the wasm backend runs single-threaded, when it does. */
+  threadsReason?: string;
   tfjsVersion: string;
   /** Why better backends were skipped, for `lens doctor`. */
   skipped: { choice: BackendChoice; reason: string }[];
@@ -95,6 +104,9 @@ async function select(choice: BackendChoice): Promise<BackendInfo> {
   const order: BackendChoice[] = choice === 'auto' ? ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] : [choice];
   const skipped: BackendInfo['skipped'] = [];
   for (const candidate of order) {
+    // XNNPACK threads for wasm, in the main thread only (each pool worker already takes a core).
+    // Outside the try: a bad LENS_WASM_THREADS is the user's error, not a reason to skip wasm.
+    const wasmThreads = candidate === 'wasm' && isMainThread ? await enableWasmThreads() : undefined;
     try {
       let pkg: string;
       let name: BackendName;
@@ -113,12 +125,16 @@ async function select(choice: BackendChoice): Promise<BackendInfo> {
       installGradients();
       const simd = name === 'wasm' ? Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) : false;
       const threads = name === 'wasm' ? Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')) : false;
+      const threadCount = threads && wasmThreads?.enabled ? wasmThreads.threads : 1;
+      const threadsReason = name !== 'wasm' ? undefined : !isMainThread ? 'a pool worker (one core each)' : wasmThreads?.reason;
       return {
         name,
         package: pkg,
         gpu: candidate === 'tensorflow-gpu',
         simd,
         threads,
+        threadCount,
+        ...(threadsReason ? { threadsReason } : {}),
         tfjsVersion: tf.version_core,
         skipped,
       };
@@ -164,9 +180,9 @@ export function currentBackend(): BackendInfo | undefined {
   return current;
 }
 
-/** One line for logs: `wasm (SIMD, 1 thread)`. */
+/** One line for logs: `wasm (SIMD, 2 threads)`. */
 export function describeBackend(info: BackendInfo): string {
   if (info.name === 'tensorflow') return `tensorflow (${info.gpu ? 'GPU via' : 'CPU via'} ${info.package})`;
-  if (info.name === 'wasm') return `wasm (${info.simd ? 'SIMD' : 'no SIMD'}, ${info.threads ? 'threads' : '1 thread'})`;
+  if (info.name === 'wasm') return `wasm (${info.simd ? 'SIMD' : 'no SIMD'}, ${info.threadCount > 1 ? `${info.threadCount} threads` : '1 thread'})`;
   return 'cpu (pure JavaScript)';
 }

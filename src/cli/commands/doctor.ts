@@ -43,7 +43,7 @@ export function register(program: Command): void {
         `tfjs:      ${info.tfjsVersion}`,
         `node:      ${process.version}, ${report.cores} cores`,
         `simd:      ${info.simd ? 'yes' : 'no'}`,
-        `threads:   ${info.threads ? 'yes' : 'no (parallel work uses worker threads)'}`,
+        `threads:   ${info.name !== 'wasm' ? '-' : info.threadCount > 1 ? `${info.threadCount} (tfjs threaded SIMD build; LENS_WASM_THREADS=1 turns them off)` : `1${info.threadsReason ? ` (${info.threadsReason})` : ''}`}`,
         ...info.skipped.map((s) => `skipped:   ${s.choice}: ${s.reason}`),
         `engine:    ${engine} runs Keras/tfjs models' forward and gradient passes [LENS_ENGINE=${choice}]`,
         ...(runtime.available ? [] : [`           onnxruntime unavailable: ${runtime.reason}`]),
