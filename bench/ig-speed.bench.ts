@@ -36,7 +36,7 @@ import type { PreprocessingName } from '../src/models/preprocess.js';
 import { foldBatchNorm } from '../src/models/optimize/index.js';
 import { buildResNet50 } from '../src/models/zoo/resnet50.js';
 import { loadOnnxRuntime, onnxImageModel } from '../src/onnx/index.js';
-import { median, timeRuns, withPeakRss, writeBenchResult, type Cell } from './lib.js';
+import { median, modelPass, timeRuns, withPeakRss, writeBenchResult, type Cell } from './lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const QUICK = process.env.BENCH_QUICK === '1';
@@ -65,17 +65,7 @@ function randomImages(n: number, shape: readonly number[], seed: number): tf.Ten
 
 async function timeOp(model: ImageModel, op: 'forward' | 'gradient', batch: number, repeats: number, warmup = 1): Promise<number> {
   const x = randomImages(batch, model.inputShape, batch);
-  const run = async () => {
-    if (op === 'forward') {
-      const y = await model.forward(x);
-      await y.data();
-      y.dispose();
-    } else {
-      const r = await model.gradient!(x, 1);
-      await r.gradients.data();
-      tf.dispose([r.gradients, r.values]);
-    }
-  };
+  const run = () => modelPass(model, op, x, 1);
   try {
     return median(await timeRuns(run, repeats, warmup)) / batch;
   } finally {

@@ -7,7 +7,9 @@ import { mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 
 import { availableParallelism, cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
+import * as tf from '@tensorflow/tfjs-core';
 import { currentBackend } from '../src/backend/index.js';
+import type { ImageModel } from '../src/models/model.js';
 
 export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
 
@@ -59,6 +61,19 @@ export async function withPeakRss<T>(fn: () => Promise<T>, intervalMs = 5): Prom
     return { result, peakRssMiB: peak / 2 ** 20, baseRssMiB: base / 2 ** 20 };
   } finally {
     clearInterval(timer);
+  }
+}
+
+/** One forward or input-gradient pass of `model` on `x`, waited for to the last value and disposed. */
+export async function modelPass(model: ImageModel, op: 'forward' | 'gradient', x: tf.Tensor4D, target: number): Promise<void> {
+  if (op === 'forward') {
+    const y = await model.forward(x);
+    await y.data();
+    y.dispose();
+  } else {
+    const r = await model.gradient!(x, target);
+    await r.gradients.data();
+    tf.dispose([r.gradients, r.values]);
   }
 }
 

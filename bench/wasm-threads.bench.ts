@@ -24,7 +24,7 @@ import { imageModelFromLayers } from '../src/convert/keras/index.js';
 import type { ImageModel } from '../src/models/model.js';
 import { foldBatchNorm } from '../src/models/optimize/index.js';
 import { buildResNet50 } from '../src/models/zoo/resnet50.js';
-import { median, timeRuns, withPeakRss, writeBenchResult, type Cell } from './lib.js';
+import { median, modelPass, timeRuns, withPeakRss, writeBenchResult, type Cell } from './lib.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
 const BATCHES = QUICK ? [1] : [1, 8];
@@ -72,17 +72,7 @@ function hostBusySeconds(): number | undefined {
 
 async function timeOp(model: ImageModel, op: 'forward' | 'gradient', batch: number): Promise<Row> {
   const x = tf.randomUniform([batch, 224, 224, 3], 0, 255, 'float32', 100 + batch) as tf.Tensor4D;
-  const run = async () => {
-    if (op === 'forward') {
-      const y = await model.forward(x);
-      await y.data();
-      y.dispose();
-    } else {
-      const r = await model.gradient!(x, TARGET);
-      await r.gradients.data();
-      tf.dispose([r.gradients, r.values]);
-    }
-  };
+  const run = () => modelPass(model, op, x, TARGET);
   const repeats = QUICK ? 1 : batch === 1 ? 3 : 2;
   // Two warm-ups for gradients: transformed filters are cached from a weight's second use.
   const warmup = op === 'gradient' ? 2 : 1;

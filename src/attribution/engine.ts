@@ -130,7 +130,10 @@ export interface PathSum {
 
 /**
  * Weighted sum of gradient-times-difference over points on straight paths from each start image
- * to the input. Batches mix points from different starts; the running sum stays on the backend.
+ * to the input. Batches mix points from different starts. The path images and the running sum
+ * are plain typed arrays: each pixel is touched once per point, which costs less than the
+ * backend's gather/multiply/reduce kernels would (the gradients have to come back anyway), and the
+ * sum accumulates in float64.
  */
 export async function pathSum(
   model: ImageModel & Required<Pick<ImageModel, 'gradient'>>,
@@ -141,69 +144,70 @@ export async function pathSum(
   options: PathSumOptions,
 ): Promise<PathSum> {
   const { height: h, width: w, channels: c } = image;
+  const per = h * w * c;
   const batchSize = checkBatchSize(options.batchSize);
   const trace = options.trace ?? false;
   const scores = new Float32Array(points.length);
   const gradients: Float32Array[] = [];
   const classScores: Float32Array[] = [];
   let forwardEvaluations = 0;
-  const startData = new Float32Array(starts.length * h * w * c);
-  starts.forEach((s, i) => startData.set(s, i * h * w * c));
-  const startT = tf.tensor4d(startData, [starts.length, h, w, c]);
-  const diffT = tf.tidy(() => tf.sub(tf.tensor4d(image.data, [1, h, w, c]), startT));
-  let acc: tf.Tensor3D = tf.zeros([h, w, c]);
-  try {
-    for (let k0 = 0; k0 < points.length; k0 += batchSize) {
-      checkAborted(options.signal);
-      const chunk = points.slice(k0, k0 + batchSize);
-      const n = chunk.length;
-      const idx = tf.tensor1d(chunk.map((p) => p.start), 'int32');
-      const alpha = tf.tensor4d(chunk.map((p) => p.alpha), [n, 1, 1, 1]);
-      const weight = tf.tensor4d(chunk.map((p) => p.weight), [n, 1, 1, 1]);
-      const diffs = tf.gather(diffT, idx);
-      const batch = tf.tidy(() => tf.add(tf.gather(startT, idx), tf.mul(alpha, diffs))) as tf.Tensor4D;
-      try {
-        const result = await model.gradient(batch, target);
-        const next = tf.tidy(() => tf.add(acc, tf.sum(tf.mul(tf.mul(result.gradients, diffs), weight), 0))) as tf.Tensor3D;
-        acc.dispose();
-        acc = next;
-        scores.set((await result.values.data()) as Float32Array, k0);
-        if (trace === 'gradients') {
-          const g = (await result.gradients.data()) as Float32Array;
-          for (let i = 0; i < n; i++) gradients.push(g.slice(i * h * w * c, (i + 1) * h * w * c));
-          const rows = await model.forward(batch);
-          const r = (await rows.data()) as Float32Array;
-          const classes = rows.shape[1];
-          rows.dispose();
-          forwardEvaluations += n;
-          for (let i = 0; i < n; i++) classScores.push(r.slice(i * classes, (i + 1) * classes));
-        }
-        result.gradients.dispose();
-        result.values.dispose();
-      } finally {
-        tf.dispose([idx, alpha, weight, diffs, batch]);
-      }
-      const offset = options.progressOffset ?? 0;
-      options.onProgress?.({
-        done: offset + k0 + n,
-        total: options.progressTotal ?? offset + points.length,
-        ...(options.stage ? { stage: options.stage } : {}),
+  const diffs = starts.map((start) => {
+    const d = new Float32Array(per);
+    for (let i = 0; i < per; i++) d[i] = image.data[i]! - start[i]!;
+    return d;
+  });
+  const acc = new Float64Array(per);
+  for (let k0 = 0; k0 < points.length; k0 += batchSize) {
+    checkAborted(options.signal);
+    const chunk = points.slice(k0, k0 + batchSize);
+    const n = chunk.length;
+    const data = new Float32Array(n * per);
+    chunk.forEach((p, j) => {
+      const start = starts[p.start]!;
+      const d = diffs[p.start]!;
+      const out = data.subarray(j * per, (j + 1) * per);
+      for (let i = 0; i < per; i++) out[i] = start[i]! + p.alpha * d[i]!;
+    });
+    const batch = tf.tensor4d(data, [n, h, w, c]);
+    try {
+      const result = await model.gradient(batch, target);
+      const g = (await result.gradients.data()) as Float32Array;
+      scores.set((await result.values.data()) as Float32Array, k0);
+      tf.dispose([result.gradients, result.values]);
+      chunk.forEach((p, j) => {
+        const d = diffs[p.start]!;
+        const off = j * per;
+        for (let i = 0; i < per; i++) acc[i] += p.weight * g[off + i]! * d[i]!;
       });
+      if (trace === 'gradients') {
+        for (let j = 0; j < n; j++) gradients.push(g.slice(j * per, (j + 1) * per));
+        const rows = await model.forward(batch);
+        const r = (await rows.data()) as Float32Array;
+        const classes = rows.shape[1];
+        rows.dispose();
+        forwardEvaluations += n;
+        for (let j = 0; j < n; j++) classScores.push(r.slice(j * classes, (j + 1) * classes));
+      }
+    } finally {
+      batch.dispose();
     }
-    const sum = (await acc.data()) as Float32Array;
-    const out: PathSum = { sum: new Float32Array(sum), gradientEvaluations: points.length, forwardEvaluations };
-    if (trace) {
-      out.trace = {
-        alphas: Float32Array.from(points.map((p) => p.alpha)),
-        weights: Float32Array.from(points.map((p) => p.weight)),
-        scores,
-        ...(trace === 'gradients' ? { gradients, classScores: concat(classScores) } : {}),
-      };
-    }
-    return out;
-  } finally {
-    tf.dispose([startT, diffT, acc]);
+    const offset = options.progressOffset ?? 0;
+    options.onProgress?.({
+      done: offset + k0 + n,
+      total: options.progressTotal ?? offset + points.length,
+      ...(options.stage ? { stage: options.stage } : {}),
+    });
   }
+  const out: PathSum = { sum: Float32Array.from(acc), gradientEvaluations: points.length, forwardEvaluations };
+  if (trace) {
+    out.trace = {
+      alphas: Float32Array.from(points.map((p) => p.alpha)),
+      weights: Float32Array.from(points.map((p) => p.weight)),
+      scores,
+      ...(trace === 'gradients' ? { gradients, classScores: concat(classScores) } : {}),
+    };
+  }
+  return out;
 }
 
 function concat(rows: Float32Array[]): Float32Array {
