@@ -220,8 +220,8 @@ async function main(): Promise<void> {
     notes.push(`PyTorch peer: ${peer.error}`);
   }
   notes.push(
-    `Backend in this thread: ${describeBackend(info)}; workers: ${CORES} x wasm (each single-threaded: tfjs disables wasm threads in Node).`,
-    'onnxruntime rows: the same folded LayersModel compiled by src/onnx (forward graph, and a gradient graph with hand-written backward rules: transposed convolutions, ReLU masks, max-pool scatter); intra-op threads = cores; no filter gradients.',
+    `Backend in this thread: ${describeBackend(info)}; workers: ${CORES} x wasm, single-threaded each (wasm threads are for the main thread: the pool already takes every core).`,
+    'onnxruntime rows: the same folded LayersModel compiled by src/onnx (forward graph, and a gradient graph with hand-written backward rules: convolutions with flipped filters, ReLU masks, max-pool scatter); intra-op threads = cores; no filter gradients.',
     'peak RSS MiB is the process high-water mark while that engine ran; engines run one after another in one process, so later rows include earlier peaks.',
     'ms/image = median wall time of a call / batch. IG = integratedGradients(steps, gausslegendre, black baseline), batch 10 per call, one image; its ms/image is the whole attribution.',
     'Engines fold inference batch norms into the convolutions and compute input gradients only (src/backend/gradients.ts); calls are split to fit the wasm heap (src/backend/memory.ts).',
