@@ -165,6 +165,6 @@ writeBenchResult('attribution-quality', 'Attribution quality on the shapes datas
   'deletion/insertion AUC: target probability while removing (black fill) / inserting (into the image blurred with sigma 5) pixels in order of attribution, 16 steps.',
   `Goal: IG with the black baseline puts > 70% of positive attribution inside the mask: ${black ? `${(black.mean * 100).toFixed(1)}% -> ${black.mean > 0.7 ? 'met' : 'NOT met'}` : 'n/a'}.`,
   'randomisation rows: Spearman rank correlation of |channel-summed map| with the original after re-initialising the top layer, and after all layers (cascading, Keras initialisers); IG with 16 steps, SmoothGrad with 10 samples.',
-  `baseline comparison took ${baselineSeconds.toFixed(0)} s on backend ${info.name}.`,
+  `baseline comparison took ${baselineSeconds.toFixed(0)} s; the model ran on ${model.engine.detail} (tfjs backend ${info.name}).`,
 ]);
 model.dispose();
