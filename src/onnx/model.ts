@@ -18,7 +18,7 @@ import { LensError, errorMessage } from '../errors.js';
 import { checkPixels, type GradientResult, type ImageModel } from '../models/model.js';
 import type { PreprocessingName } from '../models/preprocess.js';
 import { compileLayersModel, type CompiledModel } from './compile.js';
-import { loadOnnxRuntime, onnxThreads } from './runtime.js';
+import { loadOnnxRuntime, onnxThreads, type OrtSession, type OrtTensor } from './runtime.js';
 
 export const ENGINE_CHOICES = ['auto', 'onnxruntime', 'tfjs'] as const;
 export type EngineChoice = (typeof ENGINE_CHOICES)[number];
@@ -71,7 +71,6 @@ export function onnxMemoryBudget(env: NodeJS.ProcessEnv = process.env): number {
   return freemem() / 2;
 }
 
-type Session = import('onnxruntime-node').InferenceSession;
 
 /**
  * Compiles `layers` and returns an ImageModel that runs on onnxruntime. Throws MODEL_UNSUPPORTED
@@ -94,8 +93,8 @@ export async function onnxImageModel(layers: tfl.LayersModel, options: OnnxModel
   const threads = options.threads ?? onnxThreads();
   // logSeverityLevel 3: errors only (they become LensErrors); onnxruntime's warnings are about its own graph rewrites.
   const sessionOptions = { intraOpNumThreads: threads, interOpNumThreads: 1, graphOptimizationLevel: 'all' as const, executionMode: 'sequential' as const, logSeverityLevel: 3 as const };
-  const sessions: { forward?: Promise<Session>; gradient?: Promise<Session> } = {};
-  const session = (kind: 'forward' | 'gradient'): Promise<Session> =>
+  const sessions: { forward?: Promise<OrtSession>; gradient?: Promise<OrtSession> } = {};
+  const session = (kind: 'forward' | 'gradient'): Promise<OrtSession> =>
     (sessions[kind] ??= ort.InferenceSession.create(compiled[kind], sessionOptions).catch((e: unknown) => {
       delete sessions[kind];
       throw new LensError('BACKEND_FAILED', `onnxruntime rejected the ${kind} graph of ${options.name}: ${errorMessage(e)}`);
@@ -108,7 +107,7 @@ export async function onnxImageModel(layers: tfl.LayersModel, options: OnnxModel
     forward: Math.max(1, Math.floor(budget / compiled.bytesPerImage.forward)),
     gradient: Math.max(1, Math.floor(budget / compiled.bytesPerImage.gradient)),
   };
-  const run = async (kind: 'forward' | 'gradient', feeds: Record<string, import('onnxruntime-node').Tensor>, images: number) => {
+  const run = async (kind: 'forward' | 'gradient', feeds: Record<string, OrtTensor>, images: number) => {
     const s = await session(kind);
     try {
       return await s.run(feeds);
@@ -125,7 +124,7 @@ export async function onnxImageModel(layers: tfl.LayersModel, options: OnnxModel
     const parts: Record<string, Float32Array>[] = [];
     for (let start = 0; start < n; start += limit) {
       const m = Math.min(limit, n - start);
-      const feeds: Record<string, import('onnxruntime-node').Tensor> = { pixels: new ort.Tensor('float32', pixels.subarray(start * per, (start + m) * per), [m, h, w, c]) };
+      const feeds: Record<string, OrtTensor> = { pixels: new ort.Tensor('float32', pixels.subarray(start * per, (start + m) * per), [m, h, w, c]) };
       if (seed) feeds.seed = new ort.Tensor('float32', seed.subarray(start * compiled.classes, (start + m) * compiled.classes), [m, compiled.classes]);
       const out = await run(kind, feeds, m);
       parts.push(Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array])));

@@ -12,7 +12,37 @@ import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
 import { errorMessage } from '../errors.js';
 
-type OrtModule = typeof import('onnxruntime-node');
+/** An onnxruntime tensor, as far as serving-lens reads and builds them. */
+export interface OrtTensor {
+  readonly data: unknown;
+  readonly dims: readonly number[];
+}
+
+export interface OrtSessionOptions {
+  intraOpNumThreads?: number;
+  interOpNumThreads?: number;
+  graphOptimizationLevel?: 'disabled' | 'basic' | 'extended' | 'all';
+  executionMode?: 'sequential' | 'parallel';
+  /** 0 verbose ... 3 error, 4 fatal. */
+  logSeverityLevel?: 0 | 1 | 2 | 3 | 4;
+}
+
+export interface OrtSession {
+  run(feeds: Record<string, OrtTensor>): Promise<Record<string, OrtTensor>>;
+  release(): Promise<void>;
+}
+
+/**
+ * The part of onnxruntime-node's API that serving-lens uses. Declared here rather than imported:
+ * the package is optional, so the build must not need its type declarations.
+ */
+export interface OrtModule {
+  InferenceSession: { create(model: Uint8Array, options?: OrtSessionOptions): Promise<OrtSession> };
+  Tensor: new (type: 'float32', data: Float32Array, dims: readonly number[]) => OrtTensor;
+}
+
+/** Held in a variable so that TypeScript does not look for the optional package's types. */
+const PACKAGE = 'onnxruntime-node';
 
 export type OnnxRuntime =
   | { available: true; ort: OrtModule; version: string; threads: number }
@@ -36,13 +66,13 @@ export function loadOnnxRuntime(): Promise<OnnxRuntime> {
     const require = createRequire(import.meta.url);
     let version = 'unknown';
     try {
-      version = (require('onnxruntime-node/package.json') as { version: string }).version;
+      version = (require(`${PACKAGE}/package.json`) as { version: string }).version;
     } catch {
       return { available: false, reason: 'onnxruntime-node is not installed (it is an optional dependency: npm install onnxruntime-node)' };
     }
     try {
-      const mod = (await import('onnxruntime-node')) as OrtModule & { default?: OrtModule };
-      const ort = (mod.InferenceSession ? mod : mod.default) as OrtModule;
+      const mod = (await import(PACKAGE)) as Partial<OrtModule> & { default?: OrtModule };
+      const ort = (mod.InferenceSession ? mod : mod.default) as OrtModule | undefined;
       if (!ort?.InferenceSession) return { available: false, reason: 'onnxruntime-node loaded without an InferenceSession export' };
       return { available: true, ort, version, threads: onnxThreads() };
     } catch (e) {
