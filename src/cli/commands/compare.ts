@@ -1,6 +1,8 @@
 import type { Command } from 'commander';
+import { addAttributionFlags, modelLoadFlags, type AttributionFlagValues } from '../attribution-support.js';
 
-interface CompareOptions {
+/** compare's own flags; the model-loading ones are the shared attribution flags. */
+interface CompareOptions extends Pick<AttributionFlagValues, 'preprocess' | 'resize' | 'labels' | 'batchSize' | 'backend' | 'engine' | 'progress' | 'json'> {
   model: string;
   images?: string[];
   shapes?: string;
@@ -13,20 +15,12 @@ interface CompareOptions {
   sign: string;
   gridRows: string;
   curveSteps: string;
-  preprocess?: string;
-  resize: string;
-  labels?: string;
-  batchSize?: string;
   seed: string;
-  backend?: string;
-  engine?: string;
-  progress: boolean;
-  json?: boolean;
 }
 
 /** `lens compare`: IG baselines side by side, with quality metrics per baseline. */
 export function register(program: Command): void {
-  program
+  const command = program
     .command('compare')
     .description('compare IG baselines on a set of images: a grid PNG, a CSV and a markdown table of metrics (completeness, deletion/insertion AUC, mask scores) with means and 95% intervals')
     .requiredOption('--model <model>', 'SavedModel dir, .h5, .tflite, model.json, resnet50, or default')
@@ -41,14 +35,8 @@ export function register(program: Command): void {
     .option('--sign <sign>', 'all, positive, negative, absolute_value', 'positive')
     .option('--grid-rows <n>', 'images shown in the grid', '6')
     .option('--curve-steps <n>', 'points on the deletion/insertion curves (0 skips them)', '16')
-    .option('--preprocess <name>', 'raw, unit, symmetric, caffe, torch (default: what the model declares, else raw)')
-    .option('--resize <mode>', 'pad, crop or squash to the model input size', 'pad')
-    .option('--labels <file>', 'class labels, one per line (or a JSON array)')
-    .option('--batch-size <n>', 'images per model call')
-    .option('--seed <n>', 'seed for random baselines and the shapes dataset', '0')
-    .option('--backend <name>', 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu')
-    .option('--engine <name>', 'runs Keras/tfjs models: auto (onnxruntime native CPU when available), onnxruntime, tfjs (or LENS_ENGINE)')
-    .option('--no-progress', 'no progress bar on stderr')
+    .option('--seed <n>', 'seed for random baselines and the shapes dataset', '0');
+  addAttributionFlags(command, ['preprocess', 'resize', 'labels', 'batchSize', 'backend', 'engine', 'progress'])
     .option('--json', 'print the summary and rows as JSON')
     .action(async (opts: CompareOptions) => {
       await compare(opts);
@@ -84,12 +72,7 @@ async function compare(opts: CompareOptions): Promise<void> {
   if (!opts.images === !opts.shapes) throw new LensError('INVALID_ARGUMENT', 'give either --images PATHS or --shapes N');
 
   const { loadImageModel } = await import('../../models/load.js');
-  const model = await loadImageModel(opts.model, {
-    ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
-    ...(opts.labels ? { labels: opts.labels } : {}),
-    ...(opts.backend ? { backend: opts.backend } : {}),
-    ...(opts.engine ? { engine: opts.engine } : {}),
-  });
+  const model = await loadImageModel(opts.model, modelLoadFlags(opts));
   try {
     const [h, w] = model.inputShape;
     let items: import('../../attribution/index.js').CompareImage[];
