@@ -36,7 +36,7 @@ export interface AttributionExplainerOptions {
   /** Also store the raw attributions as .npy. Default true. */
   npy?: boolean;
   backend?: string;
-  /** Engine for Keras/tfjs models: auto, onnxruntime, tfjs (see loadImageModel). */
+  /** Engine for the model: auto, onnxruntime, tfjs (see loadImageModel). */
   engine?: string;
 }
 

@@ -50,7 +50,7 @@ const ATTRIBUTION_FLAGS: Record<AttributionFlag, { flags: string; description: s
   batchSize: { flags: '--batch-size <n>', description: 'images per model call (memory grows with it, not with steps)' },
   seed: { flags: '--seed <n>', description: 'seed for random baselines and sampling methods', defaultValue: '0' },
   backend: { flags: '--backend <name>', description: 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu' },
-  engine: { flags: '--engine <name>', description: 'runs Keras/tfjs models: auto (onnxruntime native CPU when available), onnxruntime, tfjs (or LENS_ENGINE)' },
+  engine: { flags: '--engine <name>', description: 'runs Keras, tfjs and SavedModel models: auto (onnxruntime native CPU when available), onnxruntime, tfjs (or LENS_ENGINE)' },
   progress: { flags: '--no-progress', description: 'no progress bar on stderr' },
 };
 

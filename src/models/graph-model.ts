@@ -1,12 +1,15 @@
 /**
  * A tfjs graph model (model.json with `format: "graph-model"`) as an ImageModel, executed by
- * tfjs-converter. When the output node is a Softmax, scores are taken at its input (the logits).
+ * tfjs-converter, or compiled to onnxruntime when the engine choice allows and every op it needs
+ * has a rule (src/onnx/graph-compile.ts). When the output node is a Softmax, scores are taken at
+ * its input (the logits).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
 import { LensError, errorMessage } from '../errors.js';
 import { createTfModel, type ImageModel } from './model.js';
 import type { PreprocessingName } from './preprocess.js';
+import type { EngineChoice, EngineInfo } from '../onnx/model.js';
 
 interface GraphNodeJson {
   name: string;
@@ -20,6 +23,8 @@ export interface GraphImageModelOptions {
   labels?: readonly string[];
   /** [H, W, C] when the graph's input shape leaves them unknown. */
   inputShape?: readonly [number, number, number];
+  /** Engine for forward and gradient: auto (default, LENS_ENGINE), onnxruntime or tfjs. */
+  engine?: EngineChoice | string;
 }
 
 /**
@@ -28,7 +33,7 @@ export interface GraphImageModelOptions {
  * @example
  * const model = await imageModelFromGraphModel(await readModelArtifacts('web_model/model.json'), { name: 'web', preprocessing: 'unit' });
  */
-export async function imageModelFromGraphModel(artifacts: tf.io.ModelArtifacts, options: GraphImageModelOptions): Promise<ImageModel & { finalSoftmax: boolean }> {
+export async function imageModelFromGraphModel(artifacts: tf.io.ModelArtifacts, options: GraphImageModelOptions): Promise<ImageModel & { finalSoftmax: boolean; engine: EngineInfo }> {
   let graph: GraphModel;
   try {
     graph = await loadGraphModel(tf.io.fromMemory(artifacts));
@@ -59,7 +64,7 @@ export async function imageModelFromGraphModel(artifacts: tf.io.ModelArtifacts, 
     graph.dispose();
     throw new LensError('SHAPE_MISMATCH', `graph model ${options.name} has ${classes} classes but ${options.labels.length} labels were given`);
   }
-  return Object.assign(
+  const tfjsModel = Object.assign(
     createTfModel({
       name: options.name,
       inputShape,
@@ -72,4 +77,21 @@ export async function imageModelFromGraphModel(artifacts: tf.io.ModelArtifacts, 
     }),
     { finalSoftmax },
   );
+  const { withCompiledEngine } = await import('../onnx/model.js');
+  const { compileTfGraph, tfGraphSourceOf } = await import('../onnx/graph-compile.js');
+  const facts = { name: options.name, preprocessing: options.preprocessing };
+  // Names given to execute() are signature keys first (as tfjs-converter maps them), else tensor names.
+  const signature = artifacts.signature as { inputs?: Record<string, { name?: string }>; outputs?: Record<string, { name?: string }> } | undefined;
+  const inputName = graph.inputs[0]!.name;
+  const source = () => tfGraphSourceOf(artifacts, graph.weights, signature?.inputs?.[inputName]?.name ?? inputName, signature?.outputs?.[target]?.name ?? target, inputShape);
+  try {
+    return await withCompiledEngine(tfjsModel, () => compileTfGraph(source(), facts), {
+      ...facts,
+      ...(options.labels ? { labels: options.labels } : {}),
+      ...(options.engine !== undefined ? { engine: options.engine } : {}),
+    });
+  } catch (e) {
+    tfjsModel.dispose();
+    throw e;
+  }
 }

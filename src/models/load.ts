@@ -78,8 +78,9 @@ export interface LoadImageModelOptions {
   /** Cache directory for zoo models. */
   cacheDir?: string;
   /**
-   * Engine for forward and gradient passes of Keras/tfjs LayersModels: `auto` (onnxruntime's native
-   * kernels when available, see src/onnx), `onnxruntime` or `tfjs`. Default LENS_ENGINE, else auto.
+   * Engine for forward and gradient passes of Keras/tfjs LayersModels, SavedModels and tfjs graph
+   * models: `auto` (onnxruntime's native kernels when available and every layer or op compiles, see
+   * src/onnx), `onnxruntime` or `tfjs`. Default LENS_ENGINE, else auto. TFLite models run on tfjs.
    */
   engine?: EngineChoice | string;
 }
@@ -309,8 +310,8 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
     case 'graph': {
       const { imageModelFromGraphModel } = await import('./graph-model.js');
       const artifacts = await readModelArtifacts(resolved.path);
-      const model = await imageModelFromGraphModel(artifacts, { name, preprocessing: preprocessing ?? 'raw', ...(labels ? { labels } : {}), ...(sidecar?.inputShape ? { inputShape: sidecar.inputShape } : {}) });
-      return Object.assign(model, { engine: tfjsEngine('graph'), info: { ...base, preprocessingSource, finalSoftmax: model.finalSoftmax, ...(labelsSource ? { labelsSource } : {}), structure: { kind: 'graph' as const, artifacts } } });
+      const model = await imageModelFromGraphModel(artifacts, { name, preprocessing: preprocessing ?? 'raw', ...(labels ? { labels } : {}), ...(sidecar?.inputShape ? { inputShape: sidecar.inputShape } : {}), ...engineOption });
+      return Object.assign(model, { info: { ...base, preprocessingSource, finalSoftmax: model.finalSoftmax, ...(labelsSource ? { labelsSource } : {}), structure: { kind: 'graph' as const, artifacts } } });
     }
     case 'savedmodel': {
       const { imageModelFromSavedModel } = await import('../savedmodel/image.js');
@@ -319,9 +320,9 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
         preprocessing: preprocessing ?? 'raw',
         ...(labels ? { labels } : {}),
         ...(sidecar?.name || spec === 'default' ? { name } : {}),
+        ...engineOption,
       });
       return Object.assign(model, {
-        engine: tfjsEngine('savedmodel'),
         info: {
           ...base,
           preprocessingSource,
@@ -344,7 +345,7 @@ async function withLayers<M extends ImageModel & { head: LayersHead }>(model: M,
   return withEngine(withLayerAccess(model, layers, model.head.scores), layers, options);
 }
 
-/** Models that are not LayersModels stay on TensorFlow.js. */
+/** TFLite models stay on TensorFlow.js. */
 function tfjsEngine(format: ModelFormat): EngineInfo {
-  return { name: 'tfjs', detail: `tfjs ${currentBackend()?.name ?? 'backend'}`, reason: `${format} models run on TensorFlow.js (only Keras and tfjs LayersModels compile to onnxruntime)` };
+  return { name: 'tfjs', detail: `tfjs ${currentBackend()?.name ?? 'backend'}`, reason: `${format} models run on TensorFlow.js (Keras and tfjs LayersModels, SavedModels and tfjs graph models compile to onnxruntime)` };
 }

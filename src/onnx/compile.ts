@@ -20,7 +20,7 @@ import { affineOf, type PreprocessingName } from '../models/preprocess.js';
 import { OnnxGraphBuilder, type OnnxDim } from './graph.js';
 
 /** A value in the graph: its name and its shape without the batch ([C,H,W] or [F]). */
-interface Value {
+export interface Value {
   name: string;
   shape: number[];
 }
@@ -60,14 +60,15 @@ export interface CompiledModel {
    * backward pass, plus the backward temporaries. Used to split batches so they fit.
    */
   bytesPerImage: { forward: number; gradient: number };
-  /** Layer count by class, for reports. */
+  /** Layer count by class (graph op count by op for TensorFlow graphs), for reports. */
   layers: Record<string, number>;
 }
 
 type Config = Record<string, unknown>;
 type Symbolic = tfl.SymbolicTensor;
 
-function unsupported(model: string, what: string): never {
+/** Throws MODEL_UNSUPPORTED naming the model and what has no ONNX rule. */
+export function unsupported(model: string, what: string): never {
   throw new LensError('MODEL_UNSUPPORTED', `cannot compile ${model} for onnxruntime: ${what}`);
 }
 
@@ -88,7 +89,7 @@ function outputSize(input: number, kernel: number, stride: number, dilation: num
 }
 
 /** Keras kernel [kh,kw,cin,cout] -> ONNX [cout,cin,kh,kw]. */
-function convKernel(k: Float32Array, kh: number, kw: number, cin: number, cout: number): Float32Array {
+export function convKernel(k: Float32Array, kh: number, kw: number, cin: number, cout: number): Float32Array {
   const out = new Float32Array(k.length);
   for (let i = 0; i < kh; i++)
     for (let j = 0; j < kw; j++)
@@ -98,7 +99,7 @@ function convKernel(k: Float32Array, kh: number, kw: number, cin: number, cout: 
 }
 
 /** Keras depthwise kernel [kh,kw,cin,mult] -> ONNX grouped [cin*mult,1,kh,kw]. */
-function depthwiseKernel(k: Float32Array, kh: number, kw: number, cin: number, mult: number): Float32Array {
+export function depthwiseKernel(k: Float32Array, kh: number, kw: number, cin: number, mult: number): Float32Array {
   const out = new Float32Array(k.length);
   for (let i = 0; i < kh; i++)
     for (let j = 0; j < kw; j++)
@@ -127,14 +128,22 @@ function flipTransposeKernel(wt: Float32Array, cout: number, cin: number, kh: nu
   return out;
 }
 
-function transpose2d(w: Float32Array, rows: number, cols: number): Float32Array {
+export function transpose2d(w: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(w.length);
   for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c]!;
   return out;
 }
 
-/** Emits the graph of one model: forward nodes as layers are visited, backward rules on a tape. */
-class Compiler {
+/**
+ * Emits the graph of one model: forward nodes as layers (or graph nodes) are visited, backward
+ * rules on a tape. Shared by the LayersModel and the TensorFlow graph compilers.
+ *
+ * @example
+ * const cc = new Compiler('net');
+ * const x = cc.preprocess(cc.g.input('pixels', [cc.g.dynamic('N'), 32, 32, 3]), [32, 32, 3], 'unit');
+ * const y = cc.activation('relu', x, 'relu');
+ */
+export class Compiler {
   readonly g: OnnxGraphBuilder;
   readonly tape: TapeEntry[] = [];
   readonly layerCounts: Record<string, number> = {};
@@ -245,12 +254,18 @@ class Compiler {
   }
 
   /** A (possibly grouped) convolution with ONNX weights [cout, cin/group, kh, kw]. */
-  conv(x: Value, weights: Float32Array, bias: Float32Array | undefined, p: { cout: number; kernel: [number, number]; strides: [number, number]; dilations: [number, number]; padding: unknown; group: number; hint: string }): Value {
+  /** `pads` [[top, bottom], [left, right]] replaces `padding` when given (TensorFlow's EXPLICIT padding). */
+  conv(
+    x: Value,
+    weights: Float32Array,
+    bias: Float32Array | undefined,
+    p: { cout: number; kernel: [number, number]; strides: [number, number]; dilations: [number, number]; padding: unknown; pads?: readonly [[number, number], [number, number]]; group: number; hint: string },
+  ): Value {
     if (x.shape.length !== 3) unsupported(this.modelName, `${p.hint} takes a ${x.shape.length + 1}-D input`);
     const g = this.g;
     const [cin, h, w] = x.shape as [number, number, number];
-    const padH = spatialPads(p.padding, h, p.kernel[0], p.strides[0], p.dilations[0]);
-    const padW = spatialPads(p.padding, w, p.kernel[1], p.strides[1], p.dilations[1]);
+    const padH = p.pads ? p.pads[0] : spatialPads(p.padding, h, p.kernel[0], p.strides[0], p.dilations[0]);
+    const padW = p.pads ? p.pads[1] : spatialPads(p.padding, w, p.kernel[1], p.strides[1], p.dilations[1]);
     const ho = outputSize(h, p.kernel[0], p.strides[0], p.dilations[0], padH);
     const wo = outputSize(w, p.kernel[1], p.strides[1], p.dilations[1], padW);
     const wName = g.constant(`${p.hint}_w`, weights, [p.cout, cin / p.group, p.kernel[0], p.kernel[1]]);
@@ -395,13 +410,15 @@ class Compiler {
     });
   }
 
-  globalAvgPool(x: Value, hint: string): Value {
+  /** Mean over H and W: [C] by default, [C,1,1] with `keepDims`. */
+  globalAvgPool(x: Value, hint: string, keepDims = false): Value {
     const g = this.g;
     const [c, h, w] = x.shape as [number, number, number];
-    const pooled = g.op('GlobalAveragePool', [x.name], {}, `${hint}_4d`);
-    const y: Value = { name: g.op('Flatten', [pooled], { axis: { i: 1 } }, hint), shape: [c] };
+    const y: Value = keepDims
+      ? { name: g.op('GlobalAveragePool', [x.name], {}, hint), shape: [c, 1, 1] }
+      : { name: g.op('Flatten', [g.op('GlobalAveragePool', [x.name], {}, `${hint}_4d`)], { axis: { i: 1 } }, hint), shape: [c] };
     return this.record([x], y, (grad) => {
-      const spread = g.op('Expand', [g.op('Unsqueeze', [grad, this.axes23()]), g.op('Shape', [x.name])]);
+      const spread = g.op('Expand', [keepDims ? grad : g.op('Unsqueeze', [grad, this.axes23()]), g.op('Shape', [x.name])]);
       return [g.op('Mul', [spread, g.scalar(`${hint}_inverse_area`, 1 / (h * w))], {}, `${hint}_grad`)];
     });
   }
@@ -411,6 +428,14 @@ class Compiler {
     const [c, h, w] = x.shape as [number, number, number];
     const y: Value = { name: g.op('Pad', [x.name, g.ints(`${hint}_pads`, [0, 0, top, left, 0, 0, bottom, right])], {}, hint), shape: [c, h + top + bottom, w + left + right] };
     return this.record([x], y, (grad) => [g.op('Slice', [grad, g.ints(`${hint}_starts`, [top, left]), g.ints(`${hint}_ends`, [top + h, left + w]), this.axes23()], {}, `${hint}_grad`)]);
+  }
+
+  /** [F] -> [F,1,1]: the reshape of features to a 1x1 image, where NHWC and NCHW orders agree. */
+  toPixel(x: Value, hint: string): Value {
+    const g = this.g;
+    const f = x.shape[0]!;
+    const y: Value = { name: g.op('Reshape', [x.name, g.ints(`${hint}_shape`, [0, f, 1, 1])], {}, hint), shape: [f, 1, 1] };
+    return this.record([x], y, (grad) => [g.op('Reshape', [grad, g.ints(`${hint}_back_shape`, [0, f])], {}, `${hint}_grad`)]);
   }
 
   /** Keras Flatten of NHWC data: channel-last order, so transpose back before reshaping. */
@@ -653,6 +678,23 @@ export function compileLayersModel(model: tfl.LayersModel, options: CompileOptio
   const known = new Map<number, Value>();
   let [scores] = emitContainer(cc, model, [x], known, final, skipSoftmax) as [Value];
   if (scores.shape.length !== 1) scores = cc.flatten(scores, 'scores_flat');
+  return assembleCompiled(cc, { pixels, batch, inputShape, scores, logits: skipSoftmax, finalSoftmax });
+}
+
+/**
+ * Declares the scores output (forward graph), then the seed input, the backward pass and the
+ * gradients output (gradient graph) of a compiler whose forward pass is emitted.
+ *
+ * @example
+ * return assembleCompiled(cc, { pixels, batch, inputShape, scores, logits: false, finalSoftmax: false });
+ */
+export function assembleCompiled(
+  cc: Compiler,
+  io: { pixels: string; batch: OnnxDim; inputShape: [number, number, number]; scores: Value; logits: boolean; finalSoftmax: boolean },
+): CompiledModel {
+  const { g } = cc;
+  const { pixels, batch, inputShape, scores } = io;
+  if (scores.shape.length !== 1) unsupported(cc.modelName, `the scores have shape [N,${scores.shape.join(',')}], not [N, classes]`);
   const classes = scores.shape[0]!;
   g.output(scores.name, 'scores', [batch, classes]);
   const forward = g.encode({ 'serving-lens.graph': 'forward' });
@@ -669,8 +711,8 @@ export function compileLayersModel(model: tfl.LayersModel, options: CompileOptio
     gradient,
     inputShape,
     classes,
-    logits: skipSoftmax,
-    finalSoftmax,
+    logits: io.logits,
+    finalSoftmax: io.finalSoftmax,
     weightBytes: g.constantBytes,
     bytesPerImage: { forward: 3 * largest, gradient: kept + 3 * largest },
     layers: cc.layerCounts,

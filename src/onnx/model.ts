@@ -1,11 +1,13 @@
 /**
  * ImageModels whose forward and gradient passes run on onnxruntime's native CPU kernels, compiled
- * from a tfjs LayersModel. Tensors still enter and leave as tfjs tensors, so attribution methods
- * see the same `ImageModel` as anywhere else.
+ * from a tfjs LayersModel (compile.ts) or a converted TensorFlow graph (graph-compile.ts). Tensors
+ * still enter and leave as tfjs tensors, so attribution methods see the same `ImageModel` as
+ * anywhere else.
  *
  * Which engine runs a model (LENS_ENGINE, or the `engine` option):
  * - `auto` (default): onnxruntime when the tfjs backend is not native TensorFlow (tfjs-node or
- *   tfjs-node-gpu take precedence when installed), onnxruntime-node loads, and every layer compiles;
+ *   tfjs-node-gpu take precedence when installed), onnxruntime-node loads, and every layer or op
+ *   compiles;
  *   otherwise TensorFlow.js, with the reason kept in `engine.reason`;
  * - `onnxruntime`: required; failing to load or compile is an error;
  * - `tfjs`: never use onnxruntime.
@@ -30,7 +32,7 @@ export interface EngineInfo {
   detail: string;
   /** Why onnxruntime was not used (tfjs engine only). */
   reason?: string;
-  /** Layer classes compiled (onnxruntime engine only). */
+  /** Layer classes (TensorFlow graph ops for SavedModels and graph models) compiled, with counts (onnxruntime engine only). */
   layers?: Record<string, number>;
   /** Images per onnxruntime call that fit the memory budget; larger batches are split (onnxruntime engine only). */
   batchLimit?: { forward: number; gradient: number };
@@ -82,10 +84,25 @@ export function onnxMemoryBudget(env: NodeJS.ProcessEnv = process.env): number {
  * const model = await onnxImageModel(folded, { name: 'resnet50', preprocessing: 'caffe' });
  * const { gradients } = await model.gradient(pixels, 207);
  */
-export async function onnxImageModel(layers: tfl.LayersModel, options: OnnxModelOptions): Promise<ImageModel & { gradient: NonNullable<ImageModel['gradient']>; engine: EngineInfo; compiled: CompiledModel }> {
+export async function onnxImageModel(layers: tfl.LayersModel, options: OnnxModelOptions): Promise<OnnxImageModel> {
   const runtime = await loadOnnxRuntime();
   if (!runtime.available) throw new LensError('BACKEND_UNAVAILABLE', runtime.reason);
-  const compiled = compileLayersModel(layers, { name: options.name, preprocessing: options.preprocessing, ...(options.probabilities ? { probabilities: true } : {}) });
+  return onnxImageModelFromCompiled(compileLayersModel(layers, { name: options.name, preprocessing: options.preprocessing, ...(options.probabilities ? { probabilities: true } : {}) }), options);
+}
+
+/** An ImageModel run by onnxruntime, with its compiled graphs. */
+export type OnnxImageModel = ImageModel & { gradient: NonNullable<ImageModel['gradient']>; engine: EngineInfo; compiled: CompiledModel };
+
+/**
+ * An ImageModel over already compiled forward and gradient graphs (from `compileLayersModel` or
+ * `compileTfGraph`). Throws BACKEND_UNAVAILABLE when onnxruntime-node cannot load.
+ *
+ * @example
+ * const model = await onnxImageModelFromCompiled(compileTfGraph(source, { name: 'cnn', preprocessing: 'unit' }), { name: 'cnn', preprocessing: 'unit' });
+ */
+export async function onnxImageModelFromCompiled(compiled: CompiledModel, options: OnnxModelOptions): Promise<OnnxImageModel> {
+  const runtime = await loadOnnxRuntime();
+  if (!runtime.available) throw new LensError('BACKEND_UNAVAILABLE', runtime.reason);
   if (options.labels && options.labels.length !== compiled.classes) {
     throw new LensError('SHAPE_MISMATCH', `model ${options.name} has ${compiled.classes} classes but ${options.labels.length} labels were given`);
   }
@@ -191,13 +208,9 @@ export async function onnxImageModel(layers: tfl.LayersModel, options: OnnxModel
  * console.log(model.engine.detail);
  */
 export async function withEngine<M extends ImageModel>(model: M, layers: tfl.LayersModel, options: OnnxModelOptions & { engine?: EngineChoice | string }): Promise<M & { engine: EngineInfo }> {
-  const choice = parseEngineChoice(options.engine ?? process.env.LENS_ENGINE);
-  const backend = currentBackend();
-  const tfjsDetail = `tfjs ${backend?.name ?? 'backend'}`;
-  const stay = (reason: string) => Object.assign(model, { engine: { name: 'tfjs' as const, detail: tfjsDetail, reason } });
-  if (choice === 'tfjs') return stay('engine tfjs was chosen');
-  if (choice === 'auto' && backend?.name === 'tensorflow') return stay(`native TensorFlow (${backend.package}) runs it`);
-  let fast: Awaited<ReturnType<typeof onnxImageModel>>;
+  const { choice, stay, tfjsReason } = engineDecision(model, options.engine);
+  if (tfjsReason !== undefined) return stay(tfjsReason);
+  let fast: OnnxImageModel;
   try {
     const { foldBatchNorm } = await import('../models/optimize/fold-batchnorm.js');
     const folded = await foldBatchNorm(layers);
@@ -235,6 +248,54 @@ export async function withEngine<M extends ImageModel>(model: M, layers: tfl.Lay
     dispose() {
       fast.dispose();
       tfjs.dispose();
+    },
+  });
+}
+
+/** The engine choice, and the reason to stay on tfjs before trying onnxruntime (explicit tfjs, native TensorFlow). */
+function engineDecision<M extends ImageModel>(model: M, engine: EngineChoice | string | undefined) {
+  const choice = parseEngineChoice(engine ?? process.env.LENS_ENGINE);
+  const backend = currentBackend();
+  const tfjsDetail = `tfjs ${backend?.name ?? 'backend'}`;
+  const stay = (reason: string): M & { engine: EngineInfo } => Object.assign(model, { engine: { name: 'tfjs' as const, detail: tfjsDetail, reason } });
+  const tfjsReason = choice === 'tfjs' ? 'engine tfjs was chosen' : choice === 'auto' && backend?.name === 'tensorflow' ? `native TensorFlow (${backend.package}) runs it` : undefined;
+  return { choice, stay, tfjsReason };
+}
+
+/**
+ * Moves an ImageModel onto onnxruntime with graphs from `compile` when the engine choice allows it
+ * (same rules as {@link withEngine}); `compile` throws MODEL_UNSUPPORTED naming what has no rule,
+ * which keeps the model on tfjs with that reason (or is rethrown when onnxruntime is required).
+ * Pass `{ unsupported: why }` instead of `compile` when the graph is known not to compile (control flow).
+ *
+ * @example
+ * const model = await withCompiledEngine(tfjsModel, () => compileTfGraph(source, opts), { ...opts, engine: 'auto' });
+ */
+export async function withCompiledEngine<M extends ImageModel>(
+  model: M,
+  compile: (() => CompiledModel) | { unsupported: string },
+  options: OnnxModelOptions & { engine?: EngineChoice | string },
+): Promise<M & { engine: EngineInfo }> {
+  const { choice, stay, tfjsReason } = engineDecision(model, options.engine);
+  if (tfjsReason !== undefined) return stay(tfjsReason);
+  let fast: OnnxImageModel;
+  try {
+    if (typeof compile !== 'function') throw new LensError('MODEL_UNSUPPORTED', `cannot compile ${options.name} for onnxruntime: ${compile.unsupported}`);
+    const runtime = await loadOnnxRuntime();
+    if (!runtime.available) throw new LensError('BACKEND_UNAVAILABLE', runtime.reason);
+    fast = await onnxImageModelFromCompiled(compile(), options);
+  } catch (e) {
+    if (choice === 'onnxruntime') throw e;
+    return stay(errorMessage(e));
+  }
+  const tfjsDispose = model.dispose.bind(model);
+  return Object.assign(model, {
+    forward: (pixels: tf.Tensor4D) => fast.forward(pixels),
+    gradient: (pixels: tf.Tensor4D, target: number | readonly number[]) => fast.gradient(pixels, target),
+    engine: fast.engine,
+    dispose() {
+      fast.dispose();
+      tfjsDispose();
     },
   });
 }

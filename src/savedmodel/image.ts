@@ -14,6 +14,8 @@ import { LensError } from '../errors.js';
 import { checkPixels, createTfModel, type ImageModel, type ScoreKind } from '../models/model.js';
 import { parsePreprocessing, preprocess, type PreprocessingName } from '../models/preprocess.js';
 import type { GraphTensor } from '../convert/graph/convert.js';
+import { needsAsyncExecution } from '../convert/graph/ops.js';
+import type { EngineChoice, EngineInfo } from '../onnx/model.js';
 import { loadSavedModel, type LoadedGraph } from './load.js';
 
 export interface ImageModelFromSavedModelOptions {
@@ -37,6 +39,11 @@ export interface ImageModelFromSavedModelOptions {
   labels?: readonly string[];
   /** Name for reports (default: lens.json's, else the directory name with its version). */
   name?: string;
+  /**
+   * Which engine runs forward and gradient (default LENS_ENGINE, else auto): the graph compiles to
+   * onnxruntime when every op it needs has a rule (`engine.reason` says why not otherwise).
+   */
+  engine?: EngineChoice | string;
 }
 
 interface Sidecar {
@@ -108,13 +115,15 @@ function defaultName(dir: string): string {
  * [H, W, C] (from the signature, the graph at a cut point, or `inputShape`), and the scores output
  * [N, classes]. Scores are probabilities when the graph ends in Softmax, else logits. `gradient`
  * differentiates through the converted graph (graphs with control flow or custom async kernels
- * get no gradient).
+ * get no gradient). Forward and gradient run on onnxruntime when the engine choice allows and
+ * the graph compiles (`compileTfGraph`); `engine` says which engine runs them, and why.
  *
  * @example
  * const m = await imageModelFromSavedModel('../shared/testdata/savedmodels-cnn/dotnet-mnist-conv-tf1');
  * m.inputShape; // [28, 28, 1]
+ * m.engine.name; // 'onnxruntime' (or 'tfjs', with m.engine.reason)
  */
-export async function imageModelFromSavedModel(dir: string, options: ImageModelFromSavedModelOptions = {}): Promise<ImageModel> {
+export async function imageModelFromSavedModel(dir: string, options: ImageModelFromSavedModelOptions = {}): Promise<ImageModel & { engine: EngineInfo }> {
   const declared = options.signature === undefined && options.cutAt === undefined ? readSidecar(dir).signature : undefined;
   const signature = options.signature ?? declared;
   const loaded = await loadSavedModel(dir, {
@@ -163,9 +172,16 @@ export async function imageModelFromSavedModel(dir: string, options: ImageModelF
       preprocessing,
       dispose: () => loaded.dispose(),
     };
-    if (!graph.converted.async) return createTfModel({ ...spec, scores: run });
+    const { withCompiledEngine } = await import('../onnx/model.js');
+    const engineOptions = { name, preprocessing, ...(labels ? { labels } : {}), ...(options.engine !== undefined ? { engine: options.engine } : {}) };
+    if (!graph.converted.async) {
+      const { compileTfGraph, tfGraphSourceOf } = await import('../onnx/graph-compile.js');
+      const source = () => tfGraphSourceOf(graph.converted.artifacts, graph.model.weights, input.name, output.name, inputShape);
+      return await withCompiledEngine(createTfModel({ ...spec, scores: run }), () => compileTfGraph(source(), { name, preprocessing }), engineOptions);
+    }
     // Control flow or async kernels: forward through executeAsync, no gradient.
-    return {
+    const asyncOps = Object.keys(graph.converted.opCounts).filter((op) => needsAsyncExecution([op]));
+    const asyncModel: ImageModel = {
       ...spec,
       ...(labels ? { labels } : {}),
       async forward(pixels: tf.Tensor4D): Promise<tf.Tensor2D> {
@@ -179,6 +195,7 @@ export async function imageModelFromSavedModel(dir: string, options: ImageModelF
       },
       dispose: () => loaded.dispose(),
     };
+    return await withCompiledEngine(asyncModel, { unsupported: `the graph needs asynchronous execution (ops ${asyncOps.join(', ')}); it runs on TensorFlow.js` }, engineOptions);
   } catch (e) {
     loaded.dispose();
     throw e;

@@ -58,11 +58,14 @@ describe('engines of loaded models', () => {
     expect(relL2(again.data, onFast.original.data)).toBeLessThan(1e-6);
   });
 
-  it('keeps SavedModels on tfjs and says why', async () => {
-    const model = await loadImageModel(join(SHARED, 'testdata/savedmodels-cnn/dotnet-mnist-conv-tf1'), { engine: 'auto' });
-    expect(model.engine.name).toBe('tfjs');
-    expect(model.engine.reason).toMatch(/savedmodel models run on TensorFlow\.js/);
+  it('compiles SavedModels to onnxruntime too, and keeps them on tfjs when asked', async () => {
+    const dir = join(SHARED, 'testdata/savedmodels-cnn/dotnet-mnist-conv-tf1');
+    const model = await loadImageModel(dir, { engine: 'auto' });
+    expect(model.engine.name).toBe('onnxruntime');
     model.dispose();
+    const kept = await loadImageModel(dir, { engine: 'tfjs' });
+    expect(kept.engine).toMatchObject({ name: 'tfjs', reason: 'engine tfjs was chosen' });
+    kept.dispose();
   });
 
   it('rejects an unknown engine name', async () => {

@@ -2,7 +2,7 @@ import type { Command } from 'commander';
 
 /**
  * `lens doctor`: which TensorFlow.js backend runs, whether onnxruntime's native kernels are there
- * for Keras/tfjs models, with versions and how to add GPU support.
+ * for Keras, tfjs and SavedModel models, with versions and how to add GPU support.
  */
 export function register(program: Command): void {
   program
@@ -19,7 +19,7 @@ export function register(program: Command): void {
       const choice = parseEngineChoice(process.env.LENS_ENGINE);
       const runtime = await loadOnnxRuntime();
       const onnxruntime = runtime.available ? { available: true, version: runtime.version, threads: runtime.threads } : { available: false, reason: runtime.reason };
-      // Mirrors withEngine's rule for Keras/tfjs LayersModels.
+      // Mirrors withEngine's rule (models whose layers or ops all compile).
       const engine =
         choice === 'tfjs' || !runtime.available || (choice === 'auto' && info.name === 'tensorflow')
           ? `TensorFlow.js (${describeBackend(info)})`
@@ -45,7 +45,7 @@ export function register(program: Command): void {
         `simd:      ${info.simd ? 'yes' : 'no'}`,
         `threads:   ${info.name !== 'wasm' ? '-' : info.threadCount > 1 ? `${info.threadCount} (tfjs threaded SIMD build; LENS_WASM_THREADS=1 turns them off)` : `1${info.threadsReason ? ` (${info.threadsReason})` : ''}`}`,
         ...info.skipped.map((s) => `skipped:   ${s.choice}: ${s.reason}`),
-        `engine:    ${engine} runs Keras/tfjs models' forward and gradient passes [LENS_ENGINE=${choice}]`,
+        `engine:    ${engine} runs the forward and gradient passes of Keras, tfjs and SavedModel models [LENS_ENGINE=${choice}]`,
         ...(runtime.available ? [] : [`           onnxruntime unavailable: ${runtime.reason}`]),
         '',
         info.gpu
