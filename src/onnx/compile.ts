@@ -6,7 +6,8 @@
  * needs only input gradients. So each layer emits its forward nodes and records a backward rule;
  * the backward pass is emitted in reverse order, as a tape would run it. Every backward rule uses
  * fast forward kernels: a convolution's input gradient is a transposed convolution with the same
- * weights, ReLU's is a select on the saved output, max pooling's a scatter of the saved argmax.
+ * weights, ReLU's is a select on the saved output, max pooling's a scatter of the saved argmax,
+ * nearest upsampling's a sum over each block.
  * Filter gradients are never built.
  *
  * Layout: the graph takes pixels NHWC (0..255, as everywhere in serving-lens), applies the model's
@@ -198,11 +199,41 @@ export class Compiler {
     });
   }
 
-  activation(kind: string, x: Value, hint: string): Value {
+  /**
+   * An elementwise activation by its tfjs-layers name (TensorFlow ops map to these). `alpha` is
+   * LeakyReLU's negative slope (default 0.2, as TensorFlow's op) or ELU's scale (default 1).
+   */
+  activation(kind: string, x: Value, hint: string, alpha?: number): Value {
     const g = this.g;
     switch (kind) {
       case 'linear':
         return x;
+      case 'leakyRelu': {
+        const slope = alpha ?? 0.2;
+        const y: Value = { name: g.op('LeakyRelu', [x.name], { alpha: { f: slope } }, hint), shape: x.shape };
+        return this.record([x], y, (grad) => [g.op('Where', [g.op('Greater', [x.name, this.zeroScalar()]), grad, g.op('Mul', [grad, g.scalar(`${hint}_alpha`, slope)])], {}, `${hint}_grad`)]);
+      }
+      case 'elu': {
+        // dy/dx = 1 for x > 0, alpha e^x = y + alpha below.
+        const scale = alpha ?? 1;
+        const y: Value = { name: g.op('Elu', [x.name], { alpha: { f: scale } }, hint), shape: x.shape };
+        return this.record([x], y, (grad) => {
+          const below = g.op('Mul', [grad, g.op('Add', [y.name, g.scalar(`${hint}_alpha`, scale)])]);
+          return [g.op('Where', [g.op('Greater', [x.name, this.zeroScalar()]), grad, below], {}, `${hint}_grad`)];
+        });
+      }
+      case 'hardSigmoid': {
+        // tfjs-layers: clip(0.2 x + 0.5, 0, 1); the slope 0.2 inside the clip range, 0 outside.
+        const y: Value = { name: g.op('HardSigmoid', [x.name], { alpha: { f: 0.2 }, beta: { f: 0.5 } }, hint), shape: x.shape };
+        return this.record([x], y, (grad) => {
+          const inside = g.op('And', [g.op('Greater', [y.name, this.zeroScalar()]), g.op('Less', [y.name, g.scalar('one', 1)])]);
+          return [g.op('Where', [inside, g.op('Mul', [grad, g.scalar(`${hint}_slope`, 0.2)]), this.zeroScalar()], {}, `${hint}_grad`)];
+        });
+      }
+      case 'softplus': {
+        const y: Value = { name: g.op('Softplus', [x.name], {}, hint), shape: x.shape };
+        return this.record([x], y, (grad) => [g.op('Mul', [grad, g.op('Sigmoid', [x.name])], {}, `${hint}_grad`)]);
+      }
       case 'relu': {
         const y: Value = { name: g.op('Relu', [x.name], {}, hint), shape: x.shape };
         return this.record([x], y, (grad) => [g.op('Where', [g.op('Greater', [y.name, this.zeroScalar()]), grad, this.zeroScalar()], {}, `${hint}_grad`)]);
@@ -344,6 +375,34 @@ export class Compiler {
     return this.record(xs, y, (grad) => xs.map(() => grad));
   }
 
+  /**
+   * Elementwise product of activations of one rank, broadcasting dims of 1 (squeeze-and-excitation
+   * scales [C,H,W] by [C,1,1]; swish written as x * sigmoid(x)). Backward: the product rule, each
+   * operand's gradient summed over the axes it was broadcast along.
+   */
+  multiply(xs: Value[], hint: string): Value {
+    if (xs.length < 2) unsupported(this.modelName, `${hint} multiplies ${xs.length} tensor(s)`);
+    let y = xs[0]!;
+    for (let k = 1; k < xs.length; k++) y = this.multiplyPair(y, xs[k]!, k === xs.length - 1 ? hint : `${hint}_${k}`);
+    return y;
+  }
+
+  private multiplyPair(a: Value, b: Value, hint: string): Value {
+    const describe = (v: Value) => `[N,${(v.shape.length === 3 ? [v.shape[1], v.shape[2], v.shape[0]] : v.shape).join(',')}]`;
+    const incompatible = a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i] && d !== 1 && b.shape[i] !== 1);
+    if (incompatible) unsupported(this.modelName, `${hint} multiplies ${describe(a)} by ${describe(b)} (only equal ranks whose dims match or are 1)`);
+    const g = this.g;
+    const shape = a.shape.map((d, i) => Math.max(d, b.shape[i]!));
+    const y: Value = { name: g.op('Mul', [a.name, b.name], {}, hint), shape };
+    /** Sums a full-shape gradient down to `v`'s shape (axes where v has 1 and the product does not). */
+    const gradOf = (grad: string, v: Value, other: Value, which: string): string => {
+      const axes = v.shape.flatMap((d, i) => (d === 1 && shape[i] !== 1 ? [i + 1] : []));
+      if (axes.length === 0) return g.op('Mul', [grad, other.name], {}, `${hint}_grad_${which}`);
+      return g.op('ReduceSum', [g.op('Mul', [grad, other.name]), g.ints(`${hint}_${which}_axes`, axes)], { keepdims: { i: 1 } }, `${hint}_grad_${which}`);
+    };
+    return this.record([a, b], y, (grad) => [gradOf(grad, a, b, 'a'), gradOf(grad, b, a, 'b')]);
+  }
+
   concat(xs: Value[], axis: number, hint: string): Value {
     const rank = xs[0]!.shape.length + 1;
     const a = axis < 0 ? axis + rank : axis;
@@ -430,12 +489,51 @@ export class Compiler {
     return this.record([x], y, (grad) => [g.op('Slice', [grad, g.ints(`${hint}_starts`, [top, left]), g.ints(`${hint}_ends`, [top + h, left + w]), this.axes23()], {}, `${hint}_grad`)]);
   }
 
+  /**
+   * Nearest-neighbour upsampling by integer factors: every pixel repeated over a [sh, sw] block
+   * (TensorFlow's nearest resize at an integer scale, with or without half-pixel centres: both
+   * read source pixel floor(dst / s)). Backward: the sum over each block.
+   */
+  upsampleNearest(x: Value, scale: [number, number], hint: string): Value {
+    if (x.shape.length !== 3) unsupported(this.modelName, `${hint} upsamples a ${x.shape.length + 1}-D tensor`);
+    const g = this.g;
+    const [c, h, w] = x.shape as [number, number, number];
+    const [sh, sw] = scale;
+    const scales = g.constant(`${hint}_scales`, Float32Array.from([1, 1, sh, sw]), [4]);
+    const attrs = { mode: { s: 'nearest' }, coordinate_transformation_mode: { s: 'asymmetric' }, nearest_mode: { s: 'floor' } };
+    const y: Value = { name: g.op('Resize', [x.name, '', scales], attrs, hint), shape: [c, h * sh, w * sw] };
+    return this.record([x], y, (grad) => {
+      const blocks = g.op('Reshape', [grad, g.ints(`${hint}_blocks`, [-1, c, h, sh, w, sw])]);
+      return [g.op('ReduceSum', [blocks, g.ints(`${hint}_block_axes`, [3, 5])], { keepdims: { i: 0 } }, `${hint}_grad`)];
+    });
+  }
+
   /** [F] -> [F,1,1]: the reshape of features to a 1x1 image, where NHWC and NCHW orders agree. */
   toPixel(x: Value, hint: string): Value {
     const g = this.g;
     const f = x.shape[0]!;
     const y: Value = { name: g.op('Reshape', [x.name, g.ints(`${hint}_shape`, [0, f, 1, 1])], {}, hint), shape: [f, 1, 1] };
     return this.record([x], y, (grad) => [g.op('Reshape', [grad, g.ints(`${hint}_back_shape`, [0, f])], {}, `${hint}_grad`)]);
+  }
+
+  /**
+   * Reshapes that keep each image's data, with `dims` the NHWC target without the batch (one -1
+   * allowed): no change, flattening to [F], and [F] -> [1,1,F] (squeeze-and-excitation).
+   * `subject` names the layer or node in errors.
+   */
+  reshape(x: Value, dims: readonly number[], hint: string, subject = hint): Value {
+    const size = x.shape.reduce((p, q) => p * q, 1);
+    const current = x.shape.length === 3 ? [x.shape[1]!, x.shape[2]!, x.shape[0]!] : [...x.shape];
+    const unknown = dims.filter((d) => d === -1).length;
+    const known = dims.reduce((p, d) => (d === -1 ? p : p * d), 1);
+    const target = unknown === 1 && known > 0 && size % known === 0 ? dims.map((d) => (d === -1 ? size / known : d)) : [...dims];
+    if (unknown > 1 || target.some((d) => d <= 0) || target.reduce((p, d) => p * d, 1) !== size) {
+      unsupported(this.modelName, `${subject} reshapes [N,${current.join(',')}] to [N,${dims.join(',')}]`);
+    }
+    if (target.join() === current.join()) return x;
+    if (target.length === 1) return this.flatten(x, hint);
+    if (target.length === 3 && target[0] === 1 && target[1] === 1) return x.shape.length === 1 ? this.toPixel(x, hint) : this.toPixel(this.flatten(x, `${hint}_flat`), hint);
+    return unsupported(this.modelName, `${subject} reshapes [N,${current.join(',')}] to [N,${target.join(',')}] (only flattening, and features to [1,1,F])`);
   }
 
   /** Keras Flatten of NHWC data: channel-last order, so transpose back before reshaping. */
@@ -580,8 +678,16 @@ function emitLayer(cc: Compiler, layer: tfl.layers.Layer, inputs: Value[], skipS
       if (max !== undefined && max !== 6) unsupported(model, `ReLU ${name} capped at ${max}`);
       return cc.activation(max === 6 ? 'relu6' : 'relu', one(), name);
     }
+    case 'LeakyReLU':
+      return cc.activation('leakyRelu', one(), name, Number(cfg.alpha ?? 0.3));
+    case 'ELU':
+      return cc.activation('elu', one(), name, Number(cfg.alpha ?? 1));
     case 'Add':
       return cc.add(inputs, name);
+    case 'Multiply':
+      return cc.multiply(inputs, name);
+    case 'Reshape':
+      return cc.reshape(one(), (cfg.targetShape as (number | null)[]).map((d) => (d === null ? -1 : Number(d))), name, `Reshape ${name}`);
     case 'Concatenate':
       return cc.concat(inputs, Number(cfg.axis ?? -1), name);
     case 'MaxPooling2D':
@@ -601,6 +707,11 @@ function emitLayer(cc: Compiler, layer: tfl.layers.Layer, inputs: Value[], skipS
     }
     case 'Flatten':
       return cc.flatten(one(), name);
+    case 'UpSampling2D': {
+      const interpolation = cfg.interpolation ?? 'nearest';
+      if (interpolation !== 'nearest') unsupported(model, `UpSampling2D ${name} with ${String(interpolation)} interpolation (only nearest)`);
+      return cc.upsampleNearest(one(), pair(cfg.size, 2), name);
+    }
     default:
       if (IDENTITY_LAYERS.has(cls)) return one();
       return unsupported(model, `layer ${name} of class ${cls} has no ONNX rule`);

@@ -65,6 +65,9 @@ type Const = Extract<Known, { kind: 'const' }>;
 
 const PASS_THROUGH = new Set(['Identity', 'Snapshot', 'PlaceholderWithDefault']);
 
+/** TensorFlow activation ops (also as tfjs-converter fused ops) -> `Compiler.activation` kinds. */
+const ACTIVATIONS: Record<string, string> = { Relu: 'relu', Relu6: 'relu6', Sigmoid: 'sigmoid', Tanh: 'tanh', LeakyRelu: 'leakyRelu', Elu: 'elu', Softplus: 'softplus' };
+
 function tensorKey(ref: string): { node: string; index: number; key: string } {
   const m = /^(.*):(\d+)$/.exec(ref);
   const node = m ? m[1]! : ref;
@@ -195,7 +198,10 @@ export function compileTfGraph(source: TfGraphSource, options: TfGraphCompileOpt
       case 'Relu6':
       case 'Sigmoid':
       case 'Tanh':
-        return output(cc.activation(node.op.toLowerCase(), act(0), node.name));
+      case 'LeakyRelu':
+      case 'Elu':
+      case 'Softplus':
+        return output(cc.activation(ACTIVATIONS[node.op]!, act(0), node.name, node.attr?.alpha?.f));
       case 'Softmax':
         return output(cc.activation('softmax', act(0, 2), node.name), { softmax: true });
       case 'Conv2D':
@@ -225,7 +231,7 @@ export function compileTfGraph(source: TfGraphSource, options: TfGraphCompileOpt
         const y = depthwise
           ? cc.conv(x, depthwiseKernel(weights, kh, kw, cin, last), bias, { ...common, group: cin })
           : cc.conv(x, convKernel(weights, kh, kw, cin, last), bias, { ...common, group: 1 });
-        return output(fused?.activation ? cc.activation(fused.activation, y, `${node.name}_act`) : y);
+        return output(fused?.activation ? cc.activation(fused.activation, y, `${node.name}_act`, fused.alpha) : y);
       }
       case 'MaxPool':
       case 'AvgPool': {
@@ -268,7 +274,7 @@ export function compileTfGraph(source: TfGraphSource, options: TfGraphCompileOpt
         const bias = fused?.bias ? Float32Array.from(constant(2).data) : undefined;
         if (bias && bias.length !== units) return fail(`adds ${bias.length} biases to ${units} units`);
         const y = cc.dense(x, kernel, bias, units, node.name);
-        return output(fused?.activation ? cc.activation(fused.activation, y, `${node.name}_act`) : y);
+        return output(fused?.activation ? cc.activation(fused.activation, y, `${node.name}_act`, fused.alpha) : y);
       }
       case 'Reshape':
         return output(reshape(cc, act(0), Array.from(constant(1).data), node.name, fail));
@@ -293,6 +299,15 @@ export function compileTfGraph(source: TfGraphSource, options: TfGraphCompileOpt
         if (node.op === 'PadV2' && constant(2).data.some((v) => v !== 0)) return fail('pads with a value other than 0');
         return output(cc.zeroPad(x, p[2]!, p[3]!, p[4]!, p[5]!, node.name));
       }
+      case 'ResizeNearestNeighbor': {
+        const x = act(0, 4);
+        const [, h, w] = x.shape as [number, number, number];
+        const [ho, wo] = Array.from(constant(1).data) as [number, number];
+        // align_corners samples at (in-1)/(out-1) steps: not a block repeat.
+        if (node.attr?.align_corners?.b === true) return fail('aligns corners (only align_corners=false)');
+        if (ho % h !== 0 || wo % w !== 0) return fail(`resizes ${h}x${w} to ${ho}x${wo} (only integer scales)`);
+        return output(cc.upsampleNearest(x, [ho / h, wo / w], node.name));
+      }
       default:
         if (PASS_THROUGH.has(node.op)) return arg(0);
         return fail('has no ONNX rule');
@@ -315,7 +330,8 @@ export function compileTfGraph(source: TfGraphSource, options: TfGraphCompileOpt
     }
     if (a.kind === 'act' && b.kind === 'act') {
       if (op === 'Add') return output(cc.add([a.value, b.value], node.name));
-      return fail('combines two tensors computed from the image (only their sum has a rule)');
+      if (op === 'Mul') return output(cc.multiply([a.value, b.value], node.name));
+      return fail('combines two tensors computed from the image (only their sum and product have rules)');
     }
     if (a.kind === 'shape' || b.kind === 'shape') return fail('computes with a tensor shape');
     const [x, c, constFirst] = a.kind === 'act' ? [a.value, b as Const, false] : [(b as Extract<Known, { kind: 'act' }>).value, a as Const, true];
@@ -338,13 +354,14 @@ export function compileTfGraph(source: TfGraphSource, options: TfGraphCompileOpt
 }
 
 /** The fused ops of a tfjs-converter fused node (_FusedConv2D ...): an optional BiasAdd, then an optional activation. */
-function fusedOps(node: TfGraphNode, fail: (what: string) => never): { bias: boolean; activation?: string } {
+function fusedOps(node: TfGraphNode, fail: (what: string) => never): { bias: boolean; activation?: string; alpha?: number } {
   const ops = (node.attr?.fused_ops?.list?.s ?? []).map((s) => Buffer.from(s, 'base64').toString('utf8'));
   const bias = ops[0] === 'BiasAdd';
   const rest = bias ? ops.slice(1) : ops;
-  const ACTIVATIONS: Record<string, string> = { Relu: 'relu', Relu6: 'relu6', Sigmoid: 'sigmoid', Tanh: 'tanh' };
-  if (rest.length > 1 || (rest.length === 1 && !ACTIVATIONS[rest[0]!])) return fail(`fuses ${ops.join(', ')} (only BiasAdd and Relu, Relu6, Sigmoid, Tanh)`);
-  return { bias, ...(rest[0] ? { activation: ACTIVATIONS[rest[0]]! } : {}) };
+  const FUSABLE = ['Relu', 'Relu6', 'Sigmoid', 'Tanh', 'LeakyRelu', 'Elu'];
+  if (rest.length > 1 || (rest.length === 1 && !FUSABLE.includes(rest[0]!))) return fail(`fuses ${ops.join(', ')} (only BiasAdd and ${FUSABLE.join(', ')})`);
+  const alpha = rest[0] === 'LeakyRelu' ? node.attr?.leakyrelu_alpha?.f : undefined;
+  return { bias, ...(rest[0] ? { activation: ACTIVATIONS[rest[0]]! } : {}), ...(alpha !== undefined ? { alpha } : {}) };
 }
 
 /** Elementwise op of two constants, with TensorFlow's broadcasting. */
@@ -368,18 +385,10 @@ function perChannel(c: Const, x: Value, fail: (what: string) => never): Float32A
   return Float32Array.from(c.data);
 }
 
-/** Reshapes that keep each image's data: NHWC flattening to [N, F], and [N, F] <-> [N, 1, 1, F]. */
+/** Reshapes of one image's data with a -1 batch ([N, F] flattening, [N, F] -> [N, 1, 1, F]): `Compiler.reshape`. */
 function reshape(cc: Compiler, x: Value, dims: number[], hint: string, fail: (what: string) => never): Value {
-  const size = product(x.shape);
-  const rest = dims.slice(1);
-  if (dims[0] !== -1 || rest.some((d) => d <= 0) || product(rest) !== size) {
-    return fail(`reshapes [N,${x.shape.join(',')}] to [${dims.join(',')}] (only per-image reshapes with a -1 batch)`);
-  }
-  const current = x.shape.length === 3 ? [x.shape[1]!, x.shape[2]!, x.shape[0]!] : x.shape;
-  if (rest.join() === current.join()) return x;
-  if (rest.length === 1) return cc.flatten(x, hint);
-  if (rest.length === 3 && rest[0] === 1 && rest[1] === 1) return x.shape.length === 1 ? cc.toPixel(x, hint) : cc.toPixel(cc.flatten(x, `${hint}_flat`), hint);
-  return fail(`reshapes [N,${current.join(',')}] to [${dims.join(',')}] (only flattening to [N, features])`);
+  if (dims[0] !== -1) return fail(`reshapes [N,${x.shape.join(',')}] to [${dims.join(',')}] (only per-image reshapes with a -1 batch)`);
+  return cc.reshape(x, dims.slice(1), hint, `node ${hint} (Reshape)`);
 }
 
 /**

@@ -105,17 +105,17 @@ describe('engine choice', () => {
   });
 
   it("engine 'onnxruntime' throws on a layer without a rule; 'auto' falls back to tfjs naming it", async () => {
-    const layers = buildModel(5, () => tfl.layers.leakyReLU({ alpha: 0.2, name: 'leaky_fallback' }));
+    const layers = buildModel(5, () => tfl.layers.prelu({ name: 'prelu_fallback' }));
     await expect(withEngine(imageModelFromLayers(layers, opts), layers, { ...opts, engine: 'onnxruntime' })).rejects.toMatchObject({
       code: 'MODEL_UNSUPPORTED',
-      message: expect.stringContaining('leaky_fallback'),
+      message: expect.stringContaining('prelu_fallback'),
     });
     const model = imageModelFromLayers(layers, opts);
     const forward = model.forward;
     const result = await withEngine(model, layers, { ...opts, engine: 'auto' });
     expect(result.engine.name).toBe('tfjs');
-    expect(result.engine.reason).toContain('leaky_fallback');
-    expect(result.engine.reason).toContain('LeakyReLU');
+    expect(result.engine.reason).toContain('prelu_fallback');
+    expect(result.engine.reason).toContain('PReLU');
     expect(result.forward).toBe(forward);
     const pixels = randomPixels([1, ...SHAPE], 6);
     const scores = await result.forward(pixels);

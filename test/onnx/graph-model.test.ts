@@ -2,7 +2,9 @@
  * tfjs graph models (model.json, format graph-model) compiled to onnxruntime: a graph made of the
  * CNN ops the fixtures do not use (EXPLICIT padding, dilations, tfjs-converter's fused ops, pooling,
  * PadV2, ConcatV2, Mean with keep_dims + Squeeze, NHWC flattening, transpose_b, per-channel
- * Sub/RealDiv) and a real SavedModel converted by `lens convert` agree with tfjs.
+ * Sub/RealDiv), the ops of modern CNNs (Mul of two activations, LeakyRelu, Elu, Softplus,
+ * ResizeNearestNeighbor) and a real SavedModel converted by `lens convert` agree with tfjs; their
+ * unsupported variants fall back to tfjs with the node named.
  */
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -87,6 +89,39 @@ function syntheticGraph(): tf.io.ModelArtifacts {
   };
 }
 
+type GraphNode = { name: string; op: string; input?: string[]; attr?: Record<string, unknown> };
+type GraphWeight = [name: string, shape: number[], values: Float32Array | Int32Array];
+const sine = (n: number, seed: number, scale: number) => Float32Array.from({ length: n }, (_, i) => Math.sin(seed * 7.1 + i * 1.37) * scale);
+
+/** A graph model from nodes after an image placeholder `x` [N,h,w,c], with Const nodes for the weights. */
+function graphArtifacts(shape: [number, number, number], nodes: GraphNode[], weights: GraphWeight[]): tf.io.ModelArtifacts {
+  const placeholder = { name: 'x', op: 'Placeholder', attr: { dtype: f, shape: { shape: { dim: [-1, ...shape].map((d) => ({ size: String(d) })) } } } };
+  const consts = weights.map(([name, , v]) => ({ name, op: 'Const', attr: { dtype: v instanceof Int32Array ? { type: 'DT_INT32' } : f } }));
+  const data = Buffer.concat(weights.map(([, , v]) => Buffer.from(v.buffer, v.byteOffset, v.byteLength)));
+  return {
+    format: 'graph-model',
+    modelTopology: { node: [placeholder, ...consts, ...nodes], versions: { producer: 1 } },
+    weightSpecs: weights.map(([name, shape, v]) => ({ name, shape, dtype: v instanceof Int32Array ? 'int32' : 'float32' })),
+    weightData: data.buffer.slice(data.byteOffset, data.byteOffset + data.byteLength),
+  };
+}
+
+/** onnxruntime ('auto') and tfjs models of `artifacts`. */
+async function bothEngines(artifacts: tf.io.ModelArtifacts, name: string): Promise<[ImageModel & { engine: { name: string; reason?: string; layers?: Record<string, number> } }, ImageModel]> {
+  const fast = await imageModelFromGraphModel(artifacts, { name, preprocessing: 'unit', engine: 'auto' });
+  const reference = await imageModelFromGraphModel(artifacts, { name, preprocessing: 'unit', engine: 'tfjs' });
+  return [fast, reference];
+}
+
+const conv2d = (name: string, input: string, w: string, padding = 'SAME') => ({
+  name,
+  op: 'Conv2D',
+  input: [input, w],
+  attr: { T: f, padding: str(padding), strides: ints(1, 1, 1, 1), dilations: ints(1, 1, 1, 1), ...nhwc },
+});
+const unary = (op: string, name: string, input: string, attr: Record<string, unknown> = {}) => ({ name, op, input: [input], attr: { T: f, ...attr } });
+const binaryOp = (op: string, name: string, a: string, b: string) => ({ name, op, input: [a, b], attr: { T: f } });
+
 async function compare(fast: ImageModel, reference: ImageModel, seed: number): Promise<void> {
   const [h, w, c] = fast.inputShape;
   const pixels = randomPixels([3, h, w, c], seed);
@@ -116,6 +151,131 @@ describe('tfjs graph models on onnxruntime', () => {
     await compare(fast, reference, 31);
     fast.dispose();
     reference.dispose();
+  });
+
+  it('Mul of two activations: swish as x * sigmoid(x), squeeze-and-excitation scaling [N,1,1,C] * [N,H,W,C]', async () => {
+    const artifacts = graphArtifacts(
+      [8, 8, 3],
+      [
+        conv2d('conv', 'x', 'w1'),
+        unary('Sigmoid', 'gate', 'conv'),
+        binaryOp('Mul', 'swish', 'conv', 'gate'),
+        { name: 'squeeze', op: 'Mean', input: ['swish', 'hw'], attr: { T: f, Tidx: { type: 'DT_INT32' }, keep_dims: { b: true } } },
+        conv2d('reduce', 'squeeze', 'w2'),
+        unary('Relu', 'reduce_relu', 'reduce'),
+        conv2d('expand', 'reduce_relu', 'w3'),
+        unary('Sigmoid', 'excite', 'expand'),
+        binaryOp('Mul', 'scaled', 'excite', 'swish'),
+        { name: 'flat', op: 'Reshape', input: ['scaled', 'flat_shape'], attr: { T: f, Tshape: { type: 'DT_INT32' } } },
+        { name: 'logits', op: 'MatMul', input: ['flat', 'w4'], attr: { T: f, transpose_a: { b: false }, transpose_b: { b: false } } },
+      ],
+      [
+        ['w1', [3, 3, 3, 4], sine(108, 1, 0.5)],
+        ['hw', [2], Int32Array.from([1, 2])],
+        ['w2', [1, 1, 4, 2], sine(8, 2, 1)],
+        ['w3', [1, 1, 2, 4], sine(8, 3, 1)],
+        ['flat_shape', [2], Int32Array.from([-1, 256])],
+        ['w4', [256, 5], sine(1280, 4, 0.2)],
+      ],
+    );
+    const [fast, reference] = await bothEngines(artifacts, 'products');
+    expect(fast.engine.name, fast.engine.reason).toBe('onnxruntime');
+    expect(fast.engine.layers).toMatchObject({ Mul: 2 });
+    await compare(fast, reference, 33);
+    fast.dispose();
+    reference.dispose();
+  });
+
+  it('falls back to tfjs naming a quotient of two activations (RealDiv)', async () => {
+    const artifacts = graphArtifacts(
+      [4, 4, 3],
+      [conv2d('conv', 'x', 'w1'), unary('Sigmoid', 'gate', 'conv'), binaryOp('RealDiv', 'quotient', 'conv', 'gate'), unary('Relu', 'out', 'quotient'), { name: 'flat', op: 'Reshape', input: ['out', 'flat_shape'], attr: { T: f } }],
+      [['w1', [1, 1, 3, 2], sine(6, 1, 0.5)], ['flat_shape', [2], Int32Array.from([-1, 32])]],
+    );
+    const [fast, reference] = await bothEngines(artifacts, 'quotient');
+    expect(fast.engine.name).toBe('tfjs');
+    expect(fast.engine.reason).toMatch(/node quotient \(RealDiv\) combines two tensors computed from the image/);
+    fast.dispose();
+    reference.dispose();
+  });
+
+  it('activations LeakyRelu (alpha attribute), Elu, Softplus, also fused into _FusedConv2D and _FusedMatMul', async () => {
+    const fused = (op: string, name: string, inputs: string[], ops: string[], attr: Record<string, unknown> = {}) => ({
+      name,
+      op,
+      input: inputs,
+      attr: { T: f, padding: str('VALID'), strides: ints(1, 1, 1, 1), dilations: ints(1, 1, 1, 1), ...nhwc, transpose_a: { b: false }, transpose_b: { b: false }, fused_ops: fusedOps(...ops), num_args: { i: String(inputs.length - 2) }, ...attr },
+    });
+    const nodes = (prelu: boolean) => [
+      prelu ? fused('_FusedConv2D', 'conv1', ['x', 'w1', 'b1', 'prelu_alpha'], ['BiasAdd', 'Prelu']) : fused('_FusedConv2D', 'conv1', ['x', 'w1', 'b1'], ['BiasAdd', 'LeakyRelu'], { leakyrelu_alpha: { f: 0.1 } }),
+      unary('Elu', 'elu', 'conv1'),
+      conv2d('conv2', 'elu', 'w2'),
+      unary('LeakyRelu', 'leaky', 'conv2', { alpha: { f: 0.3 } }),
+      fused('_FusedConv2D', 'conv3', ['leaky', 'w3', 'b3'], ['BiasAdd', 'Elu']),
+      unary('Softplus', 'softplus', 'conv3'),
+      { name: 'flat', op: 'Reshape', input: ['softplus', 'flat_shape'], attr: { T: f } },
+      fused('_FusedMatMul', 'logits', ['flat', 'w4', 'b4'], ['BiasAdd', 'LeakyRelu'], { leakyrelu_alpha: { f: 0.25 } }),
+    ];
+    const weights: GraphWeight[] = [
+      ['w1', [3, 3, 3, 4], sine(108, 1, 0.6)],
+      ['b1', [4], sine(4, 2, 0.5)],
+      ['w2', [3, 3, 4, 4], sine(144, 3, 0.5)],
+      ['w3', [1, 1, 4, 3], sine(12, 4, 0.8)],
+      ['b3', [3], sine(3, 5, 0.5)],
+      ['flat_shape', [2], Int32Array.from([-1, 48])],
+      ['w4', [48, 5], sine(240, 6, 0.3)],
+      ['b4', [5], sine(5, 7, 0.5)],
+    ];
+    const [fast, reference] = await bothEngines(graphArtifacts([6, 6, 3], nodes(false), weights), 'activations');
+    expect(fast.engine.name, fast.engine.reason).toBe('onnxruntime');
+    expect(fast.engine.layers).toMatchObject({ _FusedConv2D: 2, Elu: 1, LeakyRelu: 1, Softplus: 1, _FusedMatMul: 1 });
+    await compare(fast, reference, 34);
+    fast.dispose();
+    reference.dispose();
+    const [fallback, tfjs] = await bothEngines(graphArtifacts([6, 6, 3], nodes(true), [...weights, ['prelu_alpha', [4], sine(4, 8, 0.2)]]), 'prelu');
+    expect(fallback.engine.name).toBe('tfjs');
+    expect(fallback.engine.reason).toMatch(/node conv1 \(_FusedConv2D\) fuses BiasAdd, Prelu/);
+    fallback.dispose();
+    tfjs.dispose();
+  });
+
+  it('ResizeNearestNeighbor at integer scales, with and without half-pixel centres; align_corners falls back', async () => {
+    const resize = (name: string, input: string, size: string, alignCorners: boolean, halfPixel: boolean) => ({
+      name,
+      op: 'ResizeNearestNeighbor',
+      input: [input, size],
+      attr: { T: f, align_corners: { b: alignCorners }, half_pixel_centers: { b: halfPixel } },
+    });
+    const nodes = (alignCorners: boolean) => [
+      conv2d('conv1', 'x', 'w1'),
+      unary('Tanh', 'tanh', 'conv1'),
+      resize('up1', 'tanh', 'size1', alignCorners, false),
+      conv2d('conv2', 'up1', 'w2'),
+      resize('up2', 'conv2', 'size2', false, true),
+      conv2d('conv3', 'up2', 'w3'),
+      { name: 'flat', op: 'Reshape', input: ['conv3', 'flat_shape'], attr: { T: f } },
+      { name: 'logits', op: 'MatMul', input: ['flat', 'w4'], attr: { T: f, transpose_a: { b: false }, transpose_b: { b: false } } },
+    ];
+    const weights: GraphWeight[] = [
+      ['w1', [3, 3, 3, 3], sine(81, 1, 0.5)],
+      ['size1', [2], Int32Array.from([8, 6])],
+      ['w2', [3, 3, 3, 2], sine(54, 2, 0.5)],
+      ['size2', [2], Int32Array.from([16, 18])],
+      ['w3', [3, 3, 2, 2], sine(36, 3, 0.5)],
+      ['flat_shape', [2], Int32Array.from([-1, 576])],
+      ['w4', [576, 5], sine(2880, 4, 0.1)],
+    ];
+    const [fast, reference] = await bothEngines(graphArtifacts([4, 3, 3], nodes(false), weights), 'resize');
+    expect(fast.engine.name, fast.engine.reason).toBe('onnxruntime');
+    expect(fast.engine.layers).toMatchObject({ ResizeNearestNeighbor: 2 });
+    await compare(fast, reference, 35);
+    fast.dispose();
+    reference.dispose();
+    const [fallback, tfjs] = await bothEngines(graphArtifacts([4, 3, 3], nodes(true), weights), 'resize_aligned');
+    expect(fallback.engine.name).toBe('tfjs');
+    expect(fallback.engine.reason).toMatch(/node up1 \(ResizeNearestNeighbor\) aligns corners/);
+    fallback.dispose();
+    tfjs.dispose();
   });
 
   it('a real TF1 SavedModel converted to a graph model (`lens convert`)', async () => {

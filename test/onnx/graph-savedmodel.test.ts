@@ -1,6 +1,7 @@
 /**
  * SavedModels compiled from their converted TensorFlow graphs to onnxruntime (src/onnx/graph-compile.ts):
- * the shared TensorFlow-written CNN fixtures and a `lens export` of the bundled architecture give
+ * the shared TensorFlow-written CNN fixtures and `lens export`s of the bundled architecture and of a
+ * U-Net-ish model with squeeze-and-excitation give
  * the tfjs engine's scores and input gradients; graphs with an op that has no rule, or with control
  * flow, stay on tfjs and say why, and refuse when onnxruntime is required.
  */
@@ -17,7 +18,7 @@ import { buildShapesResNet } from '../../src/models/shapes-resnet.js';
 import { withCompiledEngine } from '../../src/onnx/model.js';
 import { imageModelFromSavedModel } from '../../src/savedmodel/image.js';
 import { SHARED } from '../helpers/cli.js';
-import { randomPixels, relL2 } from './helpers.js';
+import { randomPixels, relL2, seedWeights } from './helpers.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lens-onnx-graph-'));
 const fixture = (name: string) => join(SHARED, 'testdata/savedmodels-cnn', name);
@@ -90,6 +91,24 @@ describe('`lens export` SavedModels on onnxruntime', () => {
     m.dispose();
   });
 
+  it('a U-Net-ish model with squeeze-and-excitation (Mul of activations, LeakyRelu, Elu, Softplus, ResizeNearestNeighbor)', async () => {
+    const input = tfl.input({ shape: [8, 8, 3] });
+    const a = tfl.layers.leakyReLU({ alpha: 0.1 }).apply(tfl.layers.conv2d({ filters: 4, kernelSize: 3, padding: 'same' }).apply(input)) as tfl.SymbolicTensor;
+    const down = tfl.layers.conv2d({ filters: 4, kernelSize: 3, strides: 2, padding: 'same', activation: 'elu' }).apply(a) as tfl.SymbolicTensor;
+    const pooled = tfl.layers.globalAveragePooling2d({}).apply(down) as tfl.SymbolicTensor;
+    const excite = tfl.layers.reshape({ targetShape: [1, 1, 4] }).apply(tfl.layers.dense({ units: 4, activation: 'sigmoid' }).apply(pooled)) as tfl.SymbolicTensor;
+    const scaled = tfl.layers.multiply().apply([down, excite]) as tfl.SymbolicTensor;
+    const up = tfl.layers.upSampling2d({ size: [2, 2] }).apply(scaled) as tfl.SymbolicTensor;
+    const merged = tfl.layers.concatenate().apply([a, up]) as tfl.SymbolicTensor;
+    const features = tfl.layers.conv2d({ filters: 2, kernelSize: 3, activation: 'softplus' }).apply(merged) as tfl.SymbolicTensor;
+    const model = tfl.model({ inputs: input, outputs: tfl.layers.dense({ units: 3 }).apply(tfl.layers.flatten().apply(features)) as tfl.SymbolicTensor });
+    seedWeights(model, 12);
+    const r = await exportSavedModel({ name: 'unet', structure: { kind: 'layers', model }, preprocessing: 'unit' }, join(tmp, 'unet'), { version: 1 });
+    model.dispose();
+    const m = await agreesWithTfjs(r.dir, { ops: ['LeakyRelu', 'Elu', 'Softplus', 'Mul', 'ResizeNearestNeighbor', 'Reshape'] });
+    m.dispose();
+  });
+
   it('keeps graphs that cannot compile (control flow) on tfjs with the reason, and refuses them when onnxruntime is required', async () => {
     const dir = join(tmp, 'shapes', '1');
     const why = { unsupported: 'the graph needs asynchronous execution (ops LoopCond)' };
@@ -101,24 +120,24 @@ describe('`lens export` SavedModels on onnxruntime', () => {
     tfjsModel.dispose();
   });
 
-  describe('a graph with an op that has no rule (Elu)', () => {
+  describe('a graph with an op that has no rule (Selu)', () => {
     let dir: string;
     beforeAll(async () => {
       const model = tfl.sequential({
         layers: [
-          tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 4, kernelSize: 3, activation: 'elu' }),
+          tfl.layers.conv2d({ inputShape: [8, 8, 3], filters: 4, kernelSize: 3, activation: 'selu' }),
           tfl.layers.flatten(),
           tfl.layers.dense({ units: 3 }),
         ],
       });
-      dir = (await exportSavedModel({ name: 'elu', structure: { kind: 'layers', model }, preprocessing: 'unit' }, join(tmp, 'elu'), { version: 1 })).dir;
+      dir = (await exportSavedModel({ name: 'selu', structure: { kind: 'layers', model }, preprocessing: 'unit' }, join(tmp, 'selu'), { version: 1 })).dir;
       model.dispose();
     });
 
     it('stays on tfjs with the op named in the reason', async () => {
       const m = await loadImageModel(dir, { engine: 'auto' });
       expect(m.engine.name).toBe('tfjs');
-      expect(m.engine.reason).toMatch(/\(Elu\) has no ONNX rule/);
+      expect(m.engine.reason).toMatch(/\(Selu\) has no ONNX rule/);
       const scores = await m.forward(randomPixels([2, 8, 8, 3], 3));
       expect(scores.shape).toEqual([2, 3]);
       scores.dispose();
@@ -126,7 +145,7 @@ describe('`lens export` SavedModels on onnxruntime', () => {
     });
 
     it('refuses when onnxruntime is required', async () => {
-      await expect(loadImageModel(dir, { engine: 'onnxruntime' })).rejects.toMatchObject({ code: 'MODEL_UNSUPPORTED', message: expect.stringMatching(/Elu/) });
+      await expect(loadImageModel(dir, { engine: 'onnxruntime' })).rejects.toMatchObject({ code: 'MODEL_UNSUPPORTED', message: expect.stringMatching(/Selu/) });
     });
   });
 });

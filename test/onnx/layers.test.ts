@@ -114,6 +114,29 @@ const CASES: Case[] = [
     preprocessing: 'raw',
     build: () => functional('relu6', [6, 5, 3], (x) => head(ap(tfl.layers.activation({ activation: 'relu6' }), ap(tfl.layers.rescaling({ scale: 0.05, offset: -3 }), x)))),
   },
+  {
+    name: 'LeakyReLU (alpha 0.1 and default) and ELU layers',
+    build: () =>
+      functional('leaky_elu', ODD, (x) => {
+        let y = ap(tfl.layers.leakyReLU({ alpha: 0.1 }), ap(conv({ filters: 4, kernelSize: 3 }), x));
+        y = ap(tfl.layers.leakyReLU(), ap(conv({ filters: 4, kernelSize: 3 }), y));
+        y = ap(tfl.layers.elu(), ap(conv({ filters: 4, kernelSize: 3 }), y));
+        return head(y);
+      }),
+  },
+  {
+    name: 'elu, hardSigmoid (both clipped sides), softplus activations; hard-swish as x * hardSigmoid(x)',
+    preprocessing: 'raw',
+    build: () =>
+      functional('more_acts', ODD, (x) => {
+        const wide = ap(tfl.layers.rescaling({ scale: 0.05, offset: -6 }), x);
+        const hardSwish = ap(tfl.layers.multiply(), [wide, ap(tfl.layers.activation({ activation: 'hardSigmoid' }), wide)]);
+        let y = ap(conv({ filters: 4, kernelSize: 3, activation: 'elu' }), hardSwish);
+        y = ap(conv({ filters: 4, kernelSize: 3, activation: 'softplus' }), y);
+        const f = ap(flatten(), y);
+        return ap(dense(5), ap(tfl.layers.dense({ units: 6, activation: 'hardSigmoid' }), f));
+      }),
+  },
   // Softmax heads: logits by default, probabilities on request.
   ...(['Softmax layer', 'Activation softmax', 'Dense softmax'] as const).flatMap((kind): Case[] =>
     [false, true].map((probabilities) => ({
@@ -153,6 +176,48 @@ const CASES: Case[] = [
         const f = ap(flatten(), c);
         const d = ap(tfl.layers.concatenate({ axis: 1 }), [ap(dense(4, 'tanh'), f), ap(dense(3, 'relu'), f)]);
         return ap(dense(5), d);
+      }),
+  },
+  // Products of activations (squeeze-and-excitation, swish written out, gating).
+  {
+    name: 'squeeze-and-excitation block: pool, dense, reshape to [1,1,C], multiply (broadcast)',
+    build: () =>
+      functional('se_block', ODD, (x) => {
+        const a = ap(conv({ filters: 4, kernelSize: 3, padding: 'same', activation: 'relu' }), x);
+        const squeezed = ap(dense(4, 'linear'), ap(dense(2, 'relu'), ap(tfl.layers.globalAveragePooling2d({}), a)));
+        const excite = ap(tfl.layers.reshape({ targetShape: [1, 1, 4] }), ap(tfl.layers.activation({ activation: 'sigmoid' }), squeezed));
+        return head(ap(tfl.layers.multiply(), [a, excite]));
+      }),
+  },
+  {
+    name: 'multiply: x * sigmoid(x), [1,1,C] first, three operands, features',
+    build: () =>
+      functional('products', ODD, (x) => {
+        const a = ap(conv({ filters: 3, kernelSize: 3 }), x);
+        const swish = ap(tfl.layers.multiply(), [a, ap(tfl.layers.activation({ activation: 'sigmoid' }), a)]);
+        const gate = ap(tfl.layers.reshape({ targetShape: [1, 1, 3] }), ap(dense(3, 'tanh'), ap(tfl.layers.globalAveragePooling2d({}), a)));
+        const gated = ap(tfl.layers.multiply(), [gate, swish, a]);
+        const f = ap(flatten(), gated);
+        return ap(dense(5), ap(tfl.layers.multiply(), [ap(dense(6, 'tanh'), f), ap(dense(6), f)]));
+      }),
+  },
+  {
+    name: 'reshape: flatten to [F], and identity',
+    build: () =>
+      functional('reshapes', [5, 4, 3], (x) => {
+        const same = ap(tfl.layers.reshape({ targetShape: [5, 4, 3] }), ap(conv({ filters: 3, kernelSize: 1, activation: 'tanh' }), x));
+        return ap(dense(4), ap(tfl.layers.reshape({ targetShape: [60] }), same));
+      }),
+  },
+  // Nearest upsampling (U-Net-style decoders).
+  {
+    name: 'UpSampling2D nearest: size 2, size [3,2], then a conv over the blocks',
+    build: () =>
+      functional('upsample', [5, 4, 3], (x) => {
+        const a = ap(conv({ filters: 3, kernelSize: 3, padding: 'same', activation: 'relu' }), x);
+        const up = ap(tfl.layers.upSampling2d({ size: [2, 2] }), a);
+        const up2 = ap(tfl.layers.upSampling2d({ size: [3, 2] }), ap(conv({ filters: 2, kernelSize: 3, strides: 2, padding: 'same' }), up));
+        return head(ap(conv({ filters: 2, kernelSize: 3, padding: 'same', activation: 'tanh' }), up2));
       }),
   },
   // Pooling (ties, negative maxima and 'same' average pooling: pooling.test.ts, where tfjs is not the reference).
