@@ -156,17 +156,18 @@ export async function adaptivePath(ctx: AdaptiveRuleContext, options: { toleranc
   let gradients = 0;
   let forwards = 0;
 
-  const scoresAt = async (at: readonly { baseline: number; alpha: number }[]): Promise<number[]> => {
+  /** Class scores at points on the paths (counted as forward passes). */
+  const rowsAt = async (at: readonly { baseline: number; alpha: number }[]): Promise<Float32Array[]> => {
     if (at.length === 0) return [];
     forwards += at.length;
-    const rows = await forwardRows(
+    return forwardRows(
       model,
       at.map((p) => pathImage(baselines[p.baseline]!, image.data, p.alpha)),
       ctx.batchSize,
       ctx.signal ? { signal: ctx.signal } : undefined,
     );
-    return rows.map((r) => r[target]!);
   };
+  const scoresAt = async (at: readonly { baseline: number; alpha: number }[]): Promise<number[]> => (await rowsAt(at)).map((r) => r[target]!);
 
   /** Estimates and contributions of new segments, 2 gradient evaluations each. */
   const estimate = async (pieces: readonly Omit<Segment, 'estimate' | 'contribution' | 'nodes'>[]): Promise<Segment[]> => {
@@ -256,13 +257,7 @@ export async function adaptivePath(ctx: AdaptiveRuleContext, options: { toleranc
     };
     if (keepGradients) {
       // Class scores at the kept points only (the gradient calls give the target's score alone).
-      forwards += nodes.length;
-      const rows = await forwardRows(
-        model,
-        nodes.map((n) => pathImage(baselines[n.baseline]!, image.data, n.alpha)),
-        ctx.batchSize,
-        ctx.signal ? { signal: ctx.signal } : undefined,
-      );
+      const rows = await rowsAt(nodes);
       const classes = rows[0]?.length ?? 0;
       const classScores = new Float32Array(rows.length * classes);
       rows.forEach((r, i) => classScores.set(r, i * classes));

@@ -11,19 +11,26 @@ import type { ImageModel } from '../../src/models/model.js';
  */
 export async function centralDifferences(model: ImageModel, pixels: Float32Array, shape: readonly [number, number, number], target: number, step: number): Promise<Float32Array> {
   const n = pixels.length;
-  const probes = new Float32Array(2 * n * n);
-  for (let i = 0; i < n; i++) {
-    probes.set(pixels, 2 * i * n);
-    probes.set(pixels, (2 * i + 1) * n);
-    probes[2 * i * n + i] = pixels[i]! + step;
-    probes[(2 * i + 1) * n + i] = pixels[i]! - step;
-  }
+  const probes = centralProbes(pixels, step);
   const input = tf.tensor4d(probes, [2 * n, ...shape]);
   const out = await model.forward(input);
   const scores = out.dataSync();
   const classes = out.shape[1];
   tf.dispose([input, out]);
   return Float32Array.from({ length: n }, (_, i) => (scores[2 * i * classes + target]! - scores[(2 * i + 1) * classes + target]!) / (2 * step));
+}
+
+/** 2n copies of x (n values): copy 2i has x_i + step, copy 2i+1 has x_i - step. */
+export function centralProbes(x: Float32Array, step: number): Float32Array {
+  const n = x.length;
+  const probes = new Float32Array(2 * n * n);
+  for (let i = 0; i < n; i++) {
+    probes.set(x, 2 * i * n);
+    probes.set(x, (2 * i + 1) * n);
+    probes[2 * i * n + i] = x[i]! + step;
+    probes[(2 * i + 1) * n + i] = x[i]! - step;
+  }
+  return probes;
 }
 
 /** ||got - expected|| / ||expected||, failing loudly when the expectation is all zeros. */

@@ -14,7 +14,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../../src/backend/index.js';
 import { seededRandom } from '../../src/attribution/random.js';
 import { imageModelFromLayers } from '../../src/convert/keras/image-model.js';
-import { centralDifferences, relativeError } from '../helpers/finite-differences.js';
+import { centralDifferences, centralProbes, relativeError } from '../helpers/finite-differences.js';
 
 type Shape4 = [number, number, number, number];
 type PoolPad = 'same' | 'valid';
@@ -167,13 +167,7 @@ for (const backend of ['wasm', 'cpu'] as const) {
         const f = (t: tf.Tensor4D) => tf.sum(tf.mul(tf.avgPool(t, c.k, c.s, c.pad), dy), [1, 2, 3]);
         // f is linear, so central differences are exact up to rounding; all probes run as one batch.
         const step = 0.5;
-        const probes = new Float32Array(2 * n * n);
-        for (let i = 0; i < n; i++) {
-          probes.set(xv, 2 * i * n);
-          probes.set(xv, (2 * i + 1) * n);
-          probes[2 * i * n + i] = xv[i]! + step;
-          probes[(2 * i + 1) * n + i] = xv[i]! - step;
-        }
+        const probes = centralProbes(xv, step);
         const values = f(tf.tensor4d(probes, [2 * n, ...c.x.slice(1)] as Shape4)).dataSync();
         const expected = Float32Array.from({ length: n }, (_, i) => (values[2 * i]! - values[2 * i + 1]!) / (2 * step));
         const g = tf.grad((t: tf.Tensor) => tf.sum(f(t as tf.Tensor4D)))(tf.tensor4d(xv, c.x));
