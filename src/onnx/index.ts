@@ -10,6 +10,7 @@ export {
   ENGINE_CHOICES,
   onnxImageModel,
   onnxImageModelFromCompiled,
+  preferredEngine,
   onnxMemoryBudget,
   parseEngineChoice,
   withCompiledEngine,

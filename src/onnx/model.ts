@@ -208,58 +208,53 @@ export async function onnxImageModelFromCompiled(compiled: CompiledModel, option
  * console.log(model.engine.detail);
  */
 export async function withEngine<M extends ImageModel>(model: M, layers: tfl.LayersModel, options: OnnxModelOptions & { engine?: EngineChoice | string }): Promise<M & { engine: EngineInfo }> {
-  const { choice, stay, tfjsReason } = engineDecision(model, options.engine);
-  if (tfjsReason !== undefined) return stay(tfjsReason);
-  let fast: OnnxImageModel;
-  try {
+  const tfjs = { forward: model.forward.bind(model), gradient: model.gradient?.bind(model) };
+  const compile = async () => {
     const { foldBatchNorm } = await import('../models/optimize/fold-batchnorm.js');
     const folded = await foldBatchNorm(layers);
     try {
-      fast = await onnxImageModel(folded.model, options);
+      return compileLayersModel(folded.model, { name: options.name, preprocessing: options.preprocessing, ...(options.probabilities ? { probabilities: true } : {}) });
     } finally {
       folded.model.dispose();
     }
-  } catch (e) {
-    if (choice === 'onnxruntime') throw e;
-    return stay(errorMessage(e));
-  }
-  const tfjs = { forward: model.forward.bind(model), gradient: model.gradient?.bind(model), dispose: model.dispose.bind(model) };
+  };
+  const moved = await withCompiledEngine(model, compile, options);
+  const access = (moved as { layerAccess?: { randomizeWeights?: (layers: readonly string[], seed: number) => () => void } }).layerAccess;
+  if (moved.engine.name !== 'onnxruntime' || !access?.randomizeWeights) return moved;
   // The compiled graphs hold a copy of the weights. While layer access has re-initialised some
   // (the randomisation sanity check), passes go back to the tfjs layers that hold the new weights.
+  const fast = { forward: moved.forward, gradient: moved.gradient! };
   let randomized = 0;
-  const access = (model as { layerAccess?: { randomizeWeights?: (layers: readonly string[], seed: number) => () => void } }).layerAccess;
-  if (access?.randomizeWeights) {
-    const randomize = access.randomizeWeights.bind(access);
-    access.randomizeWeights = (names, seed) => {
-      const restore = randomize(names, seed);
-      randomized++;
-      let restored = false;
-      return () => {
-        restore();
-        if (!restored) randomized--;
-        restored = true;
-      };
+  const randomize = access.randomizeWeights.bind(access);
+  access.randomizeWeights = (names, seed) => {
+    const restore = randomize(names, seed);
+    randomized++;
+    let restored = false;
+    return () => {
+      restore();
+      if (!restored) randomized--;
+      restored = true;
     };
-  }
-  return Object.assign(model, {
+  };
+  return Object.assign(moved, {
     forward: (pixels: tf.Tensor4D) => (randomized > 0 ? tfjs.forward(pixels) : fast.forward(pixels)),
     gradient: (pixels: tf.Tensor4D, target: number | readonly number[]) => (randomized > 0 && tfjs.gradient ? tfjs.gradient(pixels, target) : fast.gradient(pixels, target)),
-    engine: fast.engine,
-    dispose() {
-      fast.dispose();
-      tfjs.dispose();
-    },
   });
 }
 
-/** The engine choice, and the reason to stay on tfjs before trying onnxruntime (explicit tfjs, native TensorFlow). */
-function engineDecision<M extends ImageModel>(model: M, engine: EngineChoice | string | undefined) {
+/**
+ * The engine choice (option, else LENS_ENGINE, else auto), and why a model stays on tfjs before
+ * onnxruntime is even tried: tfjs chosen, or native TensorFlow present under auto.
+ *
+ * @example
+ * preferredEngine('auto').tfjsReason; // undefined on wasm; 'native TensorFlow (...) runs it' with tfjs-node
+ */
+export function preferredEngine(engine?: EngineChoice | string): { choice: EngineChoice; tfjsReason?: string } {
   const choice = parseEngineChoice(engine ?? process.env.LENS_ENGINE);
   const backend = currentBackend();
-  const tfjsDetail = `tfjs ${backend?.name ?? 'backend'}`;
-  const stay = (reason: string): M & { engine: EngineInfo } => Object.assign(model, { engine: { name: 'tfjs' as const, detail: tfjsDetail, reason } });
-  const tfjsReason = choice === 'tfjs' ? 'engine tfjs was chosen' : choice === 'auto' && backend?.name === 'tensorflow' ? `native TensorFlow (${backend.package}) runs it` : undefined;
-  return { choice, stay, tfjsReason };
+  if (choice === 'tfjs') return { choice, tfjsReason: 'engine tfjs was chosen' };
+  if (choice === 'auto' && backend?.name === 'tensorflow') return { choice, tfjsReason: `native TensorFlow (${backend.package}) runs it` };
+  return { choice };
 }
 
 /**
@@ -273,17 +268,18 @@ function engineDecision<M extends ImageModel>(model: M, engine: EngineChoice | s
  */
 export async function withCompiledEngine<M extends ImageModel>(
   model: M,
-  compile: (() => CompiledModel) | { unsupported: string },
+  compile: (() => CompiledModel | Promise<CompiledModel>) | { unsupported: string },
   options: OnnxModelOptions & { engine?: EngineChoice | string },
 ): Promise<M & { engine: EngineInfo }> {
-  const { choice, stay, tfjsReason } = engineDecision(model, options.engine);
+  const { choice, tfjsReason } = preferredEngine(options.engine);
+  const stay = (reason: string): M & { engine: EngineInfo } => Object.assign(model, { engine: { name: 'tfjs' as const, detail: `tfjs ${currentBackend()?.name ?? 'backend'}`, reason } });
   if (tfjsReason !== undefined) return stay(tfjsReason);
   let fast: OnnxImageModel;
   try {
     if (typeof compile !== 'function') throw new LensError('MODEL_UNSUPPORTED', `cannot compile ${options.name} for onnxruntime: ${compile.unsupported}`);
     const runtime = await loadOnnxRuntime();
     if (!runtime.available) throw new LensError('BACKEND_UNAVAILABLE', runtime.reason);
-    fast = await onnxImageModelFromCompiled(compile(), options);
+    fast = await onnxImageModelFromCompiled(await compile(), options);
   } catch (e) {
     if (choice === 'onnxruntime') throw e;
     return stay(errorMessage(e));

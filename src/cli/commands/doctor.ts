@@ -14,14 +14,14 @@ export function register(program: Command): void {
       const { initBackend, describeBackend, GPU_INSTALL_COMMAND, NATIVE_CPU_INSTALL_COMMAND } = await import('../../backend/index.js');
       const { availableParallelism } = await import('node:os');
       const { loadOnnxRuntime } = await import('../../onnx/runtime.js');
-      const { parseEngineChoice } = await import('../../onnx/model.js');
+      const { preferredEngine } = await import('../../onnx/model.js');
       const info = await initBackend(opts.backend !== undefined ? { backend: opts.backend } : {});
-      const choice = parseEngineChoice(process.env.LENS_ENGINE);
+      const { choice, tfjsReason } = preferredEngine();
       const runtime = await loadOnnxRuntime();
       const onnxruntime = runtime.available ? { available: true, version: runtime.version, threads: runtime.threads } : { available: false, reason: runtime.reason };
-      // Mirrors withEngine's rule (models whose layers or ops all compile).
+      // For models whose layers or ops all compile; the others name theirs in model.engine.reason.
       const engine =
-        choice === 'tfjs' || !runtime.available || (choice === 'auto' && info.name === 'tensorflow')
+        tfjsReason !== undefined || !runtime.available
           ? `TensorFlow.js (${describeBackend(info)})`
           : `onnxruntime-node ${runtime.version} (native CPU, ${runtime.threads} threads)`;
       const report = {
