@@ -35,7 +35,7 @@ import type { ImageModel } from '../src/models/model.js';
 import type { PreprocessingName } from '../src/models/preprocess.js';
 import { foldBatchNorm } from '../src/models/optimize/index.js';
 import { buildResNet50 } from '../src/models/zoo/resnet50.js';
-import { loadOnnxRuntime, onnxImageModel } from '../src/onnx/index.js';
+import { loadOnnxRuntime, onnxImageModel, onnxThreads } from '../src/onnx/index.js';
 import { median, modelPass, timeRuns, withPeakRss, writeBenchResult, type Cell } from './lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -164,7 +164,7 @@ async function main(): Promise<void> {
       const folded = (await foldBatchNorm(workload.layers)).model;
       const model = await onnxImageModel(folded, { name: workload.name, preprocessing: workload.preprocessing });
       folded.dispose();
-      rows.push(...(await measure(workload, `onnxruntime ${runtime.version} (${runtime.threads} threads)`, model)));
+      rows.push(...(await measure(workload, `onnxruntime ${runtime.version} (${onnxThreads()} threads)`, model)));
       model.dispose();
     }
     const single: BatchPlan[] = [];

@@ -274,6 +274,9 @@ export async function withCompiledEngine<M extends ImageModel>(
   const { choice, tfjsReason } = preferredEngine(options.engine);
   const stay = (reason: string): M & { engine: EngineInfo } => Object.assign(model, { engine: { name: 'tfjs' as const, detail: `tfjs ${currentBackend()?.name ?? 'backend'}`, reason } });
   if (tfjsReason !== undefined) return stay(tfjsReason);
+  // A bad LENS_ORT_THREADS or LENS_ORT_MEMORY_MB is the user's error, not a reason to fall back.
+  if (options.threads === undefined) onnxThreads();
+  if (options.memoryBudgetBytes === undefined) onnxMemoryBudget();
   let fast: OnnxImageModel;
   try {
     if (typeof compile !== 'function') throw new LensError('MODEL_UNSUPPORTED', `cannot compile ${options.name} for onnxruntime: ${compile.unsupported}`);

@@ -5,12 +5,12 @@
  *
  * @example
  * const runtime = await loadOnnxRuntime();
- * if (runtime.available) console.log(runtime.version, runtime.threads);
+ * if (runtime.available) console.log(runtime.version, onnxThreads());
  * else console.log('onnxruntime unavailable:', runtime.reason);
  */
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../errors.js';
 
 /** An onnxruntime tensor, as far as serving-lens reads and builds them. */
 export interface OrtTensor {
@@ -45,19 +45,23 @@ export interface OrtModule {
 const PACKAGE = 'onnxruntime-node';
 
 export type OnnxRuntime =
-  | { available: true; ort: OrtModule; version: string; threads: number }
+  | { available: true; ort: OrtModule; version: string }
   | { available: false; reason: string };
 
 let loading: Promise<OnnxRuntime> | undefined;
 
-/** Intra-op threads: LENS_ORT_THREADS, else one per core. */
+/**
+ * Intra-op threads: LENS_ORT_THREADS, else one per core.
+ *
+ * @example
+ * onnxThreads({ LENS_ORT_THREADS: '1' }); // 1
+ */
 export function onnxThreads(env: NodeJS.ProcessEnv = process.env): number {
   const raw = env.LENS_ORT_THREADS;
-  if (raw !== undefined && raw !== '') {
-    const n = Number(raw);
-    if (Number.isInteger(n) && n > 0) return n;
-  }
-  return availableParallelism();
+  if (raw === undefined || raw === '') return availableParallelism();
+  const n = Number(raw);
+  if (!Number.isInteger(n) || n < 1) throw new LensError('INVALID_ARGUMENT', `LENS_ORT_THREADS must be a whole number of at least 1, got "${raw}"`);
+  return n;
 }
 
 /** Loads onnxruntime-node once; never throws (the reason says why it is unavailable). */
@@ -74,7 +78,7 @@ export function loadOnnxRuntime(): Promise<OnnxRuntime> {
       const mod = (await import(PACKAGE)) as Partial<OrtModule> & { default?: OrtModule };
       const ort = (mod.InferenceSession ? mod : mod.default) as OrtModule | undefined;
       if (!ort?.InferenceSession) return { available: false, reason: 'onnxruntime-node loaded without an InferenceSession export' };
-      return { available: true, ort, version, threads: onnxThreads() };
+      return { available: true, ort, version };
     } catch (e) {
       return { available: false, reason: `onnxruntime-node ${version} is installed but its native binding failed to load: ${errorMessage(e)}` };
     }

@@ -13,17 +13,18 @@ export function register(program: Command): void {
     .action(async (opts: { backend?: string; json?: boolean }) => {
       const { initBackend, describeBackend, GPU_INSTALL_COMMAND, NATIVE_CPU_INSTALL_COMMAND } = await import('../../backend/index.js');
       const { availableParallelism } = await import('node:os');
-      const { loadOnnxRuntime } = await import('../../onnx/runtime.js');
+      const { loadOnnxRuntime, onnxThreads } = await import('../../onnx/runtime.js');
       const { preferredEngine } = await import('../../onnx/model.js');
       const info = await initBackend(opts.backend !== undefined ? { backend: opts.backend } : {});
       const { choice, tfjsReason } = preferredEngine();
       const runtime = await loadOnnxRuntime();
-      const onnxruntime = runtime.available ? { available: true, version: runtime.version, threads: runtime.threads } : { available: false, reason: runtime.reason };
+      const threads = onnxThreads();
+      const onnxruntime = runtime.available ? { available: true, version: runtime.version, threads } : { available: false, reason: runtime.reason };
       // For models whose layers or ops all compile; the others name theirs in model.engine.reason.
       const engine =
         tfjsReason !== undefined || !runtime.available
           ? `TensorFlow.js (${describeBackend(info)})`
-          : `onnxruntime-node ${runtime.version} (native CPU, ${runtime.threads} threads)`;
+          : `onnxruntime-node ${runtime.version} (native CPU, ${threads} threads)`;
       const report = {
         backend: info,
         engineChoice: choice,
