@@ -2,6 +2,7 @@
  * serving-lens library entry. Each module's public API is re-exported here.
  */
 export * from './errors.js';
+export * from './fs/index.js';
 export * from './backend/index.js';
 export * from './backend/gradients.js';
 export * from './backend/memory.js';

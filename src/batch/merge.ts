@@ -3,19 +3,17 @@
  * reruns or changed shard counts collapse by image id), the images of the list that have no record,
  * and the same as JSON, markdown and CSV.
  */
-import { rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LensError } from '../errors.js';
+import { writeFileAtomic } from '../fs/atomic.js';
 import type { BatchItem } from './list.js';
 import {
   type BatchRecord,
   type JsonValue,
-  TMP_DIR,
   isCompleteFile,
   listShardFiles,
   readJournal,
-  writeFileAtomic,
 } from './store.js';
 
 /** One image in the merged report. */
@@ -29,7 +27,10 @@ export interface ReportEntry {
   shard?: number;
   result?: { [key: string]: JsonValue };
   files?: Record<string, string>;
+  /** Why the image failed (status 'error'). */
   error?: string;
+  /** Attempts recorded for the image (status 'error': how often it failed). */
+  attempts?: number;
 }
 
 /** A shard as seen in the output folder. */
@@ -145,11 +146,9 @@ export async function mergeShards(options: MergeOptions): Promise<MergeReport> {
     entries,
   };
   if (options.write ?? true) {
-    const tmp = join(out, TMP_DIR, 'merge');
-    await writeFileAtomic(join(out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`, tmp);
-    await writeFileAtomic(join(out, 'report.md'), reportMarkdown(report), tmp);
-    await writeFileAtomic(join(out, 'report.csv'), reportCsv(report), tmp);
-    await rm(tmp, { recursive: true, force: true });
+    await writeFileAtomic(join(out, 'report.json'), `${JSON.stringify(report, null, 2)}\n`);
+    await writeFileAtomic(join(out, 'report.md'), reportMarkdown(report));
+    await writeFileAtomic(join(out, 'report.csv'), reportCsv(report));
   }
   return report;
 }
@@ -169,7 +168,8 @@ async function pickRecord(out: string, records: readonly BatchRecord[]): Promise
   }
   const r = newestFirst[0]!;
   const failure = newestFirst.find((x) => x.status === 'error');
-  return { id: r.id, image: r.image, index: r.index, status: 'error', shard: (failure ?? r).shard, error: failure?.error ?? lostFiles ?? 'no usable record' };
+  const attempts = Math.max(...records.map((x) => x.attempt ?? 1));
+  return { id: r.id, image: r.image, index: r.index, status: 'error', shard: (failure ?? r).shard, error: failure?.error ?? lostFiles ?? 'no usable record', attempts };
 }
 
 /** Polls `OUT/shards` until every shard of the run has written its done marker. */
@@ -242,6 +242,7 @@ export function reportCsv(report: MergeReport): string {
 export function reportMarkdown(report: MergeReport): string {
   const { header, rows } = tableOf(report);
   const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\r?\n/g, ' ');
+  const failures = report.entries.filter((e) => e.status === 'error');
   const lines = [
     '# Batch attribution report',
     '',
@@ -250,6 +251,9 @@ export function reportMarkdown(report: MergeReport): string {
     `- duplicate records collapsed: ${report.duplicateRecords}; records not in the list: ${report.extraRecords}; unreadable lines: ${report.badLines}`,
     `- created: ${report.createdAt}`,
     '',
+    ...(failures.length > 0
+      ? ['## Failures', '', ...failures.map((e) => `- ${cell(e.image)}: ${cell(e.error ?? 'unknown error')} (${e.attempts ?? 1} ${e.attempts === 1 || e.attempts === undefined ? 'attempt' : 'attempts'})`), '', '## Images', '']
+      : []),
     `| ${header.join(' | ')} |`,
     `| ${header.map(() => '---').join(' | ')} |`,
     ...rows.map((r) => `| ${r.map((v, i) => (header[i]!.startsWith('file.') && v ? `[${cell(v.split('/').pop()!)}](${encodeURI(v)})` : cell(v))).join(' | ')} |`),

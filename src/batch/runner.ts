@@ -4,9 +4,10 @@
  * shard's journal. Killed at any point and started again, it neither redoes finished images nor
  * leaves partial files or duplicate records behind.
  */
-import { mkdir, rm } from 'node:fs/promises';
-import { join } from 'node:path';
+import { rm, rmdir } from 'node:fs/promises';
+import { dirname, join } from 'node:path';
 import { errorMessage } from '../errors.js';
+import { ensureRealDir, writeFileAtomic } from '../fs/atomic.js';
 import { type BatchItem, shardItems } from './list.js';
 import {
   ATTRIBUTIONS_DIR,
@@ -22,8 +23,10 @@ import {
   shardDoneName,
   shardJournalName,
   shardTmpDir,
-  writeFileAtomic,
 } from './store.js';
+
+/** Attempts per image before a failure is final, unless {@link ShardRunOptions.maxAttempts} says otherwise. */
+export const DEFAULT_MAX_ATTEMPTS = 3;
 
 /** What explaining one image produced. */
 export interface ExplainOutcome {
@@ -59,7 +62,12 @@ export interface ShardRunOptions {
   /** Output folder, shared by all shards (a shared volume on a cluster). */
   out: string;
   explainOne: ExplainOne;
-  /** Explain again the images whose earlier attempt failed. Default false. */
+  /**
+   * Attempts per image: an image whose earlier attempts all failed is explained again on the next
+   * run until it has failed this many times (counted over the journals). Default 3.
+   */
+  maxAttempts?: number;
+  /** Explain again every image whose last attempt failed, however often it failed. Default false. */
   retryFailed?: boolean;
   /** Aborting stops the shard after the image in progress; the summary says `interrupted`. */
   signal?: AbortSignal;
@@ -102,11 +110,13 @@ export async function runShard(options: ShardRunOptions): Promise<ShardSummary> 
   const mine = shardItems(options.items, shard, shards);
   const shardsDir = join(out, SHARDS_DIR);
   const tmpDir = shardTmpDir(out, shard);
-  await mkdir(join(out, ATTRIBUTIONS_DIR), { recursive: true });
-  await mkdir(shardsDir, { recursive: true });
+  const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
+  await ensureRealDir(join(out, ATTRIBUTIONS_DIR));
+  await ensureRealDir(shardsDir);
+  await ensureRealDir(dirname(tmpDir));
   // Temp files of a killed run of this shard are garbage: their images have no record and are redone.
   await rm(tmpDir, { recursive: true, force: true });
-  await mkdir(tmpDir, { recursive: true });
+  await ensureRealDir(tmpDir);
   await rm(join(shardsDir, shardDoneName(shard, shards)), { force: true });
 
   const journal = await JournalWriter.open(join(shardsDir, shardJournalName(shard, shards)));
@@ -115,7 +125,7 @@ export async function runShard(options: ShardRunOptions): Promise<ShardSummary> 
     const finished = async (item: BatchItem): Promise<boolean> => {
       const s = status.get(item.id);
       if (s === undefined) return false;
-      if (s.status === 'error') return !options.retryFailed;
+      if (s.status === 'error') return !options.retryFailed && s.attempts >= maxAttempts;
       // A record counts only while its files are still there (someone may have cleaned them up).
       for (const file of Object.values(s.files ?? {})) if (!(await isCompleteFile(join(out, file)))) return false;
       return true;
@@ -138,9 +148,10 @@ export async function runShard(options: ShardRunOptions): Promise<ShardSummary> 
 
     for (const item of todo) {
       if (options.signal?.aborted) break;
-      const record = await explainAndStore(item, options, tmpDir);
+      const attempt = (status.get(item.id)?.attempts ?? 0) + 1;
+      const record = await explainAndStore(item, options, tmpDir, attempt);
       await journal.append(record);
-      status.set(item.id, { status: record.status, ...(record.files ? { files: record.files } : {}) });
+      status.set(item.id, { status: record.status, attempts: attempt, ...(record.files ? { files: record.files } : {}) });
       processed++;
       options.onProgress?.({ shard, total: mine.length, done: skipped + processed, skipped, ...counts(), record });
     }
@@ -149,8 +160,10 @@ export async function runShard(options: ShardRunOptions): Promise<ShardSummary> 
     const { ok, failed } = counts();
     if (!interrupted) {
       const marker: ShardDoneMarker = { shard, shards, images: mine.length, ok, failed, finishedAt: new Date().toISOString() };
-      await writeFileAtomic(join(shardsDir, shardDoneName(shard, shards)), `${JSON.stringify(marker, null, 2)}\n`, tmpDir);
+      await writeFileAtomic(join(shardsDir, shardDoneName(shard, shards)), `${JSON.stringify(marker, null, 2)}\n`, { tmpDir });
       await rm(tmpDir, { recursive: true, force: true });
+      // OUT/.tmp goes with the last shard that finishes; a shard still running keeps it.
+      await rmdir(dirname(tmpDir)).catch(() => undefined);
     }
     return { shard, shards, images: mine.length, skipped, processed, ok, failed, interrupted, journal: journal.path };
   } finally {
@@ -158,26 +171,38 @@ export async function runShard(options: ShardRunOptions): Promise<ShardSummary> 
   }
 }
 
+interface KnownStatus {
+  status: Status;
+  /** Attempts recorded so far (the highest `attempt` of the image's records). */
+  attempts: number;
+  files?: Record<string, string>;
+}
+
 /**
  * Latest known status of each wanted id over every journal in the folder, this shard's and the
  * others' (so a change of shard count does not redo work). A success anywhere beats a failure.
  */
-async function knownStatus(out: string, wanted: ReadonlySet<string>): Promise<Map<string, { status: Status; files?: Record<string, string> }>> {
-  const status = new Map<string, { status: Status; files?: Record<string, string> }>();
+async function knownStatus(out: string, wanted: ReadonlySet<string>): Promise<Map<string, KnownStatus>> {
+  const status = new Map<string, KnownStatus>();
   const { journals } = await listShardFiles(out);
   for (const file of journals) {
     for (const r of (await readJournal(file.path)).records) {
       if (!wanted.has(r.id)) continue;
-      if (status.get(r.id)?.status === 'ok' && r.status !== 'ok') continue;
-      status.set(r.id, { status: r.status, ...(r.files ? { files: r.files } : {}) });
+      const known = status.get(r.id);
+      const attempts = Math.max(known?.attempts ?? 0, r.attempt ?? 1);
+      if (known?.status === 'ok' && r.status !== 'ok') {
+        known.attempts = attempts;
+        continue;
+      }
+      status.set(r.id, { status: r.status, attempts, ...(r.files ? { files: r.files } : {}) });
     }
   }
   return status;
 }
 
-async function explainAndStore(item: BatchItem, options: ShardRunOptions, tmpDir: string): Promise<BatchRecord> {
+async function explainAndStore(item: BatchItem, options: ShardRunOptions, tmpDir: string, attempt: number): Promise<BatchRecord> {
   const started = performance.now();
-  const base = { id: item.id, image: item.ref, index: item.index, shard: options.shard, shards: options.shards };
+  const base = { id: item.id, image: item.ref, index: item.index, shard: options.shard, shards: options.shards, attempt };
   const elapsed = () => ({ finishedAt: new Date().toISOString(), durationMs: Math.round(performance.now() - started) });
   let outcome: ExplainOutcome;
   try {
@@ -189,7 +214,7 @@ async function explainAndStore(item: BatchItem, options: ShardRunOptions, tmpDir
   const files: Record<string, string> = {};
   for (const [kind, bytes] of Object.entries(outcome.files ?? {})) {
     const rel = `${ATTRIBUTIONS_DIR}/${outputFileName(item, kind)}`;
-    await writeFileAtomic(join(options.out, rel), bytes, tmpDir);
+    await writeFileAtomic(join(options.out, rel), bytes, { tmpDir });
     files[kind] = rel;
   }
   return { ...base, status: 'ok', result: outcome.result, files, ...elapsed() };

@@ -1,19 +1,22 @@
 /**
  * The on-disk layout of a batch run and the writes that keep it consistent when a pod is killed at
  * any moment: files appear whole (temp file, fsync, rename) and each shard's JSON-lines journal
- * gains whole lines only (a torn last line is cut off before the shard appends again).
+ * gains whole lines only (a torn last line is cut off before the shard appends again). Nothing is
+ * written through a symbolic link.
  *
  * ```
  * OUT/attributions/<stem>-<id>.<kind>     files per image (e.g. .png, .npy)
  * OUT/shards/shard-00001-of-00003.jsonl   one JSON record per finished image, per shard
  * OUT/shards/shard-00001-of-00003.done.json  written when the shard has a record for every image
- * OUT/.tmp/shard-00001/                   temp files of shard 1 (emptied when shard 1 starts)
+ * OUT/.tmp/shard-00001/                   temp files of shard 1 (emptied when shard 1 starts, removed when it ends)
  * OUT/report.json, report.md, report.csv  written by the merge
  * ```
  */
-import { mkdir, open, readFile, readdir, rename, rm, stat, truncate, type FileHandle } from 'node:fs/promises';
+import { constants } from 'node:fs';
+import { readdir, stat, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { LensError, errorMessage } from '../errors.js';
+import { ensureRealDir, openNoFollow } from '../fs/atomic.js';
 import type { BatchItem } from './list.js';
 
 /** A JSON value as stored in records. */
@@ -34,6 +37,8 @@ export interface BatchRecord {
   /** Written files by kind (e.g. `png`), as paths relative to the output folder. */
   files?: Record<string, string>;
   error?: string;
+  /** Which attempt at this image the record is (1 for the first); older journals omit it (read as 1). */
+  attempt?: number;
   finishedAt: string;
   durationMs: number;
 }
@@ -89,46 +94,6 @@ export function outputFileName(item: Pick<BatchItem, 'id' | 'ref'>, kind: string
   return `${stem}-${item.id}.${kind}`;
 }
 
-async function syncDir(dir: string): Promise<void> {
-  // Makes the rename durable on power loss; some network filesystems refuse to fsync folders.
-  try {
-    const fh = await open(dir, 'r');
-    try {
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-  } catch {
-    /* not supported here: the rename is still atomic */
-  }
-}
-
-/**
- * Writes `data` to `path` so that readers only ever see the old file or the whole new one: write to
- * a temp file in `tmpDir` (same filesystem), fsync, rename over `path`.
- *
- * @example
- * await writeFileAtomic('/data/out/report.json', JSON.stringify(report), '/data/out/.tmp/merge');
- */
-export async function writeFileAtomic(path: string, data: string | Uint8Array, tmpDir: string): Promise<void> {
-  await mkdir(tmpDir, { recursive: true });
-  const tmp = join(tmpDir, `${basename(path)}.${process.pid}.${Date.now().toString(36)}.tmp`);
-  try {
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw new LensError('WRITE_FAILED', `cannot write ${path}: ${errorMessage(e)}`, { cause: e });
-  }
-  await syncDir(join(path, '..'));
-}
-
 /** Records of a journal plus what was wrong with it. */
 export interface JournalContents {
   records: BatchRecord[];
@@ -153,13 +118,21 @@ function isRecord(v: unknown): v is BatchRecord {
  * const { records, tornTail } = await readJournal('/data/out/shards/shard-00000-of-00004.jsonl');
  */
 export async function readJournal(path: string): Promise<JournalContents> {
-  let bytes: Buffer;
+  let fh: FileHandle;
   try {
-    bytes = await readFile(path);
+    fh = await openNoFollow(path, constants.O_RDONLY);
   } catch (e) {
     if ((e as NodeJS.ErrnoException).code === 'ENOENT') return { records: [], completeBytes: 0, tornTail: false, badLines: 0 };
     throw new LensError('INTERNAL', `cannot read shard journal ${path}: ${errorMessage(e)}`);
   }
+  try {
+    return parseJournal(await fh.readFile());
+  } finally {
+    await fh.close();
+  }
+}
+
+function parseJournal(bytes: Buffer): JournalContents {
   const completeBytes = bytes.lastIndexOf(0x0a) + 1;
   const records: BatchRecord[] = [];
   let badLines = 0;
@@ -195,10 +168,24 @@ export class JournalWriter {
    * await journal.close();
    */
   static async open(path: string): Promise<JournalWriter> {
-    await mkdir(join(path, '..'), { recursive: true });
-    const contents = await readJournal(path);
-    if (contents.tornTail) await truncate(path, contents.completeBytes);
-    return new JournalWriter(path, await open(path, 'a'));
+    await ensureRealDir(join(path, '..'));
+    // One handle, opened without following a link, for the repair and the appends: a symbolic
+    // link planted at the journal's name is refused instead of cutting and extending its target.
+    let handle: FileHandle;
+    try {
+      handle = await openNoFollow(path, constants.O_RDWR | constants.O_CREAT | constants.O_APPEND);
+    } catch (e) {
+      if (e instanceof LensError) throw e;
+      throw new LensError('WRITE_FAILED', `cannot open shard journal ${path}: ${errorMessage(e)}`, { cause: e });
+    }
+    try {
+      const contents = parseJournal(await handle.readFile());
+      if (contents.tornTail) await handle.truncate(contents.completeBytes);
+    } catch (e) {
+      await handle.close();
+      throw e;
+    }
+    return new JournalWriter(path, handle);
   }
 
   async append(record: BatchRecord): Promise<void> {

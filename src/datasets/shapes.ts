@@ -8,10 +8,11 @@
  * a prefix of `generateShapes({count: 100, seed: 3})`, and the same call gives the same pixels
  * on every machine (see random.ts for why).
  */
-import { mkdir, readFile, rename, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { LensError, errorMessage } from '../errors.js';
+import { writeFileAtomic } from '../fs/atomic.js';
 import { decodePixels, encodePng } from '../image/index.js';
 import { coverage, insideDisc, insidePolygon, polygonArea, polygonBounds, type Bounds, type InsideTest, type Polygon } from './raster.js';
 import { SeededRandom, sinCos } from './random.js';
@@ -317,12 +318,6 @@ export interface ShapesManifest {
   start: number;
   classes: ShapeClass[];
   samples: ShapesManifestEntry[];
-}
-
-async function writeFileAtomic(path: string, data: Buffer | string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
 }
 
 /** Mask as an 8-bit greyscale PNG, 255 inside the object. */

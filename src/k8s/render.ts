@@ -5,7 +5,7 @@
 import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import YAML from 'yaml';
-import { writeFileAtomic } from '../batch/store.js';
+import { writeFileAtomic } from '../fs/atomic.js';
 import { LensError } from '../errors.js';
 import { batchObjects } from './batch.js';
 import { sharedClaim } from './common.js';
@@ -103,12 +103,10 @@ export async function writeRendered(dir: string, files: ReadonlyMap<string, stri
     const first = (await readFile(join(dir, name), 'utf8')).split('\n', 1)[0];
     if (first === RENDER_HEADER) await rm(join(dir, name));
   }
-  const tmp = join(dir, '.lens-tmp');
   const written: string[] = [];
   for (const [name, text] of files) {
-    await writeFileAtomic(join(dir, name), text, tmp);
+    await writeFileAtomic(join(dir, name), text);
     written.push(join(dir, name));
   }
-  await rm(tmp, { recursive: true, force: true });
   return written;
 }

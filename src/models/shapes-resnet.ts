@@ -11,11 +11,12 @@
  * Every stage downsamples because the tfjs cpu backend trains at full resolution slowly; the
  * receptive field still covers the largest object by the last stage.
  */
-import { mkdir, rename, writeFile } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { LensError, errorMessage } from '../errors.js';
+import { writeFileAtomic } from '../fs/atomic.js';
 import type { LensSidecar } from './load.js';
 
 export interface ShapesResNetOptions {
@@ -116,12 +117,6 @@ export interface ShapesModelSidecar extends LensSidecar {
   gradcamLayer: string;
 }
 
-async function writeAtomic(path: string, data: string | Uint8Array): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}-${Date.now()}`;
-  await writeFile(tmp, data);
-  await rename(tmp, path);
-}
-
 /**
  * Saves a LayersModel as `model.json` plus one weights file in `dir`, each written atomically
  * (tfjs has no file:// saver without tfjs-node). Weights are written before model.json, so a
@@ -141,7 +136,7 @@ export async function writeLayersModel(model: tfl.LayersModel, dir: string, weig
     tf.io.withSaveHandler(async (artifacts) => {
       const weights = artifacts.weightData;
       const bytes = weights === undefined ? new Uint8Array(0) : new Uint8Array(tf.io.CompositeArrayBuffer.join(weights));
-      await writeAtomic(join(dir, weightsFile), bytes);
+      await writeFileAtomic(join(dir, weightsFile), bytes);
       const modelJson = {
         format: 'layers-model',
         generatedBy: artifacts.generatedBy,
@@ -149,7 +144,7 @@ export async function writeLayersModel(model: tfl.LayersModel, dir: string, weig
         modelTopology: artifacts.modelTopology,
         weightsManifest: [{ paths: [weightsFile], weights: artifacts.weightSpecs ?? [] }],
       };
-      await writeAtomic(join(dir, 'model.json'), JSON.stringify(modelJson));
+      await writeFileAtomic(join(dir, 'model.json'), JSON.stringify(modelJson));
       return { modelArtifactsInfo: tf.io.getModelArtifactsInfoForJSON(artifacts) };
     }),
   );

@@ -27,7 +27,7 @@ import { expandImagePaths } from '../cli/attribution-support.js';
 import { LensError, errorMessage } from '../errors.js';
 import { encodeJpeg, encodePng, loadPixels } from '../image/index.js';
 import { generateShape } from '../datasets/shapes.js';
-import { writeFileAtomic } from '../render/files.js';
+import { writeFileAtomic } from '../fs/atomic.js';
 import type { LoadedModelInfo } from '../models/load.js';
 import type { ImageModel } from '../models/model.js';
 import { zooStatus } from '../models/zoo/index.js';

@@ -60,6 +60,5 @@ export { drawLineChart, type AxisScale, type LineChartOptions, type LineSeries }
 export { attributionPngText, attributionTitle, type AttributionMeta } from './meta.js';
 export { addPngText, readPngChunks, readPngText, writePngAtomic, type PngChunk, type PngText, type PngTextValue } from './png.js';
 export { decodeNpy, encodeNpy, readNpy, writeNpy, type NpyArray, type NpyFile } from './npy.js';
-// writeFileAtomic (files.js) stays module-internal: src/batch exports a different writeFileAtomic.
 export { writeJsonAtomic } from './files.js';
 export { ensureFont, FONT_FAMILY } from './fonts.js';

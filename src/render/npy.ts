@@ -10,7 +10,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { LensError, errorMessage } from '../errors.js';
-import { writeFileAtomic } from './files.js';
+import { writeFileAtomic } from '../fs/atomic.js';
 
 /** Element types the `.npy` helpers read and write. */
 export type NpyArray = Float32Array | Float64Array | Int32Array | Uint8Array;

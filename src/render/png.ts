@@ -12,7 +12,7 @@
  */
 import { inflateSync } from 'node:zlib';
 import { LensError } from '../errors.js';
-import { writeFileAtomic } from './files.js';
+import { writeFileAtomic } from '../fs/atomic.js';
 import { encodeRgbaPng, type RgbaImage } from './rgba.js';
 
 const SIGNATURE = Uint8Array.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);

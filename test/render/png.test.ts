@@ -15,7 +15,7 @@ import {
   writeJsonAtomic,
   writePngAtomic,
 } from '../../src/index.js';
-import { writeFileAtomic } from '../../src/render/files.js';
+import { writeFileAtomic } from '../../src/fs/atomic.js';
 import { crc32 } from '../../src/render/png.js';
 import { TINY_ATTRIBUTION, TINY_IMAGE } from './fixtures.js';
 

@@ -54,7 +54,7 @@ async function compare(opts: CompareOptions): Promise<void> {
   const support = await import('../attribution-support.js');
   const { LensError } = await import('../../errors.js');
   const render = await import('../../render/index.js');
-  const { writeFileAtomic } = await import('../../render/files.js');
+  const { writeFileAtomic } = await import('../../fs/atomic.js');
   const { existsSync } = await import('node:fs');
   const { join } = await import('node:path');
 

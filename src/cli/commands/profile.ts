@@ -61,7 +61,7 @@ export function register(program: Command): void {
       if (!Number.isInteger(trials) || trials < 1) throw new LensError('INVALID_ARGUMENT', `--trials must be a positive integer, got "${flags.trials}"`);
       if (!Number.isInteger(warmup) || warmup < 0) throw new LensError('INVALID_ARGUMENT', `--warmup must be an integer >= 0, got "${flags.warmup}"`);
       if (flags.version !== undefined && flags.label !== undefined) throw new LensError('INVALID_ARGUMENT', 'give --version or --label, not both');
-      const { mkdir, rename, writeFile } = await import('node:fs/promises');
+      const { writeFileAtomic } = await import('../../fs/atomic.js');
       const { join } = await import('node:path');
       const { SingleBar, Presets } = await import('cli-progress');
       const { profile, profileCsv } = await import('../../serving/profiler.js');
@@ -93,12 +93,9 @@ export function register(program: Command): void {
           } else bar.update(p.done, payload);
         },
       ).finally(() => started && bar.stop());
-      await mkdir(flags.out, { recursive: true });
       const write = async (name: string, data: string | Buffer) => {
         const path = join(flags.out, name);
-        const tmp = `${path}.${process.pid}.tmp`;
-        await writeFile(tmp, data);
-        await rename(tmp, path);
+        await writeFileAtomic(path, data);
         return path;
       };
       const files = [

@@ -7,11 +7,12 @@
  * await writeGraphModel('out/', converted);
  * const model = await loadGraphModelFromDir('out/');
  */
-import { mkdir, readFile, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
 import { LensError } from '../../errors.js';
+import { writeFileAtomic } from '../../fs/atomic.js';
 import type { ConvertedGraph } from './convert.js';
 
 /** Shard size tfjs's own converter uses. */
@@ -29,17 +30,6 @@ export interface WrittenGraphModel {
   modelJson: string;
   shards: string[];
   weightBytes: number;
-}
-
-async function writeAtomic(path: string, data: Uint8Array | string): Promise<void> {
-  const tmp = `${path}.tmp-${process.pid}`;
-  try {
-    await writeFile(tmp, data);
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
 }
 
 /**
@@ -76,7 +66,7 @@ export async function writeGraphModel(outDir: string, graph: ConvertedGraph, opt
   const names = shards.map((_, i) => `group1-shard${i + 1}of${shards.length}.bin`);
   const total = shards.length + 1;
   for (let i = 0; i < shards.length; i++) {
-    await writeAtomic(join(outDir, names[i]!), Buffer.concat(shards[i]!));
+    await writeFileAtomic(join(outDir, names[i]!), Buffer.concat(shards[i]!));
     options.onProgress?.(i + 1, total);
   }
   const a = graph.artifacts;
@@ -89,7 +79,7 @@ export async function writeGraphModel(outDir: string, graph: ConvertedGraph, opt
     signature: a.signature,
   };
   const jsonPath = join(outDir, 'model.json');
-  await writeAtomic(jsonPath, `${JSON.stringify(modelJson)}\n`);
+  await writeFileAtomic(jsonPath, `${JSON.stringify(modelJson)}\n`);
   options.onProgress?.(total, total);
   return { modelJson: jsonPath, shards: names.map((n) => join(outDir, n)), weightBytes: graph.weightBytes };
 }
