@@ -8,6 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
 import { LensError, errorMessage } from '../errors.js';
+import { exitOnSignalRemovingTemps } from '../fs/atomic.js';
 
 export interface CommandModule {
   register(program: Command): void;
@@ -46,8 +47,9 @@ export async function main(args: readonly string[]): Promise<number> {
   }
 }
 
-if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  process.exitCode = await main(process.argv.slice(2));
-} else if (process.argv[1] && /bin[\\/]lens(\.js)?$/.test(process.argv[1])) {
+const runAsProgram = (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) || (process.argv[1] && /bin[\\/]lens(\.js)?$/.test(process.argv[1]));
+if (runAsProgram) {
+  // Ctrl-C or a pod's SIGTERM in the middle of a write leaves no temporary file behind.
+  exitOnSignalRemovingTemps();
   process.exitCode = await main(process.argv.slice(2));
 }

@@ -3,12 +3,14 @@
  * signatures, `stripped_op_list` with the op definitions used), `saved_model.pb`, the variables
  * TensorBundle and a lens.json sidecar, written into a temporary folder beside
  * `<base>/<version>` and renamed into place, so TensorFlow Serving (which polls the base path)
- * never sees a half-written version.
+ * never sees a half-written version, and a kill at any moment leaves a complete version.
  */
 import { existsSync } from 'node:fs';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { lstat, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import { LensError, errorMessage } from '../errors.js';
+import { isStaleTag, refuseSymlink, syncDir, syncTree, tempTag, trackTemp } from '../fs/atomic.js';
+import { faultPoint } from '../fs/fault.js';
 import { encodeMessage } from '../proto/index.js';
 import { writeTensorBundle } from '../savedmodel/bundle.js';
 import type { AttrValueMessage } from '../savedmodel/savedmodel.js';
@@ -138,10 +140,65 @@ async function sizeOf(path: string): Promise<number> {
   return (await stat(path)).size;
 }
 
+/** What {@link recoverVersionLeftovers} did to one leftover folder. */
+export interface RecoveredLeftover {
+  /** The leftover folder, e.g. `<base>/.1.old-123-host-9f00aa11`. */
+  path: string;
+  action: 'restored' | 'removed';
+  version: number;
+}
+
+const LEFTOVER = /^\.(\d+)\.(tmp|old)-(.+)$/;
+
+/**
+ * Repairs what killed exports left in `base`: a version moved aside (`.N.old-*`) whose
+ * replacement never arrived is moved back to `N`; other leftovers of dead writers (`.N.tmp-*`,
+ * `.N.old-*` once `N` exists) are removed. Leftovers of a live export are left alone.
+ *
+ * @example
+ * for (const r of await recoverVersionLeftovers('/models/resnet')) console.error(`${r.action} ${r.path}`);
+ */
+export async function recoverVersionLeftovers(base: string): Promise<RecoveredLeftover[]> {
+  let names: string[];
+  try {
+    names = await readdir(base);
+  } catch {
+    return [];
+  }
+  const done: RecoveredLeftover[] = [];
+  const leftovers = [];
+  for (const name of names) {
+    const m = LEFTOVER.exec(name);
+    if (!m) continue;
+    const path = join(base, name);
+    const st = await lstat(path).catch(() => undefined);
+    if (!st?.isDirectory() || !isStaleTag(m[3]!, st.mtimeMs)) continue;
+    leftovers.push({ path, version: Number(m[1]), kind: m[2] as 'tmp' | 'old', mtimeMs: st.mtimeMs });
+  }
+  // The newest old version goes back first; restoring makes the others plain garbage.
+  leftovers.sort((x, y) => (x.kind === y.kind ? y.mtimeMs - x.mtimeMs : x.kind === 'old' ? -1 : 1));
+  for (const l of leftovers) {
+    const finalDir = join(base, String(l.version));
+    if (l.kind === 'old' && !existsSync(finalDir)) {
+      await rename(l.path, finalDir);
+      done.push({ path: l.path, action: 'restored', version: l.version });
+    } else {
+      await rm(l.path, { recursive: true, force: true });
+      done.push({ path: l.path, action: 'removed', version: l.version });
+    }
+  }
+  if (done.length > 0) await syncDir(base);
+  return done;
+}
+
 /**
  * Writes `<base>/<version>/` (saved_model.pb, variables/, lens.json) atomically: everything goes
- * to `<base>/.<version>.tmp-*` first and is renamed into place. An existing version is refused
- * unless `force`, in which case it is replaced (moved aside, then deleted).
+ * to a fresh `<base>/.<version>.tmp-*` folder, every file and folder is fsynced, and one rename
+ * puts it in place. An existing version is refused unless `force`. Linux cannot exchange two
+ * non-empty folders with a plain rename, so a forced replacement moves the old version aside
+ * (`.<version>.old-*`) right before that rename and deletes it after; a kill between the two
+ * renames is repaired by the next export ({@link recoverVersionLeftovers}), which puts the old
+ * version back, so `<base>/<version>` is always either the old or the new complete version.
  */
 export async function writeVersionDir(
   base: string,
@@ -150,28 +207,43 @@ export async function writeVersionDir(
   force: boolean,
 ): Promise<WrittenVersion> {
   const finalDir = join(base, String(version));
+  await recoverVersionLeftovers(base);
   if (existsSync(finalDir) && !force) {
     throw new LensError('INVALID_ARGUMENT', `${finalDir} already exists; choose another --version or pass --force to replace it`);
   }
-  const stamp = `${process.pid}-${Date.now()}`;
-  const tmp = join(base, `.${version}.tmp-${stamp}`);
+  const tag = tempTag();
+  const tmp = join(base, `.${version}.tmp-${tag}`);
+  const untrack = trackTemp(tmp);
   try {
-    await mkdir(join(tmp, 'variables'), { recursive: true });
-    await writeFile(join(tmp, 'saved_model.pb'), content.savedModel);
+    await mkdir(base, { recursive: true });
+    // Not recursive: the folder must be new, so nothing inside it can be a planted link.
+    await mkdir(tmp);
+    await mkdir(join(tmp, 'variables'));
+    await writeFile(join(tmp, 'saved_model.pb'), content.savedModel, { flag: 'wx' });
     await writeTensorBundle(join(tmp, 'variables', 'variables'), new Map(content.variables.list.map((v) => [v.name, v.value])));
-    await writeFile(join(tmp, 'lens.json'), `${JSON.stringify(content.sidecar, null, 2)}\n`);
+    await writeFile(join(tmp, 'lens.json'), `${JSON.stringify(content.sidecar, null, 2)}\n`, { flag: 'wx' });
     const variablesBytes = (await sizeOf(join(tmp, 'variables', 'variables.index'))) + (await sizeOf(join(tmp, 'variables', 'variables.data-00000-of-00001')));
+    await syncTree(tmp);
+    await faultPoint('export:written');
+    await refuseSymlink(finalDir);
     if (existsSync(finalDir)) {
-      const old = join(base, `.${version}.old-${stamp}`);
+      const old = join(base, `.${version}.old-${tag}`);
       await rename(finalDir, old);
+      await faultPoint('export:old-aside');
       await rename(tmp, finalDir);
+      untrack();
+      await syncDir(base);
+      await faultPoint('export:new-in-place');
       await rm(old, { recursive: true, force: true });
     } else {
       await rename(tmp, finalDir);
+      untrack();
+      await syncDir(base);
     }
     return { dir: finalDir, savedModelBytes: content.savedModel.length, variablesBytes };
   } catch (e) {
     await rm(tmp, { recursive: true, force: true });
+    untrack();
     if (e instanceof LensError) throw e;
     throw new LensError('WRITE_FAILED', `cannot write SavedModel ${finalDir}: ${errorMessage(e)}`, { cause: e });
   }

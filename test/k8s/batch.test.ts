@@ -127,24 +127,37 @@ describe('shard runner and merge', () => {
     const after = await readJournal(journal);
     expect(after).toMatchObject({ tornTail: false, badLines: 0 });
     expect(after.records.map((r) => r.image)).toEqual(['img/0.png', 'img/1.png', 'img/2.png']);
-    await expect(readdir(join(out, '.tmp'))).resolves.toEqual([]);
+    // A finished shard leaves no temp folder at all.
+    await expect(readdir(join(out, '.tmp'))).rejects.toMatchObject({ code: 'ENOENT' });
   });
 
-  it('records failures once, skips them on resume, and retries them on request', async () => {
+  it('retries a failed image on resume until it failed --max-attempts times, counting attempts in the journal', async () => {
     const out = join(dir, 'failures');
     const all = items(4);
-    const failing = countingExplainer(new Set(['img/1.png']));
-    const s1 = await runShard({ items: all, shard: 0, shards: 1, out, explainOne: failing.explainOne });
-    expect(s1).toMatchObject({ ok: 3, failed: 1 });
-    const again = countingExplainer();
-    await runShard({ items: all, shard: 0, shards: 1, out, explainOne: again.explainOne });
-    expect(again.calls).toEqual([]);
+    const bad = new Set(['img/1.png']);
+    const runs: string[][] = [];
+    for (let run = 0; run < 3; run++) {
+      const failing = countingExplainer(bad);
+      const s = await runShard({ items: all, shard: 0, shards: 1, out, explainOne: failing.explainOne, maxAttempts: 2 });
+      expect(s).toMatchObject({ ok: 3, failed: 1 });
+      runs.push(failing.calls);
+    }
+    // Run 1 explains all, run 2 retries the failure (attempt 2 of 2), run 3 leaves it alone.
+    expect(runs).toEqual([['img/0.png', 'img/1.png', 'img/2.png', 'img/3.png'], ['img/1.png'], []]);
+    const journal = await readJournal(join(out, 'shards', shardJournalName(0, 1)));
+    expect(journal.records.filter((r) => r.image === 'img/1.png').map((r) => [r.status, r.attempt])).toEqual([['error', 1], ['error', 2]]);
+    const failedReport = await mergeShards({ out, items: all });
+    expect(failedReport.entries[1]).toMatchObject({ status: 'error', error: 'cannot decode img/1.png', attempts: 2 });
+    expect(await readFile(join(out, 'report.md'), 'utf8')).toContain('## Failures\n\n- img/1.png: cannot decode img/1.png (2 attempts)');
+
+    // --retry-failed goes past the bound; a success then wins over the failures.
     const retry = countingExplainer();
-    const s3 = await runShard({ items: all, shard: 0, shards: 1, out, explainOne: retry.explainOne, retryFailed: true });
+    const s3 = await runShard({ items: all, shard: 0, shards: 1, out, explainOne: retry.explainOne, maxAttempts: 2, retryFailed: true });
     expect(retry.calls).toEqual(['img/1.png']);
     expect(s3).toMatchObject({ ok: 4, failed: 0 });
     const report = await mergeShards({ out, items: all });
-    expect(report).toMatchObject({ images: 4, ok: 4, failed: 0, missing: 0, duplicateRecords: 1 });
+    expect(report).toMatchObject({ images: 4, ok: 4, failed: 0, missing: 0, duplicateRecords: 2 });
+    expect(await readFile(join(out, 'report.md'), 'utf8')).not.toContain('## Failures');
   });
 
   it('redoes an image whose output file was deleted', async () => {

@@ -9,6 +9,8 @@ interface BatchFlags extends AttributionFlagValues {
   shards: string;
   npy: boolean;
   retryFailed?: boolean;
+  maxAttempts: string;
+  allowFailures: string;
 }
 
 /** `lens batch`: one shard of a batch attribution run (a pod of the Indexed Job), resumable. */
@@ -24,7 +26,9 @@ export function register(program: Command): void {
   addAttributionFlags(command, ['method', 'baseline', 'steps', 'rule', 'singleTarget', 'viz', 'sign', 'preprocess', 'resize', 'labels', 'batchSize', 'seed']);
   command
     .option('--no-npy', 'do not store the raw attributions')
-    .option('--retry-failed', 'explain again the images whose earlier attempt failed');
+    .option('--max-attempts <n>', 'attempts per image: a rerun explains a failed image again until it failed this often', '3')
+    .option('--retry-failed', 'explain again every failed image, however often it failed')
+    .option('--allow-failures <n>', 'exit 0 when at most this many images of the shard failed', '0');
   addAttributionFlags(command, ['backend', 'engine', 'progress']);
   command
     .option('--json', 'print the shard summary as JSON')
@@ -34,7 +38,8 @@ export function register(program: Command): void {
         '  lens batch --shard 0 --shards 3 --list images.txt --model default --out out/   # then shards 1 and 2, then:\n' +
         '  lens merge --out out/ --list images.txt\n' +
         'In a Kubernetes Indexed Job: lens batch --shard $(JOB_COMPLETION_INDEX) --shards N ... (see k8s/batch).\n' +
-        'SIGTERM stops after the current image and exits 1; a rerun skips finished images.',
+        'Exits 1 when more images failed than --allow-failures (so a Kubernetes Job does not report success), or\n' +
+        'when SIGTERM stopped it after the current image; a rerun skips finished images and retries failed ones.',
     )
     .action(async (flags: BatchFlags) => {
       const { LensError } = await import('../../errors.js');
@@ -50,6 +55,8 @@ export function register(program: Command): void {
       const shardText = flags.shard ?? process.env.JOB_COMPLETION_INDEX ?? (shards === 1 ? '0' : undefined);
       if (shardText === undefined) throw new LensError('INVALID_ARGUMENT', `--shard is required with --shards ${shards} (outside an Indexed Job, where JOB_COMPLETION_INDEX gives it)`);
       const shard = int(shardText, '--shard', 0);
+      const maxAttempts = int(flags.maxAttempts, '--max-attempts', 1);
+      const allowFailures = int(flags.allowFailures, '--allow-failures', 0);
       checkShard(shard, shards);
       const list = await readImageList(flags.list);
       if (list.duplicates.length > 0) process.stderr.write(`lens batch: ${list.duplicates.length} duplicate entries in ${flags.list} are explained once\n`);
@@ -87,6 +94,7 @@ export function register(program: Command): void {
           out: flags.out,
           explainOne: explainer.explainOne,
           retryFailed: flags.retryFailed ?? false,
+          maxAttempts,
           signal: controller.signal,
           onProgress: (p) => {
             if (bar) {
@@ -114,6 +122,13 @@ export function register(program: Command): void {
       }
       if (summary.interrupted) {
         throw new LensError('INTERRUPTED', `shard ${shard} of ${shards} stopped with ${summary.images - summary.ok - summary.failed} images left; run it again to resume`);
+      }
+      if (summary.failed > allowFailures) {
+        throw new LensError(
+          'ATTRIBUTION_FAILED',
+          `${summary.failed} of ${summary.images} images of shard ${shard} failed (--allow-failures ${allowFailures}); ` +
+            `a rerun retries those with fewer than ${maxAttempts} attempts, lens merge lists the reasons`,
+        );
       }
     });
 }

@@ -43,6 +43,9 @@ export function register(program: Command): void {
       const { existsSync } = await import('node:fs');
       const { join } = await import('node:path');
       const target = join(outBase, String(version));
+      // Leftovers of a killed export first: a version moved aside comes back before the check below.
+      const { recoverVersionLeftovers } = await import('../../export/write.js');
+      for (const r of await recoverVersionLeftovers(outBase)) process.stderr.write(`lens export: ${r.action} ${r.path}${r.action === 'restored' ? ` as version ${r.version}` : ''} (left by a killed export)\n`);
       if (existsSync(target) && !flags.force) throw bad(`${target} already exists; choose another --version or pass --force to replace it`);
       const { exportSavedModel, loadExportableModel } = await import('../../export/export.js');
       const { SingleBar, Presets } = await import('cli-progress');
