@@ -56,7 +56,17 @@ export function decodeBmp(bytes: Uint8Array, source = '<bytes>'): RawRgb {
     masks = [view.getUint32(54, true), view.getUint32(58, true), view.getUint32(62, true)];
   }
   const stride = Math.ceil((width * bpp) / 32) * 4;
-  if (pixelOffset + stride * height > bytes.length) fail(`truncated: pixel data needs ${pixelOffset + stride * height} bytes, file has ${bytes.length}`);
+  const needed = stride * height;
+  if (pixelOffset + needed > bytes.length) fail(`truncated: pixel data needs ${pixelOffset + needed} bytes, file has ${bytes.length}`);
+  // The size fields must agree with the pixel data the file holds: a damaged height (0xFFFFFFFF
+  // reads as a 1-row top-down image) would otherwise decode a sliver of the picture and succeed.
+  const sizeImage = view.getUint32(34, true);
+  const profileEnd = headerSize >= 124 && view.getUint32(14 + 116, true) > 0 ? 14 + view.getUint32(14 + 112, true) + view.getUint32(14 + 116, true) : 0;
+  const held = sizeImage > 0 ? sizeImage : (profileEnd > pixelOffset ? Math.min(bytes.length, profileEnd) : bytes.length) - pixelOffset;
+  // Writers may pad the pixel array to a multiple of 4 bytes; more than that is another image size.
+  if (held > needed + 4 || held < needed) {
+    fail(`impossible size ${width}x${rawHeight} (height field 0x${(rawHeight >>> 0).toString(16)}): that needs ${needed} bytes of pixels but the file holds ${held}`);
+  }
   let palette: Uint8Array | undefined;
   if (bpp === 8) {
     const colors = view.getUint32(46, true) || 256;

@@ -91,6 +91,30 @@ export async function openHdf5(path: string): Promise<H5File> {
   }
 }
 
+/**
+ * Opens an HDF5 file, runs `read` on it and closes it. Whatever HDF5 throws on the way (a corrupt
+ * B-tree deep in the file surfaces only when a group is read) becomes one line naming the file and
+ * the innermost HDF5 reason, instead of HDF5's 50-line diagnostic stack.
+ *
+ * @example
+ * const names = await readHdf5('model.h5', (file) => file.keys());
+ */
+export async function readHdf5<T>(path: string, read: (file: H5File) => T | Promise<T>): Promise<T> {
+  const file = await openHdf5(path);
+  try {
+    return await read(file);
+  } catch (e) {
+    if (e instanceof LensError) throw e;
+    throw new LensError('MODEL_CORRUPT', `HDF5 file ${path} is corrupt or unreadable: ${hdf5Reason(e)}`, { cause: e });
+  } finally {
+    try {
+      file.close();
+    } catch {
+      // closing a file HDF5 already gave up on reports the same damage again
+    }
+  }
+}
+
 /** Creates (truncates) an HDF5 file for writing; the caller closes it. */
 export async function createHdf5(path: string): Promise<H5File> {
   const lib = await h5Ready();

@@ -5,7 +5,7 @@
  */
 import * as tfl from '@tensorflow/tfjs-layers';
 import { LensError, errorMessage } from '../../errors.js';
-import { isGroup, openHdf5, stringAttr, type Group, type H5File } from './h5.js';
+import { isGroup, readHdf5, stringAttr, type Group, type H5File } from './h5.js';
 import { translateKerasConfig } from './config.js';
 import { assignKerasWeights, readWeightsGroup, type KerasWeightSet } from './weights.js';
 
@@ -54,13 +54,10 @@ function readConfig(file: H5File, path: string): Omit<KerasFileInfo, 'weights'> 
  * info.kerasVersion; // '2.4.0'
  */
 export async function readKerasFile(path: string): Promise<KerasFileInfo> {
-  const file = await openHdf5(path);
-  try {
+  return readHdf5(path, (file) => {
     const { group, ...info } = readConfig(file, path);
     return { ...info, weights: readWeightsGroup(group, path) };
-  } finally {
-    file.close();
-  }
+  });
 }
 
 export interface KerasImportOptions {
@@ -81,10 +78,8 @@ export interface KerasImportOptions {
  * const net = await importKerasModel('weights.h5', { architecture: () => buildMyNet() });
  */
 export async function importKerasModel(path: string, options: KerasImportOptions = {}): Promise<tfl.LayersModel> {
-  const file = await openHdf5(path);
   let topology: object | undefined;
-  let weights: KerasWeightSet;
-  try {
+  const weights = await readHdf5(path, (file) => {
     const { group, modelConfig } = readConfig(file, path);
     if (!options.architecture) {
       if (!modelConfig) {
@@ -96,10 +91,8 @@ export async function importKerasModel(path: string, options: KerasImportOptions
       // The architecture is checked before any weight is read, so unsupported layers are reported first.
       topology = translateKerasConfig(modelConfig, path);
     }
-    weights = readWeightsGroup(group, path);
-  } finally {
-    file.close();
-  }
+    return readWeightsGroup(group, path);
+  });
   let model: tfl.LayersModel;
   if (options.architecture) {
     model = typeof options.architecture === 'function' ? await options.architecture() : options.architecture;

@@ -7,12 +7,11 @@
  * each weight a dataset at `<layer group>/<weight name>`. Full-model files keep this under
  * `model_weights/`; weights-only files keep it at the root.
  */
-import { renameSync, rmSync } from 'node:fs';
-import { dirname, basename, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { LensError, errorMessage } from '../../errors.js';
-import { createHdf5, hdf5Reason, isDataset, isGroup, openHdf5, stringListAttr, type Group, type H5File } from './h5.js';
+import { withAtomicFile } from '../../fs/atomic.js';
+import { createHdf5, hdf5Reason, isDataset, isGroup, readHdf5, stringListAttr, type Group, type H5File } from './h5.js';
 
 /** One weight array as stored in the file. */
 export interface KerasWeight {
@@ -94,13 +93,10 @@ export function readWeightsGroup(group: Group, source: string): KerasWeightSet {
  * weights.layers.get('conv1_conv')?.map((w) => w.name); // ['conv1_conv/kernel:0', 'conv1_conv/bias:0']
  */
 export async function readKerasWeights(path: string): Promise<KerasWeightSet> {
-  const file = await openHdf5(path);
-  try {
+  return readHdf5(path, (file) => {
     const nested = file.get('model_weights');
     return readWeightsGroup(isGroup(nested) ? nested : file, path);
-  } finally {
-    file.close();
-  }
+  });
 }
 
 /** Layers of a model that own weights, descending into nothing: nested models count as one layer, as in Keras files. */
@@ -185,45 +181,41 @@ export function assignKerasWeights(model: tfl.LayersModel, set: KerasWeightSet, 
  * await writeKerasH5(model, 'tiny.h5', { modelConfig: model.toJSON(null, false) as object });
  */
 export async function writeKerasH5(model: tfl.LayersModel, path: string, options: { modelConfig?: object; kerasVersion?: string } = {}): Promise<void> {
-  const tmp = join(dirname(path), `.${basename(path)}.${process.pid}.tmp`);
-  const file = await createHdf5(tmp);
-  try {
-    const version = options.kerasVersion ?? '2.4.0';
-    let root: Group = file;
-    if (options.modelConfig) {
-      file.create_attribute('model_config', JSON.stringify(options.modelConfig));
-      file.create_attribute('keras_version', version);
-      file.create_attribute('backend', 'tensorflow');
-      root = file.create_group('model_weights');
-    }
-    root.create_attribute('keras_version', version);
-    root.create_attribute('backend', 'tensorflow');
-    root.create_attribute('layer_names', model.layers.map((l) => l.name));
-    for (const layer of model.layers) {
-      const g = root.create_group(layer.name);
-      const names = layer.weights.map((v) => `${v.originalName}:0`);
-      if (names.length) g.create_attribute('weight_names', names);
-      else g.create_attribute('weight_names', new Float64Array(0), [0]);
-      layer.weights.forEach((v, i) => {
-        const parts = names[i]!.split('/');
-        let parent = g;
-        for (const part of parts.slice(0, -1)) {
-          const existing = parent.get(part);
-          parent = isGroup(existing) ? existing : parent.create_group(part);
-        }
-        const values = v.read().dataSync() as Float32Array;
-        parent.create_dataset({ name: parts[parts.length - 1]!, data: Float32Array.from(values), shape: v.shape.map((d) => d ?? 1), dtype: '<f' });
-      });
-    }
-    file.close();
-    renameSync(tmp, path);
-  } catch (e) {
+  await withAtomicFile(path, async (tempPath) => {
+    // HDF5 opens the (exclusively created, empty) temporary file by name and fills it.
+    const file = await createHdf5(tempPath);
     try {
+      const version = options.kerasVersion ?? '2.4.0';
+      let root: Group = file;
+      if (options.modelConfig) {
+        file.create_attribute('model_config', JSON.stringify(options.modelConfig));
+        file.create_attribute('keras_version', version);
+        file.create_attribute('backend', 'tensorflow');
+        root = file.create_group('model_weights');
+      }
+      root.create_attribute('keras_version', version);
+      root.create_attribute('backend', 'tensorflow');
+      root.create_attribute('layer_names', model.layers.map((l) => l.name));
+      for (const layer of model.layers) {
+        const g = root.create_group(layer.name);
+        const names = layer.weights.map((v) => `${v.originalName}:0`);
+        if (names.length) g.create_attribute('weight_names', names);
+        else g.create_attribute('weight_names', new Float64Array(0), [0]);
+        layer.weights.forEach((v, i) => {
+          const parts = names[i]!.split('/');
+          let parent = g;
+          for (const part of parts.slice(0, -1)) {
+            const existing = parent.get(part);
+            parent = isGroup(existing) ? existing : parent.create_group(part);
+          }
+          const values = v.read().dataSync() as Float32Array;
+          parent.create_dataset({ name: parts[parts.length - 1]!, data: Float32Array.from(values), shape: v.shape.map((d) => d ?? 1), dtype: '<f' });
+        });
+      }
+    } catch (e) {
+      throw e instanceof LensError ? e : new LensError('INTERNAL', `cannot write ${path}: ${errorMessage(e)}`);
+    } finally {
       file.close();
-    } catch {
-      // already closed
     }
-    rmSync(tmp, { force: true });
-    throw e instanceof LensError ? e : new LensError('INTERNAL', `cannot write ${path}: ${errorMessage(e)}`);
-  }
+  });
 }
