@@ -68,4 +68,19 @@ describe('BMP decoding (libvips has no BMP loader)', () => {
     expect(() => decodeBmp(rle, 'rle.bmp')).toThrow(/compression 1 is not supported/);
     await expect(decodePixels(truncated, { source: 'cut.bmp' })).rejects.toThrow(/truncated/);
   });
+
+  it('rejects size fields that disagree with the pixel data (a height of 0xFFFFFFFF read as one top-down row)', async () => {
+    const photo = readFileSync(join(SHARED, 'images/cat.bmp'));
+    photo.writeUInt32LE(0xffffffff, 22);
+    await expect(decodePixels(photo, { source: 'cat.bmp' })).rejects.toThrow(
+      'cannot decode BMP cat.bmp: impossible size 512x-1 (height field 0xffffffff): that needs 1536 bytes of pixels but the file holds 523776',
+    );
+    // Without an image-size field the pixel bytes in the file are compared instead.
+    const small = makeBmp(rows, 24);
+    small.writeInt32LE(-1, 22);
+    expect(() => decodeBmp(small, 'small.bmp')).toThrow(/impossible size 3x-1 .*needs 12 bytes of pixels but the file holds 24/);
+    const wide = makeBmp(rows, 24);
+    wide.writeInt32LE(0x7fff, 18);
+    expect(() => decodeBmp(wide, 'wide.bmp')).toThrow(/truncated/);
+  });
 });

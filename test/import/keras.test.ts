@@ -262,6 +262,17 @@ describe('Keras HDF5 written by the project', () => {
     writeFileSync(garbage, 'definitely not HDF5');
     await expectLensError(importKerasModel(garbage), 'MODEL_CORRUPT', /garbage\.h5 is not an HDF5 file/);
     await expectLensError(importKerasModel(join(tmp, 'absent.h5')), 'NOT_FOUND', /cannot read HDF5 file/);
+    // Damage inside the group B-trees, past every header check: HDF5 fails deep in a lookup and
+    // throws its whole diagnostic stack; the error is one line naming the file and the reason.
+    const damaged = readFileSync(RESNET8);
+    for (let i = 100_000; i < 600_000; i += 31) damaged[i] = 0xa5;
+    const corrupt = join(tmp, 'corrupt.h5');
+    writeFileSync(corrupt, damaged);
+    for (const read of [importKerasModel, readKerasFile]) {
+      const e = await read(corrupt).catch((x: unknown) => x);
+      expect(isLensError(e, 'MODEL_CORRUPT')).toBe(true);
+      expect((e as Error).message).toBe(`HDF5 file ${corrupt} is corrupt or unreadable: unknown symbol table entry cache type`);
+    }
     // A real config with a Lambda layer spliced in, as Keras writes for Python lambdas.
     const config = structuredClone((await readKerasFile(RESNET8)).modelConfig) as {
       config: { layers: { class_name: string; name: string; config: Record<string, unknown> }[] };

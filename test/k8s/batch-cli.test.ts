@@ -79,6 +79,39 @@ describe('lens batch with the attribution engine', () => {
     expect(md).toContain('images: 15 (ok 15, failed 0, missing 0)');
   });
 
+  it('exits 1 when an image failed, retries it on the next run up to --max-attempts, and --allow-failures accepts it', async () => {
+    const out = join(dir, 'failing');
+    // A JPEG whose header is damaged: libvips names several reasons, each several times.
+    const jpeg = await readFile(join(SHARED, 'images/parrot.jpg'));
+    for (let i = 20; i < 2000; i += 3) jpeg[i] = (i * 37) & 0xff;
+    const broken = join(dir, 'broken.jpg');
+    await writeFile(broken, jpeg);
+    const failList = join(dir, 'failing.txt');
+    await writeFile(failList, `${SHARED}/images/parrot.jpg\n${broken}\n`);
+    const run = (extra: string[]) => runLens(['batch', '--list', failList, '--model', MODEL, '--steps', '4', '--backend', 'cpu', '--no-progress', '--out', out, '--max-attempts', '2', ...extra]);
+
+    const first = await run([]);
+    expect(first.code).toBe(1);
+    expect(first.stderr).toMatch(/lens: 1 of 2 images of shard 0 failed \(--allow-failures 0\); a rerun retries those with fewer than 2 attempts/);
+    // The decoder's complaint appears once, on one line naming the file.
+    const failedLines = first.stderr.split('\n').filter((l) => l.includes('broken.jpg'));
+    expect(failedLines).toHaveLength(1);
+    expect(failedLines[0]).toMatch(/failed: cannot decode image .*broken\.jpg: .*Unsupported marker type/);
+    expect(failedLines[0]!.match(/Unsupported marker type/g)).toHaveLength(1);
+
+    const second = await run(['--allow-failures', '1', '--json']);
+    expect(second.code, second.stderr).toBe(0);
+    expect(JSON.parse(second.stdout)).toMatchObject({ processed: 1, skipped: 1, ok: 1, failed: 1 });
+    const third = await run(['--allow-failures', '1', '--json']);
+    expect(JSON.parse(third.stdout)).toMatchObject({ processed: 0, skipped: 2, failed: 1 });
+
+    const merged = await runLens(['merge', '--out', out, '--list', failList, '--json']);
+    const report = JSON.parse(merged.stdout) as MergeReport;
+    expect(report.entries[1]).toMatchObject({ status: 'error', attempts: 2, error: expect.stringMatching(/cannot decode image/) });
+    expect(await readFile(join(out, 'report.md'), 'utf8')).toMatch(/## Failures\n\n- .*broken\.jpg: cannot decode image .* \(2 attempts\)/);
+    expect(await readdir(out)).not.toContain('.tmp');
+  });
+
   it('refuses a shard outside the count and a missing list, naming the flag or file', async () => {
     const r = await runLens(args(join(dir, 'x'), ['--shard', '3', '--shards', '3']));
     expect(r.code).toBe(1);

@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, readdir, rm, truncate, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, readFile, readdir, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -158,6 +158,31 @@ describe('shard runner and merge', () => {
     const report = await mergeShards({ out, items: all });
     expect(report).toMatchObject({ images: 4, ok: 4, failed: 0, missing: 0, duplicateRecords: 2 });
     expect(await readFile(join(out, 'report.md'), 'utf8')).not.toContain('## Failures');
+  });
+
+  it('refuses a journal planted as a symbolic link instead of cutting and extending the linked file', async () => {
+    // The exploit: a link at the journal's name to a file outside OUT whose last line has no newline.
+    const out = join(dir, 'planted');
+    const outside = join(dir, 'outside.log');
+    await writeFile(outside, 'first line\nlast line without newline');
+    await mkdir(join(out, 'shards'), { recursive: true });
+    await symlink(outside, join(out, 'shards', shardJournalName(0, 1)));
+    const run = countingExplainer();
+    const e = await runShard({ items: items(2), shard: 0, shards: 1, out, explainOne: run.explainOne }).catch((x: unknown) => x);
+    expect(isLensError(e, 'WRITE_FAILED')).toBe(true);
+    expect((e as Error).message).toMatch(/shard-00000-of-00001\.jsonl is a symbolic link; refusing to open it/);
+    expect(await readFile(outside, 'utf8')).toBe('first line\nlast line without newline');
+    expect(run.calls).toEqual([]);
+  });
+
+  it('refuses output subfolders that are symbolic links', async () => {
+    const out = join(dir, 'linked-dirs');
+    const elsewhere = join(dir, 'elsewhere');
+    await mkdir(elsewhere);
+    await mkdir(out);
+    await symlink(elsewhere, join(out, 'attributions'));
+    await expect(runShard({ items: items(1), shard: 0, shards: 1, out, explainOne: countingExplainer().explainOne })).rejects.toThrow(/attributions is a symbolic link/);
+    expect(await readdir(elsewhere)).toEqual([]);
   });
 
   it('redoes an image whose output file was deleted', async () => {
