@@ -17,6 +17,7 @@ import { existsSync, statSync } from 'node:fs';
 import { open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
 import { LensError } from '../errors.js';
+import { refuseSymlink } from '../fs/atomic.js';
 import { decodeMessage, encodeMessage } from '../proto/index.js';
 import {
   bytesOf,
@@ -444,7 +445,8 @@ export async function writeTensorBundle(
     for (let s = 0; s < numShards; s++) {
       const finalPath = shardPath(prefix, s, numShards);
       const tmp = finalPath + tmpTag;
-      const fh = await open(tmp, 'w');
+      // Exclusive: a link planted at the temporary name is refused, not written through.
+      const fh = await open(tmp, 'wx');
       written.push([tmp, finalPath]);
       try {
         let offset = 0;
@@ -476,8 +478,9 @@ export async function writeTensorBundle(
     const indexFinal = `${prefix}.index`;
     const indexTmp = indexFinal + tmpTag;
     written.push([indexTmp, indexFinal]);
-    await writeFile(indexTmp, writeTable(records));
+    await writeFile(indexTmp, writeTable(records), { flag: 'wx' });
     // Data first, index last: a reader never sees an index whose shards are missing.
+    for (const [, final] of written) await refuseSymlink(final);
     for (const [tmp, final] of written) await rename(tmp, final);
   } catch (e) {
     await Promise.all(written.map(([tmp]) => rm(tmp, { force: true })));

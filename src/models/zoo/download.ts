@@ -4,10 +4,11 @@
  * is either complete and verified or absent. A JSON note next to each file records its hashes.
  */
 import { createHash } from 'node:crypto';
-import { createReadStream, createWriteStream, existsSync, mkdirSync, readFileSync, renameSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
-import { basename, dirname, join } from 'node:path';
+import { join } from 'node:path';
 import { LensError, errorMessage } from '../../errors.js';
+import { withAtomicFile, writeFileAtomic } from '../../fs/atomic.js';
 
 /**
  * The cache directory: LENS_CACHE_DIR, else $XDG_CACHE_HOME/serving-lens, else ~/.cache/serving-lens.
@@ -78,8 +79,6 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   if (existing && (!options.md5 || existing.md5 === options.md5.toLowerCase()) && (!options.sha256 || existing.sha256 === options.sha256.toLowerCase())) {
     return existing;
   }
-  mkdirSync(dirname(dest), { recursive: true });
-  const tmp = join(dirname(dest), `.${basename(dest)}.${process.pid}.partial`);
   const idleMs = options.idleTimeoutMs ?? 60_000;
   const controller = new AbortController();
   let idle: NodeJS.Timeout | undefined;
@@ -90,62 +89,48 @@ export async function downloadFile(options: DownloadOptions): Promise<DownloadRe
   const md5 = createHash('md5');
   const sha256 = createHash('sha256');
   let received = 0;
+  let record: DownloadRecord | undefined;
   try {
-    arm();
-    let response: Response;
-    try {
-      response = await fetch(url, { signal: controller.signal, redirect: 'follow' });
-    } catch (e) {
-      const cause = e instanceof Error && e.cause ? `: ${errorMessage(e.cause)}` : '';
-      throw new LensError('DOWNLOAD_FAILED', `cannot download ${url}: ${errorMessage(controller.signal.reason ?? e)}${cause}`);
-    }
-    if (!response.ok || !response.body) throw new LensError('DOWNLOAD_FAILED', `cannot download ${url}: HTTP ${response.status} ${response.statusText}`);
-    const declared = Number(response.headers.get('content-length') ?? '');
-    const total = Number.isFinite(declared) && declared > 0 ? declared : undefined;
-    const out = createWriteStream(tmp);
-    const finished = new Promise<void>((resolve, reject) => {
-      out.on('finish', resolve);
-      out.on('error', reject);
+    await withAtomicFile(dest, async (_temp, out) => {
+      arm();
+      let response: Response;
+      try {
+        response = await fetch(url, { signal: controller.signal, redirect: 'follow' });
+      } catch (e) {
+        const cause = e instanceof Error && e.cause ? `: ${errorMessage(e.cause)}` : '';
+        throw new LensError('DOWNLOAD_FAILED', `cannot download ${url}: ${errorMessage(controller.signal.reason ?? e)}${cause}`);
+      }
+      if (!response.ok || !response.body) throw new LensError('DOWNLOAD_FAILED', `cannot download ${url}: HTTP ${response.status} ${response.statusText}`);
+      const declared = Number(response.headers.get('content-length') ?? '');
+      const total = Number.isFinite(declared) && declared > 0 ? declared : undefined;
+      try {
+        for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
+          arm();
+          md5.update(chunk);
+          sha256.update(chunk);
+          received += chunk.length;
+          await out.write(chunk);
+          options.onProgress?.({ url, received, ...(total !== undefined ? { total } : {}) });
+        }
+      } catch (e) {
+        throw new LensError('DOWNLOAD_FAILED', `download of ${url} broke off after ${received} bytes: ${errorMessage(controller.signal.reason ?? e)}`);
+      }
+      if (total !== undefined && received !== total) {
+        throw new LensError('DOWNLOAD_FAILED', `download of ${url} ended after ${received} of ${total} bytes`);
+      }
+      const got: DownloadRecord = { url, bytes: received, md5: md5.digest('hex'), sha256: sha256.digest('hex'), downloadedAt: new Date().toISOString() };
+      for (const [kind, expected] of [['md5', options.md5], ['sha256', options.sha256]] as const) {
+        if (expected && got[kind] !== expected.toLowerCase()) {
+          throw new LensError('CHECKSUM_MISMATCH', `${url}: ${kind} is ${got[kind]} but the published checksum is ${expected.toLowerCase()}; the file was discarded`);
+        }
+      }
+      record = got;
     });
-    // Awaited on success; on failure the stream is destroyed and its late errors are expected.
-    finished.catch(() => undefined);
-    try {
-      for await (const chunk of response.body as unknown as AsyncIterable<Uint8Array>) {
-        arm();
-        md5.update(chunk);
-        sha256.update(chunk);
-        received += chunk.length;
-        if (!out.write(chunk)) await new Promise<void>((r) => out.once('drain', () => r()));
-        options.onProgress?.({ url, received, ...(total !== undefined ? { total } : {}) });
-      }
-    } catch (e) {
-      // Wait for the stream to close so that the partial file is not recreated after removal.
-      await new Promise<void>((r) => {
-        out.once('close', () => r());
-        out.destroy();
-      });
-      throw new LensError('DOWNLOAD_FAILED', `download of ${url} broke off after ${received} bytes: ${errorMessage(controller.signal.reason ?? e)}`);
-    }
-    out.end();
-    await finished;
-    if (total !== undefined && received !== total) {
-      throw new LensError('DOWNLOAD_FAILED', `download of ${url} ended after ${received} of ${total} bytes`);
-    }
-    const record: DownloadRecord = { url, bytes: received, md5: md5.digest('hex'), sha256: sha256.digest('hex'), downloadedAt: new Date().toISOString() };
-    for (const [kind, expected] of [['md5', options.md5], ['sha256', options.sha256]] as const) {
-      if (expected && record[kind] !== expected.toLowerCase()) {
-        throw new LensError('CHECKSUM_MISMATCH', `${url}: ${kind} is ${record[kind]} but the published checksum is ${expected.toLowerCase()}; the file was discarded`);
-      }
-    }
-    renameSync(tmp, dest);
-    const note = `${recordPath(dest)}.${process.pid}.tmp`;
-    writeFileSync(note, `${JSON.stringify(record, null, 2)}\n`);
-    renameSync(note, recordPath(dest));
-    return record;
   } finally {
     clearTimeout(idle);
-    if (existsSync(tmp)) rmSync(tmp, { force: true });
   }
+  await writeFileAtomic(recordPath(dest), `${JSON.stringify(record, null, 2)}\n`);
+  return record!;
 }
 
 /**
@@ -173,8 +158,6 @@ export async function adoptExistingFile(dest: string, expected: { url: string; m
       throw new LensError('CHECKSUM_MISMATCH', `${dest}: ${kind} is ${record[kind]} but the published checksum is ${value.toLowerCase()}; delete the file and download it again`);
     }
   }
-  const note = `${recordPath(dest)}.${process.pid}.tmp`;
-  writeFileSync(note, `${JSON.stringify(record, null, 2)}\n`);
-  renameSync(note, recordPath(dest));
+  await writeFileAtomic(recordPath(dest), `${JSON.stringify(record, null, 2)}\n`);
   return record;
 }
