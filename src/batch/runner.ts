@@ -161,13 +161,14 @@ export async function runShard(options: ShardRunOptions): Promise<ShardSummary> 
     if (!interrupted) {
       const marker: ShardDoneMarker = { shard, shards, images: mine.length, ok, failed, finishedAt: new Date().toISOString() };
       await writeFileAtomic(join(shardsDir, shardDoneName(shard, shards)), `${JSON.stringify(marker, null, 2)}\n`, { tmpDir });
-      await rm(tmpDir, { recursive: true, force: true });
-      // OUT/.tmp goes with the last shard that finishes; a shard still running keeps it.
-      await rmdir(dirname(tmpDir)).catch(() => undefined);
     }
     return { shard, shards, images: mine.length, skipped, processed, ok, failed, interrupted, journal: journal.path };
   } finally {
     await journal.close();
+    // Finished, interrupted or failed: the shard's temp folder goes, and OUT/.tmp with the last
+    // shard that stops (a shard still running keeps it).
+    await rm(tmpDir, { recursive: true, force: true });
+    await rmdir(dirname(tmpDir)).catch(() => undefined);
   }
 }
 

@@ -227,6 +227,8 @@ describe('shard runner and merge', () => {
     const s = await runShard({ items: items(5), shard: 0, shards: 1, out, explainOne, signal: controller.signal });
     expect(s).toMatchObject({ processed: 2, interrupted: true });
     expect(await readdir(join(out, 'shards'))).toEqual([shardJournalName(0, 1)]);
+    // No temp folder stays behind on this exit path either.
+    expect((await readdir(out)).sort()).toEqual(['attributions', 'shards']);
   });
 
   it('merges in list order, names the missing images, and writes JSON, markdown and CSV', async () => {
