@@ -113,14 +113,17 @@ export async function runShard(options: ShardRunOptions): Promise<ShardSummary> 
   const maxAttempts = options.maxAttempts ?? DEFAULT_MAX_ATTEMPTS;
   await ensureRealDir(join(out, ATTRIBUTIONS_DIR));
   await ensureRealDir(shardsDir);
-  await ensureRealDir(dirname(tmpDir));
-  // Temp files of a killed run of this shard are garbage: their images have no record and are redone.
-  await rm(tmpDir, { recursive: true, force: true });
-  await ensureRealDir(tmpDir);
-  await rm(join(shardsDir, shardDoneName(shard, shards)), { force: true });
-
   const journal = await JournalWriter.open(join(shardsDir, shardJournalName(shard, shards)));
+  // Set once OUT/.tmp is known to be a real folder: only then is it removed again.
+  let tmpOwned = false;
   try {
+    await ensureRealDir(dirname(tmpDir));
+    tmpOwned = true;
+    // Temp files of a killed run of this shard are garbage: their images have no record and are redone.
+    await rm(tmpDir, { recursive: true, force: true });
+    await ensureRealDir(tmpDir);
+    await rm(join(shardsDir, shardDoneName(shard, shards)), { force: true });
+
     const status = await knownStatus(out, new Set(mine.map((i) => i.id)));
     const finished = async (item: BatchItem): Promise<boolean> => {
       const s = status.get(item.id);
@@ -167,8 +170,10 @@ export async function runShard(options: ShardRunOptions): Promise<ShardSummary> 
     await journal.close();
     // Finished, interrupted or failed: the shard's temp folder goes, and OUT/.tmp with the last
     // shard that stops (a shard still running keeps it).
-    await rm(tmpDir, { recursive: true, force: true });
-    await rmdir(dirname(tmpDir)).catch(() => undefined);
+    if (tmpOwned) {
+      await rm(tmpDir, { recursive: true, force: true });
+      await rmdir(dirname(tmpDir)).catch(() => undefined);
+    }
   }
 }
 

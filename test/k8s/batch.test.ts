@@ -173,6 +173,7 @@ describe('shard runner and merge', () => {
     expect((e as Error).message).toMatch(/shard-00000-of-00001\.jsonl is a symbolic link; refusing to open it/);
     expect(await readFile(outside, 'utf8')).toBe('first line\nlast line without newline');
     expect(run.calls).toEqual([]);
+    expect((await readdir(out)).sort()).toEqual(['attributions', 'shards']);
   });
 
   it('refuses output subfolders that are symbolic links', async () => {
@@ -183,6 +184,14 @@ describe('shard runner and merge', () => {
     await symlink(elsewhere, join(out, 'attributions'));
     await expect(runShard({ items: items(1), shard: 0, shards: 1, out, explainOne: countingExplainer().explainOne })).rejects.toThrow(/attributions is a symbolic link/);
     expect(await readdir(elsewhere)).toEqual([]);
+    // A temp folder linked elsewhere is neither written into nor emptied.
+    const tmpOut = join(dir, 'linked-tmp');
+    await mkdir(join(tmpOut), { recursive: true });
+    await mkdir(join(elsewhere, 'shard-00000'));
+    await writeFile(join(elsewhere, 'shard-00000', 'keep.txt'), 'keep');
+    await symlink(elsewhere, join(tmpOut, '.tmp'));
+    await expect(runShard({ items: items(1), shard: 0, shards: 1, out: tmpOut, explainOne: countingExplainer().explainOne })).rejects.toThrow(/\.tmp is a symbolic link/);
+    expect(await readFile(join(elsewhere, 'shard-00000', 'keep.txt'), 'utf8')).toBe('keep');
   });
 
   it('redoes an image whose output file was deleted', async () => {
