@@ -8,6 +8,7 @@ import { rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { errorMessage } from '../errors.js';
 import { ensureRealDir, writeFileAtomic } from '../fs/atomic.js';
+import { faultPoint } from '../fs/fault.js';
 import { type BatchItem, shardItems } from './list.js';
 import {
   ATTRIBUTIONS_DIR,
@@ -153,6 +154,7 @@ export async function runShard(options: ShardRunOptions): Promise<ShardSummary> 
       if (options.signal?.aborted) break;
       const attempt = (status.get(item.id)?.attempts ?? 0) + 1;
       const record = await explainAndStore(item, options, tmpDir, attempt);
+      await faultPoint('batch:before-journal');
       await journal.append(record);
       status.set(item.id, { status: record.status, attempts: attempt, ...(record.files ? { files: record.files } : {}) });
       processed++;

@@ -46,8 +46,11 @@ interface Worker {
   exit: Promise<{ code: number | null; signal: NodeJS.Signals | null; stderr: string }>;
 }
 
-function startShard(out: string, shard: number, shards: number, hangOn?: string): Worker {
-  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, list, out, String(shard), String(shards), ...(hangOn ? [hangOn] : [])], { cwd: REPO_ROOT });
+function startShard(out: string, shard: number, shards: number, hangOn?: string, fault?: string): Worker {
+  const env = { ...process.env };
+  if (fault) env.LENS_FAULT = fault;
+  else delete env.LENS_FAULT;
+  const child = spawn(process.execPath, ['--import', 'tsx', WORKER, list, out, String(shard), String(shards), ...(hangOn ? [hangOn] : [])], { cwd: REPO_ROOT, env });
   const lines: Record<string, unknown>[] = [];
   const waiters: { match: (l: Record<string, unknown>) => boolean; resolve: (l: Record<string, unknown>) => void }[] = [];
   let buffer = '';
@@ -164,5 +167,29 @@ describe('batch attribution as 3 shards with one killed midway (no cluster: this
     const report = JSON.parse(merged.stdout) as MergeReport;
     expect(report).toMatchObject({ images: IMAGES + 1, ok: IMAGES, failed: 1, missing: 0 });
     await checkVolume(out, report);
+  });
+
+  it('survives kills at the named points of the write path (LENS_FAULT)', async () => {
+    // Killed with a temp file written but not renamed (3rd file), then with an image's file in
+    // place but its record not journaled (5th image): each rerun ends with every image once and
+    // nothing stray on the volume.
+    const out = join(dir, 'out-faults');
+    for (const fault of ['atomic-write:before-rename@3', 'batch:before-journal@5']) {
+      const w = startShard(out, 0, 1, undefined, fault);
+      const e = await w.exit;
+      expect(e.signal, e.stderr).toBe('SIGKILL');
+    }
+    const { journals } = await listShardFiles(out);
+    const beforeRerun = (await readJournal(journals[0]!.path)).records;
+    expect(beforeRerun.map((r) => r.image)).toEqual(['img-00', 'img-01', 'img-02', 'img-03', 'img-04', 'broken'].map((n) => `images/${n}.png`));
+    // The broken image failed once: the rerun tries it again (attempt 2), and explains the unrecorded ones.
+    const summary = await summaryOf(startShard(out, 0, 1));
+    expect(summary).toMatchObject({ skipped: 5, processed: IMAGES + 1 - 5, interrupted: false });
+    const merged = await runLens(['merge', '--out', out, '--list', list, '--json']);
+    const report = JSON.parse(merged.stdout) as MergeReport;
+    expect(report).toMatchObject({ images: IMAGES + 1, ok: IMAGES, failed: 1, missing: 0, duplicateRecords: 1 });
+    expect(report.entries.find((e) => e.status === 'error')).toMatchObject({ image: 'images/broken.png', attempts: 2 });
+    await checkVolume(out, report);
+    expect(await readdir(out)).not.toContain('.tmp');
   });
 });
