@@ -30,6 +30,9 @@ const FOREIGN_STALE_MS = 24 * 3600_000;
 /**
  * A tag unique to this process and call, `<pid>-<host>-<random>`, for naming temporary files and
  * folders so that a later run can tell whether their writer is gone ({@link isStaleTag}).
+ *
+ * @example
+ * const tmp = join(base, `.1.tmp-${tempTag()}`);   // e.g. .1.tmp-4242-buildhost-9f00aa11
  */
 export function tempTag(): string {
   return `${process.pid}-${HOST}-${randomBytes(4).toString('hex')}`;
@@ -48,6 +51,9 @@ function processAlive(pid: number): boolean {
 /**
  * True when the writer of a temporary file with this tag is gone: on this host its process no
  * longer exists; from another host (a shared volume) the file has not changed for a day.
+ *
+ * @example
+ * if (isStaleTag('4242-buildhost-9f00aa11', (await lstat(path)).mtimeMs)) await rm(path, { recursive: true });
  */
 export function isStaleTag(tag: string, mtimeMs: number): boolean {
   const m = TAG.exec(tag);
@@ -60,7 +66,15 @@ export function isStaleTag(tag: string, mtimeMs: number): boolean {
 const liveTemps = new Set<string>();
 let exitHookInstalled = false;
 
-/** Registers a temporary file or folder for removal at exit; the returned function unregisters it. */
+/**
+ * Registers a temporary file or folder for removal at exit (and on SIGINT/SIGTERM with
+ * {@link exitOnSignalRemovingTemps}); the returned function unregisters it once it is renamed away.
+ *
+ * @example
+ * const untrack = trackTemp(tmpDir);
+ * await rename(tmpDir, finalDir);
+ * untrack();
+ */
 export function trackTemp(path: string): () => void {
   if (!exitHookInstalled) {
     process.on('exit', removeTrackedTempsSync);
@@ -70,7 +84,12 @@ export function trackTemp(path: string): () => void {
   return () => liveTemps.delete(path);
 }
 
-/** Removes every temporary file or folder of this process that is still registered. */
+/**
+ * Removes every temporary file or folder of this process that is still registered.
+ *
+ * @example
+ * process.on('exit', removeTrackedTempsSync);   // trackTemp installs this itself
+ */
 export function removeTrackedTempsSync(): void {
   for (const path of liveTemps) rmSync(path, { recursive: true, force: true });
   liveTemps.clear();
@@ -157,7 +176,13 @@ export async function openNoFollow(path: string, flags: number, mode = 0o666): P
   return fh;
 }
 
-/** fsyncs a folder so that renames inside it survive a power loss; filesystems that refuse are skipped. */
+/**
+ * fsyncs a folder so that renames inside it survive a power loss; filesystems that refuse are skipped.
+ *
+ * @example
+ * await rename(tmp, finalDir);
+ * await syncDir(base);
+ */
 export async function syncDir(dir: string): Promise<void> {
   let fh: FileHandle | undefined;
   try {
@@ -173,6 +198,9 @@ export async function syncDir(dir: string): Promise<void> {
 /**
  * fsyncs every file and folder under `dir` (and `dir`), e.g. before a folder written by several
  * writers is renamed into place.
+ *
+ * @example
+ * await syncTree('/models/resnet/.1.tmp-4242-buildhost-9f00aa11');
  */
 export async function syncTree(dir: string): Promise<void> {
   for (const entry of await readdir(dir, { withFileTypes: true })) {
