@@ -179,6 +179,8 @@ export class JournalWriter {
       throw new LensError('WRITE_FAILED', `cannot open shard journal ${path}: ${errorMessage(e)}`, { cause: e });
     }
     try {
+      // A hard link would make the cut and the appends land in another file too.
+      if ((await handle.stat()).nlink > 1) throw new LensError('WRITE_FAILED', `shard journal ${path} has other hard links; refusing to write it`);
       const contents = parseJournal(await handle.readFile());
       if (contents.tornTail) await handle.truncate(contents.completeBytes);
     } catch (e) {

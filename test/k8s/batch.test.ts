@@ -1,4 +1,4 @@
-import { mkdir, mkdtemp, readFile, readdir, rm, symlink, truncate, writeFile } from 'node:fs/promises';
+import { link, mkdir, mkdtemp, readFile, readdir, rm, symlink, truncate, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -174,6 +174,11 @@ describe('shard runner and merge', () => {
     expect(await readFile(outside, 'utf8')).toBe('first line\nlast line without newline');
     expect(run.calls).toEqual([]);
     expect((await readdir(out)).sort()).toEqual(['attributions', 'shards']);
+    // The same through a hard link.
+    await rm(join(out, 'shards', shardJournalName(0, 1)));
+    await link(outside, join(out, 'shards', shardJournalName(0, 1)));
+    await expect(runShard({ items: items(2), shard: 0, shards: 1, out, explainOne: run.explainOne })).rejects.toThrow(/has other hard links; refusing to write it/);
+    expect(await readFile(outside, 'utf8')).toBe('first line\nlast line without newline');
   });
 
   it('refuses output subfolders that are symbolic links', async () => {
