@@ -24,6 +24,8 @@ import { faultPoint } from './fault.js';
 const HOST = hostname().replace(/[^A-Za-z0-9]/g, '').slice(0, 16);
 const TAG = /^(\d+)-([A-Za-z0-9]{0,16})-[0-9a-f]{8}$/;
 const TEMP_FILE = /^\.(.+)\.(\d+-[A-Za-z0-9]{0,16}-[0-9a-f]{8})\.tmp$/;
+// Temporary files of earlier releases (`.<name>.<pid>.<random>.tmp`) name no host: only age tells.
+const LEGACY_TEMP_FILE = /^\.(.+)\.\d+\.[0-9a-f]{8}\.tmp$/;
 /** Temporary files of another host are only taken for abandoned after this long. */
 const FOREIGN_STALE_MS = 24 * 3600_000;
 
@@ -238,11 +240,13 @@ export async function removeStaleTemps(dir: string): Promise<string[]> {
   const removed: string[] = [];
   for (const name of names) {
     const m = TEMP_FILE.exec(name);
-    if (!m) continue;
+    const legacy = !m && LEGACY_TEMP_FILE.test(name);
+    if (!m && !legacy) continue;
     const path = join(dir, name);
     try {
       const st = await lstat(path);
-      if (!st.isFile() || !isStaleTag(m[2]!, st.mtimeMs)) continue;
+      const stale = m ? isStaleTag(m[2]!, st.mtimeMs) : Date.now() - st.mtimeMs > FOREIGN_STALE_MS;
+      if (!st.isFile() || !stale) continue;
       await rm(path, { force: true });
       removed.push(path);
     } catch {

@@ -109,13 +109,16 @@ describe('stale temporary files', () => {
       dead: `.b.png.${dead}-${host}-0000000b.tmp`,
       foreignFresh: `.c.png.7-someotherhost-0000000c.tmp`,
       foreignOld: `.d.png.7-someotherhost-0000000d.tmp`,
+      // Named by an earlier release: no host, so only a day of age makes it stale.
+      legacyFresh: `.f.ig.npy.${dead}.0000000f.tmp`,
+      legacyOld: `.g.ig.npy.${dead}.0000000a.tmp`,
       unrelated: 'e.png',
     };
     for (const n of Object.values(names)) await writeFile(join(out, n), 'x');
     const twoDaysAgo = new Date(Date.now() - 2 * 24 * 3600_000);
-    await utimes(join(out, names.foreignOld), twoDaysAgo, twoDaysAgo);
+    for (const n of [names.foreignOld, names.legacyOld]) await utimes(join(out, n), twoDaysAgo, twoDaysAgo);
     const removed = await removeStaleTemps(out);
-    expect(removed.map((p) => p.slice(out.length + 1)).sort()).toEqual([names.dead, names.foreignOld].sort());
-    expect((await readdir(out)).sort()).toEqual([names.live, names.foreignFresh, names.unrelated].sort());
+    expect(removed.map((p) => p.slice(out.length + 1)).sort()).toEqual([names.dead, names.foreignOld, names.legacyOld].sort());
+    expect((await readdir(out)).sort()).toEqual([names.live, names.foreignFresh, names.legacyFresh, names.unrelated].sort());
   });
 });
