@@ -10,6 +10,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { recoverVersionLeftovers } from '../../src/export/write.js';
+import { tempTag } from '../../src/fs/atomic.js';
 import { runLens } from '../helpers/cli.js';
 import { runWriter } from '../helpers/fault.js';
 
@@ -72,8 +73,10 @@ describe('export version swap killed at each step', () => {
 
   it('leaves the leftovers of a live export alone', async () => {
     const base = join(dir, 'live');
-    await mkdir(join(base, `.1.tmp-${process.pid}-somehost-0000abcd`), { recursive: true });
-    await mkdir(join(base, `.1.tmp-${process.pid}-${(await import('../../src/fs/atomic.js')).tempTag().split('-')[1]}-0000abcd`));
+    // One from a live process on this host (this test), one from another host written just now.
+    const host = tempTag().split('-')[1]!;
+    await mkdir(join(base, `.1.tmp-${process.pid}-${host}-0000abcd`), { recursive: true });
+    await mkdir(join(base, `.1.old-${process.pid}-someotherhost-0000abcd`));
     expect(await recoverVersionLeftovers(base)).toEqual([]);
     expect((await readdir(base)).length).toBe(2);
   });
