@@ -60,6 +60,15 @@ describe('export version swap killed at each step', () => {
     });
   }
 
+  it('SIGTERM while the new version is written removes its temporary folder at once', async () => {
+    const base = join(dir, 'sigterm');
+    expect((await runWriter(['version', base, '1', 'old'])).code).toBe(0);
+    const stopped = await runWriter(['version', base, '1', 'new', '--force'], 'export:written:SIGTERM');
+    expect(stopped.signal, stopped.stderr).toBe('SIGTERM');
+    expect(await readdir(base)).toEqual(['1']);
+    expect(await versionText(join(base, '1'))).toBe('old');
+  });
+
   it('a forced export that is not killed replaces the version and leaves nothing else', async () => {
     const base = join(dir, 'clean');
     expect((await runWriter(['version', base, '1', 'old'])).code).toBe(0);
