@@ -1,9 +1,9 @@
 import type { Command } from 'commander';
+import { addConnectionFlags, connectionOptions, type ConnectionFlagValues } from '../server-flags.js';
 
-interface HealthFlags {
+interface HealthFlags extends ConnectionFlagValues {
   service: string;
   timeout: string;
-  tls?: boolean;
   json?: boolean;
 }
 
@@ -13,20 +13,21 @@ interface HealthFlags {
  * scripts that wait for a server.
  */
 export function register(program: Command): void {
-  program
+  const command = program
     .command('health')
     .description('gRPC health check of a lens serve server (grpc.health.v1); exits 1 unless SERVING')
     .argument('<address>', 'gRPC address host:port')
     .option('--service <name>', 'a served model\'s name (default: the whole server)', '')
-    .option('--timeout <ms>', 'deadline of the check', '5000')
-    .option('--tls', 'use TLS (system roots)')
+    .option('--timeout <ms>', 'deadline of the check', '5000');
+  addConnectionFlags(command, { transport: false })
     .option('--json', 'print {"address", "service", "status"}')
     .action(async (address: string, flags: HealthFlags) => {
       const { LensError } = await import('../../errors.js');
       const timeoutMs = Number(flags.timeout);
       if (!(timeoutMs > 0)) throw new LensError('INVALID_ARGUMENT', `--timeout must be a positive number of ms, got "${flags.timeout}"`);
       const { checkHealth } = await import('../../serving/health.js');
-      const status = await checkHealth(address, flags.service, { timeoutMs, ...(flags.tls ? { tls: true } : {}) });
+      const { transport: _grpc, ...connection } = connectionOptions(flags);
+      const status = await checkHealth(address, flags.service, { timeoutMs, ...connection });
       const what = flags.service ? `model ${flags.service}` : 'server';
       if (flags.json) process.stdout.write(`${JSON.stringify({ address, service: flags.service, status })}\n`);
       else process.stdout.write(`${status}\n`);
