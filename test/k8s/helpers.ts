@@ -50,6 +50,7 @@ function describe(o: unknown): string {
 function typeOf(obj: K8sObject): { module: string; name: string } | undefined {
   if (obj.apiVersion === 'kubeflow.org/v1' && obj.kind === 'Notebook') return { module: join(REPO_ROOT, 'src/k8s/crd.js'), name: 'INotebook' };
   if (obj.apiVersion === 'cloud.google.com/v1' && obj.kind === 'BackendConfig') return { module: join(REPO_ROOT, 'src/k8s/crd.js'), name: 'IBackendConfig' };
+  if (obj.apiVersion === 'serving.kserve.io/v1beta1' && obj.kind === 'InferenceService') return { module: join(REPO_ROOT, 'src/k8s/kserve.js'), name: 'IInferenceService' };
   if (!/^[a-z0-9.]+(\/[a-z0-9]+)?$/.test(obj.apiVersion)) return undefined;
   return { module: `kubernetes-models/${obj.apiVersion}/${obj.kind}`, name: `I${obj.kind}` };
 }

@@ -46,7 +46,16 @@ describe('k8s/ YAML files', () => {
     expect(files.length).toBeGreaterThan(20);
     expect(resourceFiles.length + patchFiles.size + kustomizationFiles.length + valuesFiles.length).toBe(files.length);
     for (const p of patchFiles) expect(files, `patch ${rel(p)} is missing`).toContain(p);
-    expect(overlays.map(rel).sort()).toEqual(['k8s/overlays/eks', 'k8s/overlays/gke-iap', 'k8s/overlays/gpu', 'k8s/overlays/kubeflow', 'k8s/overlays/local']);
+    expect(overlays.map(rel).sort()).toEqual([
+      'k8s/overlays/eks',
+      'k8s/overlays/gke-iap',
+      'k8s/overlays/gpu',
+      'k8s/overlays/kserve',
+      'k8s/overlays/kserve-gpu',
+      'k8s/overlays/kserve-s3',
+      'k8s/overlays/kubeflow',
+      'k8s/overlays/local',
+    ]);
   });
 
   it('resources validate against the Kubernetes API schemas', async () => {
