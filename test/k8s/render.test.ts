@@ -33,6 +33,7 @@ afterAll(() => {
 
 const CASES: Record<string, RenderOptions> = {
   'cpu, created claim': { modelName: 'resnet' },
+  'kserve, gpu, gcs, grpc': { modelName: 'resnet', target: 'kserve', kserve: { protocol: 'grpc' }, gpus: 1, modelBasePath: 'gs://bucket/resnet' },
   'gpu, JupyterHub claim': { modelName: 'resnet', gpus: 1, pvc: 'claim-alice', namespace: 'jhub', clientNamespaces: ['jhub'] },
   'gcs with workload identity, IAP': {
     modelName: 'resnet',
@@ -85,7 +86,8 @@ describe('lens k8s render', () => {
     for (const o of built) await validateManifest(o, name);
     expect(checkSecurity(built).filter((f) => f.severity === 'error')).toEqual([]);
     expect(built.filter((o) => o.kind === 'Service').every((s) => (s.spec as { type: string }).type === 'ClusterIP')).toBe(true);
-    if (KUBECTL) expect(normalise(kubectlKustomize(dir))).toEqual(normalise(objects));
+    // Without kubectl the cross-check is left out, except on CI (where setup-system.sh requires it).
+    if (KUBECTL || process.env.CI) expect(normalise(kubectlKustomize(dir))).toEqual(normalise(objects));
   });
 
   it('rendered objects have no unknown fields', async () => {
