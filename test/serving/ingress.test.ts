@@ -165,9 +165,12 @@ describe('every client command through the ingress', () => {
     expect(JSON.parse(r.stdout)).toMatchObject({ method: 'occlusion', model: 'cifar' });
   });
 
-  it('lens health checks the predictor through the ingress', async () => {
-    const ok = await runLens(['health', gateway, '--host-header', HOST, '--service', 'cifar']);
+  it.each(TRANSPORTS)('lens health over %s checks the predictor through the ingress', async (transport) => {
+    const ok = await runLens(['health', gateway, '--transport', transport, '--host-header', HOST, '--service', 'cifar']);
     expect(ok).toMatchObject({ code: 0, stdout: 'SERVING\n', stderr: '' });
+  });
+
+  it('lens health without the host name says the ingress found no route', async () => {
     const lost = await runLens(['health', gateway, '--service', 'cifar']);
     expect(lost.code).toBe(1);
     expect(lost.stderr).toMatch(/^lens: .*the ingress found no route for host .*; set --host-header/);
