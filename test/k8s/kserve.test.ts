@@ -3,7 +3,7 @@
  * own kustomize validate against the CRD in ../shared, broken objects are refused with the field at
  * fault, and `lens k8s render --target kserve` writes CPU/GPU, PVC/GCS/S3 and REST/gRPC variants.
  */
-import { readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
+import { cpSync, readFileSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import YAML from 'yaml';
 import { afterAll, describe, expect, it } from 'vitest';
@@ -17,6 +17,7 @@ import {
   structuralErrors,
   validateInferenceService,
 } from '../../src/k8s/index.js';
+import { createClient, startServer } from '../../src/serving/index.js';
 import { REPO_ROOT, SHARED, runLens } from '../helpers/cli.js';
 import { KUBECTL, kubectlKustomize, tempDir } from './helpers.js';
 
@@ -103,6 +104,30 @@ describe('InferenceService validation', () => {
     const r = await runLens(['k8s', 'validate', file]);
     expect(r.code).toBe(1);
     expect(r.stdout).toMatch(/error: .*InferenceService resnet: \/spec\/predictor\/model\/storageUrl is not a known field/);
+  });
+});
+
+describe('lens export output as a storageUri', () => {
+  it('is a TF Serving base path: what KServe copies to /mnt/models serves with --model_base_path=/mnt/models', async () => {
+    const dir = tempDir('lens-kserve-export-');
+    dirs.push(dir);
+    const base = join(dir, 'resnet');
+    const r = await runLens(['export', 'default', base, '--version', '3']);
+    expect(r.code, r.stderr).toBe(0);
+    // Only numbered version folders at the base path (storageUri points here).
+    expect(readdirSync(base)).toEqual(['3']);
+    expect(readdirSync(join(base, '3'))).toContain('saved_model.pb');
+    // The storage initializer copies storageUri's content to /mnt/models; the runtime serves it under the InferenceService's name.
+    const mnt = join(dir, 'mnt/models');
+    cpSync(base, mnt, { recursive: true });
+    const server = await startServer({ port: 0, restApiPort: 0, modelName: 'resnet', modelBasePath: mnt, fileSystemPollWaitSeconds: 0 });
+    const client = createClient({ target: `127.0.0.1:${server.grpcPort}` });
+    try {
+      expect(await client.getModelStatus({ model: 'resnet' })).toMatchObject([{ version: '3', state: 'AVAILABLE' }]);
+    } finally {
+      client.close();
+      await server.close();
+    }
   });
 });
 
