@@ -5,14 +5,16 @@
  * command runs through it over gRPC and REST with `--host-header`; without it, the error says that
  * the ingress found no route and suggests the flag.
  */
-import { spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { createServer as createHttpsServer } from 'node:https';
+import type { TLSSocket } from 'node:tls';
 import { createServer, type AddressInfo } from 'node:net';
 import { mkdir, mkdtemp, readFile, rm, symlink } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { checkHealth } from '../../src/serving/health.js';
-import { createClient, ServingError, type Transport } from '../../src/serving/index.js';
+import { createClient, ServingError, startServer, type Transport } from '../../src/serving/index.js';
 import { REPO_ROOT, runLens, SHARED } from '../helpers/cli.js';
 import { startIngressStandIn, type IngressStandIn } from '../helpers/ingress.js';
 
@@ -174,5 +176,39 @@ describe('every client command through the ingress', () => {
     const lost = await runLens(['health', gateway, '--service', 'cifar']);
     expect(lost.code).toBe(1);
     expect(lost.stderr).toMatch(/^lens: .*the ingress found no route for host .*; set --host-header/);
+  });
+});
+
+describe('the host name with TLS', () => {
+  it('is also the server name the certificate is checked against (SNI), over gRPC and REST', async () => {
+    const name = 'predictor.models.example.com';
+    const key = join(dir, 'tls-key.pem');
+    const certFile = join(dir, 'tls-cert.pem');
+    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', certFile, '-days', '1', '-subj', `/CN=${name}`, '-addext', `subjectAltName=DNS:${name}`], { stdio: 'ignore' });
+    const pem = { cert: await readFile(certFile), key: await readFile(key) };
+    const secure = await startServer({ port: 0, restApiPort: false, modelName: 'cifar', modelBasePath: join(dir, 'cifar'), fileSystemPollWaitSeconds: 0, ssl: pem });
+    // A REST endpoint behind TLS that reports what it was asked for.
+    const asked: { host?: string; servername?: string | false | null }[] = [];
+    const rest = createHttpsServer(pem, (req, res) => {
+      asked.push({ host: req.headers.host, servername: (req.socket as TLSSocket).servername });
+      res.writeHead(200, { 'content-type': 'application/json' }).end('{"model_version_status":[{"version":"1","state":"AVAILABLE","status":{"error_code":"OK","error_message":""}}]}');
+    });
+    await new Promise<void>((r) => rest.listen(0, '127.0.0.1', r));
+    const restTarget = `127.0.0.1:${(rest.address() as AddressInfo).port}`;
+    try {
+      for (const [transport, target] of [['grpc', `127.0.0.1:${secure.grpcPort}`], ['rest', restTarget]] as const) {
+        const named = createClient({ target, transport, tls: { ca: pem.cert }, hostHeader: name, retry: { retries: 0 } });
+        expect((await named.getModelStatus({ model: 'cifar' }))[0]!.state, transport).toBe('AVAILABLE');
+        named.close();
+        // By address alone the certificate (issued to the host name) does not match.
+        const byAddress = createClient({ target, transport, tls: { ca: pem.cert }, retry: { retries: 0 }, timeoutMs: 5000 });
+        await expect(byAddress.getModelStatus({ model: 'cifar' }), transport).rejects.toMatchObject({ status: 'UNAVAILABLE' });
+        byAddress.close();
+      }
+      expect(asked).toEqual([{ host: name, servername: name }]);
+    } finally {
+      await secure.close();
+      await new Promise((r) => rest.close(r));
+    }
   });
 });
