@@ -152,7 +152,9 @@ function podTemplateOf(obj: K8sObject): PodTemplateView | undefined {
       const predictor = spec?.predictor as Record<string, any> | undefined;
       const container = predictor?.model ?? predictor?.tensorflow;
       if (!predictor || !container) return undefined;
-      return { spec: { ...predictor, containers: [{ name: 'kserve-container', ...container }] }, serving: false };
+      // Without an image the serving runtime's is used, pinned by runtimeVersion.
+      const image = container.image ?? `${container.runtime ?? 'kserve-runtime'}:${container.runtimeVersion ?? 'latest'}`;
+      return { spec: { ...predictor, containers: [{ name: 'kserve-container', ...container, image }] }, serving: false };
     }
     default:
       return undefined;
