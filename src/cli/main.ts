@@ -55,8 +55,8 @@ function oneLineUsageErrors(command: Command, path: string): void {
 /** Runs the CLI with the given arguments (argv without node and script). Returns the exit code. */
 export async function main(args: readonly string[]): Promise<number> {
   // grpc-js logs some failures itself (e.g. "E No address added out of total 1 resolved" for a busy
-  // port) before the error that the CLI prints anyway; GRPC_VERBOSITY set by the user still wins.
-  process.env.GRPC_VERBOSITY ??= 'NONE';
+  // port) before the error that the CLI prints anyway; --debug or a GRPC_VERBOSITY of the user's keep them.
+  if (!args.includes('--debug')) process.env.GRPC_VERBOSITY ??= 'NONE';
   const program = new Command('lens')
     .description('serving-lens: convert, serve, query, profile and explain image models for TensorFlow Serving')
     .option('--debug', 'print stack traces on errors')

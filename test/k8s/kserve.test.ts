@@ -205,6 +205,19 @@ describe('lens k8s render --target kserve', () => {
     expect(readdirSync(dir).sort()).toEqual(['configmap-kserve-resnet-config.yaml', 'inferenceservice-resnet.yaml', 'kustomization.yaml', 'serviceaccount-kserve-resnet.yaml']);
     const v = await runLens(['k8s', 'validate', dir]);
     expect(v.code, v.stdout).toBe(0);
-    expect(v.stdout).toMatch(/3 objects \(kustomization\)/);
+    expect(v.stdout).toBe(`${dir}: 3 objects (kustomization)\n`);
+  });
+
+  it('sizes Knative\'s target and the replicas from a profile file', async () => {
+    const dir = tempDir('lens-kserve-profile-');
+    dirs.push(dir);
+    const row = (batchSize: number, concurrency: number, p99Ms: number, imagesPerSec: number) => ({ batchSize, concurrency, requests: 20, errors: 0, p99Ms, imagesPerSec });
+    writeFileSync(join(dir, 'profile.json'), JSON.stringify({ model: 'resnet', rows: [row(1, 1, 10, 90), row(1, 8, 45, 500), row(1, 16, 150, 700)] }));
+    const r = await runLens(['k8s', 'render', '--target', 'kserve', '--model-name', 'resnet', '--from-profile', join(dir, 'profile.json'), '--latency-slo-ms', '100', '--target-images-per-sec', '1400', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    const isvc = isvcOf(JSON.parse(r.stdout) as K8sObject[]);
+    // batch 1 x 8 in flight meets p99 <= 100 ms at 500 images/s: 1400 / (500 * 0.7) = 4 pods at peak, 2 standing.
+    expect(isvc.metadata.annotations['autoscaling.knative.dev/target']).toBe('8');
+    expect([isvc.spec.predictor.minReplicas, isvc.spec.predictor.maxReplicas]).toEqual([2, 4]);
   });
 });
