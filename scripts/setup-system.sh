@@ -22,6 +22,20 @@ if [ ${#debs[@]} -gt 0 ]; then
   apt-get update -qq
   DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${debs[@]}" >/dev/null
 fi
+# The manifest tests build k8s/ with kubectl's own kustomize and compare (test/k8s). Components
+# (`kind: Component`) need kustomize v4+, i.e. kubectl 1.21 or later; Debian's kubernetes-client
+# package is 1.20, too old, so it is not installed from there: put a kubectl from
+# https://dl.k8s.io/release/v1.32.4/bin/linux/amd64/kubectl (or your distribution's current one) on
+# the PATH. On CI a missing or old kubectl fails here; elsewhere those tests skip with a notice.
+kustomize_version=$(kubectl version --client 2>/dev/null | sed -n 's/^Kustomize Version: v\{0,1\}\([0-9][0-9]*\).*/\1/p')
+if [ -z "$kustomize_version" ] || [ "$kustomize_version" -lt 4 ]; then
+  msg="setup-system: kubectl with kustomize v4+ (kubectl >= 1.21) not found on the PATH; $(command -v kubectl >/dev/null 2>&1 && kubectl version --client 2>/dev/null | tr '\n' ' ' || echo 'no kubectl')"
+  if [ -n "${CI:-}" ]; then
+    echo "$msg: install kubectl 1.21 or later (https://dl.k8s.io/release/v1.32.4/bin/linux/amd64/kubectl)" >&2
+    exit 1
+  fi
+  echo "$msg: the kubectl kustomize cross-checks in test/k8s will skip" >&2
+fi
 # The tslab kernel must be registered with the Python that has Jupyter, started by this checkout's
 # own tslab (a kernel spec left by another checkout may point at a binary that is gone): always
 # re-register, it takes a moment.

@@ -232,20 +232,20 @@ export function hostPort(value: string, flag = '--server'): string {
 export async function openServedModel(options: {
   target: string;
   model: string;
-  transport?: string;
+  /** Transport, TLS, Host header and metadata from the connection flags (see server-flags.ts). */
+  connection: import('./server-flags.js').ConnectionFlagValues;
   version?: number;
   signature?: string;
   output?: string;
   like?: ImageModel;
 }): Promise<{ model: ImageModel; close(): void }> {
-  const transport = options.transport ?? 'grpc';
-  if (transport !== 'grpc' && transport !== 'rest') throw new LensError('INVALID_ARGUMENT', `--transport must be grpc or rest, got "${transport}"`);
   if (options.output !== undefined && options.output !== 'logit' && options.output !== 'probability') {
     throw new LensError('INVALID_ARGUMENT', `--served-output must be logit or probability, got "${options.output}"`);
   }
+  const { connectionOptions } = await import('./server-flags.js');
   const { createClient } = await import('../serving/client.js');
   const { createRemoteModel } = await import('../serving/remote-model.js');
-  const client = createClient({ target: options.target, transport });
+  const client = createClient({ target: options.target, ...connectionOptions(options.connection) });
   try {
     const base = {
       client,

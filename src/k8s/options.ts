@@ -60,8 +60,22 @@ export interface BatchJobOptions {
   memory?: string;
 }
 
+/** KServe settings of a render with `target: 'kserve'`. */
+export interface KServeOptions {
+  /** `rest` (protocol v1, port 8080, default) or `grpc` (grpc-v1, h2c port 9000): Knative routes one of them. */
+  protocol?: 'rest' | 'grpc';
+  /** Requests in flight per pod that Knative's autoscaler aims at. Default: from the profile, else 4. */
+  concurrencyTarget?: number;
+}
+
 /** What `lens k8s render` takes. Only `modelName` is required. */
 export interface RenderOptions {
+  /**
+   * What serves the model: `deployment` (default: a Deployment of tensorflow/serving with Service,
+   * HPA and NetworkPolicy) or `kserve` (a KServe InferenceService on KServe's TF Serving runtime).
+   */
+  target?: 'deployment' | 'kserve';
+  kserve?: KServeOptions;
   /** TF Serving model name (as clients address it: /v1/models/NAME). */
   modelName: string;
   /** Where TF Serving finds the model's version folders: a path on the claim (default /models/NAME), gs://..., or s3://... */
@@ -114,7 +128,7 @@ export interface RenderOptions {
   workbench?: WorkbenchOptions;
   batch?: BatchJobOptions;
   /** Sizes measured by `lens profile` (see sizeFromProfile); explicit batching and replica options win. */
-  sizing?: { summary: string; batching?: Partial<BatchingParameters>; minReplicas?: number; maxReplicas?: number };
+  sizing?: { summary: string; batching?: Partial<BatchingParameters>; minReplicas?: number; maxReplicas?: number; concurrency?: number };
 }
 
 /** TF Serving release the manifests pin (tags `2.18.0` and `2.18.0-gpu`). */
@@ -139,6 +153,9 @@ export type ServingModelSource =
 
 /** Options with every default applied and checked. */
 export interface ResolvedOptions {
+  target: 'deployment' | 'kserve';
+  /** Set for target kserve. */
+  kserve?: { protocol: 'rest' | 'grpc'; concurrencyTarget: number; servingVersion: string };
   modelName: string;
   /** modelName made fit for object names (lower case, '-'). */
   slug: string;
@@ -309,7 +326,21 @@ export function resolveOptions(options: RenderOptions): ResolvedOptions {
     };
   }
 
+  const target = options.target ?? 'deployment';
+  if (target !== 'deployment' && target !== 'kserve') bad(`--target must be deployment or kserve, got "${String(target)}"`);
+  let kserve: ResolvedOptions['kserve'];
+  if (target === 'kserve') {
+    if (ingress) bad('--ingress-host does not apply to --target kserve: KServe predictors are reached through the cluster\'s ingress gateway (see lens predict --host-header)');
+    if (Object.keys(versionLabels).length > 0) bad('--version-label does not apply to --target kserve: KServe\'s TF Serving runtime serves the newest version under storageUri');
+    const protocol = options.kserve?.protocol ?? 'rest';
+    if (protocol !== 'rest' && protocol !== 'grpc') bad(`--kserve-protocol must be rest or grpc, got "${String(protocol)}"`);
+    const concurrencyTarget = positiveInt(options.kserve?.concurrencyTarget ?? sizing?.concurrency ?? 4, '--concurrency-target');
+    kserve = { protocol, concurrencyTarget, servingVersion: options.servingVersion ?? DEFAULT_SERVING_VERSION };
+  } else if (options.kserve) bad('--kserve-protocol and --concurrency-target apply to --target kserve only');
+
   return {
+    target,
+    ...(kserve ? { kserve } : {}),
     modelName,
     slug,
     source,

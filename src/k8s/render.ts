@@ -10,6 +10,7 @@ import { LensError } from '../errors.js';
 import { batchObjects } from './batch.js';
 import { sharedClaim } from './common.js';
 import { ingressObjects } from './ingress.js';
+import { kserveObjects } from './kserve.js';
 import { type RenderOptions, type ResolvedOptions, resolveOptions } from './options.js';
 import { servingObjects } from './serving.js';
 import { type K8sObject, checkSecurity, describeObject, toYaml, validateManifest } from './validate.js';
@@ -34,6 +35,7 @@ export function objectFileName(obj: K8sObject): string {
 
 function commandLine(options: RenderOptions): string {
   const parts = [`--model-name ${options.modelName}`];
+  if (options.target === 'kserve') parts.push('--target kserve');
   if (options.gpus) parts.push(`--gpus ${options.gpus}`);
   if (options.pvc) parts.push(`--pvc ${options.pvc}`);
   if (options.modelBasePath) parts.push(`--model-base-path ${options.modelBasePath}`);
@@ -54,8 +56,7 @@ export async function renderManifests(options: RenderOptions): Promise<RenderedM
   const needsClaim = resolved.source.kind === 'pvc' || resolved.workbench !== undefined || resolved.batch !== undefined;
   const typed: Array<{ toJSON(): unknown }> = [
     ...(resolved.claim.create && needsClaim ? [sharedClaim(resolved)] : []),
-    ...servingObjects(resolved),
-    ...ingressObjects(resolved),
+    ...(resolved.target === 'kserve' ? kserveObjects(resolved) : [...servingObjects(resolved), ...ingressObjects(resolved)]),
     ...(resolved.workbench ? workbenchObjects(resolved) : []),
     ...(resolved.batch ? batchObjects(resolved) : []),
   ];

@@ -26,8 +26,20 @@ export interface Sizing {
   podImagesPerSec: number;
   minReplicas?: number;
   maxReplicas?: number;
+  /** Measured cells left out because requests failed (or nothing was measured), e.g. a batch too large for the server. */
+  failed: ProfileRow[];
   /** One line for the Deployment annotation and the CLI. */
   summary: string;
+}
+
+/** A row in which every request succeeded and latencies were measured. */
+function succeeded(r: ProfileRow): boolean {
+  return r.requests > 0 && r.errors === 0 && Number.isFinite(r.p99Ms) && Number.isFinite(r.imagesPerSec);
+}
+
+/** `batch 256 x concurrency 1 (20 of 20 requests failed)` for each failed row. */
+export function describeFailedRows(rows: readonly ProfileRow[]): string {
+  return rows.map((r) => `batch ${r.batchSize} x concurrency ${r.concurrency} (${r.errors > 0 ? `${r.errors} of ${r.requests + r.errors} requests failed` : 'nothing measured'})`).join(', ');
 }
 
 /**
@@ -40,8 +52,9 @@ export interface Sizing {
 export function sizeFromProfile(profile: Pick<ProfileResult, 'rows' | 'model'>, options: SizingOptions): Sizing {
   const slo = options.latencySloMs;
   if (!(slo > 0)) throw new LensError('INVALID_ARGUMENT', `--latency-slo-ms must be positive, got ${slo}`);
-  const rows = (profile.rows ?? []).filter((r) => r.requests > 0 && r.errors === 0);
-  if (rows.length === 0) throw new LensError('INVALID_ARGUMENT', `the profile of ${profile.model} has no error-free measurements`);
+  const rows = (profile.rows ?? []).filter(succeeded);
+  const failed = (profile.rows ?? []).filter((r) => !succeeded(r));
+  if (rows.length === 0) throw new LensError('INVALID_ARGUMENT', `the profile of ${profile.model} has no error-free measurements: ${describeFailedRows(failed)}`);
   const meeting = rows.filter((r) => r.p99Ms <= slo);
   if (meeting.length === 0) {
     const best = rows.reduce((a, b) => (b.p99Ms < a.p99Ms ? b : a));
@@ -63,8 +76,9 @@ export function sizeFromProfile(profile: Pick<ProfileResult, 'rows' | 'model'>, 
   }
   const summary =
     `batch ${row.batchSize} x concurrency ${row.concurrency}: p99 ${row.p99Ms.toFixed(1)} ms <= ${slo} ms, ${podImagesPerSec.toFixed(0)} images/s per pod` +
-    (maxReplicas !== undefined ? `; ${options.targetImagesPerSec} images/s -> ${minReplicas}..${maxReplicas} replicas` : '');
-  return { row, ...(batching ? { batching } : {}), podImagesPerSec, ...(minReplicas !== undefined ? { minReplicas, maxReplicas } : {}), summary };
+    (maxReplicas !== undefined ? `; ${options.targetImagesPerSec} images/s -> ${minReplicas}..${maxReplicas} replicas` : '') +
+    (failed.length > 0 ? `; left out failed ${describeFailedRows(failed)}` : '');
+  return { row, ...(batching ? { batching } : {}), podImagesPerSec, ...(minReplicas !== undefined ? { minReplicas, maxReplicas } : {}), failed, summary };
 }
 
 /**
@@ -81,10 +95,14 @@ export async function readProfile(path: string): Promise<Pick<ProfileResult, 'ro
     throw new LensError('INVALID_ARGUMENT', `cannot read the profile ${path}: ${errorMessage(e)}`);
   }
   const p = parsed as Partial<ProfileResult>;
+  // Latencies of a cell whose requests all failed are NaN, written as null in JSON.
   const rowOk = (r: unknown) => {
-    const x = r as Partial<ProfileRow>;
-    return typeof x === 'object' && x !== null && [x.batchSize, x.concurrency, x.requests, x.errors, x.p99Ms, x.imagesPerSec].every((v) => typeof v === 'number');
+    const x = r as Record<string, unknown>;
+    return (
+      typeof x === 'object' && x !== null && [x.batchSize, x.concurrency, x.requests, x.errors].every((v) => typeof v === 'number') && [x.p99Ms, x.imagesPerSec].every((v) => typeof v === 'number' || v === null)
+    );
   };
   if (!Array.isArray(p.rows) || !p.rows.every(rowOk)) throw new LensError('INVALID_ARGUMENT', `${path} is not a lens profile result (expected rows with batchSize, concurrency, requests, errors, p99Ms, imagesPerSec)`);
-  return { rows: p.rows, model: typeof p.model === 'string' ? p.model : path };
+  const rows = (p.rows as unknown as Record<string, unknown>[]).map((r) => ({ ...r, p99Ms: r.p99Ms ?? Number.NaN, imagesPerSec: r.imagesPerSec ?? Number.NaN }) as ProfileRow);
+  return { rows, model: typeof p.model === 'string' ? p.model : path };
 }

@@ -7,6 +7,7 @@
 import YAML from 'yaml';
 import { LensError, errorMessage } from '../errors.js';
 import { validateBackendConfig, validateNotebook } from './crd.js';
+import { KSERVE_API_VERSION, validateInferenceService } from './kserve.js';
 
 /** A parsed manifest object (apiVersion, kind, metadata, ...). */
 export interface K8sObject {
@@ -84,6 +85,7 @@ export async function validateManifest(obj: unknown, source = 'manifest'): Promi
   if (typeof name !== 'string' || !DNS1123_SUBDOMAIN.test(name) || name.length > 253) throw new LensError('INVALID_ARGUMENT', `${what}: metadata.name must be a lower-case DNS name`);
   if (o.apiVersion === 'kubeflow.org/v1' && o.kind === 'Notebook') return validateNotebook(obj);
   if (o.apiVersion === 'cloud.google.com/v1' && o.kind === 'BackendConfig') return validateBackendConfig(obj);
+  if (o.apiVersion === KSERVE_API_VERSION && o.kind === 'InferenceService') return validateInferenceService(obj);
   const cls = await modelClass(o.apiVersion, o.kind);
   if (!cls) throw new LensError('INVALID_ARGUMENT', `${what}: no schema for ${o.apiVersion} ${o.kind} (not a built-in Kubernetes kind, nor a custom resource serving-lens knows)`);
   try {
@@ -144,6 +146,16 @@ function podTemplateOf(obj: K8sObject): PodTemplateView | undefined {
       return spec?.jobTemplate?.spec?.template?.spec ? { spec: spec.jobTemplate.spec.template.spec, serving: false } : undefined;
     case 'Notebook':
       return spec?.template?.spec ? { spec: spec.template.spec, serving: false } : undefined;
+    case 'InferenceService': {
+      // The predictor is a pod spec whose container is the model (KServe merges it into the
+      // runtime's container); Knative probes the pods itself, so no probes are required.
+      const predictor = spec?.predictor as Record<string, any> | undefined;
+      const container = predictor?.model ?? predictor?.tensorflow;
+      if (!predictor || !container) return undefined;
+      // Without an image the serving runtime's is used, pinned by runtimeVersion.
+      const image = container.image ?? `${container.runtime ?? 'kserve-runtime'}:${container.runtimeVersion ?? 'latest'}`;
+      return { spec: { ...predictor, containers: [{ name: 'kserve-container', ...container, image }] }, serving: false };
+    }
     default:
       return undefined;
   }

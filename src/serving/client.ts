@@ -21,6 +21,7 @@ import { ServingError, type StatusName } from './status.js';
 import type { ModelSource } from './manager.js';
 import { GrpcServingClient } from './grpc-client.js';
 import { RestServingClient } from './rest-client.js';
+import { isHostHeader } from './reach.js';
 
 export type Transport = 'grpc' | 'rest';
 
@@ -48,6 +49,14 @@ export interface ClientOptions {
   transport?: Transport;
   /** Use TLS (true: system roots). */
   tls?: boolean | TlsOptions;
+  /**
+   * Host name the server is addressed by, when it differs from `target`: sent as the `Host`
+   * header (REST) and the `:authority` (gRPC), and with TLS also as the server name (SNI and
+   * certificate check) unless `tls.servername` says otherwise. Ingress gateways route by it:
+   * a KServe predictor is reached at the ingress's address with the InferenceService's host name,
+   * e.g. `{ target: '10.0.0.5:80', hostHeader: 'resnet.models.example.com' }`.
+   */
+  hostHeader?: string;
   /** Sent with every call: gRPC metadata or HTTP headers (e.g. { authorization: 'Bearer ...' }). */
   metadata?: Record<string, string>;
   /** Default deadline of a call in ms (default 30000). */
@@ -170,9 +179,14 @@ export interface ServingClient {
  *
  * @example
  * const rest = createClient({ target: 'localhost:8501', transport: 'rest', restFormat: 'row' });
+ * // A KServe predictor behind the cluster's ingress gateway, routed by host name:
+ * const kserve = createClient({ target: '10.0.0.5:80', hostHeader: 'resnet.models.example.com' });
  */
 export function createClient(options: ClientOptions): ServingClient {
   if (!options.target) throw new LensError('INVALID_ARGUMENT', 'client target is empty: expected host:port');
+  if (options.hostHeader !== undefined && !isHostHeader(options.hostHeader)) {
+    throw new LensError('INVALID_ARGUMENT', `host header "${options.hostHeader}" is not a host name with an optional port (e.g. resnet.models.example.com)`);
+  }
   return (options.transport ?? 'grpc') === 'grpc' ? new GrpcServingClient(options) : new RestServingClient(options);
 }
 

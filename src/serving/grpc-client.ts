@@ -30,6 +30,7 @@ import { encodeRaw, grpcChannel, grpcTarget, MAX_MESSAGE_BYTES, MODEL_SERVICE, P
 import type { ModelSource } from './manager.js';
 import type { SignatureDefJson } from './signature.js';
 import { signatureFromMessage } from './signature.js';
+import { noRouteProblem, reachProblem } from './reach.js';
 import { ServingError, statusName } from './status.js';
 import { CLASSIFY_METHOD, REGRESS_METHOD } from './signature.js';
 
@@ -124,7 +125,7 @@ export class GrpcServingClient implements ServingClient {
   constructor(private readonly options: ClientOptions) {
     this.target = grpcTarget(options.target);
     this.maxBytes = options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
-    this.client = grpcChannel(options.target, options.tls, this.maxBytes);
+    this.client = grpcChannel(options.target, options.tls, this.maxBytes, options.hostHeader);
   }
 
   private metadata(call: CallOptions): grpc.Metadata {
@@ -144,6 +145,11 @@ export class GrpcServingClient implements ServingClient {
       );
     }
     if (status === 'OK') return new ServingError('UNKNOWN', `${method}: ${details}`, { cause: e });
+    const where = { transport: 'grpc' as const, target: this.target, hostHeader: this.options.hostHeader };
+    const unreachable = status === 'UNAVAILABLE' ? reachProblem({ ...where, cause: details }) : undefined;
+    if (unreachable) return new ServingError('UNAVAILABLE', unreachable, { cause: e });
+    // grpc-js reports an HTTP 404 reply (an ingress without a route for the :authority) as UNIMPLEMENTED.
+    if (status === 'UNIMPLEMENTED' && /^Received HTTP status code 404\b/.test(details)) return new ServingError('NOT_FOUND', noRouteProblem(where), { cause: e });
     return new ServingError(status, details, { cause: e });
   }
 

@@ -12,6 +12,7 @@ import { protoRoot, protoType } from '../proto/index.js';
 import type { SignatureDefMessage } from '../savedmodel/savedmodel.js';
 import { bytesOf, dataTypeOfDtype, encodeTensorProto, type HostTensor } from '../tensor/index.js';
 import type { TlsOptions } from './client.js';
+import { hostOfHeader } from './reach.js';
 import type { ReplyModelSpec } from './core.js';
 import type { VersionStatus } from './manager.js';
 import { signatureDefMessage, type SignatureSpec } from './signature.js';
@@ -70,17 +71,22 @@ export function serviceDefinition(service: string): grpc.ServiceDefinition {
 
 /**
  * A grpc-js channel to `target` (host:port; a grpc:// or grpcs:// prefix is dropped), plain or
- * TLS, with message limits of `maxMessageBytes` both ways.
+ * TLS, with message limits of `maxMessageBytes` both ways. `hostHeader` becomes the `:authority`
+ * of every call (what ingress gateways route by) and, with TLS, the server name checked and sent
+ * as SNI unless `tls.servername` is given.
  */
-export function grpcChannel(target: string, tlsOption: boolean | TlsOptions | undefined, maxMessageBytes: number): grpc.Client {
+export function grpcChannel(target: string, tlsOption: boolean | TlsOptions | undefined, maxMessageBytes: number, hostHeader?: string): grpc.Client {
   const tls = tlsOption === true ? {} : tlsOption || null;
   const creds = tls
     ? grpc.credentials.createSsl(tls.ca ? Buffer.from(tls.ca) : null, tls.key ? Buffer.from(tls.key) : null, tls.cert ? Buffer.from(tls.cert) : null)
     : grpc.credentials.createInsecure();
+  const servername = tls ? (tls.servername ?? (hostHeader !== undefined ? hostOfHeader(hostHeader) : undefined)) : undefined;
+  const authority = hostHeader ?? servername;
   const channelOptions: grpc.ChannelOptions = {
     'grpc.max_receive_message_length': maxMessageBytes,
     'grpc.max_send_message_length': maxMessageBytes,
-    ...(tls && tls.servername ? { 'grpc.ssl_target_name_override': tls.servername, 'grpc.default_authority': tls.servername } : {}),
+    ...(servername ? { 'grpc.ssl_target_name_override': servername } : {}),
+    ...(authority ? { 'grpc.default_authority': authority } : {}),
   };
   return new grpc.Client(grpcTarget(target), creds, channelOptions);
 }

@@ -19,6 +19,7 @@ import { decodeMessage, protoEnum } from '../proto/index.js';
 import type { TlsOptions } from './client.js';
 import { encodeRaw, grpcChannel, MAX_MESSAGE_BYTES } from './grpc.js';
 import type { ModelManager } from './manager.js';
+import { noRouteProblem, reachProblem } from './reach.js';
 import { ServingError, statusName, toServingError, truncateForGrpc } from './status.js';
 
 export const HEALTH_SERVICE = 'grpc.health.v1.Health';
@@ -161,6 +162,8 @@ export interface HealthClientOptions {
   tls?: boolean | TlsOptions;
   /** gRPC metadata sent with the call (e.g. { authorization: 'Bearer ...' }). */
   metadata?: Record<string, string>;
+  /** `:authority` of the call (and TLS server name), for servers behind a host-routing ingress; see ClientOptions.hostHeader. */
+  hostHeader?: string;
 }
 
 function metadataOf(entries: Record<string, string> | undefined): grpc.Metadata {
@@ -169,10 +172,14 @@ function metadataOf(entries: Record<string, string> | undefined): grpc.Metadata 
   return md;
 }
 
-function healthError(e: unknown, target: string): ServingError {
+function healthError(e: unknown, target: string, hostHeader: string | undefined): ServingError {
   const err = e as Partial<grpc.ServiceError>;
   const status = statusName(err.code ?? 2);
   const details = err.details || err.message || String(e);
+  const where = { transport: 'grpc' as const, target, hostHeader };
+  const unreachable = status === 'UNAVAILABLE' ? reachProblem({ ...where, cause: details }) : undefined;
+  if (unreachable) return new ServingError('UNAVAILABLE', unreachable, { cause: e });
+  if (status === 'UNIMPLEMENTED' && /^Received HTTP status code 404\b/.test(details)) return new ServingError('NOT_FOUND', noRouteProblem(where), { cause: e });
   if (status === 'UNIMPLEMENTED') {
     return new ServingError('UNIMPLEMENTED', `${target} does not implement ${HEALTH_SERVICE} (TensorFlow Serving does not; lens serve does): ${details}`, { cause: e });
   }
@@ -191,7 +198,7 @@ const identity = (b: Buffer): Buffer => b;
  * if ((await checkHealth('localhost:8500', 'resnet')) !== 'SERVING') process.exitCode = 1;
  */
 export async function checkHealth(target: string, service = '', options: HealthClientOptions & { timeoutMs?: number } = {}): Promise<HealthStatus> {
-  const channel = grpcChannel(target, options.tls, MAX_MESSAGE_BYTES);
+  const channel = grpcChannel(target, options.tls, MAX_MESSAGE_BYTES, options.hostHeader);
   const request = encodeRaw(REQUEST, { service });
   try {
     const reply = await new Promise<Buffer>((resolve, reject) =>
@@ -202,7 +209,7 @@ export async function checkHealth(target: string, service = '', options: HealthC
         request,
         metadataOf(options.metadata),
         { deadline: Date.now() + (options.timeoutMs ?? 5000) },
-        (err, bytes) => (err ? reject(healthError(err, target)) : resolve(bytes!)),
+        (err, bytes) => (err ? reject(healthError(err, target, options.hostHeader)) : resolve(bytes!)),
       ),
     );
     return decodeStatus(reply);
@@ -223,7 +230,7 @@ export async function checkHealth(target: string, service = '', options: HealthC
  * }
  */
 export async function* watchHealth(target: string, service = '', options: HealthClientOptions & { signal?: AbortSignal } = {}): AsyncGenerator<HealthStatus> {
-  const channel = grpcChannel(target, options.tls, MAX_MESSAGE_BYTES);
+  const channel = grpcChannel(target, options.tls, MAX_MESSAGE_BYTES, options.hostHeader);
   const call = channel.makeServerStreamRequest<Buffer, Buffer>(`/${HEALTH_SERVICE}/Watch`, identity, identity, encodeRaw(REQUEST, { service }), metadataOf(options.metadata), {});
   const cancel = () => call.cancel();
   options.signal?.addEventListener('abort', cancel, { once: true });
@@ -232,7 +239,7 @@ export async function* watchHealth(target: string, service = '', options: Health
     for await (const reply of call as AsyncIterable<Buffer>) yield decodeStatus(reply);
   } catch (e) {
     if (options.signal?.aborted) return;
-    throw healthError(e, target);
+    throw healthError(e, target, options.hostHeader);
   } finally {
     options.signal?.removeEventListener('abort', cancel);
     call.cancel();

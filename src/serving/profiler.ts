@@ -25,6 +25,8 @@ export interface ProfileOptions extends ModelRef {
   transport?: Transport;
   tls?: boolean | TlsOptions;
   metadata?: Record<string, string>;
+  /** Host header / :authority for a server behind a host-routing ingress (KServe); see ClientOptions.hostHeader. */
+  hostHeader?: string;
   /** An existing client to use instead of creating one. */
   client?: ServingClient;
   /** Input alias (default: the image input of the signature). */
@@ -70,6 +72,8 @@ export interface ProfileRow {
 
 export interface ProfileResult {
   target: string;
+  /** The Host header / :authority the requests carried, when one was set (a KServe predictor's host name). */
+  hostHeader?: string;
   transport: Transport;
   model: string;
   version: number | null;
@@ -126,6 +130,7 @@ export async function profile(options: ProfileOptions, onProgress?: (p: ProfileP
       transport: options.transport ?? 'grpc',
       ...(options.tls !== undefined ? { tls: options.tls } : {}),
       ...(options.metadata ? { metadata: options.metadata } : {}),
+      ...(options.hostHeader !== undefined ? { hostHeader: options.hostHeader } : {}),
       retry: { retries: 0 },
     });
   try {
@@ -232,6 +237,7 @@ export async function profile(options: ProfileOptions, onProgress?: (p: ProfileP
     }
     return {
       target: client.target,
+      ...(options.hostHeader !== undefined && own ? { hostHeader: options.hostHeader } : {}),
       transport: client.transport,
       model: options.model,
       version: options.version ?? null,

@@ -27,6 +27,7 @@ import { MAX_MESSAGE_BYTES } from './grpc.js';
 import { formatFloat, jsonString, parseServingJson } from './json.js';
 import { outputsFromReply, predictRequestJson } from './rest-json.js';
 import { signatureFromJson, type SignatureDefJson } from './signature.js';
+import { hostOfHeader, noRouteProblem, reachProblem } from './reach.js';
 import { ServingError, statusOfHttp } from './status.js';
 
 function featureJson(v: ExampleFeatures[string]): string {
@@ -58,9 +59,10 @@ export class RestServingClient implements ServingClient {
     this.base = new URL(withScheme);
     this.target = this.base.host;
     this.maxBytes = options.maxMessageBytes ?? MAX_MESSAGE_BYTES;
+    const servername = tls?.servername ?? (options.hostHeader !== undefined ? hostOfHeader(options.hostHeader) : undefined);
     this.agent =
       this.base.protocol === 'https:'
-        ? new https.Agent({ keepAlive: true, ...(tls?.ca ? { ca: tls.ca } : {}), ...(tls?.cert ? { cert: tls.cert } : {}), ...(tls?.key ? { key: tls.key } : {}), ...(tls?.servername ? { servername: tls.servername } : {}) })
+        ? new https.Agent({ keepAlive: true, ...(tls?.ca ? { ca: tls.ca } : {}), ...(tls?.cert ? { cert: tls.cert } : {}), ...(tls?.key ? { key: tls.key } : {}), ...(servername ? { servername } : {}) })
         : new http.Agent({ keepAlive: true });
   }
 
@@ -81,6 +83,7 @@ export class RestServingClient implements ServingClient {
             ...(payload ? { 'content-type': 'application/json', 'content-length': String(payload.byteLength) } : {}),
             ...this.options.metadata,
             ...call.metadata,
+            ...(this.options.hostHeader !== undefined ? { host: this.options.hostHeader } : {}),
           },
         },
         (res) => {
@@ -105,24 +108,35 @@ export class RestServingClient implements ServingClient {
             const code = res.statusCode ?? 0;
             if (code >= 200 && code < 300) return resolve({ text, bytes: size });
             let message = text.trim() || `HTTP ${code} ${res.statusMessage ?? ''}`.trim();
+            let servingReply = false;
             try {
               const doc = JSON.parse(text) as { error?: unknown };
-              if (typeof doc.error === 'string') message = doc.error;
+              if (typeof doc.error === 'string') {
+                message = doc.error;
+                servingReply = true;
+              }
             } catch {
               // Not JSON: keep the body text.
             }
+            // TF Serving answers every error with {"error": ...}; a bare 404 comes from a gateway.
+            if (code === 404 && !servingReply) return reject(new ServingError('NOT_FOUND', noRouteProblem(this.where())));
             const status = statusOfHttp(code);
             reject(new ServingError(status === 'OK' ? 'UNKNOWN' : status, message));
           });
         },
       );
       req.setTimeout(timeoutMs, () => req.destroy(new ServingError('DEADLINE_EXCEEDED', `${method} ${path}: Deadline Exceeded after ${timeoutMs} ms`)));
-      req.on('error', (e) => {
+      req.on('error', (e: NodeJS.ErrnoException) => {
         if (e instanceof ServingError) return reject(e);
-        reject(new ServingError('UNAVAILABLE', `${method} ${this.base.host}${path}: ${e.message}`, { cause: e }));
+        const unreachable = reachProblem({ ...this.where(), cause: `${e.code ?? ''} ${e.message}` });
+        reject(new ServingError('UNAVAILABLE', unreachable ?? `${method} ${this.base.host}${path}: ${e.message}`, { cause: e }));
       });
       req.end(payload ?? undefined);
     });
+  }
+
+  private where(): { transport: 'rest'; target: string; hostHeader: string | undefined } {
+    return { transport: 'rest', target: this.base.host, hostHeader: this.options.hostHeader };
   }
 
   private request(method: 'GET' | 'POST', path: string, body: string | null, call: CallOptions): Promise<{ text: string; bytes: number }> {

@@ -12,10 +12,14 @@ import YAML from 'yaml';
 import type { K8sObject } from '../../src/k8s/index.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 
-/** kubectl with its built-in kustomize, when this machine has it. */
+/**
+ * kubectl with a built-in kustomize that builds components (`kind: Component`, kustomize v4+,
+ * kubectl 1.21+), when this machine has it; scripts/setup-system.sh requires it on CI.
+ */
 export const KUBECTL: string | undefined = (() => {
   const r = spawnSync('kubectl', ['version', '--client'], { encoding: 'utf8' });
-  return r.status === 0 && /Kustomize Version/.test(r.stdout) ? 'kubectl' : undefined;
+  const major = Number(/Kustomize Version: v?(\d+)/.exec(r.stdout ?? '')?.[1] ?? 0);
+  return r.status === 0 && major >= 4 ? 'kubectl' : undefined;
 })();
 
 export function kubectlKustomize(dir: string): K8sObject[] {
@@ -50,6 +54,7 @@ function describe(o: unknown): string {
 function typeOf(obj: K8sObject): { module: string; name: string } | undefined {
   if (obj.apiVersion === 'kubeflow.org/v1' && obj.kind === 'Notebook') return { module: join(REPO_ROOT, 'src/k8s/crd.js'), name: 'INotebook' };
   if (obj.apiVersion === 'cloud.google.com/v1' && obj.kind === 'BackendConfig') return { module: join(REPO_ROOT, 'src/k8s/crd.js'), name: 'IBackendConfig' };
+  if (obj.apiVersion === 'serving.kserve.io/v1beta1' && obj.kind === 'InferenceService') return { module: join(REPO_ROOT, 'src/k8s/kserve.js'), name: 'IInferenceService' };
   if (!/^[a-z0-9.]+(\/[a-z0-9]+)?$/.test(obj.apiVersion)) return undefined;
   return { module: `kubernetes-models/${obj.apiVersion}/${obj.kind}`, name: `I${obj.kind}` };
 }

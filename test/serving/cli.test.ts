@@ -34,7 +34,7 @@ const IMAGES = ['cat.bmp', 'parrot.jpg'].map((f) => resolve(SHARED, 'images', f)
 
 describe('lens predict', () => {
   it('prints top-k classes with probabilities for a batch of images, as JSON', async () => {
-    const r = await runLens(['predict', '--server', `127.0.0.1:${server.grpcPort}`, '--model', 'cifar', '--top_k', '3', '--labels', join(dir, 'cifar.txt'), '--json', ...IMAGES]);
+    const r = await runLens(['predict', '--server', `127.0.0.1:${server.grpcPort}`, '--model', 'cifar', '--top-k', '3', '--labels', join(dir, 'cifar.txt'), '--json', ...IMAGES]);
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as { image: string; top_k: { index: number; label: string; probability: number }[] }[];
@@ -53,7 +53,7 @@ describe('lens predict', () => {
     const url = `http://127.0.0.1:${(http.address() as AddressInfo).port}/parrot.jpg`;
     try {
       const [fromUrl, fromFile] = await Promise.all(
-        [url, IMAGES[1]!].map((img) => runLens(['predict', '--server', `127.0.0.1:${server.grpcPort}`, '--model', 'cifar', '--top_k', '1', '--json', img])),
+        [url, IMAGES[1]!].map((img) => runLens(['predict', '--server', `127.0.0.1:${server.grpcPort}`, '--model', 'cifar', '--top-k', '1', '--json', img])),
       );
       expect(fromUrl!.code).toBe(0);
       const a = JSON.parse(fromUrl!.stdout) as { image: string; top_k: { index: number; probability: number }[] }[];
@@ -67,12 +67,18 @@ describe('lens predict', () => {
   });
 
   it('prints a table over REST, with a version', async () => {
-    const r = await runLens(['predict', '--server', `127.0.0.1:${server.restPort}`, '--rest', '--model', 'cifar', '--version', '1', '--top_k', '2', '--labels', join(dir, 'cifar.txt'), IMAGES[0]!]);
+    const r = await runLens(['predict', '--server', `127.0.0.1:${server.restPort}`, '--transport', 'rest', '--model', 'cifar', '--version', '1', '--top-k', '2', '--labels', join(dir, 'cifar.txt'), IMAGES[0]!]);
     expect(r.code).toBe(0);
     const lines = r.stdout.trim().split('\n');
     expect(lines[0]).toBe(IMAGES[0]);
     expect(lines.slice(1)).toHaveLength(2);
     expect(lines[1]).toMatch(/^ {2}1\. +\d+ {2}\w+ +\d\.\d{4}$/);
+  });
+
+  it('accepts the underscore spellings of earlier releases (--top_k, --rest)', async () => {
+    const r = await runLens(['predict', '--server', `127.0.0.1:${server.restPort}`, '--rest', '--model', 'cifar', '--top_k=2', '--json', IMAGES[0]!]);
+    expect(r.code, r.stderr).toBe(0);
+    expect((JSON.parse(r.stdout) as { top_k: unknown[] }[])[0]!.top_k).toHaveLength(2);
   });
 
   it('fails with the server\'s message for an unknown model', async () => {
@@ -85,7 +91,7 @@ describe('lens predict', () => {
 describe('lens profile', () => {
   it('writes JSON, CSV and a PNG chart', async () => {
     const out = join(dir, 'profile');
-    const r = await runLens(['profile', '--server', `127.0.0.1:${server.grpcPort}`, '--model', 'cifar', '--batch_sizes', '1,2', '--trials', '2', '--warmup', '1', '--out', out, '--json']);
+    const r = await runLens(['profile', '--server', `127.0.0.1:${server.grpcPort}`, '--model', 'cifar', '--batch-sizes', '1,2', '--trials', '2', '--warmup', '1', '--out', out, '--json']);
     expect(r.code).toBe(0);
     const result = JSON.parse(r.stdout) as { rows: { batchSize: number; requests: number }[]; files: string[] };
     expect(result.rows.map((x) => [x.batchSize, x.requests])).toEqual([

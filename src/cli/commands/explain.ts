@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
 import * as support from '../attribution-support.js';
+import { addConnectionFlags, type ConnectionFlagValues } from '../server-flags.js';
 
-interface ExplainOptions extends support.AttributionFlagValues {
+interface ExplainOptions extends support.AttributionFlagValues, ConnectionFlagValues {
   model?: string;
   out: string;
   samples?: string;
@@ -17,7 +18,6 @@ interface ExplainOptions extends support.AttributionFlagValues {
   path?: boolean;
   server?: string;
   servedModel?: string;
-  transport: string;
   servedOutput?: string;
   tolerance: string;
 }
@@ -45,8 +45,8 @@ export function register(program: Command): void {
     .option('--max-sigma <s>', 'Blur IG largest blur in pixels')
     .option('--path', 'IG: keep per-step scores and mean gradients in the JSON summary')
     .option('--server <host:port>', 'TF Serving address: check that --model answers like the served model first (forward-only methods may omit --model)')
-    .option('--served-model <name>', 'name of the served model (default: the local model name)')
-    .option('--transport <t>', 'grpc or rest', 'grpc')
+    .option('--served-model <name>', 'name of the served model (default: the local model name)');
+  addConnectionFlags(command)
     .option('--served-output <kind>', 'what the served model returns: logit or probability (default: guessed from the output name)')
     .option('--tolerance <p>', 'largest accepted probability difference local vs served', '0.001');
   support.addAttributionFlags(command, ['backend', 'engine', 'progress']);
@@ -183,7 +183,7 @@ async function openServedModel(
   return support.openServedModel({
     target,
     model: name,
-    transport: opts.transport,
+    connection: opts,
     ...(local ? { like: local } : {}),
     ...(opts.servedOutput ? { output: opts.servedOutput } : {}),
   });

@@ -1,6 +1,9 @@
 import type { Command } from 'commander';
 
 interface RenderFlags {
+  target: string;
+  kserveProtocol?: string;
+  concurrencyTarget?: string;
   modelName: string;
   modelBasePath?: string;
   pvc?: string;
@@ -65,7 +68,10 @@ export function register(program: Command): void {
   k8s
     .command('render')
     .description('render a ready kustomization (typed, schema-checked objects) into --out, or print it as YAML')
-    .requiredOption('--model-name <name>', 'TF Serving model name (clients call /v1/models/NAME)')
+    .requiredOption('--model-name <name>', 'TF Serving model name (clients call /v1/models/NAME; with --target kserve the InferenceService is named after it, lower-cased, and TF Serving serves it under that name)')
+    .option('--target <kind>', 'deployment (tensorflow/serving Deployment, Service, HPA) or kserve (a KServe InferenceService)', 'deployment')
+    .option('--kserve-protocol <p>', 'with --target kserve: rest (v1, port 8080) or grpc (grpc-v1, h2c port 9000); Knative routes one of them', 'rest')
+    .option('--concurrency-target <n>', 'with --target kserve: requests in flight per pod Knative scales at (default: from --from-profile, else 4)')
     .option('--model-base-path <path>', 'version folders of the model: a path under /models on the claim (default /models/NAME), gs://BUCKET/PATH or s3://BUCKET/PATH')
     .option('--pvc <claim>', 'existing PersistentVolumeClaim holding models/NAME/VERSION (e.g. JupyterHub\'s claim-USER); default: create serving-lens-shared')
     .option('--pvc-subpath <dir>', 'folder of the claim mounted at /models in the serving pods', 'models')
@@ -123,6 +129,7 @@ export function register(program: Command): void {
       '\nExamples:\n' +
         '  lens k8s render --model-name resnet --gpus 1 --pvc claim-alice --out deploy/resnet && kubectl apply -k deploy/resnet\n' +
         '  lens k8s render --model-name resnet --model-base-path gs://my-bucket/resnet --sa-annotation iam.gke.io/gcp-service-account=tf-serving@PROJECT.iam.gserviceaccount.com\n' +
+        '  lens k8s render --model-name resnet --target kserve --model-base-path gs://my-bucket/resnet --gpus 1 --out deploy/resnet-kserve\n' +
         '  lens k8s render --model-name resnet --enable-batching --max-batch-size 32 --replicas 2 --max-replicas 8 --batch-shards 8 --workbench --out deploy/resnet',
     )
     .action(async (flags: RenderFlags) => {
@@ -166,8 +173,20 @@ export function register(program: Command): void {
         allowedBatchSizes: flags.allowedBatchSizes?.split(',').map((s) => int(s.trim(), '--allowed-batch-sizes')!),
       };
       const versionLabels = Object.fromEntries(Object.entries(pairs(flags.versionLabel, '--version-label')).map(([k, v]) => [k, int(v, `--version-label ${k}`)!]));
+      const target = flags.target;
+      if (target !== 'deployment' && target !== 'kserve') throw new LensError('INVALID_ARGUMENT', `--target must be deployment or kserve, got "${target}"`);
+      const kserveFlags = flags.kserveProtocol !== 'rest' || flags.concurrencyTarget !== undefined;
       const rendered = await renderManifests({
         modelName: flags.modelName,
+        target,
+        ...(target === 'kserve' || kserveFlags
+          ? {
+              kserve: {
+                protocol: flags.kserveProtocol as 'rest' | 'grpc',
+                ...(flags.concurrencyTarget !== undefined ? { concurrencyTarget: int(flags.concurrencyTarget, '--concurrency-target')! } : {}),
+              },
+            }
+          : {}),
         ...(flags.modelBasePath ? { modelBasePath: flags.modelBasePath } : {}),
         ...(flags.pvc ? { pvc: flags.pvc } : {}),
         ...(flags.pvcSubpath !== undefined ? { pvcSubPath: flags.pvcSubpath } : {}),
@@ -195,6 +214,7 @@ export function register(program: Command): void {
                 summary: sizing.summary,
                 ...(sizing.batching ? { batching: sizing.batching } : {}),
                 ...(sizing.minReplicas !== undefined ? { minReplicas: sizing.minReplicas, maxReplicas: sizing.maxReplicas! } : {}),
+                concurrency: sizing.row.concurrency,
               },
             }
           : {}),
@@ -236,6 +256,13 @@ export function register(program: Command): void {
         const written = await writeRendered(flags.out, rendered.files);
         if (flags.json) process.stdout.write(`${JSON.stringify({ out: flags.out, files: written, objects: rendered.objects }, null, 2)}\n`);
         else process.stdout.write(`wrote ${written.length} files to ${flags.out}\napply with: kubectl apply -k ${flags.out}\n`);
+        if (!flags.json && rendered.resolved.target === 'kserve') {
+          const name = rendered.resolved.slug;
+          process.stdout.write(
+            `TF Serving serves the model as "${name}": find the host with kubectl get inferenceservice ${name}${rendered.resolved.namespace ? ` -n ${rendered.resolved.namespace}` : ''}, then\n` +
+              `  lens predict --server INGRESS:80 --host-header HOST --model ${name}${rendered.resolved.kserve!.protocol === 'rest' ? ' --transport rest' : ''} IMAGE\n`,
+          );
+        }
       } else if (flags.json) process.stdout.write(`${JSON.stringify(rendered.objects, null, 2)}\n`);
       else process.stdout.write(toYaml(rendered.objects));
     });

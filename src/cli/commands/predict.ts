@@ -1,25 +1,19 @@
 import type { Command } from 'commander';
+import { addConnectionFlags, connectionOptions, type ConnectionFlagValues } from '../server-flags.js';
 
-interface PredictFlags {
+interface PredictFlags extends ConnectionFlagValues {
   server: string;
-  rest?: boolean;
   model: string;
   version?: string;
   label?: string;
   signature?: string;
-  top_k: string;
+  topK: string;
   labels?: string;
   input?: string;
   output?: string;
   resize: string;
   timeout: string;
-  tls?: boolean;
-  header: string[];
   json?: boolean;
-}
-
-function collect(value: string, previous: string[]): string[] {
-  return [...previous, value];
 }
 
 /**
@@ -27,41 +21,34 @@ function collect(value: string, previous: string[]): string[] {
  * or `lens serve`, over gRPC (default) or REST; several images go in one batch.
  */
 export function register(program: Command): void {
-  program
+  const command = program
     .command('predict')
     .description('classify images with a served model: top-k classes with probabilities')
     .argument('<images...>', 'image paths or http(s) URLs')
-    .requiredOption('--server <host:port>', 'TF Serving address (gRPC port, or REST port with --rest)')
-    .option('--rest', 'use the REST API instead of gRPC')
+    .requiredOption('--server <host:port>', 'TF Serving address (gRPC port, or REST port with --transport rest)');
+  addConnectionFlags(command)
     .requiredOption('--model <name>', 'served model name')
     .option('--version <n>', 'model version')
     .option('--label <label>', 'model version label')
     .option('--signature <name>', 'signature (default serving_default)')
-    .option('--top_k <k>', 'classes to show per image', '5')
+    .option('--top-k <k>', 'classes to show per image', '5')
     .option('--labels <file>', 'class names: text (one per line) or JSON array (default: ImageNet for 1000/1001 classes)')
     .option('--input <alias>', 'input tensor alias (default: the image input)')
     .option('--output <alias>', 'output tensor alias (default: probabilities/scores/logits)')
     .option('--resize <mode>', 'pad (keep aspect, as the TF Serving ResNet tutorial), crop or squash', 'pad')
     .option('--timeout <ms>', 'deadline per request', '30000')
-    .option('--tls', 'use TLS (system roots)')
-    .option('--header <k=v>', 'metadata/header sent with each request (repeatable), e.g. authorization=Bearer...', collect, [])
     .option('--json', 'print [{"image", "top_k": [{"index", "label", "probability"}]}]')
     .action(async (images: string[], flags: PredictFlags) => {
       const { LensError } = await import('../../errors.js');
       const bad = (m: string) => new LensError('INVALID_ARGUMENT', m);
-      const k = Number(flags.top_k);
-      if (!Number.isInteger(k) || k < 1) throw bad(`--top_k must be a positive integer, got "${flags.top_k}"`);
+      const k = Number(flags.topK);
+      if (!Number.isInteger(k) || k < 1) throw bad(`--top-k must be a positive integer, got "${flags.topK}"`);
       if (flags.version !== undefined && flags.label !== undefined) throw bad('give --version or --label, not both');
       const version = flags.version === undefined ? undefined : Number(flags.version);
       if (version !== undefined && !Number.isSafeInteger(version)) throw bad(`--version must be an integer, got "${flags.version}"`);
       const timeoutMs = Number(flags.timeout);
       if (!(timeoutMs > 0)) throw bad(`--timeout must be a positive number of ms, got "${flags.timeout}"`);
-      const metadata: Record<string, string> = {};
-      for (const h of flags.header) {
-        const i = h.indexOf('=');
-        if (i <= 0) throw bad(`--header expects key=value, got "${h}"`);
-        metadata[h.slice(0, i).trim().toLowerCase()] = h.slice(i + 1);
-      }
+      const connection = connectionOptions(flags);
       const tf = await import('@tensorflow/tfjs-core');
       const { initBackend } = await import('../../backend/index.js');
       const { loadPixels, parseResizeMode, pixelsToTensor } = await import('../../image/index.js');
@@ -71,7 +58,7 @@ export function register(program: Command): void {
       const { createRemoteModel } = await import('../../serving/remote-model.js');
       const resize = parseResizeMode(flags.resize);
       await initBackend();
-      const client = createClient({ target: flags.server, transport: flags.rest ? 'rest' : 'grpc', timeoutMs, ...(flags.tls ? { tls: true } : {}), metadata });
+      const client = createClient({ target: flags.server, timeoutMs, ...connection });
       try {
         const labels = flags.labels ? await readLabelsFile(flags.labels) : undefined;
         const model = await createRemoteModel({

@@ -1,21 +1,20 @@
 import type { Command } from 'commander';
+import { addConnectionFlags, connectionOptions, type ConnectionFlagValues } from '../server-flags.js';
 
-interface ProfileFlags {
+interface ProfileFlags extends ConnectionFlagValues {
   server: string;
-  rest?: boolean;
   model: string;
   version?: string;
   label?: string;
   signature?: string;
   input?: string;
-  batch_sizes: string;
+  batchSizes: string;
   concurrency: string;
   trials: string;
   warmup: string;
   image?: string;
   out: string;
   timeout: string;
-  tls?: boolean;
   json?: boolean;
 }
 
@@ -27,31 +26,30 @@ function intList(value: string, flag: string): number[] {
 
 /** `lens profile`: latency and throughput vs batch size and concurrency of a served model. */
 export function register(program: Command): void {
-  program
+  const command = program
     .command('profile')
     .description('measure latency percentiles and throughput of a served model against batch size and concurrency')
-    .requiredOption('--server <host:port>', 'TF Serving address (gRPC port, or REST port with --rest)')
-    .option('--rest', 'use the REST API instead of gRPC')
+    .requiredOption('--server <host:port>', 'TF Serving address (gRPC port, or REST port with --transport rest)');
+  addConnectionFlags(command)
     .requiredOption('--model <name>', 'served model name')
     .option('--version <n>', 'model version')
     .option('--label <label>', 'model version label')
     .option('--signature <name>', 'signature (default serving_default)')
     .option('--input <alias>', 'input tensor alias (default: the image input)')
-    .option('--batch_sizes <list>', 'batch sizes', '1,2,4,8,16,32,64,128,256')
+    .option('--batch-sizes <list>', 'batch sizes', '1,2,4,8,16,32,64,128,256')
     .option('--concurrency <list>', 'requests in flight at once', '1')
     .option('--trials <n>', 'measured requests per (batch size, concurrency)', '20')
     .option('--warmup <n>', 'unmeasured requests before each batch size', '3')
     .option('--image <path|url>', 'image to send (default: deterministic noise)')
     .option('--out <dir>', 'folder for profile.json, profile.csv and profile.png', '.')
     .option('--timeout <ms>', 'deadline per request', '60000')
-    .option('--tls', 'use TLS (system roots)')
     .option('--json', 'print the result as JSON')
     .action(async (flags: ProfileFlags) => {
       const { LensError } = await import('../../errors.js');
       let batchSizes: number[];
       let concurrency: number[];
       try {
-        batchSizes = intList(flags.batch_sizes, '--batch_sizes');
+        batchSizes = intList(flags.batchSizes, '--batch-sizes');
         concurrency = intList(flags.concurrency, '--concurrency');
       } catch (e) {
         throw new LensError('INVALID_ARGUMENT', (e as Error).message);
@@ -62,6 +60,7 @@ export function register(program: Command): void {
       if (!Number.isInteger(warmup) || warmup < 0) throw new LensError('INVALID_ARGUMENT', `--warmup must be an integer >= 0, got "${flags.warmup}"`);
       if (flags.version !== undefined && flags.label !== undefined) throw new LensError('INVALID_ARGUMENT', 'give --version or --label, not both');
       const { writeFileAtomic } = await import('../../fs/atomic.js');
+      const connection = connectionOptions(flags);
       const { join } = await import('node:path');
       const { SingleBar, Presets } = await import('cli-progress');
       const { profile, profileCsv } = await import('../../serving/profiler.js');
@@ -71,14 +70,13 @@ export function register(program: Command): void {
       const result = await profile(
         {
           target: flags.server,
-          transport: flags.rest ? 'rest' : 'grpc',
+          ...connection,
           model: flags.model,
           ...(flags.version !== undefined ? { version: Number(flags.version) } : {}),
           ...(flags.label !== undefined ? { label: flags.label } : {}),
           ...(flags.signature ? { signature: flags.signature } : {}),
           ...(flags.input ? { input: flags.input } : {}),
           ...(flags.image ? { image: flags.image } : {}),
-          ...(flags.tls ? { tls: true } : {}),
           batchSizes,
           concurrency,
           trials,
@@ -109,7 +107,7 @@ export function register(program: Command): void {
       }
       const f = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '-');
       const lines = [
-        `${result.model} over ${result.transport} at ${result.target} (input ${result.inputAlias}: ${result.inputKind} ${result.inputShape.join('x')})`,
+        `${result.model} over ${result.transport} at ${result.target}${result.hostHeader ? ` (host ${result.hostHeader})` : ''} (input ${result.inputAlias}: ${result.inputKind} ${result.inputShape.join('x')})`,
         'batch  conc   p50ms   p90ms   p95ms   p99ms  meanms   img/s  errors  req bytes  reply bytes',
         ...result.rows.map(
           (r) =>

@@ -1,10 +1,10 @@
 import type { Command } from 'commander';
+import { addConnectionFlags, type ConnectionFlagValues } from '../server-flags.js';
 
-interface VerifyOptions {
+interface VerifyOptions extends ConnectionFlagValues {
   server: string;
   model: string;
   local: string;
-  transport: string;
   version?: string;
   signature?: string;
   servedOutput?: string;
@@ -19,14 +19,14 @@ interface VerifyOptions {
 
 /** `lens verify`: does a local model answer like the served one? (the check before explaining a served model) */
 export function register(program: Command): void {
-  program
+  const command = program
     .command('verify')
     .description('check that a local model answers like a TF Serving model on some images (same top-k, probabilities within a tolerance); exits 1 with MODEL_MISMATCH when not')
     .argument('<images...>', 'image files, folders of images, or http(s) URLs')
     .requiredOption('--server <host:port>', 'TF Serving address (gRPC, or REST with --transport rest)')
     .requiredOption('--model <name>', 'name of the served model')
-    .requiredOption('--local <model>', 'the local copy: SavedModel dir, .h5, .tflite, model.json, resnet50 or default')
-    .option('--transport <t>', 'grpc or rest', 'grpc')
+    .requiredOption('--local <model>', 'the local copy: SavedModel dir, .h5, .tflite, model.json, resnet50 or default');
+  addConnectionFlags(command)
     .option('--version <n>', 'served model version (default: the server\'s choice)')
     .option('--signature <name>', 'served signature (default serving_default)')
     .option('--served-output <kind>', 'what the served model returns: logit or probability (default: guessed from the output name)')
@@ -59,7 +59,7 @@ async function verify(imageArgs: string[], opts: VerifyOptions): Promise<void> {
   const served = await support.openServedModel({
     target: server,
     model: opts.model,
-    transport: opts.transport,
+    connection: opts,
     like: local,
     ...(version !== undefined ? { version } : {}),
     ...(opts.signature ? { signature: opts.signature } : {}),
