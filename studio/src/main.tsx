@@ -415,10 +415,11 @@ function Metrics(props: { form: ExplainForm; baselines: string[]; imageCount: nu
 function Served(props: { state: State; onError(m: string): void; onReconnected(): void }) {
   const [report, setReport] = useState<VerifyReport | null>(null);
   const [busy, setBusy] = useState(false);
+  const [tolerance, setTolerance] = useState('0.001');
   if (!props.state.server) return null;
   const verify = () => {
     setBusy(true);
-    getJson<VerifyReport>('api/verify')
+    getJson<VerifyReport>(`api/verify?${query({ tolerance })}`)
       .then(setReport, (e: Error) => props.onError(e.message))
       .finally(() => setBusy(false));
   };
@@ -431,6 +432,11 @@ function Served(props: { state: State; onError(m: string): void; onReconnected()
           Reconnect
         </button>
       </p>
+      <div class="row">
+        <Field id="tolerance" label="Tolerance (largest probability difference)">
+          <input id="tolerance" type="number" min={0} step="any" value={tolerance} onInput={(e) => setTolerance((e.currentTarget as HTMLInputElement).value)} />
+        </Field>
+      </div>
       <button type="button" onClick={verify} disabled={busy || !props.state.served || !props.state.local}>
         {busy ? 'Verifying…' : 'Verify served vs local'}
       </button>
@@ -497,6 +503,7 @@ function App() {
   const explain = () => {
     if (!image) return;
     cancel.current?.();
+    delete document.body.dataset.explained;
     setError(null);
     setPanels([]);
     setExplored(null);
