@@ -52,10 +52,10 @@ describe.runIf(chromiumAvailable())('lens studio in Chromium', () => {
     await page.getByRole('button', { name: /bird\.bmp/ }).click();
     await page.getByLabel('white', { exact: true }).check();
     await page.getByRole('button', { name: 'Explain' }).click();
-    await page.waitForFunction(() => document.body.dataset.explained === '2');
+    await page.waitForFunction('document.body.dataset.explained === "2"');
     const panels = page.locator('figure.panel');
     await expect.poll(() => panels.count()).toBe(2);
-    await expect.poll(() => panels.locator('img').first().evaluate((img) => (img as HTMLImageElement).naturalWidth)).toBe(64);
+    await expect.poll(() => panels.locator('img').first().evaluate((img) => (img as unknown as { naturalWidth: number }).naturalWidth)).toBe(64);
     await expect.poll(() => panels.nth(1).innerText()).toMatch(/white · (disc|square|triangle|star|cross)/);
 
     await panels.first().getByRole('button', { name: 'Explore path' }).click();
@@ -64,7 +64,7 @@ describe.runIf(chromiumAvailable())('lens studio in Chromium', () => {
     await slider.focus();
     for (let i = 0; i < 5; i++) await page.keyboard.press('ArrowRight');
     await expect.poll(() => page.locator('canvas.interp').getAttribute('data-alpha')).toBe('0.55');
-    const centre = () => page.locator('canvas.interp').evaluate((c) => Array.from((c as HTMLCanvasElement).getContext('2d')!.getImageData(96, 96, 1, 1).data));
+    const centre = async () => (await page.evaluate("Array.from(document.querySelector('canvas.interp').getContext('2d').getImageData(96, 96, 1, 1).data)")) as number[];
     // At alpha 0 the picture is the black baseline; at 1 it is the image.
     await page.keyboard.press('Home');
     await expect.poll(() => page.locator('canvas.interp').getAttribute('data-alpha')).toBe('0');
@@ -125,7 +125,7 @@ describe.runIf(chromiumAvailable())('lens studio in Chromium', () => {
 
     await page.getByLabel('More (comma-separated specs)').fill('');
     await page.getByRole('button', { name: 'Explain' }).click();
-    await page.waitForFunction(() => document.body.dataset.explained === '2');
+    await page.waitForFunction('document.body.dataset.explained === "2"');
     expect(await page.locator('figure.panel').count()).toBe(2);
     expect(errors).toEqual([]);
   });
