@@ -17,7 +17,7 @@ export function register(program: Command): void {
     .command('studio')
     .description('open a browser workbench on a model: explain images interactively, explore the IG path, compare baselines, check a served model, export pictures and command lines')
     .argument('[images...]', 'image files, folders of images, or http(s) URLs to open at start')
-    .option('--model <model>', 'SavedModel dir, .h5, .tflite, model.json, resnet50, or default (the bundled shapes model); default: default, unless only --server is given')
+    .option('--model <model>', 'SavedModel dir, .h5, .tflite, model.json, resnet50, or default (the bundled shapes model); default: $LENS_MODEL, else default, unless only --server is given')
     .option('--server <host:port>', 'TF Serving address: predictions and verification of the served model next to the local one')
     .option('--served-model <name>', 'name of the served model (default: the local model name)')
     .option('--transport <t>', 'grpc or rest', 'grpc')
@@ -41,7 +41,7 @@ async function studio(images: string[], flags: StudioFlags): Promise<void> {
   // Attribution first: it registers tfjs gradients before the backend installs its own kernels.
   await import('../../attribution/index.js');
   const { startStudio } = await import('../../studio/server.js');
-  const model = flags.model ?? (flags.server ? undefined : 'default');
+  const model = flags.model ?? (flags.server ? undefined : process.env.LENS_MODEL || 'default');
   const running = await startStudio({
     images,
     host: flags.host,
