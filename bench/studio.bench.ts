@@ -18,7 +18,7 @@ import { buildStudioWeb, startStudioCli } from '../test/studio/helpers.js';
 import { median, writeBenchResult, type Cell } from './lib.js';
 
 const QUICK = process.env.BENCH_QUICK === '1';
-const RUNS = QUICK ? 1 : 5;
+const RUNS = QUICK ? 1 : 3;
 const MOBILENET = resolve(SHARED, 'models-external/mobilenet_v2_1.0_224_quant');
 
 interface Workload {

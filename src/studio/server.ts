@@ -97,12 +97,14 @@ function eventStream(req: Request, res: Response) {
   };
 }
 
-/** Mask as a translucent overlay: yellow inside the object, clear outside. */
-function maskOverlay(mask: Uint8Array, width: number, height: number) {
+/** The mask's outline (object pixels with a neighbour outside), yellow on clear, so the map under it stays visible. */
+function maskOutline(mask: Uint8Array, width: number, height: number) {
   const out = createRgba(width, height);
-  for (let p = 0; p < mask.length; p++) {
-    if (!mask[p]) continue;
-    out.data.set([255, 214, 0, 120], p * 4);
+  const inside = (x: number, y: number) => x >= 0 && y >= 0 && x < width && y < height && mask[y * width + x] === 1;
+  for (let y = 0; y < height; y++) {
+    for (let x = 0; x < width; x++) {
+      if (inside(x, y) && !(inside(x - 1, y) && inside(x + 1, y) && inside(x, y - 1) && inside(x, y + 1))) out.data.set([255, 214, 0, 255], (y * width + x) * 4);
+    }
   }
   return out;
 }
@@ -203,7 +205,7 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
     handle(async (req, res) => {
       const image = session.image(String(req.params.id));
       if (!image.mask) throw new LensError('NOT_FOUND', `image ${image.name} has no ground-truth mask`);
-      res.type('png').send(await encodeRgbaPng(maskOverlay(image.mask, image.pixels.width, image.pixels.height)));
+      res.type('png').send(await encodeRgbaPng(maskOutline(image.mask, image.pixels.width, image.pixels.height)));
     }),
   );
   app.get(

@@ -31,7 +31,9 @@ export interface ChartProps {
   height?: number;
 }
 
-const M = { left: 52, right: 52, top: 24, bottom: 40 };
+const MARGIN = { left: 52, right: 52, top: 24, bottom: 40 };
+const LEGEND_COLUMNS = 2;
+const LEGEND_ROW = 14;
 
 function extent(values: readonly number[]): [number, number] {
   let lo = Infinity;
@@ -50,8 +52,11 @@ function extent(values: readonly number[]): [number, number] {
 const tickText = (v: number) => (Math.abs(v) >= 1e4 || (Math.abs(v) < 1e-2 && v !== 0) ? v.toExponential(1) : Number(v.toPrecision(3)).toString());
 
 export function Chart(props: ChartProps) {
+  const legendRows = Math.ceil(props.series.length / LEGEND_COLUMNS);
+  // The legend sits above the plot, so it never covers a line.
+  const M = { ...MARGIN, top: MARGIN.top + legendRows * LEGEND_ROW };
   const width = props.width ?? 520;
-  const height = props.height ?? 240;
+  const height = (props.height ?? 240) + legendRows * LEGEND_ROW;
   const [x0, x1] = props.xRange ?? extent(props.series.flatMap((s) => s.x));
   const [y0, y1] = extent(props.series.flatMap((s) => s.y));
   const innerW = width - M.left - M.right;
@@ -113,7 +118,7 @@ export function Chart(props: ChartProps) {
       {props.marker !== undefined && <line class="marker" x1={sx(props.marker)} x2={sx(props.marker)} y1={M.top} y2={M.top + innerH} />}
       <g>
         {props.series.map((s, i) => (
-          <g key={`legend${s.name}`} transform={`translate(${M.left + 8 + (i % 3) * 150}, ${M.top + 10 + Math.floor(i / 3) * 14})`}>
+          <g key={`legend${s.name}`} transform={`translate(${M.left + (i % LEGEND_COLUMNS) * ((width - M.left - M.right) / LEGEND_COLUMNS)}, ${MARGIN.top + 6 + Math.floor(i / LEGEND_COLUMNS) * LEGEND_ROW})`}>
             <line x1={0} x2={16} y1={-4} y2={-4} stroke={s.color} stroke-width={2} stroke-dasharray={s.dashed ? '4 3' : undefined} />
             <text x={20} y={0} class="tick">
               {s.name}

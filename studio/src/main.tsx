@@ -5,7 +5,7 @@
  * code); charts and the interpolated image are drawn here from data, so the slider redraws at once.
  */
 import { render } from 'preact';
-import { useEffect, useMemo, useRef, useState } from 'preact/hooks';
+import { useEffect, useLayoutEffect, useMemo, useRef, useState } from 'preact/hooks';
 import { followEvents, fmt, getJson, postJson, query, type Agreement, type CurveData, type ImageInfo, type MetricsResult, type PanelResult, type PathData, type Prediction, type Progress, type State, type VerifyReport } from './api.js';
 import { Chart, type Series } from './chart.js';
 
@@ -166,7 +166,8 @@ function PathExplorer(props: { panel: PanelResult; imageId: string }) {
     baseline.src = `api/baseline.png?${query({ key: props.panel.key })}`;
     pictures.current = { image, baseline };
   }, [props.panel.key]);
-  useEffect(() => {
+  // Drawn in the same task as the render (a layout effect), so the picture and the charts change in one frame.
+  useLayoutEffect(() => {
     const c = canvas.current;
     const p = pictures.current;
     if (!c || !p || !loaded) return;

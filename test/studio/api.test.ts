@@ -4,7 +4,7 @@
  * files (and the command line shown reproduces them), the path data integrates to the
  * attribution, uploads are bounded and stay in a temp folder, and bad input leaves it serving.
  */
-import { mkdtempSync, readFileSync, readdirSync } from 'node:fs';
+import { mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
@@ -180,7 +180,9 @@ describe('lens studio start-up', () => {
   });
 
   it('needs the printed token on a non-loopback host, and shows a dead server instead of failing', async () => {
-    const other = await startStudioCli(['--model', 'default', '--host', '0.0.0.0', '--server', '127.0.0.1:1']);
+    const labels = join(mkdtempSync(join(tmpdir(), 'studio-labels-')), 'labels.txt');
+    writeFileSync(labels, 'round\nboxy\npointy\nspiky\nplus\n');
+    const other = await startStudioCli(['--model', 'default', '--labels', labels, '--host', '0.0.0.0', '--server', '127.0.0.1:1', '--transport', 'rest', '--served-model', 'shapes']);
     try {
       expect(other.url).toMatch(/^http:\/\/127\.0\.0\.1:\d+\/\?token=[\w-]{20,}$/);
       const bare = new URL(other.url);
@@ -192,11 +194,12 @@ describe('lens studio start-up', () => {
       const cookie = page.headers.get('set-cookie')!.split(';')[0]!;
       const state = await fetch(new URL('api/state', bare), { headers: { cookie } });
       expect(state.status).toBe(200);
-      const body = (await state.json()) as { served: unknown; servedError: string };
+      const body = (await state.json()) as { served: unknown; servedError: string; local: { labels: string[] } };
+      expect(body.local.labels).toEqual(['round', 'boxy', 'pointy', 'spiky', 'plus']);
       expect(body.served).toBeNull();
       expect(body.servedError).toMatch(/127\.0\.0\.1:1/);
       expect((await fetch(new URL(`api/state?token=${token}x`, bare))).status).toBe(401);
-      await expect.poll(() => other.log()).toMatch(/served model shapes-resnet at 127\.0\.0\.1:1 is not available/);
+      await expect.poll(() => other.log()).toMatch(/served model shapes at 127\.0\.0\.1:1 is not available/);
     } finally {
       expect(await other.stop()).toBe(0);
     }

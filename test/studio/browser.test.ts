@@ -28,7 +28,7 @@ describe.runIf(chromiumAvailable())('lens studio in Chromium', () => {
   beforeAll(async () => {
     buildStudioWeb();
     serve = await startLensServe(mkdtempSync(join(tmpdir(), 'studio-serve-')));
-    studio = await startStudioCli(['--model', 'default', '--server', serve.grpc, BIRD]);
+    studio = await startStudioCli(['--model', 'default', '--server', serve.grpc, '--served-model', serve.name, BIRD]);
     browser = await launchChromium();
     page = browser.pages()[0] ?? (await browser.newPage());
     page.on('pageerror', (e) => errors.push(e.message));
