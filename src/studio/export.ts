@@ -102,3 +102,24 @@ export function explainCommandLine(entry: StudioAttribution, image: StudioImage,
   if (options.resize && options.resize !== 'pad') words.push('--resize', options.resize);
   return words.map(shellWord).join(' ');
 }
+
+/**
+ * The `lens compare` command line that computes the metrics view over the same images and baselines
+ * (generated images, which have no file, are left out and counted in `generated`).
+ *
+ * @example
+ * compareCommandLine(images, ['black', 'blur'], { model: 'default', steps: 32, rule: 'gausslegendre', target: 'top1', seed: 0, curveSteps: 16, viz: 'heat_map', sign: 'positive' });
+ */
+export function compareCommandLine(
+  images: readonly StudioImage[],
+  baselines: readonly string[],
+  options: Pick<SessionOptions, 'model' | 'preprocess' | 'labels' | 'resize'> & { steps: number; rule: string; target: string; seed: number; curveSteps: number; viz: string; sign: string },
+): { command: string; generated: number } {
+  const files = images.filter((i) => i.path !== undefined).map((i) => i.path!);
+  const words = ['lens', 'compare', '--model', options.model ?? 'default', '--images', ...files, '--baselines', baselines.join(','), '--steps', String(options.steps), '--rule', options.rule, '--target', options.target];
+  words.push('--curve-steps', String(options.curveSteps), '--viz', options.viz, '--sign', options.sign, '--seed', String(options.seed));
+  if (options.preprocess) words.push('--preprocess', options.preprocess);
+  if (options.labels) words.push('--labels', options.labels);
+  if (options.resize && options.resize !== 'pad') words.push('--resize', options.resize);
+  return { command: words.map(shellWord).join(' '), generated: images.length - files.length };
+}

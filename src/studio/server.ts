@@ -16,7 +16,7 @@ import { splitBaselineList } from '../cli/attribution-support.js';
 import { LensError, errorMessage } from '../errors.js';
 import { encodePng } from '../image/index.js';
 import { ATTRIBUTION_SIGNS, VISUALIZATION_METHODS, createRgba, encodeRgbaPng, parseAttributionSign, parseVisualizationMethod, sharedScale, visualize } from '../render/index.js';
-import { explainCommandLine, exportAttribution, gridSvg } from './export.js';
+import { compareCommandLine, explainCommandLine, exportAttribution, gridSvg } from './export.js';
 import { StudioSession, type ExplainRequest, type ModelKind, type SessionOptions, type StudioImage } from './session.js';
 
 /** Where `npm run build` puts the front end (same relative place from src/studio and dist/studio). */
@@ -334,7 +334,7 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
           rule: q(req, 'rule', 'gausslegendre'),
           target: q(req, 'target', 'top1'),
           seed: qInt(req, 'seed', 0)!,
-          curveSteps: qInt(req, 'curveSteps', 8)!,
+          curveSteps: qInt(req, 'curveSteps', 16)!,
           onProgress: (p) => stream.send('progress', p),
         });
         stream.send('result', { baselines: result.baselines, summary: result.summary, rows: result.rows, images: ids.length });
@@ -347,6 +347,24 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
       }
     })();
   });
+
+  app.get(
+    '/api/compare-command',
+    handle(async (req, res) => {
+      const images = q(req, 'images', [...session.images.keys()].join('~')).split('~').filter(Boolean).map((id) => session.image(id));
+      res.json(
+        compareCommandLine(images, splitBaselineList(q(req, 'baselines', 'black')), {
+          ...session.options,
+          steps: qInt(req, 'steps', 32)!,
+          rule: q(req, 'rule', 'gausslegendre'),
+          target: q(req, 'target', 'top1'),
+          seed: qInt(req, 'seed', 0)!,
+          curveSteps: qInt(req, 'curveSteps', 16)!,
+          ...rendering(req),
+        }),
+      );
+    }),
+  );
 
   app.get(
     '/api/verify',

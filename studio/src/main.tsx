@@ -94,6 +94,14 @@ function ImagesPane(props: { state: State; selected: string | null; onSelect(id:
       >
         <label for="upload">Open image files (or drop them here)</label>
         <input id="upload" type="file" accept="image/*" multiple onChange={(e) => void upload((e.currentTarget as HTMLInputElement).files ?? [])} />
+        <label for="upload-folder">Open a folder of images</label>
+        <input
+          id="upload-folder"
+          type="file"
+          multiple
+          ref={(input) => input?.setAttribute('webkitdirectory', '')}
+          onChange={(e) => void upload(Array.from((e.currentTarget as HTMLInputElement).files ?? []).filter((f) => f.type.startsWith('image/') && !/\.mask\.[a-z]+$/i.test(f.name)))}
+        />
       </div>
       <form
         class="row"
@@ -366,14 +374,21 @@ function Curves(props: { panels: PanelResult[]; onError(m: string): void }) {
   );
 }
 
-function Metrics(props: { form: ExplainForm; baselines: string[]; imageCount: number; onError(m: string): void }) {
+function Metrics(props: { form: ExplainForm; baselines: string[]; imageCount: number; viz: string; sign: string; onError(m: string): void }) {
   const [result, setResult] = useState<MetricsResult | null>(null);
   const [progress, setProgress] = useState<Progress | null>(null);
+  const [command, setCommand] = useState<string | null>(null);
+  const f = props.form;
+  const params = query({ baselines: props.baselines.join(','), steps: f.steps || 32, rule: f.rule, target: f.target, seed: f.seed, viz: props.viz, sign: props.sign });
+  const showCommand = () =>
+    getJson<{ command: string; generated: number }>(`api/compare-command?${params}`).then(
+      (r) => setCommand(r.generated > 0 ? `# ${r.generated} generated image(s) left out: lens compare --shapes N makes its own\n${r.command}` : r.command),
+      (e: Error) => props.onError(e.message),
+    );
   const run = () => {
     setResult(null);
     setProgress({ done: 0, total: 1 });
-    const f = props.form;
-    const stream = followEvents<MetricsResult>(`api/metrics?${query({ baselines: props.baselines.join(','), steps: f.steps || 32, rule: f.rule, target: f.target, seed: f.seed })}`, { progress: setProgress, result: setResult });
+    const stream = followEvents<MetricsResult>(`api/metrics?${params}`, { progress: setProgress, result: setResult });
     stream.done.catch((e: Error) => props.onError(e.message)).finally(() => setProgress(null));
   };
   const metrics = result ? [...new Set(Object.values(result.summary).flatMap((m) => Object.keys(m)))] : [];
@@ -382,7 +397,16 @@ function Metrics(props: { form: ExplainForm; baselines: string[]; imageCount: nu
       <button type="button" onClick={run} disabled={progress !== null || props.imageCount === 0}>
         Metrics over all {props.imageCount} open images (95% intervals)
       </button>
+      <button type="button" onClick={showCommand} disabled={props.imageCount === 0}>
+        lens compare command
+      </button>
       {progress && <progress max={progress.total} value={progress.done} aria-label="metrics progress" />}
+      {command && (
+        <div class="field">
+          <label for="compare-command">Command line that computes these metrics</label>
+          <textarea id="compare-command" readOnly rows={3} value={command} />
+        </div>
+      )}
       {result && (
         <table class="metrics">
           <caption>IG baselines on {result.images} images: mean [95% interval]</caption>
@@ -616,7 +640,7 @@ function App() {
           {image && panels.length > 0 && <Panels panels={panels} image={image} viz={viz} sign={sign} onExplore={setExplored} onError={showError} />}
           {explored && image && <PathExplorer panel={explored} imageId={image.id} />}
           {panels.length > 0 && <Curves panels={panels} onError={showError} />}
-          {state.local && <Metrics form={form} baselines={baselines} imageCount={state.images.length} onError={showError} />}
+          {state.local && <Metrics form={form} baselines={baselines} imageCount={state.images.length} viz={viz} sign={sign} onError={showError} />}
           <Served state={state} onError={showError} onReconnected={() => void refresh()} />
         </div>
       </div>

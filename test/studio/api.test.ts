@@ -138,6 +138,24 @@ describe('lens studio API', () => {
     }
   });
 
+  it('computes the metrics over images as lens compare does, with the command line that reproduces them', async () => {
+    const params = new URLSearchParams({ images: 'i1~i2', baselines: 'black,blur', steps: '8', curveSteps: '4', viz: 'heat_map', sign: 'positive' });
+    const events = await readEvents(api(`api/metrics?${params}`));
+    const result = events.find((e) => e.event === 'result')!.data as { summary: Record<string, Record<string, { mean: number }>> };
+    const { body } = await getJson(`api/compare-command?${params}`);
+    expect(body).toEqual({
+      command: `lens compare --model default --images ${BIRD} ${CAT} --baselines black,blur --steps 8 --rule gausslegendre --target top1 --curve-steps 4 --viz heat_map --sign positive --seed 0`,
+      generated: 0,
+    });
+    const out = mkdtempSync(join(tmpdir(), 'studio-compare-'));
+    const cli = await runLens([...String(body.command).split(' ').slice(1), '--out', out, '--json', '--no-progress']);
+    expect(cli.code, cli.stderr).toBe(0);
+    const theirs = JSON.parse(cli.stdout) as { summary: Record<string, Record<string, { mean: number }>> };
+    for (const b of ['black', 'blur']) {
+      for (const metric of ['relativeDelta', 'deletionAuc', 'insertionAuc']) expect(result.summary[b]![metric]!.mean, `${b} ${metric}`).toBeCloseTo(theirs.summary[b]![metric]!.mean, 4);
+    }
+  });
+
   it('bounds uploads, keeps them in a temp folder, and reports an unreadable image in the reply and the log', async () => {
     const big = await fetch(api('api/images?name=hopper.bmp'), { method: 'POST', body: readFileSync(HOPPER) });
     expect(big.status).toBe(413);

@@ -109,6 +109,19 @@ describe.runIf(chromiumAvailable())('lens studio in Chromium', () => {
     }
   });
 
+  it('explains the served model with a forward-only method through the same controls', async () => {
+    await page.getByLabel('Model', { exact: true }).selectOption('served');
+    await page.getByLabel('Method').selectOption('occlusion');
+    await page.getByLabel('white', { exact: true }).uncheck();
+    await page.getByRole('button', { name: 'Explain' }).click();
+    await page.waitForFunction('document.body.dataset.explained === "1"');
+    await expect.poll(() => page.locator('figure.panel').first().innerText()).toMatch(/occlusion/);
+    await expect.poll(() => studio.log()).toMatch(/studio: occlusion black on .*bird\.bmp/);
+    await page.getByLabel('Model', { exact: true }).selectOption('local');
+    await page.getByLabel('Method').selectOption('ig');
+    await page.getByLabel('white', { exact: true }).check();
+  });
+
   it('shows an unreadable image and a failed method in the page and the log, and keeps working', async () => {
     const junk = join(mkdtempSync(join(tmpdir(), 'studio-junk-')), 'notes.png');
     writeFileSync(junk, 'these are notes, not pixels');
