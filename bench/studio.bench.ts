@@ -117,7 +117,7 @@ const notes = [
   'explain: click on Explain to the first panel picture decoded in the page (server-sent events, IG 50 steps gausslegendre, black baseline, a new seed per run so the cache does not answer); the first run (engine warm-up) is left out.',
   'slider: input event on the alpha slider to the next animation frame after the canvas drew that alpha (the F(alpha) and gradient charts re-render in the same frame); 21 positions.',
   `load average at the end of the run: ${loadavg().map((v) => v.toFixed(1)).join(', ')} (the machine is shared; numbers scale with it).`,
-  'MobileNetV2 is a TFLite model: TFLite models run on tfjs (here wasm), not on the onnxruntime engine, so its 50 input gradients at 224x224 are the wasm backend's.',
+  'MobileNetV2 is a TFLite model: TFLite models run on tfjs (here wasm), not on the onnxruntime engine, so its 50 input gradients at 224x224 run on the wasm backend.',
 ];
 if (QUICK) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n${notes.join('\n')}\n`);
 else writeBenchResult('studio', 'lens studio in Chromium: time to a new IG and to a path-slider redraw', rows, notes);
