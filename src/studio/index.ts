@@ -3,7 +3,7 @@
  * studio/ and is bundled into dist/studio-web by `npm run build`).
  *
  * @example
- * import { startStudio } from 'serving-lens/dist/studio/index.js';
+ * import { startStudio } from '../dist/studio/index.js';   // from a checkout (notebooks use lens.studio() instead)
  * const studio = await startStudio({ model: 'default', images: ['../shared/photos'] });
  * console.log(studio.url);
  */
