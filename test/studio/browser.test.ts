@@ -77,6 +77,13 @@ describe.runIf(chromiumAvailable())('lens studio in Chromium', () => {
     atOne.slice(0, 3).forEach((v, c) => expect(Math.abs(v - expected[c]!)).toBeLessThanOrEqual(1));
     const completeness = await page.locator('[data-fact=delta]').innerText();
     expect(completeness).toMatch(/^\d/);
+    // The path chart saves as a self-contained SVG (styles inside) that an SVG renderer reads.
+    const saved = page.waitForEvent('download');
+    await page.locator('section.path').getByRole('button', { name: 'Save chart (SVG)' }).first().click();
+    const svg = readFileSync(await (await saved).path());
+    expect(svg.toString()).toMatch(/^<\?xml[^]*<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"[^]*<style>[^]*F\(α\) along the path/);
+    const drawn = await sharp(svg).raw().toBuffer({ resolveWithObject: true });
+    expect(drawn.info.width).toBe(520);
   });
 
   it('exports a PNG with the CLI’s text chunks and the picture’s pixels', async () => {
