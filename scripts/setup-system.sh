@@ -13,6 +13,8 @@ done
 dpkg -s fonts-dejavu-core >/dev/null 2>&1 || debs+=(fonts-dejavu-core)
 # The serving tests make a throwaway TLS certificate with the openssl command.
 command -v openssl >/dev/null 2>&1 || debs+=(openssl)
+# The studio's browser tests and benchmark drive Debian's Chromium (playwright-core, no browser download).
+dpkg -s chromium >/dev/null 2>&1 || debs+=(chromium)
 if [ ${#debs[@]} -gt 0 ]; then
   if [ "$(id -u)" -ne 0 ]; then
     echo "setup-system: missing Debian packages: ${debs[*]} (run: sudo apt-get install ${debs[*]})" >&2

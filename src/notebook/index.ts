@@ -17,3 +17,4 @@ export * from './pictures.js';
 export * from './charts.js';
 export * from './servable.js';
 export * from './workbench.js';
+export * from './studio.js';

@@ -1,0 +1,125 @@
+/**
+ * What the studio hands back as files: the explanation written by the CLI's own writer
+ * (`saveAttribution`: PNG panel with text chunks, `.npy`, JSON), a grid of panels as SVG, and the
+ * `lens` command line that reproduces a view.
+ */
+import { mkdtemp, readFile, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { saveAttribution } from '../attribution/save.js';
+import { imageStem } from '../cli/attribution-support.js';
+import { attributionTitle, encodeRgbaPng, rgbaFromImage, visualize, type AttributionSign, type VisualizationMethod } from '../render/index.js';
+import type { SessionOptions, StudioAttribution, StudioImage } from './session.js';
+
+/** The files `lens explain` writes for one attribution, in memory. */
+export interface ExportedFiles {
+  stem: string;
+  png: Buffer;
+  npy: Buffer;
+  json: Buffer;
+}
+
+/**
+ * Writes an attribution with `lens explain`'s writer into a throwaway folder and reads the files back.
+ *
+ * @example
+ * const { png } = await exportAttribution(entry, image, { viz: 'heat_map', sign: 'positive', model: 'shapes' });
+ */
+export async function exportAttribution(entry: StudioAttribution, image: StudioImage, options: { viz: VisualizationMethod; sign: AttributionSign; model: string }): Promise<ExportedFiles> {
+  const dir = await mkdtemp(join(tmpdir(), 'lens-studio-export-'));
+  try {
+    const stem = `${imageStem(image.name)}.${entry.request.method.replace(':', '-')}`;
+    const files = await saveAttribution(entry.attribution, image.pixels, { dir, stem, viz: options.viz, sign: options.sign, imageName: image.name, extra: { model: options.model } });
+    const [png, npy, json] = await Promise.all([readFile(files.png), readFile(files.npy), readFile(files.json)]);
+    return { stem, png, npy, json };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+const escapeXml = (s: string) => s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+/**
+ * A grid of panels as SVG: the image, then each attribution drawn on one colour scale (unless
+ * `ownScale` says otherwise for a panel), with the CLI's cell titles. Pictures are embedded PNGs.
+ */
+export async function gridSvg(image: StudioImage, entries: readonly StudioAttribution[], options: { viz: VisualizationMethod; sign: AttributionSign; scale?: number; ownScale?: ReadonlySet<string>; title: string }): Promise<string> {
+  const cell = Math.max(160, Math.min(256, image.pixels.width * 2));
+  const titleLines = 3;
+  const lineHeight = 16;
+  const head = 28;
+  const cellHeight = cell + titleLines * lineHeight + 12;
+  const panels: { png: Buffer; lines: string[] }[] = [{ png: await encodeRgbaPng(rgbaFromImage(image.pixels)), lines: [image.name] }];
+  for (const e of entries) {
+    const scale = options.ownScale?.has(e.key) ? undefined : options.scale;
+    const picture = visualize(e.attribution, { method: options.viz, sign: options.sign, image: image.pixels, ...(scale !== undefined ? { scale } : {}) });
+    panels.push({ png: await encodeRgbaPng(picture), lines: [e.attribution.method, ...attributionTitle(e.attribution)].slice(0, titleLines) });
+  }
+  const width = panels.length * (cell + 8) + 8;
+  const height = head + cellHeight + 8;
+  const body = panels
+    .map((p, i) => {
+      const x = 8 + i * (cell + 8);
+      const text = p.lines.map((l, k) => `<text x="${x + cell / 2}" y="${head + 14 + k * lineHeight}" text-anchor="middle">${escapeXml(l)}</text>`).join('');
+      return `${text}<image x="${x}" y="${head + titleLines * lineHeight + 8}" width="${cell}" height="${cell}" style="image-rendering:pixelated" href="data:image/png;base64,${p.png.toString('base64')}"/>`;
+    })
+    .join('\n');
+  return `<?xml version="1.0" encoding="UTF-8"?>
+<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="DejaVu Sans, sans-serif" font-size="12">
+<rect width="100%" height="100%" fill="white"/>
+<text x="8" y="18" font-size="14" font-weight="bold">${escapeXml(options.title)}</text>
+${body}
+</svg>
+`;
+}
+
+/** Quotes a shell word when it needs it. */
+function shellWord(word: string): string {
+  return /^[A-Za-z0-9_./:=+,@%-]+$/.test(word) ? word : `'${word.replace(/'/g, `'\\''`)}'`;
+}
+
+/**
+ * The `lens explain` command line that writes the same files as the studio's export of this view.
+ *
+ * @example
+ * explainCommandLine(entry, image, { model: 'default', viz: 'heat_map', sign: 'all' });
+ * // lens explain shapes/0.png --model default --method ig --baseline black --steps 50 --rule gausslegendre --target top1 --viz heat_map --sign all --seed 0
+ */
+export function explainCommandLine(entry: StudioAttribution, image: StudioImage, options: Pick<SessionOptions, 'model' | 'server' | 'servedModel' | 'transport' | 'preprocess' | 'labels' | 'resize'> & { viz: string; sign: string }): string {
+  const r = entry.request;
+  const words = ['lens', 'explain', image.path ?? image.name];
+  if (r.model === 'local' && options.model) words.push('--model', options.model);
+  if (r.model === 'served' && options.server) {
+    words.push('--server', options.server);
+    if (options.servedModel) words.push('--served-model', options.servedModel);
+    if (options.transport && options.transport !== 'grpc') words.push('--transport', options.transport);
+  }
+  words.push('--method', r.method, '--baseline', r.baseline);
+  if (r.steps !== undefined) words.push('--steps', String(r.steps));
+  words.push('--rule', r.rule, '--target', r.target, '--viz', options.viz, '--sign', options.sign, '--seed', String(r.seed));
+  if (options.preprocess) words.push('--preprocess', options.preprocess);
+  if (options.labels) words.push('--labels', options.labels);
+  if (options.resize && options.resize !== 'pad') words.push('--resize', options.resize);
+  return words.map(shellWord).join(' ');
+}
+
+/**
+ * The `lens compare` command line that computes the metrics view over the same images and baselines
+ * (generated images, which have no file, are left out and counted in `generated`).
+ *
+ * @example
+ * compareCommandLine(images, ['black', 'blur'], { model: 'default', steps: 32, rule: 'gausslegendre', target: 'top1', seed: 0, curveSteps: 16, viz: 'heat_map', sign: 'positive' });
+ */
+export function compareCommandLine(
+  images: readonly StudioImage[],
+  baselines: readonly string[],
+  options: Pick<SessionOptions, 'model' | 'preprocess' | 'labels' | 'resize'> & { steps: number; rule: string; target: string; seed: number; curveSteps: number; viz: string; sign: string },
+): { command: string; generated: number } {
+  const files = images.filter((i) => i.path !== undefined).map((i) => i.path!);
+  const words = ['lens', 'compare', '--model', options.model ?? 'default', '--images', ...files, '--baselines', baselines.join(','), '--steps', String(options.steps), '--rule', options.rule, '--target', options.target];
+  words.push('--curve-steps', String(options.curveSteps), '--viz', options.viz, '--sign', options.sign, '--seed', String(options.seed));
+  if (options.preprocess) words.push('--preprocess', options.preprocess);
+  if (options.labels) words.push('--labels', options.labels);
+  if (options.resize && options.resize !== 'pad') words.push('--resize', options.resize);
+  return { command: words.map(shellWord).join(' '), generated: images.length - files.length };
+}

@@ -1,0 +1,448 @@
+/**
+ * What one studio holds: the local model (loaded as `lens explain` loads it), the served model
+ * when a server is given (through the same remote model as `lens explain --server`), the opened
+ * images, and caches of forward passes and attributions so that repeated requests cost nothing.
+ * Model work runs one job at a time (a queue), since the engines already use both cores.
+ */
+import { randomBytes } from 'node:crypto';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { basename, join } from 'node:path';
+import * as attribution from '../attribution/index.js';
+import type { Attribution, CompareResult, ImageInput, Progress } from '../attribution/index.js';
+import * as support from '../cli/attribution-support.js';
+import { LensError } from '../errors.js';
+import type { LoadedImageModel } from '../models/load.js';
+import type { ImageModel } from '../models/model.js';
+import { topK } from '../models/model.js';
+
+/** Which model a request is about. */
+export type ModelKind = 'local' | 'served';
+
+/** An opened image at the model's input size. */
+export interface StudioImage {
+  id: string;
+  /** Path, URL or uploaded file name, as shown and as written into exports. */
+  name: string;
+  /** A file the `lens` command line can read again (the temp copy for uploads). */
+  path?: string;
+  pixels: ImageInput;
+  /** Ground-truth object mask (H*W, 1 inside), for shapes images and IMAGE.mask.png. */
+  mask?: Uint8Array;
+}
+
+/** One ranked class. */
+export interface Prediction {
+  index: number;
+  label?: string;
+  probability: number;
+}
+
+/** What an explanation was asked with (all text, as the CLI flags take it). */
+export interface ExplainRequest {
+  image: string;
+  model: ModelKind;
+  method: string;
+  baseline: string;
+  steps?: number;
+  rule: string;
+  target: string;
+  seed: number;
+}
+
+/** A cached attribution with what it was computed from. */
+export interface StudioAttribution {
+  key: string;
+  request: ExplainRequest;
+  attribution: Attribution;
+  /** Milliseconds the computation took (0 when it came from the cache). */
+  millis: number;
+}
+
+/** The IG path as the path explorer draws it. */
+export interface PathData {
+  alphas: number[];
+  weights: number[];
+  /** F at each point. */
+  scores: number[];
+  /** dF/dalpha at each point: sum over pixels of (x - x') * gradient (the integrand). */
+  integrand: number[];
+  /** Mean |gradient| over pixels at each point (the saturation picture of the IG paper). */
+  gradientMagnitude: number[];
+  inputScore: number;
+  baselineScore: number;
+  delta: number;
+  relative: number;
+  rule: string;
+  /** Baseline images drawn along this path (the first is the one interpolated in the picture). */
+  baselines: number;
+}
+
+export interface SessionOptions {
+  /** MODEL as `lens explain --model` takes it. */
+  model?: string;
+  /** HOST:PORT of a TF Serving (or `lens serve`). */
+  server?: string;
+  servedModel?: string;
+  transport?: string;
+  preprocess?: string;
+  labels?: string;
+  backend?: string;
+  engine?: string;
+  resize?: string;
+  /** Largest upload in bytes. Default 20 MiB. */
+  maxUploadBytes?: number;
+  /** Attributions kept in memory. Default 48. */
+  cacheSize?: number;
+  log?: (line: string) => void;
+}
+
+const TOP_K = 5;
+
+/** Loads the models and holds the studio's state. */
+export class StudioSession {
+  readonly images = new Map<string, StudioImage>();
+  local?: LoadedImageModel;
+  served?: ImageModel;
+  /** Why the served model is not there when a server was given. */
+  servedError?: string;
+  private closeServed = () => {};
+  private readonly predictions = new Map<string, Prediction[]>();
+  private readonly scores = new Map<string, Float32Array>();
+  private readonly cache = new Map<string, StudioAttribution>();
+  private queue: Promise<unknown> = Promise.resolve();
+  private uploadDir?: string;
+  private counter = 0;
+  readonly log: (line: string) => void;
+  /** The CLI's own rules, for the command line shown with each view. */
+  readonly maxUploadBytes: number;
+  private readonly cacheSize: number;
+
+  private constructor(readonly options: SessionOptions) {
+    this.log = options.log ?? ((line) => process.stderr.write(`${line}\n`));
+    this.maxUploadBytes = options.maxUploadBytes ?? 20 * 1024 * 1024;
+    this.cacheSize = options.cacheSize ?? 48;
+  }
+
+  /**
+   * Opens the models as `lens explain` does: backend first, then the local model, then the served one.
+   *
+   * @example
+   * const session = await StudioSession.open({ model: 'default' });
+   */
+  static async open(options: SessionOptions): Promise<StudioSession> {
+    const session = new StudioSession(options);
+    if (!options.model && !options.server) throw new LensError('INVALID_ARGUMENT', 'give --model MODEL, or --server HOST:PORT --served-model NAME');
+    const { initBackend } = await import('../backend/index.js');
+    await initBackend(options.backend !== undefined ? { backend: options.backend } : {});
+    if (options.model) {
+      const { loadImageModel } = await import('../models/load.js');
+      session.local = await loadImageModel(options.model, support.modelLoadFlags(options as support.AttributionFlagValues));
+      session.log(`studio: model ${session.local.name} (${session.local.engine.detail})`);
+    }
+    if (options.server) await session.connectServed();
+    return session;
+  }
+
+  /** (Re)connects the served model; a dead server is reported, not fatal. */
+  async connectServed(): Promise<void> {
+    const { server, servedModel } = this.options;
+    if (!server) throw new LensError('INVALID_ARGUMENT', 'the studio was started without --server');
+    const name = servedModel ?? this.local?.name;
+    if (!name) throw new LensError('INVALID_ARGUMENT', '--served-model NAME is needed with --server when no --model is given');
+    this.closeServed();
+    this.served = undefined;
+    try {
+      const remote = await support.openServedModel({
+        target: support.hostPort(server),
+        model: name,
+        ...(this.options.transport ? { transport: this.options.transport } : {}),
+        ...(this.local ? { like: this.local } : {}),
+      });
+      this.served = remote.model;
+      this.closeServed = remote.close;
+      this.servedError = undefined;
+      this.log(`studio: served model ${name} at ${server}`);
+    } catch (e) {
+      this.servedError = e instanceof Error ? e.message : String(e);
+      this.log(`studio: served model ${name} at ${server} is not available: ${this.servedError}`);
+    }
+    this.predictions.clear();
+  }
+
+  /** The model of a kind, or a clear error. */
+  model(kind: ModelKind): ImageModel {
+    const m = kind === 'served' ? this.served : this.local;
+    if (m) return m;
+    if (kind === 'served') throw new LensError('SERVING_ERROR', this.servedError ? `the served model is not available: ${this.servedError}` : 'the studio was started without --server');
+    throw new LensError('INVALID_ARGUMENT', 'the studio was started without a local --model');
+  }
+
+  /** The model whose input size images are loaded at. */
+  get primary(): ImageModel {
+    return (this.local ?? this.served)!;
+  }
+
+  /** Runs model work one job at a time. */
+  run<T>(job: () => Promise<T>): Promise<T> {
+    const next = this.queue.then(job, job);
+    this.queue = next.catch(() => undefined);
+    return next;
+  }
+
+  private nextId(): string {
+    this.counter += 1;
+    return `i${this.counter}`;
+  }
+
+  /** Opens image files, folders or URLs as `lens explain` expands them; masks beside images are read. */
+  async addPaths(args: readonly string[]): Promise<StudioImage[]> {
+    const paths = support.expandImagePaths(args);
+    const pixels = await support.loadModelImages(paths, this.primary, this.options.resize);
+    const { existsSync } = await import('node:fs');
+    const out: StudioImage[] = [];
+    for (let i = 0; i < paths.length; i++) {
+      const path = paths[i]!;
+      const maskPath = path.replace(/\.[a-z]+$/i, '.mask.png');
+      const mask = maskPath !== path && existsSync(maskPath) ? await this.loadMask(maskPath) : undefined;
+      out.push(this.addImage({ name: path, path, pixels: pixels[i]!, ...(mask ? { mask } : {}) }));
+    }
+    return out;
+  }
+
+  private async loadMask(path: string): Promise<Uint8Array> {
+    const { loadPixels } = await import('../image/index.js');
+    const [h, w] = this.primary.inputShape;
+    const m = await loadPixels(path, { size: [h, w], resize: 'squash', channels: 1 });
+    return Uint8Array.from(m.data, (v) => (v > 127 ? 1 : 0));
+  }
+
+  /** Decodes uploaded bytes after writing them (only) into the studio's temporary folder. */
+  async addUpload(fileName: string, bytes: Buffer): Promise<StudioImage> {
+    if (bytes.length > this.maxUploadBytes) throw new LensError('IMAGE_TOO_LARGE', `${fileName}: ${bytes.length} bytes is over the upload limit of ${this.maxUploadBytes}`);
+    if (bytes.length === 0) throw new LensError('IMAGE_DECODE', `${fileName}: the file is empty`);
+    this.uploadDir ??= await mkdtemp(join(tmpdir(), 'lens-studio-'));
+    // Only the base name's safe characters are kept: the file lands in the temp folder whatever the name says.
+    const safe = basename(fileName).replace(/[^A-Za-z0-9._-]/g, '_').replace(/^\.+/, '') || 'image';
+    const path = join(this.uploadDir, `${randomBytes(4).toString('hex')}-${safe}`);
+    await writeFile(path, bytes, { flag: 'wx' });
+    try {
+      const [image] = await support.loadModelImages([path], this.primary, this.options.resize);
+      return this.addImage({ name: fileName, path, pixels: image! });
+    } catch (e) {
+      await rm(path, { force: true });
+      // The message names the upload as the user knows it, not the temp copy.
+      if (e instanceof LensError) throw new LensError(e.code, e.message.split(path).join(fileName));
+      throw e;
+    }
+  }
+
+  /** Adds generated images of the shapes dataset, with their ground-truth masks. */
+  async addShapes(count: number, seed: number): Promise<StudioImage[]> {
+    const [h, w] = this.primary.inputShape;
+    if (h !== w) throw new LensError('MODEL_UNSUPPORTED', `the shapes dataset makes square images; model ${this.primary.name} takes ${h}x${w}`);
+    const { generateShapes } = await import('../datasets/shapes.js');
+    return generateShapes({ count, seed, size: h }).map((s) =>
+      this.addImage({ name: `shape${s.index}-${s.className}`, pixels: { data: s.pixels, height: h, width: w, channels: 3 }, mask: s.mask }),
+    );
+  }
+
+  private addImage(image: Omit<StudioImage, 'id'>): StudioImage {
+    const full = { id: this.nextId(), ...image };
+    this.images.set(full.id, full);
+    this.log(`studio: opened ${image.name}`);
+    return full;
+  }
+
+  image(id: string): StudioImage {
+    const image = this.images.get(id);
+    if (!image) throw new LensError('NOT_FOUND', `no image "${id}" is open`);
+    return image;
+  }
+
+  /** Scores of a model on an image, computed once. */
+  async scoresOf(kind: ModelKind, id: string): Promise<Float32Array> {
+    const key = `${kind}/${id}`;
+    const cached = this.scores.get(key);
+    if (cached) return cached;
+    const model = this.model(kind);
+    const [row] = await this.run(() => attribution.forwardRows(model, [this.image(id).pixels.data], 1));
+    this.scores.set(key, row!);
+    return row!;
+  }
+
+  /** The top-k classes of a model on an image. */
+  async predict(kind: ModelKind, id: string): Promise<Prediction[]> {
+    const key = `${kind}/${id}`;
+    const cached = this.predictions.get(key);
+    if (cached) return cached;
+    const model = this.model(kind);
+    const probabilities = attribution.toProbabilities(await this.scoresOf(kind, id), model.output);
+    const top = topK(probabilities, Math.min(TOP_K, model.classes), model.labels).map((t) => ({ index: t.index, probability: t.score, ...(t.label !== undefined ? { label: t.label } : {}) }));
+    this.predictions.set(key, top);
+    return top;
+  }
+
+  /** The cache key of a request (every field that changes the numbers). */
+  static keyOf(r: ExplainRequest): string {
+    return [r.model, r.image, r.method, r.baseline, r.steps ?? '', r.rule, r.target, r.seed].join('|');
+  }
+
+  cached(key: string): StudioAttribution {
+    const hit = this.cache.get(key);
+    if (!hit) throw new LensError('NOT_FOUND', 'this attribution is no longer in the cache: explain again');
+    return hit;
+  }
+
+  /** Parses a baseline spec as the CLI does, loading image:PATH baselines at the model's size. */
+  async baselineSpec(text: string, model: ImageModel): Promise<attribution.BaselineSpec> {
+    return attribution.resolveBaseline(attribution.parseBaseline(text), async (p) => (await support.loadModelImages([p], model, this.options.resize))[0]!);
+  }
+
+  /**
+   * One attribution, from the cache or computed with `runMethod` and the settings `lens explain`
+   * derives from the same flags (IG keeps its path for the explorer).
+   */
+  async explain(request: ExplainRequest, onProgress?: (p: Progress) => void, signal?: AbortSignal): Promise<StudioAttribution> {
+    const key = StudioSession.keyOf(request);
+    const hit = this.cache.get(key);
+    if (hit) {
+      this.cache.delete(key);
+      this.cache.set(key, hit);
+      return { ...hit, millis: 0 };
+    }
+    const model = this.model(request.model);
+    const method = attribution.parseMethod(request.method);
+    if (request.model === 'served' && !attribution.FORWARD_ONLY_METHODS.includes(method.name)) {
+      throw new LensError('UNSUPPORTED', `method ${attribution.methodLabel(method)} needs gradients, which TF Serving does not compute: explain the local model, or use occlusion or rise on the served one`);
+    }
+    const image = this.image(request.image);
+    const target = attribution.parseTarget(request.target);
+    if (typeof target === 'object') throw new LensError('INVALID_ARGUMENT', 'the studio explains one target at a time: top1, a class index or a label');
+    const settings: attribution.MethodSettings = {
+      baseline: await this.baselineSpec(request.baseline, model),
+      rule: attribution.parseIntegrationRule(request.rule),
+      seed: request.seed,
+      target,
+      ...(request.steps !== undefined ? { steps: request.steps } : {}),
+      ...(method.name === 'ig' ? { returnPath: 'gradients' as const } : {}),
+      ...(method.name === 'eg' ? { references: [...this.images.values()].filter((i) => i.id !== image.id).map((i) => i.pixels) } : {}),
+      ...(onProgress ? { onProgress } : {}),
+      ...(signal ? { signal } : {}),
+    };
+    const started = performance.now();
+    const attr = await this.run(() => attribution.runMethod(method, model, image.pixels, settings));
+    const entry: StudioAttribution = { key, request, attribution: attr, millis: performance.now() - started };
+    this.cache.set(key, entry);
+    while (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
+    return entry;
+  }
+
+  /** The baseline images an IG request integrated from (same seed, same construction as IG). */
+  async baselineImages(request: ExplainRequest): Promise<Float32Array[]> {
+    const model = this.model(request.model);
+    const spec = await this.baselineSpec(request.baseline, model);
+    return attribution.makeBaselines(model, this.image(request.image).pixels, spec, attribution.seededRandom(request.seed)).images;
+  }
+
+  /** The IG path of a cached attribution, reduced to what the path explorer draws. */
+  async path(key: string): Promise<PathData> {
+    const { attribution: attr, request } = this.cached(key);
+    const trace = attr.path;
+    if (!trace || !attr.completeness) throw new LensError('INVALID_ARGUMENT', `the path explorer needs Integrated Gradients; this is ${attr.method}`);
+    const baselines = await this.baselineImages(request);
+    const x = this.image(request.image).pixels.data;
+    const points = trace.alphas.length;
+    // Fixed rules lay points out baseline by baseline; adaptive ones integrate from the first.
+    const perBaseline = points % baselines.length === 0 ? points / baselines.length : points;
+    const integrand: number[] = [];
+    const magnitude: number[] = [];
+    for (let p = 0; p < points; p++) {
+      const g = trace.gradients?.[p];
+      if (!g) {
+        integrand.push(Number.NaN);
+        magnitude.push(Number.NaN);
+        continue;
+      }
+      const base = baselines[Math.min(baselines.length - 1, Math.floor(p / perBaseline))]!;
+      let dot = 0;
+      let abs = 0;
+      for (let i = 0; i < g.length; i++) {
+        dot += (x[i]! - base[i]!) * g[i]!;
+        abs += Math.abs(g[i]!);
+      }
+      integrand.push(dot);
+      magnitude.push(abs / g.length);
+    }
+    const c = attr.completeness;
+    return {
+      alphas: Array.from(trace.alphas),
+      weights: Array.from(trace.weights),
+      scores: Array.from(trace.scores),
+      integrand,
+      gradientMagnitude: magnitude,
+      inputScore: c.inputScore,
+      baselineScore: c.baselineScore,
+      delta: c.delta,
+      relative: c.relative,
+      rule: attr.rule ?? '',
+      baselines: baselines.length,
+    };
+  }
+
+  /** Deletion and insertion curves of cached attributions, on the image they explain. */
+  async curves(keys: readonly string[], steps: number): Promise<{ key: string; deletion: attribution.Curve; insertion: attribution.Curve }[]> {
+    const out = [];
+    for (const key of keys) {
+      const { attribution: attr, request } = this.cached(key);
+      const model = this.model(request.model);
+      const image = this.image(request.image).pixels;
+      const [deletion, insertion] = await this.run(async () => [
+        await attribution.attributionCurve(model, image, attr, 'deletion', { steps }),
+        await attribution.attributionCurve(model, image, attr, 'insertion', { steps }),
+      ]);
+      out.push({ key, deletion: deletion!, insertion: insertion! });
+    }
+    return out;
+  }
+
+  /** The quality metrics with 95% intervals over the given images (`lens compare`'s computation). */
+  async compare(imageIds: readonly string[], baselines: readonly string[], options: { steps: number; rule: string; target: string; seed: number; curveSteps: number; onProgress?: (p: Progress) => void }): Promise<CompareResult> {
+    const model = this.model('local');
+    const items = imageIds.map((id) => {
+      const i = this.image(id);
+      return { name: i.name, image: i.pixels, ...(i.mask ? { mask: i.mask } : {}) };
+    });
+    const entries: attribution.BaselineEntry[] = [];
+    for (const token of baselines) entries.push(token.toLowerCase() === 'expected' ? { name: 'expected', spec: 'expected' } : { name: token, spec: await this.baselineSpec(token, model) });
+    const target = attribution.parseTarget(options.target);
+    if (typeof target === 'object') throw new LensError('INVALID_ARGUMENT', 'metrics explain one target per image: top1, a class index or a label');
+    return this.run(() =>
+      attribution.compareBaselines(model, items, entries, {
+        steps: options.steps,
+        rule: attribution.parseIntegrationRule(options.rule),
+        target,
+        seed: options.seed,
+        curveSteps: options.curveSteps,
+        keep: 0,
+        ...(options.onProgress ? { onProgress: options.onProgress } : {}),
+      }),
+    );
+  }
+
+  /** `lens verify`'s check, image by image. */
+  async verify(tolerance: number): Promise<attribution.AgreementReport> {
+    const local = this.model('local');
+    const served = this.model('served');
+    const named = [...this.images.values()].map((i) => ({ name: i.name, image: i.pixels }));
+    if (named.length === 0) throw new LensError('INVALID_ARGUMENT', 'open an image first');
+    return this.run(() => attribution.compareModels(local, served, named, { tolerance }));
+  }
+
+  /** Releases the models and removes uploaded files. */
+  async close(): Promise<void> {
+    this.closeServed();
+    this.local?.dispose();
+    if (this.uploadDir) await rm(this.uploadDir, { recursive: true, force: true });
+  }
+}
