@@ -85,14 +85,17 @@ function shellWord(word: string): string {
  * explainCommandLine(entry, image, { model: 'default', viz: 'heat_map', sign: 'all' });
  * // lens explain shapes/0.png --model default --method ig --baseline black --steps 50 --rule gausslegendre --target top1 --viz heat_map --sign all --seed 0
  */
-export function explainCommandLine(entry: StudioAttribution, image: StudioImage, options: Pick<SessionOptions, 'model' | 'server' | 'servedModel' | 'transport' | 'preprocess' | 'labels' | 'resize'> & { viz: string; sign: string }): string {
+export function explainCommandLine(entry: StudioAttribution, image: StudioImage, options: Pick<SessionOptions, 'model' | 'server' | 'servedModel' | 'connection' | 'preprocess' | 'labels' | 'resize'> & { viz: string; sign: string }): string {
   const r = entry.request;
   const words = ['lens', 'explain', image.path ?? image.name];
   if (r.model === 'local' && options.model) words.push('--model', options.model);
   if (r.model === 'served' && options.server) {
     words.push('--server', options.server);
     if (options.servedModel) words.push('--served-model', options.servedModel);
-    if (options.transport && options.transport !== 'grpc') words.push('--transport', options.transport);
+    const c = options.connection ?? {};
+    if (c.transport === 'rest' || c.rest) words.push('--transport', 'rest');
+    if (c.hostHeader) words.push('--host-header', c.hostHeader);
+    if (c.tls) words.push('--tls');
   }
   words.push('--method', r.method, '--baseline', r.baseline);
   if (r.steps !== undefined) words.push('--steps', String(r.steps));

@@ -11,6 +11,7 @@ import { basename, join } from 'node:path';
 import * as attribution from '../attribution/index.js';
 import type { Attribution, CompareResult, ImageInput, Progress } from '../attribution/index.js';
 import * as support from '../cli/attribution-support.js';
+import type { ConnectionFlagValues } from '../cli/server-flags.js';
 import { LensError } from '../errors.js';
 import type { LoadedImageModel } from '../models/load.js';
 import type { ImageModel } from '../models/model.js';
@@ -84,7 +85,8 @@ export interface SessionOptions {
   /** HOST:PORT of a TF Serving (or `lens serve`). */
   server?: string;
   servedModel?: string;
-  transport?: string;
+  /** Transport, Host header, TLS and metadata, as the client commands' connection flags give them. */
+  connection?: ConnectionFlagValues;
   preprocess?: string;
   labels?: string;
   backend?: string;
@@ -156,7 +158,7 @@ export class StudioSession {
       const remote = await support.openServedModel({
         target: support.hostPort(server),
         model: name,
-        ...(this.options.transport ? { transport: this.options.transport } : {}),
+        connection: this.options.connection ?? {},
         ...(this.local ? { like: this.local } : {}),
       });
       this.served = remote.model;

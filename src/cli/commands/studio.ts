@@ -1,11 +1,11 @@
 import type { Command } from 'commander';
 import * as support from '../attribution-support.js';
+import { addConnectionFlags, type ConnectionFlagValues } from '../server-flags.js';
 
-interface StudioFlags extends Pick<support.AttributionFlagValues, 'preprocess' | 'resize' | 'labels' | 'backend' | 'engine'> {
+interface StudioFlags extends Pick<support.AttributionFlagValues, 'preprocess' | 'resize' | 'labels' | 'backend' | 'engine'>, ConnectionFlagValues {
   model?: string;
   server?: string;
   servedModel?: string;
-  transport: string;
   host: string;
   port: string;
   maxUploadMb: string;
@@ -20,10 +20,10 @@ export function register(program: Command): void {
     .option('--model <model>', 'SavedModel dir, .h5, .tflite, model.json, resnet50, or default (the bundled shapes model); default: $LENS_MODEL, else default, unless only --server is given')
     .option('--server <host:port>', 'TF Serving address: predictions and verification of the served model next to the local one')
     .option('--served-model <name>', 'name of the served model (default: the local model name)')
-    .option('--transport <t>', 'grpc or rest', 'grpc')
     .option('--host <host>', 'address to listen on (anything but loopback requires the random token printed in the URL)', '127.0.0.1')
     .option('--port <n>', 'port to listen on (0: any free port)', '8750')
     .option('--max-upload-mb <n>', 'largest image upload in MiB', '20');
+  addConnectionFlags(command);
   support
     .addAttributionFlags(command, ['preprocess', 'resize', 'labels', 'backend', 'engine'])
     .action(async (images: string[], flags: StudioFlags) => {
@@ -48,7 +48,7 @@ async function studio(images: string[], flags: StudioFlags): Promise<void> {
     port,
     maxUploadBytes,
     ...(model ? { model } : {}),
-    ...(flags.server ? { server: flags.server, transport: flags.transport } : {}),
+    ...(flags.server ? { server: flags.server, connection: { transport: flags.transport, rest: flags.rest, hostHeader: flags.hostHeader, tls: flags.tls, header: flags.header } } : {}),
     ...(flags.servedModel ? { servedModel: flags.servedModel } : {}),
     ...support.modelLoadFlags(flags),
     ...(flags.resize ? { resize: flags.resize } : {}),
