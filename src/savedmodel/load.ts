@@ -18,6 +18,7 @@ import { LensError, errorMessage } from '../errors.js';
 import { registerImageOps } from '../export/image-ops.js';
 import { hostToTensor, tensorToHost, tfDtypeOf, type HostTensor } from '../tensor/index.js';
 import { readTensorBundle, type TensorBundle } from './bundle.js';
+import { describeRunFailure, type RunNode } from './run-error.js';
 import {
   DEFAULT_SIGNATURE,
   SERVE_TAG,
@@ -102,14 +103,11 @@ function isTensor(v: HostTensor | tf.Tensor): v is tf.Tensor {
   return v instanceof tf.Tensor;
 }
 
-/** Checks a fed value against what the graph expects and returns the tensor to feed (new or given). */
+/** Checks a fed value's dtype against what the graph expects and returns the tensor to feed (new or given). */
 function feedTensor(value: HostTensor | tf.Tensor, t: GraphTensor, where: string): tf.Tensor {
   const what = `${where}: input "${t.alias}"`;
-  const shape = isTensor(value) ? value.shape : value.shape;
-  if (t.shape) {
-    const ok = shape.length === t.shape.length && t.shape.every((d, i) => d < 0 || d === shape[i]);
-    if (!ok) throw new LensError('SHAPE_MISMATCH', `${what} must have shape [${t.shape.join(',')}] (-1 = any), got [${shape.join(',')}]`);
-  }
+  // Shapes are not checked against the signature: like TensorFlow's session (and so TF Serving),
+  // the graph takes what it can compute, and what it cannot fails as the node's error.
   if (isTensor(value)) {
     if (value.dtype !== tfDtypeOf(t.dtype)) {
       throw new LensError('INVALID_ARGUMENT', `${what} expects ${t.dataType} (tfjs ${tfDtypeOf(t.dtype)}), got a ${value.dtype} tensor`);
@@ -228,11 +226,16 @@ export async function loadSavedModel(dir: string, options: LoadSavedModelOptions
       }
       const names = outputs.map((t) => t.name);
       let result: tf.Tensor | tf.Tensor[];
+      const run = async (fetch: string[]) => (g.converted.async ? await g.model.executeAsync(feeds, fetch) : g.model.execute(feeds, fetch));
       try {
-        result = g.converted.async ? await g.model.executeAsync(feeds, names) : g.model.execute(feeds, names);
+        result = await run(names);
       } catch (e) {
         if (e instanceof LensError) throw e;
-        throw new LensError('INVALID_ARGUMENT', `${where} failed to run: ${errorMessage(e)}`, { cause: e });
+        // A rerun to find the failing node would change the state of graphs that assign variables.
+        const replay = g.converted.stateVariables.length
+          ? undefined
+          : { nodes: g.converted.artifacts.modelTopology ? (g.converted.artifacts.modelTopology as { node: RunNode[] }).node : [], run, owned: new Set([...g.weightIds, ...Object.values(feeds).map((t) => t.id)]) };
+        throw new LensError('INVALID_ARGUMENT', await describeRunFailure(e, replay), { cause: e });
       }
       const list = Array.isArray(result) ? result : [result];
       // Outputs that are weights or fed tensors come back as themselves: hand out clones instead.

@@ -226,9 +226,14 @@ export async function convertSignature(options: ConvertOptions): Promise<Convert
   const feeds = new Map<string, GraphTensor>(); // resolved ref -> fed tensor
   for (const t of signature.inputs) {
     const ref = flat.resolve(t.name);
-    nodeOf(ref, `input "${t.alias}"`);
-    if (!t.dtype) throw new LensError('DTYPE_UNSUPPORTED', `${what}: input "${t.alias}" has dtype ${t.dataType}`);
-    feeds.set(ref, { alias: t.alias, originalName: t.name, name: '', dtype: t.dtype, dataType: dataTypeName(baseDataType(t.dataType)), shape: t.shape });
+    const node = nodeOf(ref, `input "${t.alias}"`);
+    // The graph's own dtype wins over the TensorInfo's, as in TensorFlow's session: TF 1.0 exports
+    // such as half_plus_three declare DT_FLOAT for a DT_STRING tf.Example placeholder.
+    const graphType = flat.registry.outputType(node, parseTensorRef(ref)[1]);
+    const dataType = graphType !== undefined && baseDataType(graphType) !== baseDataType(t.dataType) ? dataTypeName(baseDataType(graphType)) : t.dataType;
+    const dtype = dataType === t.dataType ? t.dtype : dtypeOfDataType(dataType, `input "${t.alias}"`);
+    if (!dtype) throw new LensError('DTYPE_UNSUPPORTED', `${what}: input "${t.alias}" has dtype ${t.dataType}`);
+    feeds.set(ref, { alias: t.alias, originalName: t.name, name: '', dtype, dataType: dataTypeName(baseDataType(dataType)), shape: t.shape });
   }
   for (const cut of options.cutAt ?? []) {
     const ref = flat.resolve(cut);
@@ -331,8 +336,9 @@ export async function convertSignature(options: ConvertOptions): Promise<Convert
     fedName.set(ref, name);
     const feed = feeds.get(ref)!;
     feed.name = `${name}:0`;
+    // No shape attr: tfjs would check fed shapes against it, which TensorFlow's session does not
+    // (TF Serving feeds [3] to half_plus_two's [-1,1] input). Shapes stay in the signature.
     const attr: Record<string, unknown> = { dtype: { type: feed.dataType } };
-    if (feed.shape) attr.shape = { shape: { dim: feed.shape.map((s) => ({ size: String(s) })) } };
     emitted.push({ name, op: 'Placeholder', input: [], attr });
   }
   const mapRef = (ref: string): string => {
