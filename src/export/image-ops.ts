@@ -3,8 +3,9 @@
  * signatures take encoded images (the exporter's `image_bytes` signatures, the TF Serving ResNet
  * tutorial model) run locally: DecodeJpeg, DecodePng, DecodeBmp, DecodeGif and DecodeImage.
  *
- * Like TensorFlow 2.x, every one of them decodes by content (a PNG sent to DecodeJpeg decodes),
- * ignores EXIF orientation, and turns unreadable bytes into an error naming the op. Decoding is
+ * Like TensorFlow 2.x, every one of them decodes by content (a PNG or a still GIF sent to
+ * DecodeJpeg decodes, so PNG is a lossless way to send pixels to a JPEG signature; a BMP only
+ * through DecodeBmp and DecodeImage), ignores EXIF orientation, and turns unreadable bytes into an error naming the op. Decoding is
  * done by sharp (libjpeg-turbo, libspng, libnsgif) off the main thread; BMPs, which libvips does
  * not read, by the project's BMP decoder. uint8 images become int32 tfjs tensors (tfjs has no
  * uint8); a following Cast to float gives the same values TensorFlow computes.
@@ -82,6 +83,10 @@ export async function decodeImageBytes(bytes: Uint8Array, channels: number, op: 
   const format = sniffImageFormat(bytes);
   if (!format) {
     throw new LensError('IMAGE_DECODE', `${op}: unknown image file format (${bytes.length} bytes); one of JPEG, PNG, GIF, BMP required`);
+  }
+  if (format === 'bmp' && op !== 'DecodeBmp' && op !== 'DecodeImage') {
+    // TensorFlow decodes PNG and GIF through DecodeJpeg, but not BMP.
+    throw new LensError('INVALID_ARGUMENT', `Trying to decode BMP format using a wrong op. Use \`decode_bmp\` or \`decode_image\` instead. Op used: ${op}`);
   }
   try {
     if (format === 'bmp') {
