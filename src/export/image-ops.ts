@@ -19,21 +19,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GraphNode } from '@tensorflow/tfjs-converter';
 import { registerGraphOp } from '../convert/graph/ops.js';
 import { LensError, errorMessage } from '../errors.js';
-import { decodeBmp, isBmp } from '../image/bmp.js';
+import { decodeBmp } from '../image/bmp.js';
+import { sniffImageFormat } from '../image/format.js';
 
 /** Ops registered by {@link registerImageOps}. */
 export const IMAGE_OPS = ['DecodeJpeg', 'DecodePng', 'DecodeBmp', 'DecodeGif', 'DecodeImage'] as const;
-
-type ImageFormat = 'jpeg' | 'png' | 'gif' | 'bmp';
-
-/** The format of encoded image bytes from their signature, or undefined. */
-export function sniffImageFormat(bytes: Uint8Array): ImageFormat | undefined {
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
-  if (bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return 'png';
-  if (bytes.length >= 4 && bytes[0] === 0x47 && bytes[1] === 0x49 && bytes[2] === 0x46 && bytes[3] === 0x38) return 'gif';
-  if (isBmp(bytes)) return 'bmp';
-  return undefined;
-}
 
 /** Decoded frames: pixel bytes [frames, height, width, channels]. */
 export interface DecodedImage {

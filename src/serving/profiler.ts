@@ -12,7 +12,9 @@
  */
 import { build as buildHistogram } from 'hdr-histogram-js';
 import { LensError, errorMessage } from '../errors.js';
-import { decodePixels, readImageBytes, type Pixels } from '../image/index.js';
+import sharp from 'sharp';
+import { bytesForDecodeJpeg } from '../image/format.js';
+import { decodePixels, encodeJpeg, readImageBytes, type Pixels } from '../image/index.js';
 import type { HostTensor } from '../tensor/index.js';
 import { createClient, type ModelRef, type ServingClient, type TlsOptions, type Transport } from './client.js';
 import { describeImageInput } from './remote-model.js';
@@ -136,12 +138,25 @@ export async function profile(options: ProfileOptions, onProgress?: (p: ProfileP
       ...(options.signature ? { signature: options.signature } : {}),
     };
     const remote = await describeImageInput(client, { ...ref, ...(options.input ? { input: options.input } : {}), ...(options.inputShape ? { inputShape: options.inputShape } : {}) });
-    const [h, w, c] = remote.inputShape;
-    const pixels = options.image ? await decodePixels(await readImageBytes(options.image), { size: [h, w], resize: 'pad', channels: c === 1 ? 1 : 3, source: options.image }) : noisePixels(h, w, c);
-    const { encodeJpeg } = await import('../image/index.js');
-    const jpeg = remote.inputKind === 'jpeg' ? await encodeJpeg(pixels) : null;
+    const fileBytes = options.image ? await readImageBytes(options.image) : undefined;
+    // An encoded-image signature gets the file itself (the workload clients send); noise is sent
+    // as a JPEG of the served model's size.
+    let jpeg: Uint8Array | null = null;
+    let size = remote.inputShape;
+    if (remote.inputKind === 'jpeg' && fileBytes) {
+      jpeg = await bytesForDecodeJpeg(fileBytes, options.image!);
+      const meta = await sharp(jpeg).metadata();
+      size ??= [meta.height ?? 0, meta.width ?? 0, 3];
+    } else if (!size) {
+      throw new LensError('MODEL_UNSUPPORTED', `${remote.what}: input "${remote.inputAlias}" takes encoded images of a size the model does not say; give --image FILE or inputShape [H,W,C]`);
+    }
+    const [h, w, c] = size;
+    const pixels = jpeg ? undefined : fileBytes ? await decodePixels(fileBytes, { size: [h, w], resize: 'pad', channels: c === 1 ? 1 : 3, source: options.image! }) : noisePixels(h, w, c);
+    if (remote.inputKind === 'jpeg' && pixels) jpeg = await encodeJpeg(pixels);
+    const encoded = jpeg;
     const batchInput = (n: number): HostTensor => {
-      if (jpeg) return { dtype: 'string', shape: [n], values: Array.from({ length: n }, () => jpeg) };
+      if (encoded) return { dtype: 'string', shape: [n], values: Array.from({ length: n }, () => encoded) };
+      if (!pixels) throw new LensError('INTERNAL', 'profile: no pixels to send');
       const per = pixels.data.length;
       if (remote.inputKind === 'uint8') {
         const u = new Uint8Array(per * n);

@@ -26,7 +26,7 @@ import {
   type HostTensor,
 } from '../../tensor/index.js';
 import { flattenGraph, parseTensorRef, type FlatGraph, type FlatNode } from './flatten.js';
-import { ASSIGN_VARIABLE_OP, READ_VARIABLE_OP, needsAsyncExecution, supportsOp, type VariableStore } from './ops.js';
+import { ASSIGN_VARIABLE_OP, GATHER_STRINGS_OP, READ_VARIABLE_OP, needsAsyncExecution, supportsOp, type VariableStore } from './ops.js';
 import { VARIABLE_OPS } from './variables.js';
 
 /** A fed or fetched tensor of a converted graph. */
@@ -392,7 +392,8 @@ export async function convertSignature(options: ConvertOptions): Promise<Convert
       emitConst(name, decodeTensorProto(tensor, `Const node "${name}"`));
       continue;
     }
-    emitted.push({ name, op: n.op, input: [...inputs, ...controls], attr: copyAttrs(n) });
+    const stringGather = n.op === 'GatherV2' && dataTypeName(baseDataType(n.attr['Tparams']?.type ?? 0)) === 'DT_STRING';
+    emitted.push({ name, op: stringGather ? GATHER_STRINGS_OP : n.op, input: [...inputs, ...controls], attr: copyAttrs(n) });
   }
 
   // Outputs keep their original tensor names: an IdentityN stands in for each former call node.
