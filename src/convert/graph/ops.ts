@@ -50,7 +50,7 @@ const ASYNC_CATEGORIES = new Set(['control', 'dynamic', 'hash_table']);
 export function needsAsyncExecution(ops: Iterable<string>): boolean {
   const table = tfjsConverterOps();
   for (const op of ops) {
-    if (customOps.has(op) || op === GATHER_STRINGS_OP || ASYNC_CATEGORIES.has(table.get(op) ?? '')) return true;
+    if (customOps.has(op) || ASYNC_CATEGORIES.has(table.get(op) ?? '')) return true;
   }
   return false;
 }
@@ -166,15 +166,16 @@ registerOp(ASSIGN_VARIABLE_OP, ((node: GraphNode) => {
   return store.assign(node.attrs['lens_var'] as number, node.attrs['lens_mode'] as number, value).clone();
 }) as OpExecutor);
 
-registerOp(GATHER_STRINGS_OP, (async (node: GraphNode) => {
+registerOp(GATHER_STRINGS_OP, ((node: GraphNode) => {
   const [params, indices, axis] = node.inputs;
   if (!params || !indices) throw new LensError('INTERNAL', 'string gather without params or indices');
-  const at = axis ? (await axis.data())[0]! : 0;
+  const at = axis ? axis.dataSync()[0]! : 0;
   if (at !== 0 || params.rank !== 1) {
     throw new LensError('UNSUPPORTED', `GatherV2 of strings is supported on a 1-D table along axis 0, got [${params.shape.join(',')}] along axis ${at}`);
   }
-  const table = (await params.bytes()) as Uint8Array[];
-  const picks = Array.from(await indices.data(), (i) => {
+  // Synchronous (so graphs that gather names need no executeAsync); readSync gives the raw bytes.
+  const table = tf.backend().readSync(params.dataId) as Uint8Array[];
+  const picks = Array.from(indices.dataSync(), (i) => {
     const v = table[i];
     if (v === undefined) throw new LensError('INVALID_ARGUMENT', `indices = ${i} is not in [0, ${table.length})`);
     return v;
