@@ -119,6 +119,21 @@ function feedTensor(value: HostTensor | tf.Tensor, t: GraphTensor, where: string
 }
 
 /**
+ * The artifacts with Placeholder shapes left out, for running: tfjs would check fed shapes against
+ * them, which TensorFlow's session does not (TF Serving feeds [3] to half_plus_two's [-1,1]
+ * input). The converted graph keeps them (web model exports, signatures).
+ */
+function withoutFeedShapes(artifacts: tf.io.ModelArtifacts): tf.io.ModelArtifacts {
+  const topology = artifacts.modelTopology as { node: { op: string; attr?: Record<string, unknown> }[] };
+  const node = topology.node.map((n) => {
+    if (n.op !== 'Placeholder' || !n.attr?.shape) return n;
+    const { shape: _shape, ...attr } = n.attr;
+    return { ...n, attr };
+  });
+  return { ...artifacts, modelTopology: { ...topology, node } };
+}
+
+/**
  * Loads a SavedModel export directory for running in TensorFlow.js: reads saved_model.pb, picks
  * the MetaGraph by tags, opens the variables bundle and (unless `lazy`) converts the default
  * signature, so that errors such as an unsupported op show at load.
@@ -171,7 +186,7 @@ export async function loadSavedModel(dir: string, options: LoadSavedModelOptions
     progress({ phase: 'load', signature: name, fraction: 0.7 });
     let model: GraphModel<tf.io.IOHandlerSync>;
     try {
-      model = loadGraphModelSync(converted.artifacts);
+      model = loadGraphModelSync(withoutFeedShapes(converted.artifacts));
     } catch (e) {
       throw new LensError('UNSUPPORTED_OP', `signature "${name}" of ${info.dir} could not be loaded into TensorFlow.js: ${errorMessage(e)}`, { cause: e });
     }

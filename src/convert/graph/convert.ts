@@ -336,9 +336,8 @@ export async function convertSignature(options: ConvertOptions): Promise<Convert
     fedName.set(ref, name);
     const feed = feeds.get(ref)!;
     feed.name = `${name}:0`;
-    // No shape attr: tfjs would check fed shapes against it, which TensorFlow's session does not
-    // (TF Serving feeds [3] to half_plus_two's [-1,1] input). Shapes stay in the signature.
     const attr: Record<string, unknown> = { dtype: { type: feed.dataType } };
+    if (feed.shape) attr.shape = { shape: { dim: feed.shape.map((s) => ({ size: String(s) })) } };
     emitted.push({ name, op: 'Placeholder', input: [], attr });
   }
   const mapRef = (ref: string): string => {
