@@ -274,3 +274,39 @@ describe('explaining what is served (real exports, lens serve)', () => {
     expect(result.inputKind).toBe('jpeg');
   });
 });
+
+describe('the exported MobileNetV2 served and verified on real photos', () => {
+  it('lens verify through the JPEG signature (max |dp| <= 1e-3) and through predict_pixels (<= 1e-5)', async () => {
+    const tflite = join(SHARED, 'models-external/mobilenet_v2_1.0_224_quant/mobilenet_v2_1.0_224_quant.tflite');
+    const exported = await runLens(['export', tflite, join(tmp, 'models/mnv2'), '--version', '1', '--json']);
+    expect(exported.code, exported.stderr).toBe(0);
+    // Real photos as files, and flipped crops of the BMP photos saved as JPEG.
+    const photos = [join(SHARED, 'images/parrot.jpg'), join(SHARED, 'images/hot_dog.jpg')];
+    for (const name of ['grace_hopper', 'bird']) {
+      const p = await loadPixels(join(SHARED, `images/${name}.bmp`));
+      const crop = await sharp(Buffer.from(Uint8Array.from(p.data)), { raw: { width: p.width, height: p.height, channels: 3 } })
+        .flop()
+        .extract({ left: Math.floor(p.width / 8), top: Math.floor(p.height / 8), width: Math.floor((p.width * 3) / 4), height: Math.floor((p.height * 3) / 4) })
+        .jpeg({ quality: 90 })
+        .toBuffer();
+      const file = join(tmp, `${name}-flipped-crop.jpg`);
+      writeFileSync(file, crop);
+      photos.push(file);
+    }
+    const mnv2 = await startServer({ port: 0, restApiPort: 0, models: [{ name: 'mnv2', basePath: join(tmp, 'models/mnv2') }], fileSystemPollWaitSeconds: 0 });
+    try {
+      const jpeg = await runLens(['verify', ...photos, '--server', `127.0.0.1:${mnv2.grpcPort}`, '--model', 'mnv2', '--local', join(tmp, 'models/mnv2'), '--json']);
+      expect(jpeg.code, jpeg.stderr).toBe(0);
+      const report = JSON.parse(jpeg.stdout) as { serving: { ok: boolean; images: { maxProbabilityDifference: number; served: { index: number }[] }[] } };
+      expect(report.serving.ok).toBe(true);
+      for (const i of report.serving.images) expect(i.maxProbabilityDifference).toBeLessThanOrEqual(1e-3);
+      // parrot.jpg is a macaw (1001-class index 89), hot_dog.jpg a hot dog (935): ../shared/images/SOURCES.md.
+      expect(report.serving.images.slice(0, 2).map((i) => i.served[0]!.index)).toEqual([89, 935]);
+      const pixels = await runLens(['verify', ...photos, '--server', `127.0.0.1:${mnv2.restPort}`, '--transport', 'rest', '--model', 'mnv2', '--signature', 'predict_pixels', '--local', join(tmp, 'models/mnv2'), '--tolerance', '1e-5', '--json']);
+      expect(pixels.code, pixels.stderr).toBe(0);
+      for (const i of (JSON.parse(pixels.stdout) as { images: { maxProbabilityDifference: number }[] }).images) expect(i.maxProbabilityDifference).toBeLessThanOrEqual(1e-5);
+    } finally {
+      await mnv2.close();
+    }
+  }, 240_000);
+});
