@@ -87,6 +87,8 @@ export interface ProfileResult {
   errorSamples: string[];
   /** Median time the profiler's own bookkeeping took per request (ms). */
   overheadMsPerRequest: number;
+  /** The class the model gave the image sent, by the name its reply carries (`classes` of `lens export`), when it does. */
+  predictedClass?: string;
 }
 
 export interface ProfileProgress {
@@ -106,6 +108,11 @@ function noisePixels(h: number, w: number, c: number): Pixels {
     data[i] = (s >>> 16) & 0xff;
   }
   return { data, height: h, width: w, channels: c, source: '<noise>' };
+}
+
+/** The first string of a DT_STRING output (a class name), if the reply has one. */
+function firstName(t: HostTensor | undefined): string | undefined {
+  return t?.dtype === 'string' && t.values.length ? new TextDecoder().decode(t.values[0]) : undefined;
 }
 
 /**
@@ -168,6 +175,7 @@ export async function profile(options: ProfileOptions, onProgress?: (p: ProfileP
       return { dtype: 'float32', shape: [n, h, w, c], values: f };
     };
     const timeoutMs = options.timeoutMs ?? 60_000;
+    let predictedClass: string | undefined;
     const total = batchSizes.length * (warmup + levels.length * trials);
     let done = 0;
     const rows: ProfileRow[] = [];
@@ -203,6 +211,7 @@ export async function profile(options: ProfileOptions, onProgress?: (p: ProfileP
             try {
               const r = await client.predict(call);
               const t1 = performance.now();
+              predictedClass ??= firstName(r.outputs.classes);
               const ms = t1 - t0;
               hist.recordValue(Math.max(1, Math.round(ms * 1000)));
               ok++;
@@ -260,6 +269,7 @@ export async function profile(options: ProfileOptions, onProgress?: (p: ProfileP
       rows,
       errorSamples,
       overheadMsPerRequest: overheads.length ? overheads.sort((a, b) => a - b)[overheads.length >> 1]! : 0,
+      ...(predictedClass !== undefined ? { predictedClass } : {}),
     };
   } finally {
     if (own) client.close();

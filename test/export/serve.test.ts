@@ -272,6 +272,17 @@ describe('explaining what is served (real exports, lens serve)', () => {
     const result = await profile({ target: `127.0.0.1:${server.grpcPort}`, model: 'shapes', batchSizes: [1], trials: 1, warmup: 0 });
     expect(result.inputShape).toEqual([64, 64, 3]);
     expect(result.inputKind).toBe('jpeg');
+    expect(shapes.labels).toContain(result.predictedClass);
+  });
+
+  it('lens profile --image sends the file itself and names the class the export gives it', async () => {
+    const withFile = await profile({ target: `127.0.0.1:${server.grpcPort}`, model: 'shapes', batchSizes: [1], trials: 1, warmup: 0, image: JPEGS[0]! });
+    // The request carries the file's bytes (plus a few bytes of framing), not a re-encoded 64x64 image.
+    expect(withFile.rows[0]!.requestBytes).toBeGreaterThanOrEqual(readFileSync(JPEGS[0]!).length);
+    const local = await loadSavedModel(join(tmp, 'models/shapes/7'));
+    const out = await local.predict({ image_bytes: { dtype: 'string', shape: [1], values: [new Uint8Array(readFileSync(JPEGS[0]!))] } });
+    local.dispose();
+    expect(withFile.predictedClass).toBe(new TextDecoder().decode((out.classes!.values as Uint8Array[])[0]));
   });
 });
 
