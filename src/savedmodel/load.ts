@@ -246,8 +246,9 @@ export async function loadSavedModel(dir: string, options: LoadSavedModelOptions
         result = await run(names);
       } catch (e) {
         if (e instanceof LensError) throw e;
-        // A rerun to find the failing node would change the state of graphs that assign variables.
-        const replay = g.converted.stateVariables.length
+        // A rerun to find the failing node would change the state of graphs that assign variables,
+        // and inner nodes of control-flow frames cannot be fetched on their own.
+        const replay = g.converted.stateVariables.length || g.converted.async
           ? undefined
           : { nodes: g.converted.artifacts.modelTopology ? (g.converted.artifacts.modelTopology as { node: RunNode[] }).node : [], run, owned: new Set([...g.weightIds, ...Object.values(feeds).map((t) => t.id)]) };
         throw new LensError('INVALID_ARGUMENT', await describeRunFailure(e, replay), { cause: e });
