@@ -14,6 +14,7 @@ export * from './onnx/index.js';
 export * from './models/model.js';
 export * from './models/preprocess.js';
 export * from './image/index.js';
+export { bytesForDecodeJpeg, type ImageFormat } from './image/format.js';
 export * from './tensor/index.js';
 export * from './savedmodel/index.js';
 export * from './convert/graph/index.js';

@@ -24,5 +24,6 @@ export * from './stats.js';
 export * from './methods.js';
 export { gaussianBlur, channelSum } from './image-ops.js';
 export * from './model-check.js';
+export * from './served-parity.js';
 export * from './compare.js';
 export * from './save.js';

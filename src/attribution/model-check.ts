@@ -46,7 +46,7 @@ export interface AgreementReport {
 }
 
 /** Why rows said to be probabilities are not (negative values, or rows not summing to 1), if so. */
-function probabilityDoubt(model: ImageModel, rows: readonly Float32Array[]): string | undefined {
+function probabilityDoubt(model: Pick<ImageModel, 'name' | 'output'>, rows: readonly Float32Array[]): string | undefined {
   if (model.output !== 'probability') return undefined;
   for (const r of rows) {
     let sum = 0;
@@ -88,7 +88,6 @@ function topKAgree(a: Float32Array, b: Float32Array, k: number, tolerance: numbe
  * if (!report.ok) throw modelMismatchError(report);
  */
 export async function compareModels(local: ImageModel, served: ImageModel, images: readonly { name: string; image: ImageInput }[], options: AgreementOptions = {}): Promise<AgreementReport> {
-  const tolerance = options.tolerance ?? 1e-3;
   if (local.classes !== served.classes) {
     throw new LensError('MODEL_MISMATCH', `the local model ${local.name} has ${local.classes} classes but the served model ${served.name} has ${served.classes}: they are not the same model`);
   }
@@ -98,20 +97,40 @@ export async function compareModels(local: ImageModel, served: ImageModel, image
     throw new LensError('MODEL_MISMATCH', `the local model ${local.name} takes ${lh}x${lw}x${lc} images but the served model ${served.name} takes ${sh}x${sw}x${sc}`);
   }
   images.forEach((i) => checkImage(local, i.image, `image ${i.name}`));
-  const topK = Math.min(options.topK ?? 5, local.classes);
   const batchSize = options.batchSize ?? defaultBatchSize(local.inputShape);
   const data = images.map((i) => i.image.data);
   const localRows = await forwardRows(local, data, batchSize);
   const servedRows = await forwardRows(served, data, batchSize);
+  return compareScoreRows({ model: local, rows: localRows }, { model: served, rows: servedRows }, images.map((i) => i.name), options);
+}
+
+/** Score rows (one per image) and who answered them, for {@link compareScoreRows}. */
+export interface ScoreRows {
+  model: Pick<ImageModel, 'name' | 'output' | 'labels' | 'classes'>;
+  rows: readonly Float32Array[];
+}
+
+/**
+ * Compares two sets of score rows (one per image, in the same order) as probabilities: the core
+ * of {@link compareModels}, for rows computed in other ways (e.g. encoded images sent as they are).
+ *
+ * @example
+ * const report = compareScoreRows({ model: local, rows: localRows }, { model: served, rows: servedRows }, ['parrot.jpg']);
+ */
+export function compareScoreRows(localSide: ScoreRows, servedSide: ScoreRows, names: readonly string[], options: AgreementOptions = {}): AgreementReport {
+  const { model: local, rows: localRows } = localSide;
+  const { model: served, rows: servedRows } = servedSide;
+  const tolerance = options.tolerance ?? 1e-3;
+  const topK = Math.min(options.topK ?? 5, local.classes);
   const labels = local.labels ?? served.labels;
-  const results = images.map((img, n): ImageAgreement => {
+  const results = names.map((name, n): ImageAgreement => {
     const a = toProbabilities(localRows[n]!, local.output);
     const b = toProbabilities(servedRows[n]!, served.output);
     let maxDiff = 0;
     for (let i = 0; i < a.length; i++) maxDiff = Math.max(maxDiff, Math.abs(a[i]! - b[i]!));
-    if (Number.isNaN(a.reduce((s, v) => s + v, 0) + b.reduce((s, v) => s + v, 0))) maxDiff = Infinity;
+    if (a.length !== b.length || Number.isNaN(a.reduce((s, v) => s + v, 0) + b.reduce((s, v) => s + v, 0))) maxDiff = Infinity;
     const sameTopK = topKAgree(a, b, topK, tolerance);
-    return { image: img.name, local: ranked(a, topK, labels), served: ranked(b, topK, labels), maxProbabilityDifference: maxDiff, sameTopK, ok: sameTopK && maxDiff <= tolerance };
+    return { image: name, local: ranked(a, topK, labels), served: ranked(b, topK, labels), maxProbabilityDifference: maxDiff, sameTopK, ok: sameTopK && maxDiff <= tolerance };
   });
   const warnings = [probabilityDoubt(local, localRows), probabilityDoubt(served, servedRows)].filter((w): w is string => w !== undefined);
   return { ok: results.every((r) => r.ok), topK, tolerance, local: local.name, served: served.name, images: results, warnings };

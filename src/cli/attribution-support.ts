@@ -238,7 +238,7 @@ export async function openServedModel(options: {
   signature?: string;
   output?: string;
   like?: ImageModel;
-}): Promise<{ model: ImageModel; close(): void }> {
+}): Promise<{ model: import('../serving/remote-model.js').RemoteImageModel; close(): void }> {
   if (options.output !== undefined && options.output !== 'logit' && options.output !== 'probability') {
     throw new LensError('INVALID_ARGUMENT', `--served-output must be logit or probability, got "${options.output}"`);
   }
@@ -255,14 +255,13 @@ export async function openServedModel(options: {
       ...(options.output ? { outputKind: options.output as 'logit' | 'probability' } : {}),
       ...(options.like?.labels ? { labels: options.like.labels } : {}),
     };
-    // The signature's own input size wins; the local copy's size fills in when the signature
-    // has none (encoded-image inputs, or unknown dimensions).
+    // The served model's own input size wins; the local copy's size fills in only when the served
+    // model does not say it (unknown dimensions, encoded images without a pixel signature).
     let model;
     try {
       model = await createRemoteModel(base);
-      if (model.inputKind === 'jpeg' && options.like) model = await createRemoteModel({ ...base, inputShape: options.like.inputShape });
     } catch (e) {
-      if (!options.like || !isLensError(e, 'MODEL_UNSUPPORTED') || !/shape/.test(e.message)) throw e;
+      if (!options.like || !isLensError(e, 'MODEL_UNSUPPORTED') || !/size|shape/.test(e.message)) throw e;
       model = await createRemoteModel({ ...base, inputShape: options.like.inputShape });
     }
     return { model, close: () => client.close() };

@@ -5,11 +5,12 @@
  *
  * | signature | input | outputs |
  * |---|---|---|
- * | `serving_default`, `predict` | `image_bytes`: DT_STRING [-1], JPEG (or PNG/GIF/BMP) bytes | `classes`, `probabilities` |
- * | `predict_pixels` | `images`: DT_FLOAT [-1,H,W,C], RGB pixels 0..255 | `classes`, `probabilities` |
+ * | `serving_default`, `predict` | `image_bytes`: DT_STRING [-1], JPEG (or PNG/GIF) bytes | `classes`, `class_ids`, `probabilities` |
+ * | `predict_pixels` | `images`: DT_FLOAT [-1,H,W,C], RGB pixels 0..255 | `classes`, `class_ids`, `probabilities` |
  *
- * `classes` is DT_INT64 [-1,k] (the top-k class indices, best first) and `probabilities` is
- * DT_FLOAT [-1,classes] (the full softmax). Decoding, resizing (bilinear, to the model size)
+ * `classes` is DT_STRING [-1,k] (the names of the top-k classes, best first, from the labels the
+ * model carries, else the indices as text), `class_ids` DT_INT64 [-1,k] (their indices) and
+ * `probabilities` DT_FLOAT [-1,classes] (the full softmax). Decoding, resizing (bilinear, to the model size)
  * and the model's own preprocessing happen in-graph. With `input: 'float'` the float signature is
  * also `serving_default`; with `input: 'jpeg'` there is no `predict_pixels`.
  */
@@ -255,11 +256,12 @@ export async function exportSavedModel(model: tfl.LayersModel | LoadedImageModel
     throw new LensError('SHAPE_MISMATCH', `model ${source.name} has ${classes} classes but ${source.labels.length} labels`);
   }
   const topK = Math.min(options.topK ?? 5, classes);
-  const head = addHead(g, scores, probabilities, topK);
+  const head = addHead(g, scores, probabilities, topK, source.labels ?? Array.from({ length: classes }, (_, i) => String(i)));
   const saverDef = vars.addSaver(g);
 
   const outputs = {
-    classes: { tensor: head.classes, dtype: 'DT_INT64', shape: [-1, topK] },
+    classes: { tensor: head.classes, dtype: 'DT_STRING', shape: [-1, topK] },
+    class_ids: { tensor: head.classIds, dtype: 'DT_INT64', shape: [-1, topK] },
     probabilities: { tensor: head.probabilities, dtype: 'DT_FLOAT', shape: [-1, classes] },
   };
   const signatures = signaturesFor(

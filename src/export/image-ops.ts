@@ -3,8 +3,9 @@
  * signatures take encoded images (the exporter's `image_bytes` signatures, the TF Serving ResNet
  * tutorial model) run locally: DecodeJpeg, DecodePng, DecodeBmp, DecodeGif and DecodeImage.
  *
- * Like TensorFlow 2.x, every one of them decodes by content (a PNG sent to DecodeJpeg decodes),
- * ignores EXIF orientation, and turns unreadable bytes into an error naming the op. Decoding is
+ * Like TensorFlow 2.x, every one of them decodes by content (a PNG or a still GIF sent to
+ * DecodeJpeg decodes, so PNG is a lossless way to send pixels to a JPEG signature; a BMP only
+ * through DecodeBmp and DecodeImage), ignores EXIF orientation, and turns unreadable bytes into an error naming the op. Decoding is
  * done by sharp (libjpeg-turbo, libspng, libnsgif) off the main thread; BMPs, which libvips does
  * not read, by the project's BMP decoder. uint8 images become int32 tfjs tensors (tfjs has no
  * uint8); a following Cast to float gives the same values TensorFlow computes.
@@ -18,21 +19,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GraphNode } from '@tensorflow/tfjs-converter';
 import { registerGraphOp } from '../convert/graph/ops.js';
 import { LensError, errorMessage } from '../errors.js';
-import { decodeBmp, isBmp } from '../image/bmp.js';
+import { decodeBmp } from '../image/bmp.js';
+import { sniffImageFormat } from '../image/format.js';
 
 /** Ops registered by {@link registerImageOps}. */
 export const IMAGE_OPS = ['DecodeJpeg', 'DecodePng', 'DecodeBmp', 'DecodeGif', 'DecodeImage'] as const;
-
-type ImageFormat = 'jpeg' | 'png' | 'gif' | 'bmp';
-
-/** The format of encoded image bytes from their signature, or undefined. */
-export function sniffImageFormat(bytes: Uint8Array): ImageFormat | undefined {
-  if (bytes.length >= 3 && bytes[0] === 0xff && bytes[1] === 0xd8 && bytes[2] === 0xff) return 'jpeg';
-  if (bytes.length >= 8 && bytes[0] === 0x89 && bytes[1] === 0x50 && bytes[2] === 0x4e && bytes[3] === 0x47) return 'png';
-  if (bytes.length >= 4 && bytes[0] === 0x47 && bytes[1] === 0x49 && bytes[2] === 0x46 && bytes[3] === 0x38) return 'gif';
-  if (isBmp(bytes)) return 'bmp';
-  return undefined;
-}
 
 /** Decoded frames: pixel bytes [frames, height, width, channels]. */
 export interface DecodedImage {
@@ -82,6 +73,10 @@ export async function decodeImageBytes(bytes: Uint8Array, channels: number, op: 
   const format = sniffImageFormat(bytes);
   if (!format) {
     throw new LensError('IMAGE_DECODE', `${op}: unknown image file format (${bytes.length} bytes); one of JPEG, PNG, GIF, BMP required`);
+  }
+  if (format === 'bmp' && op !== 'DecodeBmp' && op !== 'DecodeImage') {
+    // TensorFlow decodes PNG and GIF through DecodeJpeg, but not BMP.
+    throw new LensError('INVALID_ARGUMENT', `Trying to decode BMP format using a wrong op. Use \`decode_bmp\` or \`decode_image\` instead. Op used: ${op}`);
   }
   try {
     if (format === 'bmp') {

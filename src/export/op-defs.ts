@@ -293,6 +293,12 @@ const DEFS: OpDefFact[] = [
   op('Reshape', ['tensor: T', 'shape: Tshape'], ['output: T'], { T: typeAttr(), Tshape: indexType() }),
   op('ConcatV2', ['values: N*T', 'axis: Tidx'], ['output: T'], { N: attr('int', { minimum: 2 }), T: typeAttr(), Tidx: indexType() }),
   op('Transpose', ['x: T', 'perm: Tperm'], ['y: T'], { T: typeAttr(), Tperm: indexType() }),
+  op('GatherV2', ['params: Tparams', 'indices: Tindices', 'axis: Taxis'], ['output: Tparams'], {
+    batch_dims: attr('int', { default: 0 }),
+    Tparams: typeAttr(),
+    Tindices: typeAttr('int16 int32 int64'),
+    Taxis: typeAttr('int32 int64'),
+  }),
   op('TopKV2', ['input: T', 'k: Tk'], ['values: T', 'indices: index_type'], {
     sorted: attr('bool', { default: true }),
     T: typeAttr('float double int32 uint8 int16 int8 int64 bfloat16 uint16 half uint32 uint64'),

@@ -7,8 +7,9 @@
  *   TensorArrayGatherV3). TF1 control-flow ops are what both TensorFlow Serving and the
  *   tfjs-converter executor run (tfjs does not run functional While ops with function bodies).
  * - preprocessing: the model's own affine input map (channel reversal, scale, offset) in-graph.
- * - head: `probabilities` (softmax of the logits, or the model's own softmax output) and
- *   `classes` (int64 indices of the top k, from TopKV2).
+ * - head: `probabilities` (softmax of the logits, or the model's own softmax output),
+ *   `class_ids` (int64 indices of the top k, from TopKV2) and `classes` (their names, gathered
+ *   from a constant string table).
  */
 import { LensError } from '../errors.js';
 import { affineOf, type PreprocessingName } from '../models/preprocess.js';
@@ -120,23 +121,29 @@ export function addPreprocessing(g: GraphBuilder, pixels: string, preprocessing:
   });
 }
 
-/** The two outputs of the serving head. */
+/** The outputs of the serving head. */
 export interface HeadTensors {
   /** [N, classes] float probabilities. */
   probabilities: string;
-  /** [N, k] int64 top-k class indices, best first. */
+  /** [N, k] string names of the top-k classes, best first. */
   classes: string;
+  /** [N, k] int64 indices of the top-k classes, best first. */
+  classIds: string;
 }
 
 /**
- * Adds `probabilities` (Softmax of `scores` when they are logits, else an Identity) and
- * `classes` (the top-k indices as int64) on top of the model's scores [N, classes].
+ * Adds `probabilities` (Softmax of `scores` when they are logits, else an Identity), `class_ids`
+ * (the top-k indices as int64) and `classes` (their names: a constant string table gathered by
+ * index, so that any TF Serving client reads names without a label file) on top of the model's
+ * scores [N, classes]. Without labels the table holds the indices as text.
  */
-export function addHead(g: GraphBuilder, scores: string, scoresAreProbabilities: boolean, topK: number): HeadTensors {
+export function addHead(g: GraphBuilder, scores: string, scoresAreProbabilities: boolean, topK: number, labels: readonly string[]): HeadTensors {
   const probabilities = scoresAreProbabilities
     ? g.op('Identity', [scores], { T: 'DT_FLOAT' }, { name: 'probabilities' })
     : g.op('Softmax', [scores], { T: 'DT_FLOAT' }, { name: 'probabilities' });
   const top = g.op('TopKV2', [probabilities, g.int32('top_k/k', topK)], { T: 'DT_FLOAT', sorted: true }, { name: 'top_k' });
-  const classes = g.op('Cast', [tensorRef(top, 1)], { SrcT: 'DT_INT32', DstT: 'DT_INT64' }, { name: 'classes' });
-  return { probabilities, classes };
+  const classIds = g.op('Cast', [tensorRef(top, 1)], { SrcT: 'DT_INT32', DstT: 'DT_INT64' }, { name: 'class_ids' });
+  const table = g.string('class_names', labels);
+  const classes = g.op('GatherV2', [table, tensorRef(top, 1), g.int32('classes/axis', 0)], { Tparams: 'DT_STRING', Tindices: 'DT_INT32', Taxis: 'DT_INT32' }, { name: 'classes' });
+  return { probabilities, classes, classIds };
 }

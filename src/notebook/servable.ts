@@ -2,7 +2,7 @@
  * Validating an exported servable before it goes to TF Serving, as the tutorial's
  * servable-validation notebook did: load the SavedModel with the project's own loader, check the
  * JPEG-bytes signature's contract (dtypes and shapes), run it on sample images and check what comes
- * back (one row per image, probabilities that form a distribution, `classes` equal to the top-k of
+ * back (one row per image, probabilities that form a distribution, `class_ids` equal to the top-k of
  * `probabilities`, a batch answering like single requests, bytes that are not an image refused),
  * and compare with the model that was exported, through both the JPEG and the float signatures.
  *
@@ -134,10 +134,10 @@ export async function validateServable(versionDir: string, options: ValidateServ
     const input = sig.inputs[0];
     const jpegInput = sig.inputs.length === 1 && input?.dtype === 'string' && input.shape?.length === 1;
     add(`${signatureName} takes a batch of encoded images`, jpegInput, input ? `${input.alias}: ${input.dataType} [${input.shape?.join(',') ?? '?'}]` : 'no input');
-    const classesOut = sig.outputs.find((o) => o.alias === 'classes');
+    const classesOut = sig.outputs.find((o) => o.alias === 'class_ids');
     const probsOut = sig.outputs.find((o) => o.alias === 'probabilities');
     add(
-      `${signatureName} returns classes (int64) and probabilities (float)`,
+      `${signatureName} returns class_ids (int64) and probabilities (float)`,
       classesOut?.dtype === 'int64' && probsOut?.dtype === 'float32',
       sig.outputs.map((o) => `${o.alias}: ${o.dataType} [${o.shape?.join(',') ?? '?'}]`).join(', '),
     );
@@ -151,9 +151,9 @@ export async function validateServable(versionDir: string, options: ValidateServ
     await attempt(`decodes and classifies ${n} sample image${n === 1 ? '' : 's'} in one batch`, async () => {
       const out = await model.predict(batch(bytes), { signature: signatureName });
       probs = floatRows(out.probabilities, 'probabilities');
-      classes = intRows(out.classes, 'classes');
+      classes = intRows(out.class_ids, 'class_ids');
       if (probs.length !== n || classes.length !== n) throw new LensError('SHAPE_MISMATCH', `got ${probs.length} probability rows and ${classes.length} class rows for ${n} images`);
-      return `probabilities [${out.probabilities!.shape.join(',')}], classes [${out.classes!.shape.join(',')}]`;
+      return `probabilities [${out.probabilities!.shape.join(',')}], class_ids [${out.class_ids!.shape.join(',')}]`;
     });
     if (probs.length === n) {
       let lo = Infinity;
@@ -174,7 +174,7 @@ export async function validateServable(versionDir: string, options: ValidateServ
         const sorted = Array.from(p.keys()).sort((a, b) => p[b]! - p[a]!);
         return row.every((c, j) => c === sorted[j] || Math.abs(p[c]! - p[sorted[j]!]!) <= 1e-7);
       });
-      add('classes are the top-k of probabilities, best first', consistent, `k = ${classes[0]?.length ?? 0}`);
+      add('class_ids are the top-k of probabilities, best first', consistent, `k = ${classes[0]?.length ?? 0}`);
       probs.forEach((row, i) => {
         const top = classes[i]!.map((index) => ({ index, ...(labels?.[index] !== undefined ? { label: labels[index] } : {}), probability: row[index]! }));
         predictions.push({ image: basename(options.images[i]!), top });

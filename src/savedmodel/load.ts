@@ -18,6 +18,7 @@ import { LensError, errorMessage } from '../errors.js';
 import { registerImageOps } from '../export/image-ops.js';
 import { hostToTensor, tensorToHost, tfDtypeOf, type HostTensor } from '../tensor/index.js';
 import { readTensorBundle, type TensorBundle } from './bundle.js';
+import { describeRunFailure, type RunNode } from './run-error.js';
 import {
   DEFAULT_SIGNATURE,
   SERVE_TAG,
@@ -102,14 +103,11 @@ function isTensor(v: HostTensor | tf.Tensor): v is tf.Tensor {
   return v instanceof tf.Tensor;
 }
 
-/** Checks a fed value against what the graph expects and returns the tensor to feed (new or given). */
+/** Checks a fed value's dtype against what the graph expects and returns the tensor to feed (new or given). */
 function feedTensor(value: HostTensor | tf.Tensor, t: GraphTensor, where: string): tf.Tensor {
   const what = `${where}: input "${t.alias}"`;
-  const shape = isTensor(value) ? value.shape : value.shape;
-  if (t.shape) {
-    const ok = shape.length === t.shape.length && t.shape.every((d, i) => d < 0 || d === shape[i]);
-    if (!ok) throw new LensError('SHAPE_MISMATCH', `${what} must have shape [${t.shape.join(',')}] (-1 = any), got [${shape.join(',')}]`);
-  }
+  // Shapes are not checked against the signature: like TensorFlow's session (and so TF Serving),
+  // the graph takes what it can compute, and what it cannot fails as the node's error.
   if (isTensor(value)) {
     if (value.dtype !== tfDtypeOf(t.dtype)) {
       throw new LensError('INVALID_ARGUMENT', `${what} expects ${t.dataType} (tfjs ${tfDtypeOf(t.dtype)}), got a ${value.dtype} tensor`);
@@ -118,6 +116,21 @@ function feedTensor(value: HostTensor | tf.Tensor, t: GraphTensor, where: string
   }
   if (value.dtype !== t.dtype) throw new LensError('INVALID_ARGUMENT', `${what} expects ${t.dataType} (${t.dtype}), got ${value.dtype}`);
   return hostToTensor(value, what);
+}
+
+/**
+ * The artifacts with Placeholder shapes left out, for running: tfjs would check fed shapes against
+ * them, which TensorFlow's session does not (TF Serving feeds [3] to half_plus_two's [-1,1]
+ * input). The converted graph keeps them (web model exports, signatures).
+ */
+function withoutFeedShapes(artifacts: tf.io.ModelArtifacts): tf.io.ModelArtifacts {
+  const topology = artifacts.modelTopology as { node: { op: string; attr?: Record<string, unknown> }[] };
+  const node = topology.node.map((n) => {
+    if (n.op !== 'Placeholder' || !n.attr?.shape) return n;
+    const { shape: _shape, ...attr } = n.attr;
+    return { ...n, attr };
+  });
+  return { ...artifacts, modelTopology: { ...topology, node } };
 }
 
 /**
@@ -173,7 +186,7 @@ export async function loadSavedModel(dir: string, options: LoadSavedModelOptions
     progress({ phase: 'load', signature: name, fraction: 0.7 });
     let model: GraphModel<tf.io.IOHandlerSync>;
     try {
-      model = loadGraphModelSync(converted.artifacts);
+      model = loadGraphModelSync(withoutFeedShapes(converted.artifacts));
     } catch (e) {
       throw new LensError('UNSUPPORTED_OP', `signature "${name}" of ${info.dir} could not be loaded into TensorFlow.js: ${errorMessage(e)}`, { cause: e });
     }
@@ -228,11 +241,17 @@ export async function loadSavedModel(dir: string, options: LoadSavedModelOptions
       }
       const names = outputs.map((t) => t.name);
       let result: tf.Tensor | tf.Tensor[];
+      const run = async (fetch: string[]) => (g.converted.async ? await g.model.executeAsync(feeds, fetch) : g.model.execute(feeds, fetch));
       try {
-        result = g.converted.async ? await g.model.executeAsync(feeds, names) : g.model.execute(feeds, names);
+        result = await run(names);
       } catch (e) {
         if (e instanceof LensError) throw e;
-        throw new LensError('INVALID_ARGUMENT', `${where} failed to run: ${errorMessage(e)}`, { cause: e });
+        // A rerun to find the failing node would change the state of graphs that assign variables,
+        // and inner nodes of control-flow frames cannot be fetched on their own.
+        const replay = g.converted.stateVariables.length || g.converted.async
+          ? undefined
+          : { nodes: g.converted.artifacts.modelTopology ? (g.converted.artifacts.modelTopology as { node: RunNode[] }).node : [], run, owned: new Set([...g.weightIds, ...Object.values(feeds).map((t) => t.id)]) };
+        throw new LensError('INVALID_ARGUMENT', await describeRunFailure(e, replay), { cause: e });
       }
       const list = Array.isArray(result) ? result : [result];
       // Outputs that are weights or fed tensors come back as themselves: hand out clones instead.

@@ -20,8 +20,6 @@ import {
   DEFAULT_SIGNATURE,
   PREDICT_METHOD,
   REGRESS_METHOD,
-  shapeFits,
-  shapeString,
   type SignatureSpec,
 } from './signature.js';
 import { baseDataType } from '../tensor/index.js';
@@ -259,6 +257,8 @@ export class ServingCore {
           throw new ServingError('INVALID_ARGUMENT', `tensor parsing error: ${alias} (${toServingError(e).message})`);
         }
       }
+      // Shapes are not checked here: TF Serving feeds tensors to the graph as sent, and what the
+      // graph cannot compute fails there (INVALID_ARGUMENT naming the node).
       const spec = sig.inputs[alias]!;
       const expected = baseDataType(spec.dtype);
       const got = baseDataType(dataTypeOfHost(t.dtype));
@@ -266,12 +266,6 @@ export class ServingCore {
         throw new ServingError(
           'INVALID_ARGUMENT',
           `Expects arg[${ordered.indexOf(alias)}] to be ${tfDtypeString(spec.dtype)} but ${tfDtypeString(dataTypeOfHost(t.dtype))} is provided`,
-        );
-      }
-      if (!shapeFits(t.shape, spec.shape)) {
-        throw new ServingError(
-          'INVALID_ARGUMENT',
-          `input "${alias}" has shape ${shapeString(t.shape)} but the signature expects ${shapeString(spec.shape)} (-1 is any size)`,
         );
       }
       out[alias] = t;

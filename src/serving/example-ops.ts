@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type { GraphNode } from '@tensorflow/tfjs-converter';
 import { registerGraphOp } from '../convert/graph/ops.js';
 import { LensError } from '../errors.js';
+import protobuf from 'protobufjs';
 import { decodeMessage } from '../proto/index.js';
 
 interface FeatureMessage {
@@ -61,6 +62,31 @@ function makeTensor(values: (number | Uint8Array)[], shape: number[], kind: Kind
   return tf.tensor(kind === 'float32' ? Float32Array.from(values as number[]) : Int32Array.from(values as number[]), shape, kind);
 }
 
+/**
+ * A serialized tf.Example decoded with protobuf's merge rule for a repeated message field: every
+ * `features` occurrence adds its map entries, later keys winning. TF Serving joins a context and
+ * an example by concatenating their bytes (ExampleListWithContext), which protobufjs alone would
+ * decode as the last `features` only.
+ */
+function decodeExample(bytes: Uint8Array, what: string): ExampleMessage {
+  const feature: Record<string, FeatureMessage> = {};
+  let seen = false;
+  try {
+    const reader = protobuf.Reader.create(bytes);
+    while (reader.pos < reader.len) {
+      const tag = reader.uint32();
+      if (tag >>> 3 === 1 && (tag & 7) === 2) {
+        Object.assign(feature, decodeMessage<NonNullable<ExampleMessage['features']>>('tensorflow.Features', reader.bytes(), what).feature ?? {});
+        seen = true;
+      } else reader.skipType(tag & 7);
+    }
+  } catch (e) {
+    if (e instanceof LensError) throw e;
+    throw new LensError('PROTO_DECODE', `${what} is not a valid tensorflow.Example: ${e instanceof Error ? e.message : String(e)}`);
+  }
+  return seen ? { features: { feature } } : {};
+}
+
 interface ParseSpec {
   serialized: Uint8Array[];
   sparseKeys: string[];
@@ -75,7 +101,7 @@ function parse(spec: ParseSpec, op: string): tf.Tensor[] {
   const what = `${op} kernel`;
   const records = spec.serialized;
   const n = records.length;
-  const examples = records.map((bytes, i) => decodeMessage<ExampleMessage>('tensorflow.Example', bytes, `serialized tf.Example ${i}`));
+  const examples = records.map((bytes, i) => decodeExample(bytes, `serialized tf.Example ${i}`));
   const sparseIndices: tf.Tensor[] = [];
   const sparseValues: tf.Tensor[] = [];
   const sparseShapes: tf.Tensor[] = [];

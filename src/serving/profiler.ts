@@ -12,7 +12,9 @@
  */
 import { build as buildHistogram } from 'hdr-histogram-js';
 import { LensError, errorMessage } from '../errors.js';
-import { decodePixels, readImageBytes, type Pixels } from '../image/index.js';
+import sharp from 'sharp';
+import { bytesForDecodeJpeg } from '../image/format.js';
+import { decodePixels, encodeJpeg, readImageBytes, type Pixels } from '../image/index.js';
 import type { HostTensor } from '../tensor/index.js';
 import { createClient, type ModelRef, type ServingClient, type TlsOptions, type Transport } from './client.js';
 import { describeImageInput } from './remote-model.js';
@@ -89,6 +91,8 @@ export interface ProfileResult {
   errorSamples: string[];
   /** Median time the profiler's own bookkeeping took per request (ms). */
   overheadMsPerRequest: number;
+  /** The class the model gave the image sent, by the name its reply carries (`classes` of `lens export`), when it does. */
+  predictedClass?: string;
 }
 
 export interface ProfileProgress {
@@ -108,6 +112,11 @@ function noisePixels(h: number, w: number, c: number): Pixels {
     data[i] = (s >>> 16) & 0xff;
   }
   return { data, height: h, width: w, channels: c, source: '<noise>' };
+}
+
+/** The first string of a DT_STRING output (a class name), if the reply has one. */
+function firstName(t: HostTensor | undefined): string | undefined {
+  return t?.dtype === 'string' && t.values.length ? new TextDecoder().decode(t.values[0]) : undefined;
 }
 
 /**
@@ -141,12 +150,25 @@ export async function profile(options: ProfileOptions, onProgress?: (p: ProfileP
       ...(options.signature ? { signature: options.signature } : {}),
     };
     const remote = await describeImageInput(client, { ...ref, ...(options.input ? { input: options.input } : {}), ...(options.inputShape ? { inputShape: options.inputShape } : {}) });
-    const [h, w, c] = remote.inputShape;
-    const pixels = options.image ? await decodePixels(await readImageBytes(options.image), { size: [h, w], resize: 'pad', channels: c === 1 ? 1 : 3, source: options.image }) : noisePixels(h, w, c);
-    const { encodeJpeg } = await import('../image/index.js');
-    const jpeg = remote.inputKind === 'jpeg' ? await encodeJpeg(pixels) : null;
+    const fileBytes = options.image ? await readImageBytes(options.image) : undefined;
+    // An encoded-image signature gets the file itself (the workload clients send); noise is sent
+    // as a JPEG of the served model's size.
+    let jpeg: Uint8Array | null = null;
+    let size = remote.inputShape;
+    if (remote.inputKind === 'jpeg' && fileBytes) {
+      jpeg = await bytesForDecodeJpeg(fileBytes, options.image!);
+      const meta = await sharp(jpeg).metadata();
+      size ??= [meta.height ?? 0, meta.width ?? 0, 3];
+    } else if (!size) {
+      throw new LensError('MODEL_UNSUPPORTED', `${remote.what}: input "${remote.inputAlias}" takes encoded images of a size the model does not say; give --image FILE or inputShape [H,W,C]`);
+    }
+    const [h, w, c] = size;
+    const pixels = jpeg ? undefined : fileBytes ? await decodePixels(fileBytes, { size: [h, w], resize: 'pad', channels: c === 1 ? 1 : 3, source: options.image! }) : noisePixels(h, w, c);
+    if (remote.inputKind === 'jpeg' && pixels) jpeg = await encodeJpeg(pixels);
+    const encoded = jpeg;
     const batchInput = (n: number): HostTensor => {
-      if (jpeg) return { dtype: 'string', shape: [n], values: Array.from({ length: n }, () => jpeg) };
+      if (encoded) return { dtype: 'string', shape: [n], values: Array.from({ length: n }, () => encoded) };
+      if (!pixels) throw new LensError('INTERNAL', 'profile: no pixels to send');
       const per = pixels.data.length;
       if (remote.inputKind === 'uint8') {
         const u = new Uint8Array(per * n);
@@ -158,6 +180,7 @@ export async function profile(options: ProfileOptions, onProgress?: (p: ProfileP
       return { dtype: 'float32', shape: [n, h, w, c], values: f };
     };
     const timeoutMs = options.timeoutMs ?? 60_000;
+    let predictedClass: string | undefined;
     const total = batchSizes.length * (warmup + levels.length * trials);
     let done = 0;
     const rows: ProfileRow[] = [];
@@ -193,6 +216,7 @@ export async function profile(options: ProfileOptions, onProgress?: (p: ProfileP
             try {
               const r = await client.predict(call);
               const t1 = performance.now();
+              predictedClass ??= firstName(r.outputs.classes);
               const ms = t1 - t0;
               hist.recordValue(Math.max(1, Math.round(ms * 1000)));
               ok++;
@@ -251,6 +275,7 @@ export async function profile(options: ProfileOptions, onProgress?: (p: ProfileP
       rows,
       errorSamples,
       overheadMsPerRequest: overheads.length ? overheads.sort((a, b) => a - b)[overheads.length >> 1]! : 0,
+      ...(predictedClass !== undefined ? { predictedClass } : {}),
     };
   } finally {
     if (own) client.close();

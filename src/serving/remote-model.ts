@@ -1,9 +1,14 @@
 /**
  * A TensorFlow Serving model as a forward-only {@link ImageModel}: `forward(pixels)` sends the batch
- * to the server and returns the scores. Whether to send float (or uint8) pixels or JPEG bytes follows
- * the signature's input dtype (DT_STRING inputs such as the ResNet tutorial's "image_bytes" get
- * JPEGs). There is no gradient, so attribution methods that only need forward passes (occlusion,
- * RISE) and `lens verify` work with it.
+ * to the server and returns the scores. Whether to send float (or uint8) pixels or encoded images
+ * follows the signature's input dtype. Encoded-image inputs (DT_STRING, such as the ResNet
+ * tutorial's "image_bytes") get PNGs, which TensorFlow's DecodeJpeg reads too: lossless, so the
+ * served graph sees the very pixels an attribution method made; `forwardEncoded(files)` sends
+ * image files' own bytes. There is no gradient, so attribution methods that only need forward
+ * passes (occlusion, RISE) and `lens verify` work with it.
+ *
+ * The image size is the served model's: the input's shape, else (encoded images) the size of
+ * another signature of the same model that takes pixels (the `predict_pixels` of `lens export`).
  *
  * @example
  * const client = createClient({ target: 'localhost:8500' });
@@ -12,7 +17,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { LensError } from '../errors.js';
-import { encodeJpeg } from '../image/index.js';
+import { encodePng } from '../image/index.js';
 import { resolveLabels } from '../models/labels.js';
 import { checkPixels, type ImageModel, type ScoreKind } from '../models/model.js';
 import type { HostTensor } from '../tensor/index.js';
@@ -26,15 +31,13 @@ export interface RemoteModelOptions extends ModelRef {
   input?: string;
   /** Output alias (default: probabilities, scores, logits, or the only float output). */
   output?: string;
-  /** [H, W, C] when the signature does not say (JPEG inputs); default [224, 224, 3] for those. */
+  /** [H, W, C] when the served model does not say (encoded-image inputs of models other than lens exports). */
   inputShape?: readonly [number, number, number];
   /** What the output holds (default: guessed from its alias, else 'probability'). */
   outputKind?: ScoreKind;
   labels?: readonly string[];
   /** Largest batch sent in one request (default 64); bigger batches are split. */
   maxBatch?: number;
-  /** JPEG quality for encoded-image inputs (default 95). */
-  jpegQuality?: number;
   /** Deadline of each request (ms). */
   timeoutMs?: number;
 }
@@ -43,9 +46,16 @@ export interface RemoteModelOptions extends ModelRef {
 export type RemoteInputKind = 'float' | 'uint8' | 'jpeg';
 
 export interface RemoteImageModel extends ImageModel {
+  /**
+   * Scores [N, classes] for encoded images sent as they are (encoded-image inputs only), e.g.
+   * files' own bytes, so that the server decodes and resizes exactly what a client would send.
+   */
+  forwardEncoded(images: readonly Uint8Array[]): Promise<tf.Tensor2D>;
   readonly inputKind: RemoteInputKind;
   readonly inputAlias: string;
   readonly outputAlias: string;
+  /** Key of the served signature. */
+  readonly signatureName: string;
   readonly signature: SignatureSpec;
 }
 
@@ -90,7 +100,32 @@ export interface ServedImageInput {
   signature: SignatureSpec;
   inputAlias: string;
   inputKind: RemoteInputKind;
-  inputShape: readonly [number, number, number];
+  /** [H, W, C]; unknown only for encoded-image inputs of a model that does not say its size. */
+  inputShape: readonly [number, number, number] | undefined;
+}
+
+/** [H, W, C] of a signature input shaped [N, H, W, C] with known sizes. */
+function imageSize(spec: TensorSpec | undefined): [number, number, number] | undefined {
+  const s = spec?.shape;
+  return s && s.length === 4 && s.slice(1).every((d) => d > 0) ? [s[1]!, s[2]!, s[3]!] : undefined;
+}
+
+/**
+ * The pixel size a model that decodes images in-graph resizes to, as its metadata tells it: the
+ * one [N, H, W, C] pixel input among its other signatures that return the same outputs (the
+ * `predict_pixels` next to the `image_bytes` signatures of `lens export`).
+ */
+function siblingImageSize(signatures: Record<string, SignatureSpec>, own: SignatureSpec): [number, number, number] | undefined {
+  const outputs = Object.keys(own.outputs).sort().join(',');
+  const sizes = new Set<string>();
+  for (const sig of Object.values(signatures)) {
+    if (Object.keys(sig.outputs).sort().join(',') !== outputs) continue;
+    const inputs = Object.values(sig.inputs);
+    const size = inputs.length === 1 && baseDataType(inputs[0]!.dtype) !== DT_STRING ? imageSize(inputs[0]) : undefined;
+    if (size) sizes.add(size.join(','));
+  }
+  if (sizes.size !== 1) return undefined;
+  return [...sizes][0]!.split(',').map(Number) as [number, number, number];
 }
 
 /**
@@ -114,12 +149,9 @@ export async function describeImageInput(
   const inputKind: RemoteInputKind = dt === DT_STRING ? 'jpeg' : dt === DT_UINT8 ? 'uint8' : dt === DT_FLOAT ? 'float' : (() => {
     throw new LensError('MODEL_UNSUPPORTED', `${what}: input "${inputAlias}" is ${inputSpec.dtype}; image inputs must be DT_FLOAT, DT_UINT8 or DT_STRING (encoded images)`);
   })();
-  let inputShape = options.inputShape;
-  if (!inputShape) {
-    const s = inputSpec.shape;
-    if (s && s.length === 4 && s.slice(1).every((d) => d > 0)) inputShape = [s[1]!, s[2]!, s[3]!];
-    else if (inputKind === 'jpeg') inputShape = [224, 224, 3];
-    else throw new LensError('MODEL_UNSUPPORTED', `${what}: input "${inputAlias}" has shape [${s?.join(',') ?? '?'}]; give the image size with inputShape [H,W,C]`);
+  const inputShape = options.inputShape ?? imageSize(inputSpec) ?? (inputKind === 'jpeg' ? siblingImageSize(meta.signatures, signature) : undefined);
+  if (!inputShape && inputKind !== 'jpeg') {
+    throw new LensError('MODEL_UNSUPPORTED', `${what}: input "${inputAlias}" has shape [${inputSpec.shape?.join(',') ?? '?'}]; give the image size with inputShape [H,W,C]`);
   }
   return { ref, what, signature, inputAlias, inputKind, inputShape };
 }
@@ -130,10 +162,16 @@ export async function describeImageInput(
  */
 export async function createRemoteModel(options: RemoteModelOptions): Promise<RemoteImageModel> {
   const { client } = options;
-  const { ref, what, signature, inputAlias, inputKind, inputShape } = await describeImageInput(client, options);
+  const { ref, what, signature, inputAlias, inputKind, inputShape: described } = await describeImageInput(client, options);
+  if (!described) {
+    throw new LensError(
+      'MODEL_UNSUPPORTED',
+      `${what}: input "${inputAlias}" takes encoded images and the model does not say what size it resizes them to; give the image size with inputShape [H,W,C]`,
+    );
+  }
+  const inputShape = described;
   const [outputAlias, outputSpec] = pickOutput(signature, options.output, what);
   const maxBatch = Math.max(1, options.maxBatch ?? 64);
-  const quality = options.jpegQuality ?? 95;
   const outputKind = options.outputKind ?? (/logit/i.test(outputAlias) ? 'logit' : 'probability');
 
   const encode = async (data: Float32Array, n: number): Promise<HostTensor> => {
@@ -144,15 +182,37 @@ export async function createRemoteModel(options: RemoteModelOptions): Promise<Re
       for (let i = 0; i < u.length; i++) u[i] = Math.max(0, Math.min(255, Math.round(data[i]!)));
       return { dtype: 'uint8', shape: [n, h, w, c], values: u };
     }
+    // PNG, not JPEG: lossless (pixels are rounded to 8 bits, the most an encoded image holds).
     const per = h * w * c;
-    const jpegs: Uint8Array[] = [];
-    for (let i = 0; i < n; i++) jpegs.push(await encodeJpeg({ data: data.subarray(i * per, (i + 1) * per), height: h, width: w, channels: c }, quality));
-    return { dtype: 'string', shape: [n], values: jpegs };
+    const pngs: Uint8Array[] = [];
+    for (let i = 0; i < n; i++) pngs.push(await encodePng({ data: data.subarray(i * per, (i + 1) * per), height: h, width: w, channels: c }));
+    return { dtype: 'string', shape: [n], values: pngs };
   };
 
-  const scoresOf = async (data: Float32Array, n: number): Promise<{ values: Float32Array; classes: number }> => {
-    const input = await encode(data, n);
-    const { outputs } = await client.predict({ ...ref, inputs: { [inputAlias]: input }, ...(client.transport === 'grpc' ? { outputFilter: [outputAlias] } : {}), ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) });
+  const scoresOf = async (data: Float32Array, n: number): Promise<{ values: Float32Array; classes: number }> => scoresFor(await encode(data, n), n);
+
+  // Class names the served graph returns next to the scores (`classes` by `class_ids`, as
+  // `lens export` writes them) label the classes seen so far, unless labels were given.
+  const names = signature.outputs.classes;
+  const ids = signature.outputs.class_ids;
+  const nameOutputs = !options.labels && names && ids && baseDataType(names.dtype) === DT_STRING && baseDataType(ids.dtype) !== DT_STRING ? ['classes', 'class_ids'] : [];
+  const learned: string[] = [];
+  const learn = (outputs: Record<string, HostTensor>) => {
+    const n = outputs.classes;
+    const i = outputs.class_ids;
+    if (!n || !i || n.dtype !== 'string' || n.values.length !== i.values.length) return;
+    const dec = new TextDecoder();
+    Array.from(i.values as ArrayLike<number | bigint>, Number).forEach((index, k) => (learned[index] = dec.decode((n.values as Uint8Array[])[k])));
+  };
+
+  const scoresFor = async (input: HostTensor, n: number): Promise<{ values: Float32Array; classes: number }> => {
+    const { outputs } = await client.predict({
+      ...ref,
+      inputs: { [inputAlias]: input },
+      ...(client.transport === 'grpc' ? { outputFilter: [outputAlias, ...nameOutputs] } : {}),
+      ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}),
+    });
+    if (nameOutputs.length) learn(outputs);
     const out = outputs[outputAlias];
     if (!out) throw new LensError('MODEL_MISMATCH', `${what}: the reply has no output "${outputAlias}"`);
     if (out.shape.length !== 2 || out.shape[0] !== n) {
@@ -173,12 +233,15 @@ export async function createRemoteModel(options: RemoteModelOptions): Promise<Re
     name: options.model,
     inputShape,
     classes,
-    ...(labels ? { labels } : {}),
+    get labels() {
+      return nameOutputs.length && learned.length ? learned : labels;
+    },
     output: outputKind,
     preprocessing: 'raw',
     inputKind,
     inputAlias,
     outputAlias,
+    signatureName: options.signature || 'serving_default',
     signature,
     async forward(pixels) {
       checkPixels(model, pixels);
@@ -189,6 +252,18 @@ export async function createRemoteModel(options: RemoteModelOptions): Promise<Re
       for (let start = 0; start < n; start += maxBatch) {
         const count = Math.min(maxBatch, n - start);
         const { values, classes: got } = await scoresOf(data.subarray(start * per, (start + count) * per), count);
+        if (got !== classes) throw new LensError('MODEL_MISMATCH', `${what}: output "${outputAlias}" changed from ${classes} to ${got} classes`);
+        out.set(values, start * classes);
+      }
+      return tf.tensor2d(out, [n, classes]);
+    },
+    async forwardEncoded(images) {
+      if (inputKind !== 'jpeg') throw new LensError('INVALID_ARGUMENT', `${what}: input "${inputAlias}" takes ${inputKind} pixels, not encoded images`);
+      const n = images.length;
+      const out = new Float32Array(n * classes);
+      for (let start = 0; start < n; start += maxBatch) {
+        const batch = images.slice(start, start + maxBatch);
+        const { values, classes: got } = await scoresFor({ dtype: 'string', shape: [batch.length], values: [...batch] }, batch.length);
         if (got !== classes) throw new LensError('MODEL_MISMATCH', `${what}: output "${outputAlias}" changed from ${classes} to ${got} classes`);
         out.set(values, start * classes);
       }

@@ -119,18 +119,6 @@ export function signatureFromJson(json: SignatureDefJson): SignatureSpec {
   return { methodName: json.method_name ?? '', inputs: map(json.inputs), outputs: map(json.outputs) };
 }
 
-/** True when a concrete shape fits a signature shape (-1 matches any size; null matches anything). */
-export function shapeFits(shape: readonly number[], expected: readonly number[] | null): boolean {
-  if (expected === null) return true;
-  if (shape.length !== expected.length) return false;
-  return expected.every((d, i) => d < 0 || d === shape[i]);
-}
-
-/** "[-1,224,224,3]" or "[?]" (unknown rank), as TF Serving prints shapes. */
-export function shapeString(shape: readonly number[] | null): string {
-  return shape === null ? '[?]' : `[${shape.join(',')}]`;
-}
-
 /** Checks that a name/alias map is non-empty and names something, for clear errors on bad servables. */
 export function checkSignature(key: string, sig: SignatureSpec, what: string): void {
   if (typeof sig.methodName !== 'string' || !sig.inputs || !sig.outputs) {

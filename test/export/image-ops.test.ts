@@ -6,7 +6,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { decodeImageBytes, sniffImageFormat } from '../../src/export/image-ops.js';
+import { decodeImageBytes } from '../../src/export/image-ops.js';
+import { sniffImageFormat } from '../../src/image/format.js';
 import { encodePng } from '../../src/image/index.js';
 import { isLensError } from '../../src/errors.js';
 import { SHARED } from '../helpers/cli.js';
@@ -65,6 +66,19 @@ describe('decodeImageBytes', () => {
     expect(sniffImageFormat(gif)).toBe('gif');
     const decoded = await decodeImageBytes(gif, 0, 'DecodeGif', true);
     expect([decoded.frames, decoded.height, decoded.width, decoded.channels]).toEqual([1, H, W, 3]);
+  });
+
+  it('DecodeJpeg takes a PNG exactly and a still GIF, but a BMP only through DecodeBmp/DecodeImage, as TensorFlow', async () => {
+    const png = await encodePng({ data: rgb, height: H, width: W, channels: 3 });
+    expect(Buffer.from((await decodeImageBytes(png, 3, 'DecodeJpeg')).data).equals(Buffer.from(rgb))).toBe(true);
+    const gif = await sharp(Buffer.from(Uint8Array.from(rgb)), { raw: { width: W, height: H, channels: 3 } }).gif().toBuffer();
+    const fromGif = await decodeImageBytes(gif, 3, 'DecodeJpeg');
+    expect([fromGif.height, fromGif.width, fromGif.channels]).toEqual([H, W, 3]);
+    const bmp = readFileSync(join(SHARED, 'images/cat.bmp'));
+    await expect(decodeImageBytes(bmp, 3, 'DecodeJpeg')).rejects.toThrow(
+      'Trying to decode BMP format using a wrong op. Use `decode_bmp` or `decode_image` instead. Op used: DecodeJpeg',
+    );
+    expect((await decodeImageBytes(bmp, 3, 'DecodeBmp')).channels).toBe(3);
   });
 
   it('refuses bytes that are no image, and bad channel counts, naming the op', async () => {

@@ -83,7 +83,8 @@ describe('exported saved_model.pb against TensorFlow op definitions', () => {
     expect(sigs.serving_default?.inputs?.image_bytes?.name).toBe('image_bytes:0');
     expect(sigs.serving_default?.inputs?.image_bytes?.dtype).toBe(7); // DT_STRING
     expect(sigs.predict_pixels?.inputs?.images?.tensor_shape?.dim?.map((d) => Number(d.size))).toEqual([-1, 64, 64, 3]);
-    expect(sigs.predict?.outputs?.classes?.dtype).toBe(9); // DT_INT64
+    expect(sigs.predict?.outputs?.classes?.dtype).toBe(7); // DT_STRING: class names
+    expect(sigs.predict?.outputs?.class_ids?.dtype).toBe(9); // DT_INT64
     expect(sigs.predict?.outputs?.classes?.tensor_shape?.dim?.map((d) => Number(d.size))).toEqual([-1, 3]);
     expect(sigs.predict?.outputs?.probabilities?.tensor_shape?.dim?.map((d) => Number(d.size))).toEqual([-1, 5]);
   });

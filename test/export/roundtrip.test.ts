@@ -11,6 +11,7 @@ import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { bytesForDecodeJpeg, sniffImageFormat } from '../../src/image/format.js';
 import { initBackend } from '../../src/backend/index.js';
 import { isLensError } from '../../src/errors.js';
 import { exportSavedModel } from '../../src/export/export.js';
@@ -76,9 +77,13 @@ async function roundTrip(model: LoadedImageModel | ImageModel, source: Parameter
   const out = await floatSignature(loaded, pixels);
   expect(maxDiff(out.probabilities!.values as Float32Array, expected)).toBeLessThan(1e-5);
   const top1 = argmaxRows(expected, model.classes);
-  const classes = Array.from(out.classes!.values as BigInt64Array, Number);
-  expect(out.classes!.shape).toEqual([IMAGES.length, Math.min(5, model.classes)]);
-  expect(classes.filter((_, i) => i % out.classes!.shape[1]! === 0)).toEqual(top1);
+  const classes = Array.from(out.class_ids!.values as BigInt64Array, Number);
+  expect(out.class_ids!.shape).toEqual([IMAGES.length, Math.min(5, model.classes)]);
+  expect(classes.filter((_, i) => i % out.class_ids!.shape[1]! === 0)).toEqual(top1);
+  // The names of the same classes, gathered in-graph from the labels the model carries (else the indices as text).
+  const names = (out.classes!.values as Uint8Array[]).map((b) => new TextDecoder().decode(b));
+  expect(out.classes!.dtype).toBe('string');
+  expect(names).toEqual(classes.map((c) => model.labels?.[c] ?? String(c)));
   pixels.dispose();
   return loaded;
 }
@@ -104,8 +109,8 @@ describe('LayersModel export (the bundled model architecture)', () => {
     const out = await floatSignature(loaded, x);
     expect(out.probabilities!.shape).toEqual([4, 5]);
     expect(maxDiff(out.probabilities!.values as Float32Array, expected)).toBeLessThan(1e-5);
-    const classes = Array.from(out.classes!.values as BigInt64Array, Number);
-    expect(out.classes!.dtype).toBe('int64');
+    const classes = Array.from(out.class_ids!.values as BigInt64Array, Number);
+    expect(out.class_ids!.dtype).toBe('int64');
     for (let i = 0; i < 4; i++) {
       const row = Array.from(expected.subarray(i * 5, i * 5 + 5));
       const order = row.map((v, c) => [v, c] as const).sort((a, b) => b[0] - a[0]).map(([, c]) => c);
@@ -215,12 +220,16 @@ describe('real models', () => {
     const model = await loadImageModel(join(EXT, 'mobilenet_v2_1.0_224_quant/mobilenet_v2_1.0_224_quant.tflite'));
     const r = await exportSavedModel(model, join(tmp, 'mobilenet-v2'), { version: 1, input: 'jpeg' });
     const loaded = await loadSavedModel(r.dir);
-    // Expected classes from ../shared/images/SOURCES.md (1001-class indices); BMPs decode by content as in TF 2.
+    // Expected classes from ../shared/images/SOURCES.md (1001-class indices). DecodeJpeg reads the
+    // JPEGs as they are and the BMPs as lossless PNGs (TensorFlow's DecodeJpeg decodes PNG, not BMP).
     const expected: [string, number][] = [['cat.bmp', 286], ['grace_hopper.bmp', 653], ['parrot.jpg', 89], ['hot_dog.jpg', 935], ['bird.bmp', 20]];
-    const bytes = expected.map(([f]) => readFileSync(join(SHARED, 'images', f)));
+    const bytes = await Promise.all(expected.map(([f]) => bytesForDecodeJpeg(readFileSync(join(SHARED, 'images', f)), f)));
+    expect(bytes.map((b) => sniffImageFormat(b))).toEqual(['png', 'png', 'jpeg', 'jpeg', 'png']);
     const out = await loaded.predict({ image_bytes: { dtype: 'string', shape: [bytes.length], values: bytes } });
-    const classes = Array.from(out.classes!.values as BigInt64Array, Number);
+    const classes = Array.from(out.class_ids!.values as BigInt64Array, Number);
     expect(expected.map((_, i) => classes[i * 5])).toEqual(expected.map(([, c]) => c));
+    const top = (out.classes!.values as Uint8Array[]).filter((_, i) => i % 5 === 0).map((b) => new TextDecoder().decode(b));
+    expect(top).toEqual(expected.map(([, c]) => model.labels?.[c] ?? String(c)));
     loaded.dispose();
     model.dispose();
   });

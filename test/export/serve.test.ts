@@ -2,7 +2,9 @@
  * End to end: `lens export` writes ResNet-8 (Keras HDF5) and the bundled model (or, until it is
  * trained, a LayersModel folder of the same architecture), the local TF Serving server serves
  * both, and clients query them with JPEG files over gRPC and REST, directly and through
- * `lens predict`. Every top-1 must equal the source model's top-1 on the same pixels.
+ * `lens predict`. Every top-1 must equal the source model's top-1 on the same pixels, and the full
+ * probability vectors the server returns must equal the local SavedModel's on the same bytes
+ * (gRPC and REST). `lens verify` and `lens explain --server` run against these real exports.
  */
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -14,7 +16,9 @@ import { initBackend } from '../../src/backend/index.js';
 import { encodeJpeg, loadPixels, pixelsToTensor } from '../../src/image/index.js';
 import { DEFAULT_MODEL_DIR, loadImageModel, type LoadedImageModel } from '../../src/models/load.js';
 import { buildShapesResNet, writeLayersModel } from '../../src/models/shapes-resnet.js';
-import { createClient, startServer, type RunningServer } from '../../src/serving/index.js';
+import { loadSavedModel } from '../../src/savedmodel/load.js';
+import { createClient, profile, startServer, type RunningServer } from '../../src/serving/index.js';
+import { encodePng } from '../../src/image/index.js';
 import { runLens, SHARED } from '../helpers/cli.js';
 
 const tmp = mkdtempSync(join(tmpdir(), 'lens-export-serve-'));
@@ -109,7 +113,8 @@ describe('exported models served by lens serve', () => {
       const meta = await client.getModelMetadata({ model: 'resnet8' });
       expect(Object.keys(meta.signatures).sort()).toEqual(['predict', 'predict_pixels', 'serving_default']);
       expect(Object.keys(meta.signatures.serving_default!.inputs)).toEqual(['image_bytes']);
-      expect(Object.keys(meta.signatures.serving_default!.outputs).sort()).toEqual(['classes', 'probabilities']);
+      expect(Object.keys(meta.signatures.serving_default!.outputs).sort()).toEqual(['class_ids', 'classes', 'probabilities']);
+      expect(meta.signatures.serving_default!.outputs.classes!.dtype).toBe('DT_STRING');
     } finally {
       client.close();
     }
@@ -123,12 +128,23 @@ describe('exported models served by lens serve', () => {
         for (const [name, model] of [['resnet8', resnet8], ['shapes', shapes]] as const) {
           const { jpegs, decoded } = await jpegsAtModelSize(model.inputShape);
           const { outputs } = await client.predict({ model: name, inputs: { image_bytes: { dtype: 'string', shape: [jpegs.length], values: jpegs } } });
-          const classes = Array.from(outputs.classes!.values as ArrayLike<number | bigint>, Number);
-          const k = outputs.classes!.shape[1]!;
+          const classes = Array.from(outputs.class_ids!.values as ArrayLike<number | bigint>, Number);
+          const k = outputs.class_ids!.shape[1]!;
           const served = classes.filter((_, i) => i % k === 0);
           expect(served, name).toEqual(await top1(model, decoded));
+          // Names come with the indices, from the table inside the graph.
+          const names = (outputs.classes!.values as Uint8Array[]).map((b) => new TextDecoder().decode(b));
+          expect(names, name).toEqual(classes.map((c) => model.labels?.[c] ?? String(c)));
           const probs = outputs.probabilities!;
           expect(probs.shape).toEqual([jpegs.length, model.classes]);
+          // The whole probability vector equals the local SavedModel's on the same bytes.
+          const local = await loadSavedModel(join(tmp, `models/${name}`, name === 'resnet8' ? '1' : '7'));
+          const expected = await local.predict({ image_bytes: { dtype: 'string', shape: [jpegs.length], values: jpegs } });
+          local.dispose();
+          const want = expected.probabilities!.values as Float32Array;
+          const got = probs.values as Float32Array;
+          expect(got.length).toBe(want.length);
+          expect(Math.max(...Array.from(got, (v, i) => Math.abs(v - want[i]!))), name).toBeLessThanOrEqual(1e-4);
           decoded.dispose();
         }
       } finally {
@@ -162,21 +178,21 @@ describe('lens predict against the served exports', () => {
     top_k: { index: number; probability: number }[];
   }
 
-  it('JPEG files through the JPEG signature (gRPC): top-1 = source model on the pixels the server decodes', async () => {
-    const r = await runLens(['predict', ...JPEGS, '--server', `127.0.0.1:${server.grpcPort}`, '--model', 'resnet8', '--top_k', '2', '--json']);
+  it('JPEG files through the JPEG signature (gRPC): the files themselves are sent, names come from the export', async () => {
+    const r = await runLens(['predict', ...JPEGS, '--server', `127.0.0.1:${server.grpcPort}`, '--model', 'shapes', '--top_k', '2', '--json']);
     expect(r.code, r.stderr).toBe(0);
-    const result = JSON.parse(r.stdout) as PredictJson[];
-    // lens predict sends JPEGs of 224x224 (letterboxed); the graph decodes them and resizes to 32x32.
-    const expected: tf.Tensor3D[] = [];
-    for (const f of JPEGS) {
-      const jpeg = await encodeJpeg(await loadPixels(f, { size: [224, 224], resize: 'pad' }), 95);
-      const raw = await sharp(jpeg).removeAlpha().raw().toBuffer();
-      expected.push(tf.tidy(() => tf.image.resizeBilinear(tf.tensor3d(Float32Array.from(raw), [224, 224, 3]), [32, 32], false, true)));
-    }
-    const batch = tf.stack(expected) as tf.Tensor4D;
-    expect(result.map((x) => x.top_k[0]!.index)).toEqual(await top1(resnet8, batch));
+    const result = JSON.parse(r.stdout) as (PredictJson & { top_k: { label: string | null }[] })[];
+    // The server decodes and resizes the files as the local SavedModel does on the same bytes.
+    const local = await loadSavedModel(join(tmp, 'models/shapes/7'));
+    const bytes = JPEGS.map((f) => new Uint8Array(readFileSync(f)));
+    const out = await local.predict({ image_bytes: { dtype: 'string', shape: [bytes.length], values: bytes } });
+    local.dispose();
+    const ids = Array.from(out.class_ids!.values as BigInt64Array, Number);
+    const k = out.class_ids!.shape[1]!;
+    expect(result.map((x) => x.top_k[0]!.index)).toEqual(ids.filter((_, i) => i % k === 0));
     expect(result.every((x) => x.top_k.length === 2 && x.top_k[0]!.probability >= x.top_k[1]!.probability)).toBe(true);
-    tf.dispose([batch, ...expected]);
+    // No label file on the client: the names are the export's.
+    expect(result.map((x) => x.top_k[0]!.label)).toEqual(ids.filter((_, i) => i % k === 0).map((c) => shapes.labels![c]));
   });
 
   it('the same files as float pixels through predict_pixels over REST: top-1 = source model', async () => {
@@ -207,4 +223,101 @@ describe('lens export CLI', () => {
     const meta = JSON.parse(readFileSync(join(tmp, 'models/resnet8/1/lens.json'), 'utf8')) as Record<string, unknown>;
     expect(meta).toMatchObject({ inputShape: [32, 32, 3], classes: 10, preprocessing: 'raw', output: 'probability', signature: 'predict_pixels' });
   });
+});
+
+describe('explaining what is served (real exports, lens serve)', () => {
+  it('PNG bytes through the exported JPEG graph give exactly the float signature on the same pixels', async () => {
+    const client = createClient({ target: `127.0.0.1:${server.grpcPort}` });
+    try {
+      const pixels = await loadPixels(JPEGS[0]!, { size: [64, 64], resize: 'pad' });
+      const png = await encodePng(pixels);
+      const viaPng = await client.predict({ model: 'shapes', inputs: { image_bytes: { dtype: 'string', shape: [1], values: [png] } } });
+      const viaFloat = await client.predict({ model: 'shapes', signature: 'predict_pixels', inputs: { images: { dtype: 'float32', shape: [1, 64, 64, 3], values: pixels.data } } });
+      const a = viaPng.outputs.probabilities!.values as Float32Array;
+      const b = viaFloat.outputs.probabilities!.values as Float32Array;
+      expect(Math.max(...Array.from(a, (v, i) => Math.abs(v - b[i]!)))).toBeLessThanOrEqual(1e-6);
+    } finally {
+      client.close();
+    }
+  });
+
+  for (const transport of ['grpc', 'rest'] as const) {
+    it(`lens verify over ${transport}: the same bytes through the served and the local JPEG signature, and the pixel model vs the full graph`, async () => {
+      const port = transport === 'grpc' ? server.grpcPort : server.restPort!;
+      const r = await runLens(['verify', ...JPEGS, '--server', `127.0.0.1:${port}`, '--transport', transport, '--model', 'resnet8', '--local', join(tmp, 'models/resnet8'), '--tolerance', '1e-4', '--json']);
+      expect(r.code, r.stderr).toBe(0);
+      const report = JSON.parse(r.stdout) as { serving: { ok: boolean; images: { maxProbabilityDifference: number }[] }; attribution: { ok: boolean; images: { maxProbabilityDifference: number }[] } };
+      expect(report.serving.ok && report.attribution.ok).toBe(true);
+      expect(report.serving.images).toHaveLength(JPEGS.length);
+      for (const i of [...report.serving.images, ...report.attribution.images]) expect(i.maxProbabilityDifference).toBeLessThanOrEqual(1e-4);
+    });
+  }
+
+  it('lens verify fails with MODEL_MISMATCH when the local copy is another model', async () => {
+    const r = await runLens(['verify', JPEGS[0]!, '--server', `127.0.0.1:${server.grpcPort}`, '--model', 'shapes', '--local', join(tmp, 'models/resnet8')]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toMatch(/MODEL_MISMATCH|does not answer like|classes/);
+  });
+
+  it('lens explain --server checks the local export against the served one, then explains it', async () => {
+    const out = join(tmp, 'explained');
+    const r = await runLens(['explain', JPEGS[0]!, '--model', join(tmp, 'models/shapes'), '--server', `127.0.0.1:${server.grpcPort}`, '--served-model', 'shapes', '--steps', '8', '--out', out, '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stderr).toMatch(/verified: .* answers like served model shapes/);
+    const summary = JSON.parse(r.stdout.trim().split('\n').at(-1)!) as { files: { png: string } };
+    expect(existsSync(summary.files.png)).toBe(true);
+  });
+
+  it('lens profile of the 64x64 export sends 64x64 images (the size the served model says)', async () => {
+    const result = await profile({ target: `127.0.0.1:${server.grpcPort}`, model: 'shapes', batchSizes: [1], trials: 1, warmup: 0 });
+    expect(result.inputShape).toEqual([64, 64, 3]);
+    expect(result.inputKind).toBe('jpeg');
+    expect(shapes.labels).toContain(result.predictedClass);
+  });
+
+  it('lens profile --image sends the file itself and names the class the export gives it', async () => {
+    const withFile = await profile({ target: `127.0.0.1:${server.grpcPort}`, model: 'shapes', batchSizes: [1], trials: 1, warmup: 0, image: JPEGS[0]! });
+    // The request carries the file's bytes (plus a few bytes of framing), not a re-encoded 64x64 image.
+    expect(withFile.rows[0]!.requestBytes).toBeGreaterThanOrEqual(readFileSync(JPEGS[0]!).length);
+    const local = await loadSavedModel(join(tmp, 'models/shapes/7'));
+    const out = await local.predict({ image_bytes: { dtype: 'string', shape: [1], values: [new Uint8Array(readFileSync(JPEGS[0]!))] } });
+    local.dispose();
+    expect(withFile.predictedClass).toBe(new TextDecoder().decode((out.classes!.values as Uint8Array[])[0]));
+  });
+});
+
+describe('the exported MobileNetV2 served and verified on real photos', () => {
+  it('lens verify through the JPEG signature (max |dp| <= 1e-3) and through predict_pixels (<= 1e-5)', async () => {
+    const tflite = join(SHARED, 'models-external/mobilenet_v2_1.0_224_quant/mobilenet_v2_1.0_224_quant.tflite');
+    const exported = await runLens(['export', tflite, join(tmp, 'models/mnv2'), '--version', '1', '--json']);
+    expect(exported.code, exported.stderr).toBe(0);
+    // Real photos as files, and flipped crops of the BMP photos saved as JPEG.
+    const photos = [join(SHARED, 'images/parrot.jpg'), join(SHARED, 'images/hot_dog.jpg')];
+    for (const name of ['grace_hopper', 'bird']) {
+      const p = await loadPixels(join(SHARED, `images/${name}.bmp`));
+      const crop = await sharp(Buffer.from(Uint8Array.from(p.data)), { raw: { width: p.width, height: p.height, channels: 3 } })
+        .flop()
+        .extract({ left: Math.floor(p.width / 8), top: Math.floor(p.height / 8), width: Math.floor((p.width * 3) / 4), height: Math.floor((p.height * 3) / 4) })
+        .jpeg({ quality: 90 })
+        .toBuffer();
+      const file = join(tmp, `${name}-flipped-crop.jpg`);
+      writeFileSync(file, crop);
+      photos.push(file);
+    }
+    const mnv2 = await startServer({ port: 0, restApiPort: 0, models: [{ name: 'mnv2', basePath: join(tmp, 'models/mnv2') }], fileSystemPollWaitSeconds: 0 });
+    try {
+      const jpeg = await runLens(['verify', ...photos, '--server', `127.0.0.1:${mnv2.grpcPort}`, '--model', 'mnv2', '--local', join(tmp, 'models/mnv2'), '--json']);
+      expect(jpeg.code, jpeg.stderr).toBe(0);
+      const report = JSON.parse(jpeg.stdout) as { serving: { ok: boolean; images: { maxProbabilityDifference: number; served: { index: number }[] }[] } };
+      expect(report.serving.ok).toBe(true);
+      for (const i of report.serving.images) expect(i.maxProbabilityDifference).toBeLessThanOrEqual(1e-3);
+      // parrot.jpg is a macaw (1001-class index 89), hot_dog.jpg a hot dog (935): ../shared/images/SOURCES.md.
+      expect(report.serving.images.slice(0, 2).map((i) => i.served[0]!.index)).toEqual([89, 935]);
+      const pixels = await runLens(['verify', ...photos, '--server', `127.0.0.1:${mnv2.restPort}`, '--transport', 'rest', '--model', 'mnv2', '--signature', 'predict_pixels', '--local', join(tmp, 'models/mnv2'), '--tolerance', '1e-5', '--json']);
+      expect(pixels.code, pixels.stderr).toBe(0);
+      for (const i of (JSON.parse(pixels.stdout) as { images: { maxProbabilityDifference: number }[] }).images) expect(i.maxProbabilityDifference).toBeLessThanOrEqual(1e-5);
+    } finally {
+      await mnv2.close();
+    }
+  }, 240_000);
 });

@@ -2,6 +2,7 @@
  * The remote ImageModel adapter and the profiler against a loopback server with small models.
  */
 import { execFileSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, readFile, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -9,6 +10,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
+import { SHARED } from '../helpers/cli.js';
+import { decodeImageBytes } from '../../src/export/image-ops.js';
 import {
   createClient,
   createRemoteModel,
@@ -39,7 +42,7 @@ beforeAll(async () => {
     fileSystemPollWaitSeconds: 0,
     monitoring: {},
     // pixels: [N,4,4,3] floats -> 3 "probabilities" = mean of each channel / 255.
-    // jpeg: [N] encoded images -> 2 scores = [is JPEG, byte length > 0].
+    // jpeg: [N] encoded images -> 2 scores = [first, last] value of the image as DecodeJpeg decodes it.
     loader: async (_dir, id) =>
       id.name === 'pixels'
         ? createServable({
@@ -70,10 +73,11 @@ beforeAll(async () => {
             run: async (_s, { image_bytes }) => {
               const imgs = image_bytes!.values as Uint8Array[];
               const values = new Float32Array(imgs.length * 2);
-              imgs.forEach((b, i) => {
-                values[2 * i] = b[0] === 0xff && b[1] === 0xd8 ? 1 : 0;
-                values[2 * i + 1] = b.length > 0 ? 1 : 0;
-              });
+              for (const [i, b] of imgs.entries()) {
+                const { data } = await decodeImageBytes(b, 3, 'DecodeJpeg');
+                values[2 * i] = data[0]!;
+                values[2 * i + 1] = data[data.length - 1]!;
+              }
               return { scores: { dtype: 'float32', shape: [imgs.length, 2], values } };
             },
           }),
@@ -104,19 +108,32 @@ describe('remote ImageModel', () => {
     });
   }
 
-  it('sends JPEG bytes to a model whose input is DT_STRING', async () => {
+  it('sends pixels losslessly (PNG) to a model whose input is DT_STRING, and files as they are', async () => {
     const client = createClient({ target: `127.0.0.1:${server.grpcPort}` });
     clients.push(client);
+    // A DT_STRING input of unknown size and no pixel signature beside it: the size must be given.
+    await expect(createRemoteModel({ client, model: 'jpeg' })).rejects.toThrow(/takes encoded images .* give the image size/);
     const model = await createRemoteModel({ client, model: 'jpeg', inputShape: [8, 8, 3] });
     expect(model.inputKind).toBe('jpeg');
     expect(model.classes).toBe(2);
-    const pixels = tf.zeros([2, 8, 8, 3]) as tf.Tensor4D;
+    // Values a JPEG would blur: the server decodes exactly these.
+    const values = new Float32Array(2 * 8 * 8 * 3).fill(128);
+    values[0] = 17;
+    values[8 * 8 * 3 - 1] = 201;
+    values[8 * 8 * 3] = 3;
+    values[values.length - 1] = 254;
+    const pixels = tf.tensor4d(values, [2, 8, 8, 3]);
     const scores = await model.forward(pixels);
     expect(await scores.array()).toEqual([
-      [1, 1],
-      [1, 1],
+      [17, 201],
+      [3, 254],
     ]);
     tf.dispose([pixels, scores]);
+    const file = readFileSync(join(SHARED, 'images/parrot.jpg'));
+    const fromFile = await model.forwardEncoded([new Uint8Array(file)]);
+    const decoded = await decodeImageBytes(file, 3, 'DecodeJpeg');
+    expect(await fromFile.array()).toEqual([[decoded.data[0], decoded.data[decoded.data.length - 1]]]);
+    fromFile.dispose();
     await expect(model.forward(tf.zeros([1, 4, 4, 3]) as tf.Tensor4D)).rejects.toThrow('model jpeg takes pixels [N,8,8,3], got [1,4,4,3]');
   });
 });

@@ -51,7 +51,7 @@ export function register(program: Command): void {
       const connection = connectionOptions(flags);
       const tf = await import('@tensorflow/tfjs-core');
       const { initBackend } = await import('../../backend/index.js');
-      const { loadPixels, parseResizeMode, pixelsToTensor } = await import('../../image/index.js');
+      const { loadPixels, parseResizeMode, pixelsToTensor, readImageBytes } = await import('../../image/index.js');
       const { readLabelsFile } = await import('../../models/labels.js');
       const { topK } = await import('../../models/model.js');
       const { createClient } = await import('../../serving/client.js');
@@ -61,24 +61,39 @@ export function register(program: Command): void {
       const client = createClient({ target: flags.server, timeoutMs, ...connection });
       try {
         const labels = flags.labels ? await readLabelsFile(flags.labels) : undefined;
-        const model = await createRemoteModel({
-          client,
+        const { describeImageInput } = await import('../../serving/remote-model.js');
+        const { bytesForDecodeJpeg } = await import('../../image/format.js');
+        const ref = {
           model: flags.model,
           ...(version !== undefined ? { version } : {}),
           ...(flags.label !== undefined ? { label: flags.label } : {}),
           ...(flags.signature ? { signature: flags.signature } : {}),
+        };
+        const described = await describeImageInput(client, { ...ref, ...(flags.input ? { input: flags.input } : {}), timeoutMs });
+        // Encoded-image signatures get the files' own bytes (lossless PNG for formats DecodeJpeg does not read).
+        const encoded = described.inputKind === 'jpeg' ? await Promise.all(images.map(async (src) => bytesForDecodeJpeg(await readImageBytes(src), src))) : undefined;
+        const model = await createRemoteModel({
+          client,
+          ...ref,
           ...(flags.input ? { input: flags.input } : {}),
           ...(flags.output ? { output: flags.output } : {}),
           ...(labels ? { labels } : {}),
+          // The image size matters only for pixels; files sent as they are need none.
+          ...(encoded && !described.inputShape ? { inputShape: [1, 1, 3] as const } : {}),
           timeoutMs,
         });
-        const [h, w, c] = model.inputShape;
-        const pixels = await Promise.all(images.map((src) => loadPixels(src, { size: [h, w], resize, channels: c === 1 ? 1 : 3 })));
-        const batch = pixelsToTensor(pixels);
-        const scores = await model.forward(batch);
+        let scores;
+        if (encoded) scores = await model.forwardEncoded(encoded);
+        else {
+          const [h, w, c] = model.inputShape;
+          const pixels = await Promise.all(images.map((src) => loadPixels(src, { size: [h, w], resize, channels: c === 1 ? 1 : 3 })));
+          const batch = pixelsToTensor(pixels);
+          scores = await model.forward(batch);
+          batch.dispose();
+        }
         const probs = model.output === 'logit' ? tf.softmax(scores) : scores;
         const rows = (await probs.array()) as number[][];
-        tf.dispose([batch, scores, probs]);
+        tf.dispose([scores, probs]);
         const result = images.map((image, i) => ({
           image,
           top_k: topK(rows[i]!, k, model.labels).map((t) => ({ index: t.index, label: t.label ?? null, probability: t.score })),

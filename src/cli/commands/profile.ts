@@ -107,7 +107,7 @@ export function register(program: Command): void {
       }
       const f = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '-');
       const lines = [
-        `${result.model} over ${result.transport} at ${result.target}${result.hostHeader ? ` (host ${result.hostHeader})` : ''} (input ${result.inputAlias}: ${result.inputKind} ${result.inputShape.join('x')})`,
+        `${result.model} over ${result.transport} at ${result.target}${result.hostHeader ? ` (host ${result.hostHeader})` : ''} (input ${result.inputAlias}: ${result.inputKind} ${result.inputShape.join('x')})${result.predictedClass !== undefined ? `, image classified as "${result.predictedClass}"` : ''}`,
         'batch  conc   p50ms   p90ms   p95ms   p99ms  meanms   img/s  errors  req bytes  reply bytes',
         ...result.rows.map(
           (r) =>

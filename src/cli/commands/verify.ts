@@ -66,11 +66,7 @@ async function verify(imageArgs: string[], opts: VerifyOptions): Promise<void> {
     ...(opts.servedOutput ? { output: opts.servedOutput } : {}),
   });
   try {
-    const pixels = await support.loadModelImages(paths, local, opts.resize);
-    const report = await compareModels(local, served.model, pixels.map((p, i) => ({ name: paths[i]!, image: p })), { topK, tolerance });
-    if (opts.json) {
-      process.stdout.write(`${JSON.stringify(report, (_k, v: unknown) => (typeof v === 'number' && !Number.isFinite(v) ? String(v) : v), 2)}\n`);
-    } else {
+    const print = (report: import('../../attribution/model-check.js').AgreementReport, what: string) => {
       for (const r of report.images) {
         const top = (c: { index: number; label?: string; probability: number } | undefined) => (c ? `${c.label ?? `class ${c.index}`} ${c.probability.toFixed(4)}` : '-');
         process.stdout.write(
@@ -78,10 +74,27 @@ async function verify(imageArgs: string[], opts: VerifyOptions): Promise<void> {
         );
       }
       for (const w of report.warnings) process.stderr.write(`warning: ${w}\n`);
-      if (report.ok) {
-        process.stdout.write(`OK: local ${report.local} answers like served ${report.served} on ${report.images.length} image(s) (top-${report.topK}, tolerance ${report.tolerance})\n`);
+      if (report.ok) process.stdout.write(`OK: ${what}: ${report.local} answers like ${report.served} on ${report.images.length} image(s) (top-${report.topK}, tolerance ${report.tolerance})\n`);
+    };
+    const json = (v: unknown) => `${JSON.stringify(v, (_k, x: unknown) => (typeof x === 'number' && !Number.isFinite(x) ? String(x) : x), 2)}\n`;
+    if (served.model.inputKind === 'jpeg') {
+      // Like with like: the same bytes through the served signature and the local graph's own.
+      const { checkEncodedParity } = await import('../../attribution/served-parity.js');
+      const localSavedModel = local.info.format === 'savedmodel' ? local.info.path : undefined;
+      const reports = await checkEncodedParity({ served: served.model, local, images: paths, topK, tolerance, ...(localSavedModel ? { localSavedModel } : {}) });
+      if (opts.json) process.stdout.write(json(reports));
+      else {
+        print(reports.serving, 'serving (same bytes through both graphs)');
+        if (reports.attribution) print(reports.attribution, 'attribution model vs full local graph');
       }
+      const bad = [reports.serving, reports.attribution].find((r) => r && !r.ok);
+      if (bad) throw modelMismatchError(bad);
+      return;
     }
+    const pixels = await support.loadModelImages(paths, local, opts.resize);
+    const report = await compareModels(local, served.model, pixels.map((p, i) => ({ name: paths[i]!, image: p })), { topK, tolerance });
+    if (opts.json) process.stdout.write(json(report));
+    else print(report, 'served model');
     if (!report.ok) throw modelMismatchError(report);
   } finally {
     served.close();

@@ -26,7 +26,7 @@ import {
   type HostTensor,
 } from '../../tensor/index.js';
 import { flattenGraph, parseTensorRef, type FlatGraph, type FlatNode } from './flatten.js';
-import { ASSIGN_VARIABLE_OP, READ_VARIABLE_OP, needsAsyncExecution, supportsOp, type VariableStore } from './ops.js';
+import { ASSIGN_VARIABLE_OP, GATHER_STRINGS_OP, READ_VARIABLE_OP, needsAsyncExecution, supportsOp, type VariableStore } from './ops.js';
 import { VARIABLE_OPS } from './variables.js';
 
 /** A fed or fetched tensor of a converted graph. */
@@ -226,9 +226,14 @@ export async function convertSignature(options: ConvertOptions): Promise<Convert
   const feeds = new Map<string, GraphTensor>(); // resolved ref -> fed tensor
   for (const t of signature.inputs) {
     const ref = flat.resolve(t.name);
-    nodeOf(ref, `input "${t.alias}"`);
-    if (!t.dtype) throw new LensError('DTYPE_UNSUPPORTED', `${what}: input "${t.alias}" has dtype ${t.dataType}`);
-    feeds.set(ref, { alias: t.alias, originalName: t.name, name: '', dtype: t.dtype, dataType: dataTypeName(baseDataType(t.dataType)), shape: t.shape });
+    const node = nodeOf(ref, `input "${t.alias}"`);
+    // The graph's own dtype wins over the TensorInfo's, as in TensorFlow's session: TF 1.0 exports
+    // such as half_plus_three declare DT_FLOAT for a DT_STRING tf.Example placeholder.
+    const graphType = flat.registry.outputType(node, parseTensorRef(ref)[1]);
+    const dataType = graphType !== undefined && baseDataType(graphType) !== baseDataType(t.dataType) ? dataTypeName(baseDataType(graphType)) : t.dataType;
+    const dtype = dataType === t.dataType ? t.dtype : dtypeOfDataType(dataType, `input "${t.alias}"`);
+    if (!dtype) throw new LensError('DTYPE_UNSUPPORTED', `${what}: input "${t.alias}" has dtype ${t.dataType}`);
+    feeds.set(ref, { alias: t.alias, originalName: t.name, name: '', dtype, dataType: dataTypeName(baseDataType(dataType)), shape: t.shape });
   }
   for (const cut of options.cutAt ?? []) {
     const ref = flat.resolve(cut);
@@ -386,7 +391,8 @@ export async function convertSignature(options: ConvertOptions): Promise<Convert
       emitConst(name, decodeTensorProto(tensor, `Const node "${name}"`));
       continue;
     }
-    emitted.push({ name, op: n.op, input: [...inputs, ...controls], attr: copyAttrs(n) });
+    const stringGather = n.op === 'GatherV2' && dataTypeName(baseDataType(n.attr['Tparams']?.type ?? 0)) === 'DT_STRING';
+    emitted.push({ name, op: stringGather ? GATHER_STRINGS_OP : n.op, input: [...inputs, ...controls], attr: copyAttrs(n) });
   }
 
   // Outputs keep their original tensor names: an IdentityN stands in for each former call node.

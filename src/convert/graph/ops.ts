@@ -87,7 +87,12 @@ export function supportsOp(op: string): boolean {
 export const READ_VARIABLE_OP = 'LensReadVariable';
 /** Assigns to a stateful variable (attr lens_mode 0 set, 1 add, 2 sub) and returns the new value. */
 export const ASSIGN_VARIABLE_OP = 'LensAssignVariable';
-const STATE_OPS = new Set([READ_VARIABLE_OP, ASSIGN_VARIABLE_OP]);
+/**
+ * GatherV2 of a string tensor (tfjs gathers numbers only), e.g. the class-name table of exported
+ * models: the converter emits it for GatherV2 nodes whose Tparams is DT_STRING.
+ */
+export const GATHER_STRINGS_OP = 'LensGatherStrings';
+const STATE_OPS = new Set([READ_VARIABLE_OP, ASSIGN_VARIABLE_OP, GATHER_STRINGS_OP]);
 
 /** Mutable variables of one loaded graph, read and written by the two ops above. */
 export class VariableStore {
@@ -159,4 +164,21 @@ registerOp(ASSIGN_VARIABLE_OP, ((node: GraphNode) => {
   const value = node.inputs[1];
   if (!value) throw new LensError('INTERNAL', 'variable assignment without a value input');
   return store.assign(node.attrs['lens_var'] as number, node.attrs['lens_mode'] as number, value).clone();
+}) as OpExecutor);
+
+registerOp(GATHER_STRINGS_OP, ((node: GraphNode) => {
+  const [params, indices, axis] = node.inputs;
+  if (!params || !indices) throw new LensError('INTERNAL', 'string gather without params or indices');
+  const at = axis ? axis.dataSync()[0]! : 0;
+  if (at !== 0 || params.rank !== 1) {
+    throw new LensError('UNSUPPORTED', `GatherV2 of strings is supported on a 1-D table along axis 0, got [${params.shape.join(',')}] along axis ${at}`);
+  }
+  // Synchronous (so graphs that gather names need no executeAsync); readSync gives the raw bytes.
+  const table = tf.backend().readSync(params.dataId) as Uint8Array[];
+  const picks = Array.from(indices.dataSync(), (i) => {
+    const v = table[i];
+    if (v === undefined) throw new LensError('INVALID_ARGUMENT', `indices = ${i} is not in [0, ${table.length})`);
+    return v;
+  });
+  return tf.tensor(picks, indices.shape, 'string');
 }) as OpExecutor);
