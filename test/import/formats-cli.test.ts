@@ -130,4 +130,13 @@ describe('exports of a .keras archive, a TF1 checkpoint and a frozen graph, serv
       expect((await sharp(summary.files.png).metadata()).format).toBe('png');
     });
   }
+
+  it('lens batch explains a list with the model loaded from a checkpoint step', async () => {
+    const list = join(tmp, 'list.txt');
+    writeFileSync(list, `${cases[1]!.images.join('\n')}\n`);
+    const r = await runLens(['batch', '--list', list, '--model', CKPT_DIR, ...cases[1]!.flags, '--out', join(tmp, 'batch'), '--steps', '8', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(JSON.parse(r.stdout)).toMatchObject({ shard: 0, images: 2, ok: 2 });
+    expect(r.stderr).toMatch(/cifar_model_dir/);
+  });
 });
