@@ -178,6 +178,13 @@ describe('a TF1 training checkpoint', () => {
     await expectLensError(loadImageModel(STEPS_DIR, { checkpoint: 500 }), 'NOT_FOUND', /steps has no checkpoint 500 \(it has: 8000, 12000\)/);
   });
 
+  it('finds its files when the checkpoint file holds absolute paths of the training machine', async () => {
+    const dir = modelDir('moved', { 'model.ckpt-42': REAL }, 'model.ckpt-42');
+    writeFileSync(join(dir, 'checkpoint'), 'model_checkpoint_path: "/home/trainer/run7/model.ckpt-42"\nall_model_checkpoint_paths: "/home/trainer/run7/model.ckpt-42"\n');
+    expect(resolveCheckpoint(dir).prefix).toBe(join(dir, 'model.ckpt-42'));
+    expect(listCheckpoints(dir).map((c) => c.step)).toEqual([42]);
+  });
+
   it('cuts an input pipeline away: IteratorGetNext upstream of the image is pruned', async () => {
     // The same training graph with its image placeholder turned into an input pipeline's output.
     const dir = modelDir('pipeline', { 'model.ckpt-1': REAL }, 'model.ckpt-1');

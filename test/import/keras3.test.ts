@@ -129,6 +129,22 @@ describe('Keras 3 archives', () => {
     });
   });
 
+  it('load from deflate-compressed archives as from stored ones', async () => {
+    const path = join(tmp, 'deflated.keras');
+    writeFileSync(path, zipSync(unzipSync(new Uint8Array(readFileSync(CNN))), { level: 6 }));
+    expect(readFileSync(path).length).toBeLessThan(readFileSync(CNN).length);
+    const model = await loadImageModel(path, { preprocess: 'unit', engine: 'tfjs' });
+    const x = pixelsOf(digits(1).images);
+    try {
+      const [a, b] = [await model.forward(x), await models.cnn!.forward(x)];
+      expect(Array.from(await a.data())).toEqual(Array.from(await b.data()));
+      tf.dispose([a, b]);
+    } finally {
+      model.dispose();
+      x.dispose();
+    }
+  });
+
   it('give the same input gradients on tfjs and onnxruntime', async () => {
     const { images } = digits(1);
     const x = pixelsOf(images.slice(0, 4));

@@ -82,6 +82,16 @@ export function readCheckpointState(dir: string): CheckpointState | undefined {
   return { newest, all: all.length > 0 ? all : [newest] };
 }
 
+/**
+ * A prefix from the state file as a path: relative ones are inside the directory; absolute ones
+ * that do not exist (a directory copied from the training machine) are looked for inside it too.
+ */
+function prefixIn(dir: string, p: string): string {
+  if (!isAbsolute(p)) return join(dir, p);
+  const moved = join(dir, basename(p));
+  return !existsSync(`${p}.index`) && !existsSync(`${p}.meta`) && (existsSync(`${moved}.index`) || existsSync(`${moved}.meta`)) ? moved : p;
+}
+
 function stepOf(prefix: string): number | undefined {
   const m = /-(\d+)$/.exec(prefix);
   return m ? Number(m[1]) : undefined;
@@ -118,8 +128,8 @@ export function checkpointInfo(prefix: string): CheckpointInfo {
 export function listCheckpoints(dir: string): CheckpointInfo[] {
   const abs = resolve(dir);
   const state = readCheckpointState(abs);
-  const prefixes = new Set((state?.all ?? []).map((p) => (isAbsolute(p) ? p : join(abs, p))));
-  if (state) prefixes.add(isAbsolute(state.newest) ? state.newest : join(abs, state.newest));
+  const prefixes = new Set((state?.all ?? []).map((p) => prefixIn(abs, p)));
+  if (state) prefixes.add(prefixIn(abs, state.newest));
   for (const f of readdirSync(abs)) {
     const m = /^(.*)\.(meta|index)$/.exec(f);
     if (m) prefixes.add(join(abs, m[1]!));
@@ -170,8 +180,7 @@ export function resolveCheckpoint(spec: string, options: { checkpoint?: number |
       }
       info = hit;
     } else if (state) {
-      const p = isAbsolute(state.newest) ? state.newest : join(dir, state.newest);
-      info = checkpointInfo(p);
+      info = checkpointInfo(prefixIn(dir, state.newest));
     } else {
       const usable = all.filter((c) => c.meta && c.index);
       if (usable.length === 0) throw new LensError('NOT_FOUND', `${dir} has no checkpoint file and no complete checkpoint (.meta + .index)`);

@@ -83,8 +83,13 @@ export function graphFileKind(path: string): GraphFileKind | undefined {
   return undefined;
 }
 
+/** Protocol buffers cannot exceed 2 GiB; larger files are refused before they are read. */
+const MAX_PROTO_BYTES = 2 ** 31 - 1;
+
 async function readBytes(path: string, what: string): Promise<Buffer> {
   try {
+    const size = statSync(path).size;
+    if (size > MAX_PROTO_BYTES) throw new LensError('MODEL_UNSUPPORTED', `${what} ${path} has ${size} bytes, more than a protocol buffer can hold (2 GiB)`);
     const bytes = await readFile(path);
     if (bytes.length === 0) throw new LensError('MODEL_CORRUPT', `${what} ${path} is empty`);
     return bytes;
