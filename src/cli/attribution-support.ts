@@ -47,7 +47,7 @@ const ATTRIBUTION_FLAGS: Record<AttributionFlag, { flags: string; description: s
   singleTarget: { flags: '--target <target>', description: 'top1, a class index or a label', defaultValue: 'top1' },
   viz: { flags: '--viz <method>', description: 'heat_map, blended_heat_map, masked_image, alpha_scaling, saliency_grayscale, saliency_diverging, overlay, outline', defaultValue: 'blended_heat_map' },
   sign: { flags: '--sign <sign>', description: 'all, positive, negative, absolute_value', defaultValue: 'absolute_value' },
-  preprocess: { flags: '--preprocess <name>', description: 'raw, unit, symmetric, caffe, torch (default: what the model declares, else raw)' },
+  preprocess: { flags: '--preprocess <name>', description: 'raw, unit, symmetric, caffe, torch, bgr (default: what the model declares, else raw)' },
   resize: { flags: '--resize <mode>', description: 'pad, crop or squash to the model input size', defaultValue: 'pad' },
   labels: { flags: '--labels <file>', description: 'class labels, one per line (or a JSON array)' },
   batchSize: { flags: '--batch-size <n>', description: 'images per model call (memory grows with it, not with steps)' },

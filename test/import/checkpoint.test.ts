@@ -61,7 +61,7 @@ function modelDir(name: string, prefixes: Record<string, { index: string; data: 
 const REAL = { index: join(CIFAR_DIR, 'model.ckpt.index'), data: join(CIFAR_DIR, 'model.ckpt.data-00000-of-00001') };
 const SIBLING = { index: join(CIFAR_SAVEDMODEL, 'variables/variables.index'), data: join(CIFAR_SAVEDMODEL, 'variables/variables.data-00000-of-00001') };
 
-/** Upstream predict.py: centre square crop, resize to 256 (bilinear), centre 227 crop, RGB -> BGR, raw 0..255. */
+/** Upstream predict.py: centre square crop, resize to 256 (bilinear), centre 227 crop, raw 0..255; RGB (the models' `bgr` preprocessing swaps). */
 async function customVisionPixels(path: string): Promise<tf.Tensor4D> {
   const image = sharp(path).rotate().removeAlpha();
   const { width, height } = await image.metadata();
@@ -72,9 +72,7 @@ async function customVisionPixels(path: string): Promise<tf.Tensor4D> {
     .extract({ left: 15, top: 15, width: 227, height: 227 })
     .raw()
     .toBuffer();
-  const bgr = new Float32Array(227 * 227 * 3);
-  for (let i = 0; i < 227 * 227; i++) for (let c = 0; c < 3; c++) bgr[i * 3 + c] = raw[i * 3 + 2 - c]!;
-  return tf.tensor4d(bgr, [1, 227, 227, 3]);
+  return tf.tensor4d(Float32Array.from(raw), [1, 227, 227, 3]);
 }
 
 /** The CIFAR net from its definition in float64: conv 7x7 stride 2 VALID + bconv1, ReLU, reshape, MatMul W1 (+ b1). */
@@ -228,7 +226,7 @@ describe('a TF1 training checkpoint', () => {
 });
 
 describe('frozen Custom Vision graphs', () => {
-  it('give the expected scores of SOURCES.md on the four test photos (BGR, upstream preprocessing)', async () => {
+  it('give the expected scores of SOURCES.md on the four test photos (upstream cropping, bgr preprocessing)', async () => {
     const expected: Record<string, number[]> = {
       // [apples_bananas_model.pb score, fruits_model.pb score] for the photo's own label.
       apple1: [1.0, 0.19],
@@ -237,7 +235,7 @@ describe('frozen Custom Vision graphs', () => {
       banana2: [0.9999, 0.996],
     };
     for (const [file, labelsFile, column] of [['apples_bananas_model.pb', 'apples_bananas_labels.txt', 0], ['fruits_model.pb', 'fruits_labels.txt', 1]] as const) {
-      const model = await loadImageModel(join(FRUITS, file), { labels: join(FRUITS, labelsFile), engine: 'tfjs' });
+      const model = await loadImageModel(join(FRUITS, file), { labels: join(FRUITS, labelsFile), preprocess: 'bgr', engine: 'tfjs' });
       try {
         expect([model.inputShape, model.output, model.info.graphCut?.output.name]).toEqual([[227, 227, 3], 'probability', 'loss:0']);
         for (const photo of PHOTOS) {
@@ -259,7 +257,7 @@ describe('frozen Custom Vision graphs', () => {
   it('compile to onnxruntime (in-graph mean subtraction folds) with the same gradients', async () => {
     // apple1 on the four-fruit model scores 0.19: the sigmoid is far from saturation, so the gradient is well conditioned.
     const x = await customVisionPixels(PHOTOS[0]!);
-    const [a, b] = [await loadImageModel(join(FRUITS, 'fruits_model.pb'), { engine: 'tfjs' }), await loadImageModel(join(FRUITS, 'fruits_model.pb'), { engine: 'onnxruntime' })];
+    const [a, b] = [await loadImageModel(join(FRUITS, 'fruits_model.pb'), { preprocess: 'bgr', engine: 'tfjs' }), await loadImageModel(join(FRUITS, 'fruits_model.pb'), { preprocess: 'bgr', engine: 'onnxruntime' })];
     try {
       const ga = await a.gradient!(x, 0);
       const gb = await b.gradient!(x, 0);

@@ -57,8 +57,8 @@ const cases: Case[] = [
   {
     name: 'fruits',
     spec: join(FRUITS, 'apples_bananas_model.pb'),
-    flags: ['--labels', join(FRUITS, 'apples_bananas_labels.txt')],
-    options: { labels: join(FRUITS, 'apples_bananas_labels.txt') },
+    flags: ['--preprocess', 'bgr', '--labels', join(FRUITS, 'apples_bananas_labels.txt')],
+    options: { preprocess: 'bgr', labels: join(FRUITS, 'apples_bananas_labels.txt') },
     images: ['apple1.jpg', 'banana1.jpg'].map((f) => join(FRUITS, 'test-photos', f)),
     tolerance: '0.001',
   },

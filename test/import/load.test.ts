@@ -195,7 +195,7 @@ describe('loadImageModel', () => {
     await saveLayers(tinyClassifier(), badSidecar);
     writeFileSync(join(badSidecar, 'lens.json'), JSON.stringify({ preprocessing: 'imagenet' }));
     await expectLensError(loadImageModel(badSidecar), 'MODEL_CORRUPT', /lens\.json: unknown preprocessing "imagenet"/);
-    await expectLensError(loadImageModel(RESNET8, { preprocess: 'bgr' }), 'INVALID_ARGUMENT', /unknown preprocessing "bgr"/);
+    await expectLensError(loadImageModel(RESNET8, { preprocess: 'yuv' }), 'INVALID_ARGUMENT', /unknown preprocessing "yuv"/);
     const txt = join(tmp, 'weights.npz');
     writeFileSync(txt, 'x');
     await expectLensError(loadImageModel(txt), 'UNKNOWN_MODEL', /cannot tell the format/);

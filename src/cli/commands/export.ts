@@ -31,7 +31,7 @@ export function register(program: Command): void {
     .option('--name <name>', 'model name recorded in lens.json (default: the model\'s)')
     .option('--input <kind>', 'signatures: jpeg (image_bytes), float (images) or both', 'both')
     .option('--top-k <k>', 'classes returned in "classes"', '5')
-    .option('--preprocess <name>', 'raw, unit, symmetric, caffe, torch (default: what the model declares)')
+    .option('--preprocess <name>', 'raw, unit, symmetric, caffe, torch, bgr (default: what the model declares)')
     .option('--labels <file>', 'class labels, one per line (or a JSON array), recorded in lens.json')
     .option('--signature <name>', 'signature of a SavedModel MODEL to re-export (default serving_default)');
   addAttributionFlags(command, GRAPH_MODEL_FLAGS);
