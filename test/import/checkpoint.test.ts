@@ -306,6 +306,8 @@ describe('bad checkpoints and graphs: one-line errors naming the file and the fa
   it('a .meta without the named tensor', async () => {
     await expectLensError(loadImageModel(CIFAR_DIR, { inputTensor: 'Images:0' }), 'UNKNOWN_TENSOR', /model\.ckpt\.meta has no tensor "Images:0" \(--input-tensor\)/);
     await expectLensError(loadImageModel(FROZEN, { outputTensor: 'logits:0' }), 'UNKNOWN_TENSOR', /frozen_model\.pb has no tensor "logits:0" \(--output-tensor\)/);
+    // An output on the loss path needs the labels placeholder, which an image model does not feed.
+    await expectLensError(loadImageModel(CIFAR_DIR, { outputTensor: 'hinge_loss/Sub:0' }), 'SAVEDMODEL_UNSUPPORTED', /model\.ckpt\.meta: its outputs need placeholder\(s\) "Placeholder"; the cut from Input:0 to hinge_loss\/Sub:0 needs them/);
   });
 
   it('an op TensorFlow.js cannot run, named with its node', async () => {

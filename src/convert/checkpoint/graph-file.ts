@@ -292,7 +292,11 @@ export async function convertGraphFile(spec: string, options: GraphFileOptions =
     },
   }).catch((e: unknown) => {
     // Name the file: the converter speaks of the signature it was handed.
-    if (e instanceof LensError) throw new LensError(e.code, `${file.path}: ${e.message.replace(/^signature "image"(: )?/, '')}`, { cause: e });
+    if (e instanceof LensError) {
+      const reason = e.message.replace(/^signature "image":? ?/, '');
+      const hint = /placeholder\(s\)/.test(reason) ? `; the cut from ${input.name} to ${output.name} needs them: choose other --input-tensor/--output-tensor` : '';
+      throw new LensError(e.code, `${file.path}: ${reason.replace(/, which the signature does not feed$/, '')}${hint}`, { cause: e });
+    }
     throw e;
   });
   return { ...file, input, output, converted };
