@@ -253,6 +253,14 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
     throw new LensError('NOT_FOUND', `the bundled default model is missing (${DEFAULT_MODEL_DIR}); run npm run train:default`);
   }
   const resolved = await resolveSpec(target);
+  // Graph-cutting options silently ignored would load another model than the one asked for.
+  const graphOptions = [['--checkpoint', options.checkpoint], ['--input-tensor', options.inputTensor], ['--output-tensor', options.outputTensor]] as const;
+  for (const [flag, value] of graphOptions) {
+    const applies = flag === '--checkpoint' ? resolved.format === 'checkpoint' : resolved.format === 'checkpoint' || resolved.format === 'frozen-graph';
+    if (value !== undefined && !applies) {
+      throw new LensError('INVALID_ARGUMENT', `${flag} applies to ${flag === '--checkpoint' ? 'TF1 checkpoint directories' : 'TF1 checkpoints and frozen graphs'}; ${spec} is a ${resolved.format} model`);
+    }
+  }
   // A SavedModel version folder may keep lens.json in its base path (OUT_BASE_PATH/lens.json next to 1/, 2/...).
   const sidecar = resolved.dir
     ? ((await readSidecar(resolved.dir)) ?? (resolved.format === 'savedmodel' && /^\d+$/.test(basename(resolved.path)) ? await readSidecar(dirname(resolved.path)) : undefined))

@@ -303,6 +303,11 @@ describe('bad checkpoints and graphs: one-line errors naming the file and the fa
     await expectLensError(loadImageModel(dir), 'MODEL_UNSUPPORTED', /v1\/model\.ckpt-5 is a V1 checkpoint \(one tensor-slice file, no \.index\)/);
   });
 
+  it('graph flags on a model that is no graph file', async () => {
+    await expectLensError(loadImageModel(FROZEN, { checkpoint: 3 }), 'INVALID_ARGUMENT', /--checkpoint applies to TF1 checkpoint directories; .*frozen_model\.pb is a frozen-graph model/);
+    await expectLensError(loadImageModel(join(EXT, 'keras3-mnist-cnn/mnist_cnn.keras'), { inputTensor: 'x:0' }), 'INVALID_ARGUMENT', /--input-tensor applies to TF1 checkpoints and frozen graphs; .*mnist_cnn\.keras is a keras3 model/);
+  });
+
   it('a .meta without the named tensor', async () => {
     await expectLensError(loadImageModel(CIFAR_DIR, { inputTensor: 'Images:0' }), 'UNKNOWN_TENSOR', /model\.ckpt\.meta has no tensor "Images:0" \(--input-tensor\)/);
     await expectLensError(loadImageModel(FROZEN, { outputTensor: 'logits:0' }), 'UNKNOWN_TENSOR', /frozen_model\.pb has no tensor "logits:0" \(--output-tensor\)/);
