@@ -150,7 +150,7 @@ async function modelJsonFormat(path: string): Promise<'layers' | 'graph'> {
 
 async function resolveSpec(spec: string): Promise<Resolved> {
   const path = resolve(spec);
-  const { graphFileKind } = await import('../convert/checkpoint/graph-file.js');
+  const { graphFileKind } = await import('../convert/checkpoint/checkpoint.js');
   if (!existsSync(path)) {
     // A checkpoint prefix (model_dir/model.ckpt-N) names files that start with it.
     if (graphFileKind(path) === 'checkpoint') return { format: 'checkpoint', path, dir: dirname(path) };

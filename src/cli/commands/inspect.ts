@@ -36,7 +36,7 @@ export function register(program: Command): void {
   addAttributionFlags(command, GRAPH_MODEL_FLAGS);
   command.action(async (dir: string, opts: InspectOptions) => {
       if (/\.keras$/i.test(dir)) return inspectKerasArchive(dir, opts);
-      const { graphFileKind } = await import('../../convert/checkpoint/graph-file.js');
+      const { graphFileKind } = await import('../../convert/checkpoint/checkpoint.js');
       if (graphFileKind(dir)) return inspectGraphFile(dir, opts);
       const sm = await import('../../savedmodel/index.js');
       const info = await sm.readSavedModel(dir);

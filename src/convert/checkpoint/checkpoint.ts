@@ -48,6 +48,25 @@ export interface ChosenCheckpoint extends CheckpointInfo {
 
 const STATE_FILE = 'checkpoint';
 
+/** Where a TensorFlow graph file comes from. */
+export type GraphFileKind = 'checkpoint' | 'frozen-graph';
+
+/**
+ * How a MODEL path names a graph file, if it does: a checkpoint directory or prefix, or a `.pb`
+ * GraphDef (other than a SavedModel's). Only names and files are looked at (nothing is decoded).
+ *
+ * @example
+ * graphFileKind('model_dir/model.ckpt-12000'); // 'checkpoint'
+ * graphFileKind('frozen_model.pb');             // 'frozen-graph'
+ */
+export function graphFileKind(path: string): GraphFileKind | undefined {
+  const abs = resolve(path);
+  if (existsSync(abs) && statSync(abs).isDirectory()) return isCheckpointDir(abs) ? 'checkpoint' : undefined;
+  if (/\.pb$/i.test(abs) && basename(abs) !== 'saved_model.pb') return 'frozen-graph';
+  if (/\.(meta|index)$/.test(abs) || isCheckpointPrefix(abs)) return 'checkpoint';
+  return undefined;
+}
+
 /** Whether a directory is a TF1 training-checkpoint directory (a `checkpoint` file, or `*.ckpt*.meta` files). */
 export function isCheckpointDir(dir: string): boolean {
   if (existsSync(join(dir, STATE_FILE)) && statSync(join(dir, STATE_FILE)).isFile()) return true;

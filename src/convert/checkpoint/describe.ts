@@ -11,8 +11,8 @@
 import { readTensorBundle } from '../../savedmodel/bundle.js';
 import { dataTypeName } from '../../tensor/index.js';
 import { errorMessage } from '../../errors.js';
-import { listCheckpoints } from './checkpoint.js';
-import { cutTensors, readGraphFile, type CutTensor, type GraphFileKind, type GraphFileOptions } from './graph-file.js';
+import { listCheckpoints, type GraphFileKind } from './checkpoint.js';
+import { cutTensors, readGraphFile, type CutTensor, type GraphFileOptions } from './graph-file.js';
 
 export interface GraphFileDescription {
   kind: GraphFileKind;

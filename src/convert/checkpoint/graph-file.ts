@@ -17,9 +17,9 @@
  * g.input.name; g.output.name;           // 'Input:0', 'Output:0'
  * const model = await tfconv.loadGraphModel(tf.io.fromMemory(g.converted.artifacts));
  */
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, resolve } from 'node:path';
+import { resolve } from 'node:path';
 import { LensError, errorMessage } from '../../errors.js';
 import { decodeMessage } from '../../proto/index.js';
 import { readTensorBundle } from '../../savedmodel/bundle.js';
@@ -28,10 +28,7 @@ import { dataTypeName, dtypeOfDataType, type TensorProtoMessage } from '../../te
 import { convertSignature, type ConvertedGraph } from '../graph/convert.js';
 import { parseTensorRef } from '../graph/flatten.js';
 import { variableKeys } from '../graph/variables.js';
-import { isCheckpointDir, isCheckpointPrefix, resolveCheckpoint, type ChosenCheckpoint } from './checkpoint.js';
-
-/** Where a graph file comes from. */
-export type GraphFileKind = 'checkpoint' | 'frozen-graph';
+import { graphFileKind, resolveCheckpoint, type ChosenCheckpoint, type GraphFileKind } from './checkpoint.js';
 
 export interface GraphFileOptions {
   /** Checkpoint step (or prefix name) inside a model directory (default: the newest). */
@@ -72,15 +69,6 @@ export interface ConvertedGraphFile extends GraphFile {
   output: CutTensor;
   /** The converted graph: `converted.artifacts` load with tfjs-converter's GraphModel. */
   converted: ConvertedGraph;
-}
-
-/** How MODEL names a graph file, if it does: a checkpoint directory or prefix, or a `.pb` GraphDef. */
-export function graphFileKind(path: string): GraphFileKind | undefined {
-  const abs = resolve(path);
-  if (existsSync(abs) && statSync(abs).isDirectory()) return isCheckpointDir(abs) ? 'checkpoint' : undefined;
-  if (/\.pb$/i.test(abs) && basename(abs) !== 'saved_model.pb') return 'frozen-graph';
-  if (/\.(meta|index)$/.test(abs) || isCheckpointPrefix(abs)) return 'checkpoint';
-  return undefined;
 }
 
 /** Protocol buffers cannot exceed 2 GiB; larger files are refused before they are read. */
