@@ -1,5 +1,6 @@
 /**
- * Model import cost: for each real model file (and a ResNet50 weights file in the official Keras
+ * Model import cost: for each real model file (Keras 2 .h5, Keras 3 .keras, TFLite, a TF1
+ * checkpoint directory, frozen GraphDefs; and a ResNet50 weights file in the official Keras
  * layout, with random weights, as the zoo loads it), the time `loadImageModel` takes cold and warm,
  * the first forward pass, and the process's peak RSS. Each file is measured in its own child
  * process so that peak memory is that file's alone.
@@ -7,9 +8,9 @@
  * Run: npx tsx bench/import.bench.ts   (or npm run bench -- import)
  */
 import { spawnSync } from 'node:child_process';
-import { mkdtempSync, rmSync, statSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { basename, join } from 'node:path';
+import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/backend/index.js';
@@ -22,7 +23,24 @@ const FILES = [
   'mlcommons-vww-96/vww_96_float.tflite',
   'mlcommons-resnet8-cifar10/pretrainedResnet.h5',
   'mobilenet_v1_0.25_128_quant/mobilenet_v1_0.25_128_quant.tflite',
+  'keras3-mnist-cnn/mnist_cnn.keras',
+  'keras3-mnist-cnn-bn/mnist_cnn.keras',
+  'tf1-checkpoint-cifar-dotnet',
+  'tf1-checkpoint-cifar-dotnet/frozen_model.pb',
+  'frozen-graph-customvision-fruits/fruits_model.pb',
 ].map((f) => join(SHARED, f));
+
+/** Bytes of a file, or of the files in a folder (a checkpoint directory). */
+function bytesOf(path: string): number {
+  const st = statSync(path);
+  return st.isDirectory() ? readdirSync(path).reduce((n, f) => n + statSync(join(path, f)).size, 0) : st.size;
+}
+
+/** The row name: the file, with its folder when the name alone is ambiguous (two mnist_cnn.keras). */
+function rowName(path: string): string {
+  if (statSync(path).isDirectory()) return `${basename(path)}/`;
+  return basename(path) === 'mnist_cnn.keras' ? `${basename(dirname(path))}/${basename(path)}` : basename(path);
+}
 
 interface ChildResult {
   coldLoadMs: number;
@@ -75,9 +93,9 @@ async function main(): Promise<void> {
       if (r.status !== 0 || !line.startsWith('{')) throw new Error(`child for ${path} failed: ${r.stderr.slice(-2000)}`);
       const c = JSON.parse(line) as ChildResult;
       rows.push({
-        file: path === resnet50 ? 'resnet50 weights (official layout, random values)' : basename(path),
+        file: path === resnet50 ? 'resnet50 weights (official layout, random values)' : rowName(path),
         format: c.format,
-        MiB: +(statSync(path).size / 2 ** 20).toFixed(2),
+        MiB: +(bytesOf(path) / 2 ** 20).toFixed(2),
         coldLoadMs: Math.round(c.coldLoadMs),
         warmLoadMs: Math.round(c.warmLoadMs),
         firstForwardMs: Math.round(c.firstForwardMs),
@@ -90,6 +108,7 @@ async function main(): Promise<void> {
     writeBenchResult('import', 'Model import: load time and peak memory per file', rows, [
       'coldLoadMs: first loadImageModel in a fresh process (backend already initialised; includes loading the importer modules); warmLoadMs: median of 3 further loads.',
       'peakRssMiB: peak resident memory of the child process over the whole run; rssGrowthMiB: above the RSS after backend start-up.',
+      'The checkpoint row loads a whole training directory (graph with Adam state, 344 nodes) and cuts it to the inference graph; its MiB is the folder. .keras rows unzip the archive and read model.weights.h5 through h5wasm.',
       'The largest real file is mobilenet_v2_1.0_224_quant.tflite (3.4 MiB); the ResNet50 row is the size and layout of the zoo download (Keras weights-only HDF5) with random values.',
       'HDF5 rows include loading h5wasm (a 4 MB module with the wasm inlined): through tsx, as here, its source transform alone costs about 550 MiB RSS; plain node loading the compiled package costs about 40 MiB for it.',
     ]);

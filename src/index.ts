@@ -25,6 +25,7 @@ export * from './serving/index.js';
 export * from './models/labels.js';
 export * from './convert/keras/index.js';
 export * from './convert/tflite/index.js';
+export * from './convert/checkpoint/index.js';
 export * from './models/zoo/index.js';
 export * from './models/load.js';
 export * from './models/graph-model.js';

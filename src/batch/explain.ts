@@ -12,7 +12,7 @@ import type { ExplainOne } from './runner.js';
 
 /** How each image is explained (the same choices as `lens explain`). */
 export interface AttributionExplainerOptions {
-  /** Model spec for loadImageModel: SavedModel folder (a TF Serving base path picks its newest version), .h5, .tflite, model.json, resnet50, default. */
+  /** Model spec for loadImageModel: SavedModel folder (a TF Serving base path picks its newest version), .h5, .keras, .tflite, model.json, TF1 checkpoint, frozen .pb, resnet50, default. */
   model: string;
   /** Method name (`ig`, `smoothgrad:ig`, `gradient`, ...). Default 'ig'. */
   method?: string;
@@ -38,6 +38,11 @@ export interface AttributionExplainerOptions {
   backend?: string;
   /** Engine for the model: auto, onnxruntime, tfjs (see loadImageModel). */
   engine?: string;
+  /** TF1 checkpoint directories: the step to load (see loadImageModel). */
+  checkpoint?: number | string;
+  /** Checkpoints and frozen graphs: the image input and scores output tensors (`NAME:0`). */
+  inputTensor?: string;
+  outputTensor?: string;
 }
 
 /** An explainer bound to a loaded model. */
@@ -80,6 +85,9 @@ export async function createAttributionExplainer(options: AttributionExplainerOp
     ...(options.labels ? { labels: options.labels } : {}),
     ...(options.backend ? { backend: options.backend } : {}),
     ...(options.engine ? { engine: options.engine } : {}),
+    ...(options.checkpoint !== undefined ? { checkpoint: options.checkpoint } : {}),
+    ...(options.inputTensor ? { inputTensor: options.inputTensor } : {}),
+    ...(options.outputTensor ? { outputTensor: options.outputTensor } : {}),
   });
   if (attribution.FORWARD_ONLY_METHODS.includes(method.name) === false && !model.gradient) {
     model.dispose();

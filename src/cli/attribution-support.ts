@@ -32,6 +32,9 @@ export type AttributionFlag =
   | 'seed'
   | 'backend'
   | 'engine'
+  | 'checkpoint'
+  | 'inputTensor'
+  | 'outputTensor'
   | 'progress';
 
 const ATTRIBUTION_FLAGS: Record<AttributionFlag, { flags: string; description: string; defaultValue?: string }> = {
@@ -44,15 +47,21 @@ const ATTRIBUTION_FLAGS: Record<AttributionFlag, { flags: string; description: s
   singleTarget: { flags: '--target <target>', description: 'top1, a class index or a label', defaultValue: 'top1' },
   viz: { flags: '--viz <method>', description: 'heat_map, blended_heat_map, masked_image, alpha_scaling, saliency_grayscale, saliency_diverging, overlay, outline', defaultValue: 'blended_heat_map' },
   sign: { flags: '--sign <sign>', description: 'all, positive, negative, absolute_value', defaultValue: 'absolute_value' },
-  preprocess: { flags: '--preprocess <name>', description: 'raw, unit, symmetric, caffe, torch (default: what the model declares, else raw)' },
+  preprocess: { flags: '--preprocess <name>', description: 'raw, unit, symmetric, caffe, torch, bgr (default: what the model declares, else raw)' },
   resize: { flags: '--resize <mode>', description: 'pad, crop or squash to the model input size', defaultValue: 'pad' },
   labels: { flags: '--labels <file>', description: 'class labels, one per line (or a JSON array)' },
   batchSize: { flags: '--batch-size <n>', description: 'images per model call (memory grows with it, not with steps)' },
   seed: { flags: '--seed <n>', description: 'seed for random baselines and sampling methods', defaultValue: '0' },
   backend: { flags: '--backend <name>', description: 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu' },
   engine: { flags: '--engine <name>', description: 'runs Keras, tfjs and SavedModel models: auto (onnxruntime native CPU when available), onnxruntime, tfjs (or LENS_ENGINE)' },
+  checkpoint: { flags: '--checkpoint <step>', description: 'TF1 checkpoint directory: the step to load (default: the newest in its checkpoint file)' },
+  inputTensor: { flags: '--input-tensor <name>', description: 'checkpoint or frozen .pb: the image input tensor, NAME:0 (default: the one float image placeholder)' },
+  outputTensor: { flags: '--output-tensor <name>', description: 'checkpoint or frozen .pb: the scores tensor, NAME:0 (default: the last Softmax\'s input)' },
   progress: { flags: '--no-progress', description: 'no progress bar on stderr' },
 };
+
+/** The flags that choose what to load from a checkpoint or a frozen graph. */
+export const GRAPH_MODEL_FLAGS: readonly AttributionFlag[] = ['checkpoint', 'inputTensor', 'outputTensor'];
 
 /**
  * Adds shared attribution flags to a command, in the order given (help lists them so).
@@ -85,6 +94,9 @@ export interface AttributionFlagValues {
   seed: string;
   backend?: string;
   engine?: string;
+  checkpoint?: string;
+  inputTensor?: string;
+  outputTensor?: string;
   progress: boolean;
   json?: boolean;
 }
@@ -113,12 +125,29 @@ export function attributionNumbers(flags: Pick<AttributionFlagValues, 'steps' | 
  * @example
  * await loadImageModel(flags.model, modelLoadFlags(flags));
  */
-export function modelLoadFlags(flags: Pick<AttributionFlagValues, 'preprocess' | 'labels' | 'backend' | 'engine'>): { preprocess?: string; labels?: string; backend?: string; engine?: string } {
+export function modelLoadFlags(
+  flags: Pick<AttributionFlagValues, 'preprocess' | 'labels' | 'backend' | 'engine'> & Partial<Pick<AttributionFlagValues, 'checkpoint' | 'inputTensor' | 'outputTensor'>>,
+): { preprocess?: string; labels?: string; backend?: string; engine?: string; checkpoint?: number | string; inputTensor?: string; outputTensor?: string } {
   return {
     ...(flags.preprocess ? { preprocess: flags.preprocess } : {}),
     ...(flags.labels ? { labels: flags.labels } : {}),
     ...(flags.backend ? { backend: flags.backend } : {}),
     ...(flags.engine ? { engine: flags.engine } : {}),
+    ...graphModelFlags(flags),
+  };
+}
+
+/**
+ * --checkpoint (a step number, or a prefix name), --input-tensor and --output-tensor as loadImageModel options.
+ *
+ * @example
+ * graphModelFlags({ checkpoint: '12000', inputTensor: 'Input:0' }); // { checkpoint: 12000, inputTensor: 'Input:0' }
+ */
+export function graphModelFlags(flags: Partial<Pick<AttributionFlagValues, 'checkpoint' | 'inputTensor' | 'outputTensor'>>): { checkpoint?: number | string; inputTensor?: string; outputTensor?: string } {
+  return {
+    ...(flags.checkpoint !== undefined ? { checkpoint: /^\d+$/.test(flags.checkpoint) ? Number(flags.checkpoint) : flags.checkpoint } : {}),
+    ...(flags.inputTensor ? { inputTensor: flags.inputTensor } : {}),
+    ...(flags.outputTensor ? { outputTensor: flags.outputTensor } : {}),
   };
 }
 

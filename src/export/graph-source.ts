@@ -267,15 +267,15 @@ function emitFused(g: GraphBuilder, n: JsonNode, inputs: string[], where: string
   return y;
 }
 
-/** True when the exported output comes from a Softmax (looking through alias ops). */
-function endsInSoftmax(parts: GraphParts): boolean {
+/** True when the exported output already is probabilities: a Softmax, or a Sigmoid per label (looking through alias ops). */
+function endsInProbabilities(parts: GraphParts): boolean {
   const byName = new Map(parts.nodes.map((n) => [n.name, n]));
   let n = byName.get(parseRef(parts.output)[0]);
   for (let hops = 0; n && (ALIAS_OPS.has(n.op) || n.op === 'IdentityN' || n.op === 'Reshape') && hops < 100; hops++) {
     const k = n.op === 'IdentityN' ? parseRef(parts.output)[1] : 0;
     n = byName.get(parseRef((n.input ?? [])[k] ?? '')[0]);
   }
-  return n?.op === 'Softmax';
+  return n?.op === 'Softmax' || n?.op === 'Sigmoid';
 }
 
 /** The number of classes: given by the caller, else found by running the graph once on zeros. */
@@ -319,7 +319,7 @@ export async function exportConvertedGraph(
     ({ artifacts, parts } = await partsOfSavedModel(s.dir, s.signature, name));
   }
   const classes = known.classes ?? (await classesOf(parts, artifacts));
-  const probabilities = endsInSoftmax(parts);
+  const probabilities = endsInProbabilities(parts);
   return {
     inputShape: parts.inputShape,
     async emit(g, vars, input, progress) {

@@ -53,7 +53,9 @@ export async function imageModelFromGraphModel(artifacts: tf.io.ModelArtifacts, 
   }
   const nodes = ((artifacts.modelTopology as { node?: GraphNodeJson[] } | undefined)?.node ?? []) as GraphNodeJson[];
   const outputName = graph.outputNodes[0]!;
-  const outputNode = nodes.find((n) => n.name === outputName.replace(/:\d+$/, ''));
+  // Output names are signature keys when the artifacts carry a signature (converted graphs do).
+  const outputTensor = (artifacts.signature as { outputs?: Record<string, { name?: string }> } | undefined)?.outputs?.[outputName]?.name ?? outputName;
+  const outputNode = nodes.find((n) => n.name === outputTensor.replace(/:\d+$/, ''));
   const finalSoftmax = outputNode?.op === 'Softmax';
   const logitsName = finalSoftmax ? outputNode!.input?.[0]?.replace(/^\^/, '') : undefined;
   const target = logitsName ?? outputName;
@@ -70,7 +72,8 @@ export async function imageModelFromGraphModel(artifacts: tf.io.ModelArtifacts, 
       inputShape,
       classes,
       ...(options.labels ? { labels: options.labels } : {}),
-      output: finalSoftmax && !logitsName ? 'probability' : 'logit',
+      // A Sigmoid output is one probability per label (multi-label heads).
+      output: (finalSoftmax && !logitsName) || outputNode?.op === 'Sigmoid' ? 'probability' : 'logit',
       preprocessing: options.preprocessing,
       scores: (x) => tf.reshape(graph.execute(x, target) as tf.Tensor, [x.shape[0], -1]) as tf.Tensor2D,
       dispose: () => graph.dispose(),

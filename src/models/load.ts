@@ -17,6 +17,7 @@ import { LensError, errorMessage } from '../errors.js';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { LayersHead } from '../convert/keras/image-model.js';
 import type { TfliteImport } from '../convert/tflite/index.js';
+import type { CutTensor } from '../convert/checkpoint/graph-file.js';
 import type { ImageModel, ScoreKind } from './model.js';
 import type { EngineChoice, EngineInfo, OnnxModelOptions } from '../onnx/model.js';
 import { readLabelsFile } from './labels.js';
@@ -39,7 +40,7 @@ export interface LensSidecar {
   [extra: string]: unknown;
 }
 
-export type ModelFormat = 'savedmodel' | 'keras-h5' | 'tflite' | 'layers' | 'graph' | 'zoo';
+export type ModelFormat = 'savedmodel' | 'keras-h5' | 'keras3' | 'tflite' | 'layers' | 'graph' | 'checkpoint' | 'frozen-graph' | 'zoo';
 
 /** Where a loaded model came from and how its inputs and outputs were decided. */
 export interface LoadedModelInfo {
@@ -54,6 +55,8 @@ export interface LoadedModelInfo {
   sidecar?: LensSidecar;
   /** The model object underneath, for code that needs its structure (SavedModel export). */
   structure?: ModelStructure;
+  /** Checkpoints and frozen graphs: where the graph was cut, and the checkpoint whose variables were frozen. */
+  graphCut?: { input: CutTensor; output: CutTensor; checkpoint?: { prefix: string; step?: number } };
 }
 
 /** What a loaded model is built from: a LayersModel, a TFLite graph, tfjs graph artifacts or a SavedModel. */
@@ -83,6 +86,12 @@ export interface LoadImageModelOptions {
    * src/onnx), `onnxruntime` or `tfjs`. Default LENS_ENGINE, else auto. TFLite models run on tfjs.
    */
   engine?: EngineChoice | string;
+  /** TF1 checkpoint directories: the step (or prefix name) to load instead of the newest. */
+  checkpoint?: number | string;
+  /** Checkpoints and frozen graphs: the image input tensor (`NAME:0`), when it cannot be inferred. */
+  inputTensor?: string;
+  /** Checkpoints and frozen graphs: the scores output tensor (`NAME:0`), when it cannot be inferred. */
+  outputTensor?: string;
 }
 
 /** Reads and checks a folder's `lens.json`, or returns undefined when there is none. */
@@ -141,10 +150,13 @@ async function modelJsonFormat(path: string): Promise<'layers' | 'graph'> {
 
 async function resolveSpec(spec: string): Promise<Resolved> {
   const path = resolve(spec);
+  const { graphFileKind } = await import('../convert/checkpoint/checkpoint.js');
   if (!existsSync(path)) {
+    // A checkpoint prefix (model_dir/model.ckpt-N) names files that start with it.
+    if (graphFileKind(path) === 'checkpoint') return { format: 'checkpoint', path, dir: dirname(path) };
     throw new LensError(
       'UNKNOWN_MODEL',
-      `model "${spec}" is neither a file or folder nor a known name; give a SavedModel folder, a .h5, a .tflite, a model.json (or its folder), "resnet50" or "default"`,
+      `model "${spec}" is neither a file or folder nor a known name; give a SavedModel folder, a .h5, a .keras, a .tflite, a model.json (or its folder), a checkpoint directory or model.ckpt-N prefix, a frozen .pb, "resnet50" or "default"`,
     );
   }
   if (statSync(path).isDirectory()) {
@@ -155,15 +167,18 @@ async function resolveSpec(spec: string): Promise<Resolved> {
       const format = sidecar?.format === 'graph' ? 'graph' : sidecar?.format === 'layers' ? 'layers' : await modelJsonFormat(join(path, 'model.json'));
       return { format, path: join(path, 'model.json'), dir: path };
     }
-    throw new LensError('UNKNOWN_MODEL', `folder ${spec} holds no saved_model.pb (nor a numbered version folder with one) and no model.json`);
+    if (graphFileKind(path) === 'checkpoint') return { format: 'checkpoint', path, dir: path };
+    throw new LensError('UNKNOWN_MODEL', `folder ${spec} holds no saved_model.pb (nor a numbered version folder with one), no model.json and no TF1 checkpoint`);
   }
   const ext = extname(path).toLowerCase();
   if (ext === '.h5' || ext === '.hdf5') return { format: 'keras-h5', path };
   if (ext === '.tflite') return { format: 'tflite', path };
   if (ext === '.json') return { format: await modelJsonFormat(path), path, dir: dirname(path) };
   if (basename(path) === 'saved_model.pb') return { format: 'savedmodel', path: dirname(path), dir: dirname(path) };
-  if (ext === '.keras') throw new LensError('MODEL_UNSUPPORTED', `${spec} is a Keras 3 .keras archive; save it as HDF5 (model.save("model.h5")) to import it`);
-  throw new LensError('UNKNOWN_MODEL', `cannot tell the format of ${spec} from its name: expected .h5, .tflite, model.json or a SavedModel folder`);
+  if (ext === '.keras') return { format: 'keras3', path };
+  const graphKind = graphFileKind(path);
+  if (graphKind) return { format: graphKind, path, ...(graphKind === 'checkpoint' ? { dir: dirname(path) } : {}) };
+  throw new LensError('UNKNOWN_MODEL', `cannot tell the format of ${spec} from its name: expected .h5, .keras, .tflite, .pb, model.json, a checkpoint or a SavedModel folder`);
 }
 
 /** Reads a tfjs model.json and its weight shards from disk (tfjs-core has no file:// loader without tfjs-node). */
@@ -238,6 +253,14 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
     throw new LensError('NOT_FOUND', `the bundled default model is missing (${DEFAULT_MODEL_DIR}); run npm run train:default`);
   }
   const resolved = await resolveSpec(target);
+  // Graph-cutting options silently ignored would load another model than the one asked for.
+  const graphOptions = [['--checkpoint', options.checkpoint], ['--input-tensor', options.inputTensor], ['--output-tensor', options.outputTensor]] as const;
+  for (const [flag, value] of graphOptions) {
+    const applies = flag === '--checkpoint' ? resolved.format === 'checkpoint' : resolved.format === 'checkpoint' || resolved.format === 'frozen-graph';
+    if (value !== undefined && !applies) {
+      throw new LensError('INVALID_ARGUMENT', `${flag} applies to ${flag === '--checkpoint' ? 'TF1 checkpoint directories' : 'TF1 checkpoints and frozen graphs'}; ${spec} is a ${resolved.format} model`);
+    }
+  }
   // A SavedModel version folder may keep lens.json in its base path (OUT_BASE_PATH/lens.json next to 1/, 2/...).
   const sidecar = resolved.dir
     ? ((await readSidecar(resolved.dir)) ?? (resolved.format === 'savedmodel' && /^\d+$/.test(basename(resolved.path)) ? await readSidecar(dirname(resolved.path)) : undefined))
@@ -247,7 +270,7 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
   const labels = optionLabels ?? sidecarLabels;
   const preprocessing = explicit ?? sidecar?.preprocessing;
   const preprocessingSource = explicit ? ('option' as const) : sidecar?.preprocessing ? ('sidecar' as const) : ('default' as const);
-  const name = sidecar?.name ?? (spec === 'default' ? 'default' : basename(resolved.dir && resolved.format !== 'keras-h5' && resolved.format !== 'tflite' ? resolved.dir : resolved.path).replace(/\.(h5|hdf5|tflite|json)$/i, ''));
+  const name = sidecar?.name ?? (spec === 'default' ? 'default' : basename(resolved.dir && resolved.format !== 'keras-h5' && resolved.format !== 'tflite' ? resolved.dir : resolved.path).replace(/\.(h5|hdf5|keras|tflite|json|pb|meta|index)$/i, ''));
   const base = {
     spec,
     format: resolved.format,
@@ -281,6 +304,30 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
       const model = await withLayers(imageModelFromLayers(layers, facts), layers, { ...facts, ...engineOption });
       const source = !preprocessing && zooPreprocessing ? ('zoo' as const) : preprocessingSource;
       return Object.assign(model, { info: { ...base, preprocessingSource: source, finalSoftmax: model.head.finalSoftmax, ...(labelsSource ? { labelsSource } : {}), structure: { kind: 'layers' as const, model: layers } } });
+    }
+    case 'keras3': {
+      const { importKeras3Model } = await import('../convert/keras/keras3.js');
+      const { imageModelFromLayers } = await import('../convert/keras/image-model.js');
+      const layers = await importKeras3Model(resolved.path);
+      const facts = { name, preprocessing: preprocessing ?? 'raw', ...(labels ? { labels } : {}) };
+      const model = await withLayers(imageModelFromLayers(layers, facts), layers, { ...facts, ...engineOption });
+      return Object.assign(model, { info: { ...base, preprocessingSource, finalSoftmax: model.head.finalSoftmax, ...(labelsSource ? { labelsSource } : {}), structure: { kind: 'layers' as const, model: layers } } });
+    }
+    case 'checkpoint':
+    case 'frozen-graph': {
+      const { convertGraphFile } = await import('../convert/checkpoint/graph-file.js');
+      const { imageModelFromGraphModel } = await import('./graph-model.js');
+      const g = await convertGraphFile(resolved.path, {
+        ...(options.checkpoint !== undefined ? { checkpoint: options.checkpoint } : {}),
+        ...(options.inputTensor !== undefined ? { inputTensor: options.inputTensor } : {}),
+        ...(options.outputTensor !== undefined ? { outputTensor: options.outputTensor } : {}),
+      });
+      const { artifacts } = g.converted;
+      const model = await imageModelFromGraphModel(artifacts, { name, preprocessing: preprocessing ?? 'raw', ...(labels ? { labels } : {}), ...(sidecar?.inputShape ? { inputShape: sidecar.inputShape } : {}), ...engineOption });
+      const graphCut = { input: g.input, output: g.output, ...(g.checkpoint ? { checkpoint: { prefix: g.checkpoint.prefix, ...(g.checkpoint.step !== undefined ? { step: g.checkpoint.step } : {}) } } : {}) };
+      // Cut at a Softmax's input, the model's own last op is that softmax.
+      const finalSoftmax = model.finalSoftmax || g.output.softmax !== undefined;
+      return Object.assign(model, { info: { ...base, preprocessingSource, finalSoftmax, ...(labelsSource ? { labelsSource } : {}), structure: { kind: 'graph' as const, artifacts }, graphCut } });
     }
     case 'tflite': {
       const { importTflite, imageModelFromTflite } = await import('../convert/tflite/index.js');

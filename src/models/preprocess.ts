@@ -8,11 +8,12 @@
  * - symmetric: pixels / 127.5 - 1 (-1..1), MobileNet/Inception style
  * - caffe: RGB -> BGR, minus the ImageNet channel means (Keras ResNet50)
  * - torch: / 255, minus ImageNet mean, divided by ImageNet std
+ * - bgr: RGB -> BGR, pixels unchanged (graphs that normalise in-graph, e.g. Azure Custom Vision exports)
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { LensError } from '../errors.js';
 
-export const PREPROCESSING_NAMES = ['raw', 'unit', 'symmetric', 'caffe', 'torch'] as const;
+export const PREPROCESSING_NAMES = ['raw', 'unit', 'symmetric', 'caffe', 'torch', 'bgr'] as const;
 export type PreprocessingName = (typeof PREPROCESSING_NAMES)[number];
 
 /** An affine per-channel map: input = pixels[channelOrder] * scale[c] + offset[c]. */
@@ -41,6 +42,8 @@ export function affineOf(name: PreprocessingName): AffinePreprocessing {
       const order = [2, 1, 0];
       return { channelOrder: order, scale: [1, 1, 1], offset: order.map((c) => -IMAGENET_MEAN_RGB[c]!) };
     }
+    case 'bgr':
+      return { channelOrder: [2, 1, 0], scale: [1, 1, 1], offset: [0, 0, 0] };
     case 'torch':
       return {
         channelOrder: [0, 1, 2],

@@ -182,6 +182,15 @@ export function compileTfGraph(source: TfGraphSource, options: TfGraphCompileOpt
         if (k.kind === 'uniform' && Math.floor(k.lo) === Math.ceil(k.hi) - 1) return { kind: 'const', data: new Float32Array([Math.floor(k.lo)]), shape: [] };
         return fail('rounds values that are not constant');
       }
+      case 'Neg':
+      case 'Sqrt':
+      case 'Rsqrt': {
+        // Frozen graphs compute normalisation constants in the graph (e.g. rsqrt(var + eps)): fold them.
+        const k = arg(0);
+        if (k.kind !== 'const') return fail('applies to values computed from the image (only constants fold)');
+        const f = node.op === 'Neg' ? (v: number) => -v : node.op === 'Sqrt' ? Math.sqrt : (v: number) => 1 / Math.sqrt(v);
+        return { kind: 'const', data: Float32Array.from(k.data, f), shape: k.shape };
+      }
       case 'Add':
       case 'AddV2':
       case 'Sub':

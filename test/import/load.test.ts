@@ -187,15 +187,15 @@ describe('loadImageModel', () => {
     await expectLensError(loadImageModel('no-such-model-anywhere'), 'UNKNOWN_MODEL', /neither a file or folder nor a known name/);
     const keras3 = join(tmp, 'model.keras');
     writeFileSync(keras3, 'PK');
-    await expectLensError(loadImageModel(keras3), 'MODEL_UNSUPPORTED', /Keras 3 \.keras archive; save it as HDF5/);
+    await expectLensError(loadImageModel(keras3), 'MODEL_CORRUPT', /model\.keras is not a readable \.keras \(zip\) archive/);
     const empty = join(tmp, 'empty');
     mkdirSync(empty, { recursive: true });
-    await expectLensError(loadImageModel(empty), 'UNKNOWN_MODEL', /holds no saved_model\.pb .* and no model\.json/);
+    await expectLensError(loadImageModel(empty), 'UNKNOWN_MODEL', /holds no saved_model\.pb .*, no model\.json and no TF1 checkpoint/);
     const badSidecar = join(tmp, 'bad-sidecar');
     await saveLayers(tinyClassifier(), badSidecar);
     writeFileSync(join(badSidecar, 'lens.json'), JSON.stringify({ preprocessing: 'imagenet' }));
     await expectLensError(loadImageModel(badSidecar), 'MODEL_CORRUPT', /lens\.json: unknown preprocessing "imagenet"/);
-    await expectLensError(loadImageModel(RESNET8, { preprocess: 'bgr' }), 'INVALID_ARGUMENT', /unknown preprocessing "bgr"/);
+    await expectLensError(loadImageModel(RESNET8, { preprocess: 'yuv' }), 'INVALID_ARGUMENT', /unknown preprocessing "yuv"/);
     const txt = join(tmp, 'weights.npz');
     writeFileSync(txt, 'x');
     await expectLensError(loadImageModel(txt), 'UNKNOWN_MODEL', /cannot tell the format/);

@@ -118,7 +118,8 @@ describe('real TFLite files', () => {
       const dir = tf.div(gradients, norm);
       const f = async (t: tf.Tensor4D) => ((await (await model.forward(t)).array()) as number[][])[0]![89]!;
       const fd = ((await f(tf.add(x, tf.mul(dir, eps)) as tf.Tensor4D)) - (await f(tf.sub(x, tf.mul(dir, eps)) as tf.Tensor4D))) / (2 * eps);
-      expect(fd).toBeCloseTo(norm, 1);
+      // Relative, since |g| is 0.027: the float32 central difference achieves 7.5e-4 here.
+      expect(Math.abs(fd - norm) / norm).toBeLessThan(2e-3);
       expect(values.shape).toEqual([1]);
       tf.dispose([x, gradients, values, dir]);
     } finally {

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { addAttributionFlags, attributionNumbers, modelLoadFlags, wantsProgressBar, type AttributionFlagValues } from '../attribution-support.js';
+import { GRAPH_MODEL_FLAGS, addAttributionFlags, attributionNumbers, modelLoadFlags, wantsProgressBar, type AttributionFlagValues } from '../attribution-support.js';
 
 interface BatchFlags extends AttributionFlagValues {
   list: string;
@@ -19,7 +19,7 @@ export function register(program: Command): void {
     .command('batch')
     .description('explain shard N of an image list (one pod of an Indexed Job): PNG + .npy per image, a JSON-lines journal per shard; reruns resume')
     .requiredOption('--list <file>', 'image list: one path (relative to the list) or http(s) URL per line; # starts a comment')
-    .requiredOption('--model <model>', 'SavedModel folder (a TF Serving base path uses its newest version), .h5, .tflite, model.json, resnet50 or default')
+    .requiredOption('--model <model>', 'SavedModel folder (a TF Serving base path uses its newest version), .h5, .keras, .tflite, model.json, TF1 checkpoint dir, frozen .pb, resnet50 or default')
     .requiredOption('--out <dir>', 'output folder shared by all shards')
     .option('--shard <n>', 'this shard, 0-based (default: $JOB_COMPLETION_INDEX, or 0 with --shards 1)')
     .option('--shards <n>', 'number of shards (= the Job\'s completions)', '1');
@@ -29,7 +29,7 @@ export function register(program: Command): void {
     .option('--max-attempts <n>', 'attempts per image: a rerun explains a failed image again until it failed this often', '3')
     .option('--retry-failed', 'explain again every failed image, however often it failed')
     .option('--allow-failures <n>', 'exit 0 when at most this many images of the shard failed', '0');
-  addAttributionFlags(command, ['backend', 'engine', 'progress']);
+  addAttributionFlags(command, ['backend', 'engine', ...GRAPH_MODEL_FLAGS, 'progress']);
   command
     .option('--json', 'print the shard summary as JSON')
     .addHelpText(

@@ -1,8 +1,8 @@
 import type { Command } from 'commander';
-import { addAttributionFlags, modelLoadFlags, type AttributionFlagValues } from '../attribution-support.js';
+import { GRAPH_MODEL_FLAGS, addAttributionFlags, modelLoadFlags, type AttributionFlagValues } from '../attribution-support.js';
 
 /** compare's own flags; the model-loading ones are the shared attribution flags. */
-interface CompareOptions extends Pick<AttributionFlagValues, 'preprocess' | 'resize' | 'labels' | 'batchSize' | 'backend' | 'engine' | 'progress' | 'json'> {
+interface CompareOptions extends Pick<AttributionFlagValues, 'preprocess' | 'resize' | 'labels' | 'batchSize' | 'backend' | 'engine' | 'checkpoint' | 'inputTensor' | 'outputTensor' | 'progress' | 'json'> {
   model: string;
   images?: string[];
   shapes?: string;
@@ -23,7 +23,7 @@ export function register(program: Command): void {
   const command = program
     .command('compare')
     .description('compare IG baselines on a set of images: a grid PNG, a CSV and a markdown table of metrics (completeness, deletion/insertion AUC, mask scores) with means and 95% intervals')
-    .requiredOption('--model <model>', 'SavedModel dir, .h5, .tflite, model.json, resnet50, or default')
+    .requiredOption('--model <model>', 'SavedModel dir, .h5, .keras, .tflite, model.json, checkpoint dir, frozen .pb, resnet50, or default')
     .option('--images <paths...>', 'image files or folders, or a shapes dataset folder; IMAGE.mask.png (or masks/NAME beside images/) is an object mask')
     .option('--shapes <n>', 'use n generated images of the shapes dataset (with their object masks)')
     .option('--baselines <list>', 'comma-separated: black, white, zero, uniform, gaussian, blur, maxdist, image:PATH, expected (Expected Gradients over the other images)', 'black,white,blur,uniform,gaussian,expected')
@@ -36,7 +36,7 @@ export function register(program: Command): void {
     .option('--grid-rows <n>', 'images shown in the grid', '6')
     .option('--curve-steps <n>', 'points on the deletion/insertion curves (0 skips them)', '16')
     .option('--seed <n>', 'seed for random baselines and the shapes dataset', '0');
-  addAttributionFlags(command, ['preprocess', 'resize', 'labels', 'batchSize', 'backend', 'engine', 'progress'])
+  addAttributionFlags(command, ['preprocess', 'resize', 'labels', 'batchSize', 'backend', 'engine', ...GRAPH_MODEL_FLAGS, 'progress'])
     .option('--json', 'print the summary and rows as JSON')
     .action(async (opts: CompareOptions) => {
       await compare(opts);

@@ -28,7 +28,8 @@ export function register(program: Command): void {
     .command('explain')
     .description('explain a model\'s predictions pixel by pixel (Integrated Gradients and other methods); writes PNG, .npy and JSON per image')
     .argument('<images...>', 'image files, folders of images, or http(s) URLs')
-    .option('--model <model>', 'SavedModel dir, .h5, .tflite, model.json, resnet50, or default (the bundled shapes model)');
+    .option('--model <model>', 'SavedModel dir, .h5, .keras, .tflite, model.json, checkpoint dir, frozen .pb, resnet50, or default (the bundled shapes model)');
+  support.addAttributionFlags(command, support.GRAPH_MODEL_FLAGS);
   support.addAttributionFlags(command, ['method', 'baseline', 'steps', 'rule', 'target', 'viz', 'sign']);
   command.option('--out <dir>', 'output folder', 'explanations');
   support.addAttributionFlags(command, ['preprocess', 'resize', 'labels', 'batchSize', 'seed']);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { GRAPH_MODEL_FLAGS, addAttributionFlags, graphModelFlags } from '../attribution-support.js';
 
 interface ExportFlags {
   version: string;
@@ -8,6 +9,9 @@ interface ExportFlags {
   preprocess?: string;
   labels?: string;
   signature?: string;
+  checkpoint?: string;
+  inputTensor?: string;
+  outputTensor?: string;
   force?: boolean;
   json?: boolean;
 }
@@ -18,18 +22,20 @@ interface ExportFlags {
  * classes and probabilities, preprocessing in-graph.
  */
 export function register(program: Command): void {
-  program
+  const command = program
     .command('export')
     .description('export a model as a TF Serving SavedModel: OUT_BASE_PATH/VERSION/saved_model.pb + variables/')
-    .argument('<model>', 'SavedModel folder, .h5, .tflite, model.json (or its folder), "default", or a downloaded zoo id (resnet50)')
+    .argument('<model>', 'SavedModel folder, .h5, .keras, .tflite, model.json (or its folder), TF1 checkpoint dir or model.ckpt-N prefix, frozen .pb, "default", or a downloaded zoo id (resnet50)')
     .argument('<out_base_path>', 'model base path; the version folder is created inside it')
     .requiredOption('--version <n>', 'version folder number (TF Serving serves the highest)')
     .option('--name <name>', 'model name recorded in lens.json (default: the model\'s)')
     .option('--input <kind>', 'signatures: jpeg (image_bytes), float (images) or both', 'both')
     .option('--top-k <k>', 'classes returned in "classes"', '5')
-    .option('--preprocess <name>', 'raw, unit, symmetric, caffe, torch (default: what the model declares)')
+    .option('--preprocess <name>', 'raw, unit, symmetric, caffe, torch, bgr (default: what the model declares)')
     .option('--labels <file>', 'class labels, one per line (or a JSON array), recorded in lens.json')
-    .option('--signature <name>', 'signature of a SavedModel MODEL to re-export (default serving_default)')
+    .option('--signature <name>', 'signature of a SavedModel MODEL to re-export (default serving_default)');
+  addAttributionFlags(command, GRAPH_MODEL_FLAGS);
+  command
     .option('--force', 'replace an existing version folder')
     .option('--json', 'print the export summary as JSON')
     .action(async (modelSpec: string, outBase: string, flags: ExportFlags) => {
@@ -53,6 +59,7 @@ export function register(program: Command): void {
         ...(flags.preprocess ? { preprocess: flags.preprocess } : {}),
         ...(flags.labels ? { labels: flags.labels } : {}),
         ...(flags.signature ? { signature: flags.signature } : {}),
+        ...graphModelFlags(flags),
       });
       const bar = new SingleBar(
         { stream: process.stderr, format: 'export {phase} [{bar}] {percentage}%', hideCursor: true, noTTYOutput: false, notTTYSchedule: 2000 },

@@ -32,7 +32,7 @@ export function register(program: Command): void {
     .option('--served-output <kind>', 'what the served model returns: logit or probability (default: guessed from the output name)')
     .option('--tolerance <p>', 'largest accepted difference of any class probability', '0.001')
     .option('--top-k <k>', 'classes compared by rank', '5')
-    .option('--preprocess <name>', 'preprocessing of the local model: raw, unit, symmetric, caffe, torch')
+    .option('--preprocess <name>', 'preprocessing of the local model: raw, unit, symmetric, caffe, torch, bgr')
     .option('--resize <mode>', 'pad, crop or squash to the model input size', 'pad')
     .option('--labels <file>', 'class labels, one per line (or a JSON array)')
     .option('--backend <name>', 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu')

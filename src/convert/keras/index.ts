@@ -4,3 +4,4 @@ export { readKerasWeights, readWeightsGroup, assignKerasWeights, writeKerasH5, s
 export { translateKerasConfig, unsupportedLayers, SUPPORTED_KERAS_LAYERS, type UnsupportedLayer } from './config.js';
 export { imageModelFromLayers, layersHead, type LayersHead, type LayersImageModelOptions } from './image-model.js';
 export { checkHdf5File } from './h5.js';
+export { importKeras3Model, kerasSnakeCase, layersModelFromArchive, readKerasArchive, type Keras3Layer, type KerasArchive } from './keras3.js';

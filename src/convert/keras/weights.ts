@@ -43,7 +43,7 @@ function halfToFloat(h: number): number {
   return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
-function datasetFloats(ds: ReturnType<H5File['get']>, where: string): { shape: number[]; values: Float32Array } {
+export function datasetFloats(ds: ReturnType<H5File['get']>, where: string): { shape: number[]; values: Float32Array } {
   if (!isDataset(ds)) throw new LensError('MODEL_CORRUPT', `${where} is not a dataset`);
   let raw: unknown;
   try {
