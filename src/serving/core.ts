@@ -11,7 +11,7 @@
  */
 import { protoType } from '../proto/index.js';
 import type { SignatureDefMessage } from '../savedmodel/savedmodel.js';
-import { decodeTensorProto, type HostTensor, type TensorProtoMessage } from '../tensor/index.js';
+import { decodeTensorProto, DEFAULT_TENSOR_LIMITS, type HostTensor, type TensorDecodeLimits, type TensorProtoMessage } from '../tensor/index.js';
 import type { ModelManager, ModelSource, ServableHandle, VersionPolicy, VersionStatus } from './manager.js';
 import type { ServingMetrics } from './metrics.js';
 import { dataTypeOfHost, tfDtypeString } from './servable.js';
@@ -24,7 +24,7 @@ import {
   shapeString,
   type SignatureSpec,
 } from './signature.js';
-import { baseDataType } from '../tensor/index.js';
+import { baseDataType, dataTypeName } from '../tensor/index.js';
 import { ServingError, toServingError } from './status.js';
 
 /** ModelSpec as decoded (protobufjs) or built by the REST layer. */
@@ -160,10 +160,25 @@ export function serializedExamples(input: InputMessage | null | undefined): Uint
   return (input?.example_list?.examples ?? []).map(enc);
 }
 
+/** The `DT_*` name a TensorProto declares, or undefined when it has none or an unknown one (decoding reports it). */
+function protoDataType(t: TensorProtoMessage): string | undefined {
+  if (t.dtype === undefined || t.dtype === 0 || t.dtype === 'DT_INVALID') return undefined;
+  try {
+    return dataTypeName(baseDataType(t.dtype));
+  } catch {
+    return undefined;
+  }
+}
+
 export class ServingCore {
+  /**
+   * @param tensorLimits bounds on what request TensorProtos may make the decoder allocate
+   *   (broadcasts, strings); default {@link DEFAULT_TENSOR_LIMITS}.
+   */
   constructor(
     readonly manager: ModelManager,
     private readonly metrics?: ServingMetrics,
+    readonly tensorLimits: TensorDecodeLimits = DEFAULT_TENSOR_LIMITS,
   ) {}
 
   /** Times an API call and counts it by status, as the real server's request_count/request_latency. */
@@ -249,24 +264,21 @@ export class ServingCore {
     const ordered = [...wanted].sort();
     for (const alias of ordered) {
       const given = raw[alias];
+      const spec = sig.inputs[alias]!;
+      // The dtype is checked before decoding: a tensor of the wrong type costs nothing.
+      const sentType = given === undefined ? dataTypeOfHost(defaults[alias]!.dtype) : isHost(given) ? dataTypeOfHost(given.dtype) : protoDataType(given);
+      if (sentType !== undefined && baseDataType(spec.dtype) !== baseDataType(sentType)) {
+        throw new ServingError('INVALID_ARGUMENT', `Expects arg[${ordered.indexOf(alias)}] to be ${tfDtypeString(spec.dtype)} but ${tfDtypeString(sentType)} is provided`);
+      }
       let t: HostTensor;
       if (given === undefined) t = defaults[alias]!;
       else if (isHost(given)) t = given;
       else {
         try {
-          t = decodeTensorProto(given, `input "${alias}"`);
+          t = decodeTensorProto(given, `input "${alias}"`, this.tensorLimits);
         } catch (e) {
           throw new ServingError('INVALID_ARGUMENT', `tensor parsing error: ${alias} (${toServingError(e).message})`);
         }
-      }
-      const spec = sig.inputs[alias]!;
-      const expected = baseDataType(spec.dtype);
-      const got = baseDataType(dataTypeOfHost(t.dtype));
-      if (expected !== got) {
-        throw new ServingError(
-          'INVALID_ARGUMENT',
-          `Expects arg[${ordered.indexOf(alias)}] to be ${tfDtypeString(spec.dtype)} but ${tfDtypeString(dataTypeOfHost(t.dtype))} is provided`,
-        );
       }
       if (!shapeFits(t.shape, spec.shape)) {
         throw new ServingError(
