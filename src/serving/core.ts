@@ -170,16 +170,25 @@ function protoDataType(t: TensorProtoMessage): string | undefined {
   }
 }
 
+export interface ServingCoreOptions {
+  /** Bounds on what request tensors may make the decoder allocate (broadcasts, strings); default {@link DEFAULT_TENSOR_LIMITS}. */
+  tensorLimits?: TensorDecodeLimits;
+  /** Receives one line per configuration reload (who asked, what, the outcome). */
+  log?: (line: string) => void;
+}
+
 export class ServingCore {
-  /**
-   * @param tensorLimits bounds on what request TensorProtos may make the decoder allocate
-   *   (broadcasts, strings); default {@link DEFAULT_TENSOR_LIMITS}.
-   */
+  readonly tensorLimits: TensorDecodeLimits;
+  private readonly log: (line: string) => void;
+
   constructor(
     readonly manager: ModelManager,
     private readonly metrics?: ServingMetrics,
-    readonly tensorLimits: TensorDecodeLimits = DEFAULT_TENSOR_LIMITS,
-  ) {}
+    options: ServingCoreOptions = {},
+  ) {
+    this.tensorLimits = options.tensorLimits ?? DEFAULT_TENSOR_LIMITS;
+    this.log = options.log ?? (() => {});
+  }
 
   /** Times an API call and counts it by status, as the real server's request_count/request_latency. */
   private async measure<T>(api: string, entry: Entrypoint, spec: ModelSpecMessage | null | undefined, fn: () => Promise<T>): Promise<T> {
@@ -475,10 +484,22 @@ export class ServingCore {
     });
   }
 
-  reloadConfig(config: ModelServerConfigMessage | null | undefined, entry: Entrypoint): Promise<void> {
+  /**
+   * ModelService/HandleReloadConfigRequest: serve exactly the models of `config`. Unauthenticated,
+   * as in TF Serving; every call is logged with `peer` (the caller's address) and its outcome.
+   */
+  reloadConfig(config: ModelServerConfigMessage | null | undefined, entry: Entrypoint, peer = 'unknown peer'): Promise<void> {
     return this.measure('HandleReloadConfigRequest', entry, null, async () => {
-      if (!config) throw new ServingError('INVALID_ARGUMENT', 'ReloadConfigRequest has no config');
-      await this.manager.configure(modelSourcesOf(config, 'ReloadConfigRequest.config'));
+      try {
+        if (!config) throw new ServingError('INVALID_ARGUMENT', 'ReloadConfigRequest has no config');
+        const sources = modelSourcesOf(config, 'ReloadConfigRequest.config');
+        this.log(`HandleReloadConfigRequest from ${peer}: ${sources.map((s) => `${s.name} (${s.basePath})`).join(', ') || 'no models'}`);
+        await this.manager.configure(sources);
+        this.log(`HandleReloadConfigRequest from ${peer}: done`);
+      } catch (e) {
+        this.log(`HandleReloadConfigRequest from ${peer} failed: ${toServingError(e).message}`);
+        throw e;
+      }
     });
   }
 }
