@@ -189,7 +189,24 @@ class Filler {
   /** Adds every number of a block, in order. */
   addBlock(block: NumberBlock): void {
     this.reserve(block.size);
-    for (let i = 0; i < block.size; i++) this.add(block.value(i));
+    const n = block.size;
+    if (this.dtype === 'float32' || this.dtype === 'float64') {
+      // The common case in one tight loop; a value that needs a message goes through add().
+      const out = this.values as Float32Array | Float64Array;
+      const limit = this.dtype === 'float32' ? FLOAT32_MAX : Infinity;
+      const intLimit = this.dtype === 'float32' ? FLOAT32_MAX_INT : 2 ** 53 - 1;
+      for (let i = 0; i < n; i++) {
+        const v = block.value(i);
+        const a = Math.abs(v);
+        if ((a > intLimit && Number.isInteger(v)) || (a > limit && a !== Infinity)) {
+          this.add(v);
+          continue;
+        }
+        out[this.length++] = v;
+      }
+      return;
+    }
+    for (let i = 0; i < n; i++) this.add(block.value(i));
   }
 
   count(): number {
@@ -202,6 +219,10 @@ class Filler {
     if (values.length !== this.length) values = values.slice(0, this.length);
     return { dtype: this.dtype, shape, values } as HostTensor;
   }
+}
+
+function checkRank(shape: readonly number[]): void {
+  if (shape.length > MAX_RANK) throw invalid(`Too many dimensions in tensor: ${shape.length} (at most ${MAX_RANK})`);
 }
 
 function denseShape(v: unknown): number[] {
@@ -217,7 +238,7 @@ function denseShape(v: unknown): number[] {
     if (p.length === 0) break;
     p = p[0];
   }
-  if (shape.length > MAX_RANK) throw invalid(`Too many dimensions in tensor: ${shape.length} (at most ${MAX_RANK})`);
+  checkRank(shape);
   return shape;
 }
 
@@ -302,6 +323,7 @@ const PLAIN_ROWS_FOR_SEVERAL_INPUTS = 'instances is a plain list, but expecting 
 /** Rows that all are numbers or number lists of one shape: one block is the whole batch. */
 function blockRowsToTensor(list: NumberBlock, infos: Record<string, TensorSpec>, names: string[]): Record<string, HostTensor> {
   if (names.length > 1) throw invalid(PLAIN_ROWS_FOR_SEVERAL_INPUTS);
+  checkRank(list.shape);
   const name = names[0]!;
   const { dtype, tfName } = specDtype(infos[name]!);
   const filler = new Filler(dtype, tfName);
@@ -419,11 +441,28 @@ function writeScalar(t: HostTensor, i: number, asBytes: boolean, dec: { decode(b
 /** Values per piece of an innermost list (bounds the size of each piece). */
 const PIECE_VALUES = 4096;
 
+function subtreeSize(t: HostTensor, dim: number): number {
+  let n = 1;
+  for (let d = dim; d < t.shape.length; d++) n *= t.shape[d]!;
+  return n;
+}
+
+/** JSON of dims [dim..] of `t` from element `offset`, for a small subtree; returns it and the next offset. */
+function writeValues(t: HostTensor, dim: number, offset: number, asBytes: boolean, dec: { decode(b: Uint8Array): string }): [string, number] {
+  if (dim > t.shape.length - 1) return [writeScalar(t, offset, asBytes, dec), offset + 1];
+  const size = t.shape[dim]!;
+  const parts: string[] = new Array(size);
+  let pos = offset;
+  for (let i = 0; i < size; i++) [parts[i], pos] = writeValues(t, dim + 1, pos, asBytes, dec);
+  return [`[${parts.join(', ')}]`, pos];
+}
+
 /** Pieces of the JSON of dims [dim..] of `t` from element `offset`; returns the next offset. */
 function* valuePieces(t: HostTensor, dim: number, offset: number, asBytes: boolean, dec: { decode(b: Uint8Array): string }): Generator<string, number> {
-  if (dim > t.shape.length - 1) {
-    yield writeScalar(t, offset, asBytes, dec);
-    return offset + 1;
+  if (subtreeSize(t, dim) <= PIECE_VALUES) {
+    const [text, next] = writeValues(t, dim, offset, asBytes, dec);
+    yield text;
+    return next;
   }
   const size = t.shape[dim]!;
   if (dim === t.shape.length - 1) {
@@ -483,8 +522,24 @@ export function* predictReplyPieces(outputs: Record<string, HostTensor>, format:
     batch = t.shape[0]!;
   }
   const offsets = new Map(names.map((n) => [n, 0]));
+  const rowSize = names.reduce((sum, n) => sum + subtreeSize(outputs[n]!, 1), 0);
   yield '{\n    "predictions": [';
+  // Small rows are written a batch of rows per piece; a large row is itself written in pieces.
+  let rows: string[] = [];
   for (let item = 0; item < batch; item++) {
+    if (rowSize <= PIECE_VALUES) {
+      const cells = names.map((n) => {
+        const [text, next] = writeValues(outputs[n]!, 1, offsets.get(n)!, bytes(n), dec);
+        offsets.set(n, next);
+        return names.length > 1 ? `${jsonString(n)}: ${text}` : text;
+      });
+      rows.push(names.length > 1 ? `{${cells.join(', ')}}` : cells[0]!);
+      if (rows.length * Math.max(1, rowSize) >= PIECE_VALUES) {
+        yield `${item + 1 > rows.length ? ', ' : ''}${rows.join(', ')}`;
+        rows = [];
+      }
+      continue;
+    }
     if (item > 0) yield ', ';
     if (names.length > 1) yield '{';
     for (const [i, n] of names.entries()) {
@@ -493,6 +548,7 @@ export function* predictReplyPieces(outputs: Record<string, HostTensor>, format:
     }
     if (names.length > 1) yield '}';
   }
+  if (rows.length) yield `${batch > rows.length ? ', ' : ''}${rows.join(', ')}`;
   yield '\n    ]\n}';
 }
 

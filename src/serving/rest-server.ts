@@ -158,21 +158,23 @@ function sendError(res: Response, e: unknown): void {
 /** Milliseconds of reply writing between two yields to the event loop. */
 const WRITE_SLICE_MS = 10;
 
-/** Sends a reply given in pieces, a megabyte per write, yielding to other clients as it goes. */
+/** Sends a reply given in pieces, up to a megabyte per write, yielding to other clients every few milliseconds. */
 async function sendPieces(res: Response, pieces: Iterable<string>): Promise<void> {
-  const it = pieces[Symbol.iterator]();
   let chunk: string[] = [];
   let length = 0;
   let started = performance.now();
-  for (let r = it.next(); !r.done; r = it.next()) {
-    chunk.push(r.value);
-    length += r.value.length;
-    if (length < 2 ** 20) continue;
+  const flush = () => {
     if (!res.headersSent) res.status(200).type('application/json');
     res.write(chunk.join(''));
     chunk = [];
     length = 0;
+  };
+  for (const piece of pieces) {
+    chunk.push(piece);
+    length += piece.length;
+    if (length >= 2 ** 20) flush();
     if (performance.now() - started > WRITE_SLICE_MS) {
+      if (length) flush();
       await new Promise<void>((resolve) => setImmediate(resolve));
       if (res.destroyed) return;
       started = performance.now();

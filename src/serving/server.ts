@@ -244,7 +244,16 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       ...(monitoringPath ? { metrics: { registry: metrics, path: monitoringPath } } : {}),
     });
     const limits = { ...DEFAULT_REST_CONNECTION_LIMITS, ...options.restConnections };
-    http = createServer({ headersTimeout: limits.headersTimeoutMs, requestTimeout: limits.requestTimeoutMs, keepAliveTimeout: limits.idleTimeoutMs }, app);
+    http = createServer(
+      {
+        // Node requires headers to be due no later than the whole request; timeouts are checked every 250 ms.
+        headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
+        requestTimeout: limits.requestTimeoutMs,
+        keepAliveTimeout: limits.idleTimeoutMs,
+        connectionsCheckingInterval: 250,
+      },
+      app,
+    );
     http.maxConnections = limits.maxConnections;
     try {
       restPort = await listen(http, options.restApiPort ?? 8501, host);
