@@ -15,6 +15,7 @@ import {
   serviceMethods,
   statusResponseMessage,
 } from './grpc.js';
+import { collectGarbageSoon, LARGE_REQUEST_BYTES } from './memory.js';
 import { toServingError, truncateForGrpc } from './status.js';
 
 export interface GrpcHandlerOptions {
@@ -77,6 +78,8 @@ export function grpcImplementations(core: ServingCore, options: GrpcHandlerOptio
             } catch (e) {
               const s = toServingError(e);
               callback({ code: s.grpcCode, details: truncateForGrpc(s.message) });
+            } finally {
+              if (call.request.length >= LARGE_REQUEST_BYTES) collectGarbageSoon();
             }
           })(),
         );
