@@ -5,9 +5,17 @@
  * 2. Predict round-trip overhead on loopback for [1,224,224,3], client + server, with an identity
  *    model (so no model time): p50 goal < 5 ms; gRPC with the real server's *_val replies and with
  *    tensor_content replies, and REST for comparison;
- * 3. the profiler's own bookkeeping per request, as a share of the measured latency (goal < 1%).
+ * 3. the profiler's own bookkeeping per request, as a share of the measured latency (goal < 1%);
+ * 4. `lens serve` as users run it (a child process serving half_plus_two) under hostile and heavy
+ *    load (issues 12 and 14): RSS after start-up, the longest wait of a small gRPC request while a
+ *    maximal REST request (64 MiB of [1.0] rows) is served, peak RSS, and RSS a few seconds after
+ *    the load ends (goal: within 50 MiB of the post-start level).
  */
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { request } from 'node:http';
+import { createServer } from 'node:net';
 import { loadavg, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { decodeMessage } from '../src/proto/index.js';
@@ -121,4 +129,117 @@ notes.push('Round trip: client encode + loopback gRPC + server decode, validatio
   }
 }
 await rm(dir, { recursive: true, force: true });
+
+// 4. lens serve under hostile and heavy load -------------------------------------------------
+{
+  const MiB = 2 ** 20;
+  const freePort = async () => {
+    const s = createServer();
+    await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+    const port = (s.address() as { port: number }).port;
+    await new Promise<void>((r) => s.close(() => r()));
+    return port;
+  };
+  const [grpcPort, restPort] = [await freePort(), await freePort()];
+  const root = new URL('..', import.meta.url).pathname;
+  const child = spawn(
+    process.execPath,
+    ['--import', 'tsx', join(root, 'src/cli/main.ts'), 'serve', '--port', String(grpcPort), '--rest_api_port', String(restPort), '--model_name', 'half',
+      '--model_base_path', join(root, '../shared/testdata/savedmodels/saved_model_half_plus_two_cpu'), '--file_system_poll_wait_seconds', '0', '--json'],
+    { stdio: ['ignore', 'pipe', 'inherit'] },
+  );
+  await new Promise<void>((r) => child.stdout!.once('data', () => r()));
+  const mem = () => {
+    const status = readFileSync(`/proc/${child.pid}/status`, 'utf8');
+    const kib = (f: string) => Number(new RegExp(`^${f}:\\s+(\\d+) kB`, 'm').exec(status)![1]) / 1024;
+    return { rss: kib('VmRSS'), peak: kib('VmHWM') };
+  };
+  const client = createClient({ target: `127.0.0.1:${grpcPort}`, retry: { retries: 0 } });
+  const small: HostTensor = { dtype: 'float32', shape: [2, 1], values: new Float32Array([1, 2]) };
+  for (let i = 0; i < 20; i++) await client.predict({ model: 'half', inputs: { x: small } });
+  const postStart = mem().rss;
+  const post = (body: string) =>
+    new Promise<number>((done, fail) => {
+      const req = request({ host: '127.0.0.1', port: restPort, path: '/v1/models/half:predict', method: 'POST', headers: { 'content-length': String(Buffer.byteLength(body)) } }, (res) => {
+        res.resume();
+        res.on('end', () => done(res.statusCode!));
+      });
+      req.on('error', fail);
+      req.end(body);
+    });
+  /** Runs `work` while small gRPC requests go one after another; returns their longest latency. */
+  const longestWait = async (work: () => Promise<unknown>): Promise<{ maxMs: number; requests: number; seconds: number }> => {
+    let done = false;
+    let maxMs = 0;
+    let requests = 0;
+    const t0 = performance.now();
+    const loop = (async () => {
+      while (!done) {
+        const t = performance.now();
+        await client.predict({ model: 'half', inputs: { x: small } });
+        maxMs = Math.max(maxMs, performance.now() - t);
+        requests++;
+      }
+    })();
+    await work();
+    const seconds = (performance.now() - t0) / 1000;
+    done = true;
+    await loop;
+    return { maxMs, requests, seconds };
+  };
+  const rows64 = Math.floor((64 * MiB - 64) / 6);
+  const maximal = `{"instances": [${'[1.0],'.repeat(rows64 - 1)}[1.0]]}`;
+  const served = await longestWait(async () => {
+    if ((await post(maximal)) !== 200) throw new Error('the maximal request failed');
+  });
+  const peakMaximal = mem().peak;
+  rows.push({
+    workload: 'lens serve: maximal REST :predict, 64 MiB of [1.0] rows (11.2 M rows), while a small gRPC Predict repeats',
+    seconds: +served.seconds.toFixed(1),
+    'longest small-request wait ms': Math.round(served.maxMs),
+    'small requests answered': served.requests,
+    goal: 'wait < 1000 ms',
+    'peak RSS above post-start MiB': Math.round(peakMaximal - postStart),
+  });
+  const hostile = await longestWait(async () => {
+    await post(`{"signature_name": "classify_x_to_y", "inputs": {"inputs": [${'"",'.repeat(20 * MiB - 1)}""]}}`);
+    await post(`{"instances": ${'['.repeat(9999)}NaN${']'.repeat(9999)}}`);
+  });
+  rows.push({
+    workload: 'lens serve: hostile REST bodies (60 MiB of "" strings; 9,999-deep nesting), answered 400',
+    seconds: +hostile.seconds.toFixed(1),
+    'longest small-request wait ms': Math.round(hostile.maxMs),
+    'small requests answered': hostile.requests,
+    goal: 'wait < 1000 ms',
+    'peak RSS above post-start MiB': Math.round(mem().peak - postStart),
+  });
+  const burst = await longestWait(async () => {
+    const c = createClient({ target: `127.0.0.1:${grpcPort}`, retry: { retries: 0 } });
+    await Promise.all(Array.from({ length: 1600 }, () => c.predict({ model: 'half', inputs: { x: small } })));
+    c.close();
+  });
+  rows.push({
+    workload: 'lens serve: 1,600 concurrent small gRPC Predicts',
+    seconds: +burst.seconds.toFixed(1),
+    'longest small-request wait ms': Math.round(burst.maxMs),
+    'small requests answered': burst.requests + 1600,
+  });
+  const after: Record<string, Cell> = { workload: 'lens serve RSS: after start-up, then seconds after the load ends', 'post-start MiB': Math.round(postStart) };
+  const ended = performance.now();
+  for (const at of [1, 3, 5, 10, 20]) {
+    await new Promise((r) => setTimeout(r, Math.max(0, ended + at * 1000 - performance.now())));
+    after[`+${at} s MiB`] = Math.round(mem().rss);
+  }
+  after.goal = 'within 50 MiB of post-start a few seconds after';
+  rows.push(after);
+  client.close();
+  child.kill('SIGTERM');
+  await new Promise((r) => child.once('exit', r));
+  notes.push(
+    'lens serve: a child process (node --import tsx src/cli/main.ts serve, default limits) serving saved_model_half_plus_two_cpu; RSS and peak RSS (VmHWM) from /proc. ' +
+      '"Longest small-request wait" is the stall another client sees: the slowest of back-to-back 2-row gRPC Predicts sent while the load runs. ' +
+      'The REST parser works a megabyte at a time and replies are written a few milliseconds at a time, yielding to other requests in between.',
+  );
+}
+
 writeBenchResult('serving', 'TF Serving codec, round trip and profiler overhead', rows, notes);

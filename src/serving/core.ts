@@ -11,7 +11,7 @@
  */
 import { protoType } from '../proto/index.js';
 import type { SignatureDefMessage } from '../savedmodel/savedmodel.js';
-import { decodeTensorProto, type HostTensor, type TensorProtoMessage } from '../tensor/index.js';
+import { decodeTensorProto, DEFAULT_TENSOR_LIMITS, type HostTensor, type TensorDecodeLimits, type TensorProtoMessage } from '../tensor/index.js';
 import type { ModelManager, ModelSource, ServableHandle, VersionPolicy, VersionStatus } from './manager.js';
 import type { ServingMetrics } from './metrics.js';
 import { dataTypeOfHost, tfDtypeString } from './servable.js';
@@ -22,7 +22,7 @@ import {
   REGRESS_METHOD,
   type SignatureSpec,
 } from './signature.js';
-import { baseDataType } from '../tensor/index.js';
+import { baseDataType, dataTypeName } from '../tensor/index.js';
 import { ServingError, toServingError } from './status.js';
 
 /** ModelSpec as decoded (protobufjs) or built by the REST layer. */
@@ -158,11 +158,35 @@ export function serializedExamples(input: InputMessage | null | undefined): Uint
   return (input?.example_list?.examples ?? []).map(enc);
 }
 
+/** The `DT_*` name a TensorProto declares, or undefined when it has none or an unknown one (decoding reports it). */
+function protoDataType(t: TensorProtoMessage): string | undefined {
+  if (t.dtype === undefined || t.dtype === 0 || t.dtype === 'DT_INVALID') return undefined;
+  try {
+    return dataTypeName(baseDataType(t.dtype));
+  } catch {
+    return undefined;
+  }
+}
+
+export interface ServingCoreOptions {
+  /** Bounds on what request tensors may make the decoder allocate (broadcasts, strings); default {@link DEFAULT_TENSOR_LIMITS}. */
+  tensorLimits?: TensorDecodeLimits;
+  /** Receives one line per configuration reload (who asked, what, the outcome). */
+  log?: (line: string) => void;
+}
+
 export class ServingCore {
+  readonly tensorLimits: TensorDecodeLimits;
+  private readonly log: (line: string) => void;
+
   constructor(
     readonly manager: ModelManager,
     private readonly metrics?: ServingMetrics,
-  ) {}
+    options: ServingCoreOptions = {},
+  ) {
+    this.tensorLimits = options.tensorLimits ?? DEFAULT_TENSOR_LIMITS;
+    this.log = options.log ?? (() => {});
+  }
 
   /** Times an API call and counts it by status, as the real server's request_count/request_latency. */
   private async measure<T>(api: string, entry: Entrypoint, spec: ModelSpecMessage | null | undefined, fn: () => Promise<T>): Promise<T> {
@@ -247,27 +271,24 @@ export class ServingCore {
     const ordered = [...wanted].sort();
     for (const alias of ordered) {
       const given = raw[alias];
+      const spec = sig.inputs[alias]!;
+      // The dtype is checked before decoding: a tensor of the wrong type costs nothing.
+      const sentType = given === undefined ? dataTypeOfHost(defaults[alias]!.dtype) : isHost(given) ? dataTypeOfHost(given.dtype) : protoDataType(given);
+      if (sentType !== undefined && baseDataType(spec.dtype) !== baseDataType(sentType)) {
+        throw new ServingError('INVALID_ARGUMENT', `Expects arg[${ordered.indexOf(alias)}] to be ${tfDtypeString(spec.dtype)} but ${tfDtypeString(sentType)} is provided`);
+      }
       let t: HostTensor;
       if (given === undefined) t = defaults[alias]!;
       else if (isHost(given)) t = given;
       else {
         try {
-          t = decodeTensorProto(given, `input "${alias}"`);
+          t = decodeTensorProto(given, `input "${alias}"`, this.tensorLimits);
         } catch (e) {
           throw new ServingError('INVALID_ARGUMENT', `tensor parsing error: ${alias} (${toServingError(e).message})`);
         }
       }
       // Shapes are not checked here: TF Serving feeds tensors to the graph as sent, and what the
       // graph cannot compute fails there (INVALID_ARGUMENT naming the node).
-      const spec = sig.inputs[alias]!;
-      const expected = baseDataType(spec.dtype);
-      const got = baseDataType(dataTypeOfHost(t.dtype));
-      if (expected !== got) {
-        throw new ServingError(
-          'INVALID_ARGUMENT',
-          `Expects arg[${ordered.indexOf(alias)}] to be ${tfDtypeString(spec.dtype)} but ${tfDtypeString(dataTypeOfHost(t.dtype))} is provided`,
-        );
-      }
       out[alias] = t;
     }
     return out;
@@ -457,10 +478,22 @@ export class ServingCore {
     });
   }
 
-  reloadConfig(config: ModelServerConfigMessage | null | undefined, entry: Entrypoint): Promise<void> {
+  /**
+   * ModelService/HandleReloadConfigRequest: serve exactly the models of `config`. Unauthenticated,
+   * as in TF Serving; every call is logged with `peer` (the caller's address) and its outcome.
+   */
+  reloadConfig(config: ModelServerConfigMessage | null | undefined, entry: Entrypoint, peer = 'unknown peer'): Promise<void> {
     return this.measure('HandleReloadConfigRequest', entry, null, async () => {
-      if (!config) throw new ServingError('INVALID_ARGUMENT', 'ReloadConfigRequest has no config');
-      await this.manager.configure(modelSourcesOf(config, 'ReloadConfigRequest.config'));
+      try {
+        if (!config) throw new ServingError('INVALID_ARGUMENT', 'ReloadConfigRequest has no config');
+        const sources = modelSourcesOf(config, 'ReloadConfigRequest.config');
+        this.log(`HandleReloadConfigRequest from ${peer}: ${sources.map((s) => `${s.name} (${s.basePath})`).join(', ') || 'no models'}`);
+        await this.manager.configure(sources);
+        this.log(`HandleReloadConfigRequest from ${peer}: done`);
+      } catch (e) {
+        this.log(`HandleReloadConfigRequest from ${peer} failed: ${toServingError(e).message}`);
+        throw e;
+      }
     });
   }
 }

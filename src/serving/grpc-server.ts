@@ -15,6 +15,7 @@ import {
   serviceMethods,
   statusResponseMessage,
 } from './grpc.js';
+import { collectGarbageSoon, LARGE_REQUEST_BYTES } from './memory.js';
 import { toServingError, truncateForGrpc } from './status.js';
 
 export interface GrpcHandlerOptions {
@@ -24,7 +25,7 @@ export interface GrpcHandlerOptions {
   track?: <T>(work: Promise<T>) => Promise<T>;
 }
 
-type Handler = (req: Record<string, unknown>) => Promise<{ type: string; value: object }>;
+type Handler = (req: Record<string, unknown>, peer: string) => Promise<{ type: string; value: object }>;
 
 /** grpc-js implementations of both services, keyed by service name. */
 export function grpcImplementations(core: ServingCore, options: GrpcHandlerOptions = {}): Record<string, grpc.UntypedServiceImplementation> {
@@ -55,8 +56,8 @@ export function grpcImplementations(core: ServingCore, options: GrpcHandlerOptio
       const versions = await core.getModelStatus(req as { model_spec?: null }, 'GRPC');
       return { type: 'tensorflow.serving.GetModelStatusResponse', value: statusResponseMessage(versions) };
     },
-    async HandleReloadConfigRequest(req) {
-      await core.reloadConfig((req as { config?: ModelServerConfigMessage | null }).config, 'GRPC');
+    async HandleReloadConfigRequest(req, peer) {
+      await core.reloadConfig((req as { config?: ModelServerConfigMessage | null }).config, 'GRPC', peer);
       return { type: 'tensorflow.serving.ReloadConfigResponse', value: { status: { error_code: 0, error_message: '' } } };
     },
   };
@@ -71,12 +72,14 @@ export function grpcImplementations(core: ServingCore, options: GrpcHandlerOptio
           (async () => {
             try {
               const req = decodeMessage<Record<string, unknown>>(m.requestType, call.request, `${m.name} request`);
-              const reply = await handler(req);
+              const reply = await handler(req, call.getPeer());
               if (call.cancelled) return;
               callback(null, encodeRaw(reply.type, reply.value));
             } catch (e) {
               const s = toServingError(e);
               callback({ code: s.grpcCode, details: truncateForGrpc(s.message) });
+            } finally {
+              if (call.request.length >= LARGE_REQUEST_BYTES) collectGarbageSoon();
             }
           })(),
         );

@@ -68,6 +68,10 @@ interface VersionEntry {
   state: VersionState;
   status: { code: StatusName; message: string };
   servable?: Servable;
+  /** The folder it was loaded from (a reload may point the model at another base path). */
+  dir?: string;
+  /** A folder that failed to replace it (not tried again until the configuration changes). */
+  failedDir?: string;
   refs: number;
   /** Resolves when the last reference is released while unloading. */
   drained?: () => void;
@@ -78,6 +82,8 @@ interface ModelEntry {
   versions: Map<number, VersionEntry>;
   /** False once the model is dropped from the configuration. */
   configured: boolean;
+  /** Set when its configuration failed: it stays configured (NOT_SERVING) but is not polled. */
+  failed?: boolean;
 }
 
 const OK = { code: 'OK' as StatusName, message: '' };
@@ -144,24 +150,38 @@ export class ModelManager {
           await this.reconcileModel(entry, new Map());
         }
       }
+      const previous = new Map<string, ModelSource | undefined>();
       for (const s of sources) {
         const source = { ...s, basePath: resolve(s.basePath) };
         const entry = this.models.get(s.name);
+        previous.set(s.name, entry?.configured ? entry.source : undefined);
         if (entry) {
           entry.source = source;
           entry.configured = true;
+          entry.failed = false;
         } else this.models.set(s.name, { source, versions: new Map(), configured: true });
       }
       this.changed();
       for (const s of sources) {
         const entry = this.models.get(s.name)!;
-        const versions = (await this.diskVersions(entry, true)) ?? new Map<number, string>();
-        await this.reconcileModel(entry, versions);
-        if (![...entry.versions.values()].some((v) => v.state === 'AVAILABLE')) {
-          const failed = [...entry.versions.values()].find((v) => v.state === 'END' && v.status.code !== 'OK');
-          if (failed) throw new ServingError(failed.status.code as Exclude<StatusName, 'OK'>, failed.status.message);
+        try {
+          const versions = (await this.diskVersions(entry, true)) ?? new Map<number, string>();
+          await this.reconcileModel(entry, versions);
+          if (![...entry.versions.values()].some((v) => v.state === 'AVAILABLE')) {
+            const failed = [...entry.versions.values()].find((v) => v.state === 'END' && v.status.code !== 'OK');
+            if (failed) throw new ServingError(failed.status.code as Exclude<StatusName, 'OK'>, failed.status.message);
+          }
+          this.checkLabels(entry);
+        } catch (e) {
+          // A model that fails to configure is not polled: it goes back to what it served before,
+          // or, when new, is dropped (its failed versions stay visible in GetModelStatus).
+          const before = previous.get(s.name);
+          if (before) entry.source = before;
+          else entry.failed = true;
+          this.log(`Model ${s.name} ${before ? `keeps serving from ${before.basePath}` : 'is not served and not polled'}: ${errorMessage(e)}`);
+          this.changed();
+          throw e;
         }
-        this.checkLabels(entry);
       }
     });
   }
@@ -187,7 +207,7 @@ export class ModelManager {
   poll(): Promise<void> {
     return this.serial(async () => {
       for (const entry of this.models.values()) {
-        if (!entry.configured) continue;
+        if (!entry.configured || entry.failed) continue;
         const versions = await this.diskVersions(entry, false);
         if (versions) await this.reconcileModel(entry, versions);
       }
@@ -323,9 +343,10 @@ export class ModelManager {
       }
     }
     // Load first: the availability-preserving policy never leaves a model without a version.
+    // A version served from another folder (the base path changed) is loaded again from this one.
     const toLoad = aspired.filter((v) => {
       const e = entry.versions.get(v);
-      return !e || (e.state === 'END' && e.status.code === 'OK');
+      return !e || (e.state === 'END' && e.status.code === 'OK') || (e.state === 'AVAILABLE' && e.dir !== disk.get(v) && e.failedDir !== disk.get(v));
     });
     for (const version of toLoad) await this.load(entry, version, disk.get(version)!);
     const anyAspiredAvailable = aspired.some((v) => entry.versions.get(v)?.state === 'AVAILABLE');
@@ -337,24 +358,34 @@ export class ModelManager {
 
   private async load(entry: ModelEntry, version: number, dir: string): Promise<void> {
     const { name } = entry.source;
-    const e: VersionEntry = { version, state: 'START', status: OK, refs: 0 };
-    entry.versions.set(version, e);
+    const e: VersionEntry = { version, state: 'START', status: OK, dir, refs: 0 };
+    // Replacing a version loaded from another folder: the old one serves until the new one is in.
+    const replaced = entry.versions.get(version)?.state === 'AVAILABLE' ? entry.versions.get(version) : undefined;
+    if (!replaced) entry.versions.set(version, e);
     e.state = 'LOADING';
     this.changed();
-    this.log(`Loading servable version ${servableId(name, version)}`);
+    this.log(`Loading servable version ${servableId(name, version)} from ${dir}`);
     try {
       let servable = await this.options.loader(dir, { name, version });
       if (this.options.wrap) servable = this.options.wrap(servable, { name, version });
       e.servable = servable;
       e.state = 'AVAILABLE';
+      if (replaced) entry.versions.set(version, e);
       this.changed();
       this.log(`Successfully loaded servable version ${servableId(name, version)}`);
+      if (replaced) await this.unload(name, replaced);
     } catch (err) {
       const s = toServingError(err);
       e.state = 'END';
       e.status = { code: s.status, message: `Loading servable: ${servableId(name, version)} failed: ${s.message}` };
-      this.changed();
-      this.log(e.status.message);
+      if (replaced) {
+        replaced.failedDir = dir;
+        this.log(`${e.status.message}; version ${version} keeps serving from ${replaced.dir}`);
+      }
+      else {
+        this.changed();
+        this.log(e.status.message);
+      }
     }
   }
 

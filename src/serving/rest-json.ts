@@ -11,9 +11,9 @@
  * const { inputs, format } = predictInputsFromJson(body, signature);
  * const text = predictReplyJson(outputs, format);
  */
-import { allocateValues, type HostDType, type HostTensor, dtypeOfDataType } from '../tensor/index.js';
+import { allocateValues, dtypeOfDataType, type HostDType, type HostTensor, type HostValues, type TensorDecodeLimits } from '../tensor/index.js';
 import type { ExampleMessage } from './core.js';
-import { formatFloat, JsonNumber, jsonString } from './json.js';
+import { formatFloat, isJsonList, JsonNumber, jsonString, NumberBlock } from './json.js';
 import { tfDtypeString } from './servable.js';
 import type { SignatureSpec, TensorSpec } from './signature.js';
 import { ServingError } from './status.js';
@@ -22,27 +22,62 @@ export type JsonFormat = 'row' | 'columnar';
 
 const invalid = (message: string) => new ServingError('INVALID_ARGUMENT', message);
 
-/** A JSON value rendered for error messages, as the real server quotes request values. */
-export function jsonValueString(v: unknown): string {
-  if (v instanceof JsonNumber) return v.text;
-  if (typeof v === 'number') return Number.isFinite(v) ? String(v) : formatFloat(v, 'float64');
-  if (Array.isArray(v)) return `[${v.map(jsonValueString).join(',')}]`;
-  if (v !== null && typeof v === 'object') return `{${Object.entries(v).map(([k, x]) => `${jsonString(k)}:${jsonValueString(x)}`).join(',')}}`;
-  return JSON.stringify(v) ?? 'null';
+/** Characters of a request value that an error message quotes at most. */
+export const QUOTE_LIMIT = 256;
+
+/**
+ * A JSON value rendered for error messages, as the real server quotes request values, cut after
+ * `limit` characters (with "...") so that a reply never echoes a large request.
+ */
+export function jsonValueString(v: unknown, limit = QUOTE_LIMIT): string {
+  const out: string[] = [];
+  let length = 0;
+  const put = (text: string): boolean => {
+    out.push(text.length > limit - length ? text.slice(0, Math.max(0, limit - length)) : text);
+    length += text.length;
+    return length < limit;
+  };
+  // Returns false once the budget is spent (the walk stops, so depth is bounded by the budget too).
+  const walk = (x: unknown): boolean => {
+    if (x instanceof JsonNumber) return put(x.text);
+    if (typeof x === 'number') return put(Number.isFinite(x) ? String(x) : formatFloat(x, 'float64'));
+    if (x instanceof NumberBlock) {
+      if (!put('[')) return false;
+      for (let i = 0; i < x.shape[0]!; i++) if ((i > 0 && !put(',')) || !walk(x.item(i))) return false;
+      return put(']');
+    }
+    if (Array.isArray(x)) {
+      if (!put('[')) return false;
+      for (let i = 0; i < x.length; i++) if ((i > 0 && !put(',')) || !walk(x[i])) return false;
+      return put(']');
+    }
+    if (x !== null && typeof x === 'object') {
+      if (!put('{')) return false;
+      let first = true;
+      for (const k in x) {
+        if (!Object.hasOwn(x, k)) continue;
+        if ((!first && !put(',')) || !put(`${jsonString(k.length > limit ? k.slice(0, limit) : k)}:`) || !walk((x as Record<string, unknown>)[k])) return false;
+        first = false;
+      }
+      return put('}');
+    }
+    return put(typeof x === 'string' ? jsonString(x.length > limit ? x.slice(0, limit) : x) : (JSON.stringify(x) ?? 'null'));
+  };
+  return walk(v) ? out.join('') : `${out.join('')}...`;
 }
 
 function jsonTypeString(v: unknown): string {
   if (v === null) return 'Null';
   if (v === true) return 'True';
   if (v === false) return 'False';
-  if (Array.isArray(v)) return 'Array';
+  if (isJsonList(v)) return 'Array';
   if (typeof v === 'string') return 'String';
   if (typeof v === 'number' || v instanceof JsonNumber) return 'Number';
   return 'Object';
 }
 
 function isB64Object(v: unknown): v is { b64: string } {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof JsonNumber) && Object.keys(v).length === 1 && typeof (v as { b64?: unknown }).b64 === 'string';
+  return v !== null && typeof v === 'object' && !isJsonList(v) && !(v instanceof JsonNumber) && Object.keys(v).length === 1 && typeof (v as { b64?: unknown }).b64 === 'string';
 }
 
 function decodeB64(v: unknown): Uint8Array {
@@ -55,17 +90,42 @@ function decodeB64(v: unknown): Uint8Array {
 const FLOAT32_MAX_INT = 2 ** 24 - 1;
 const FLOAT32_MAX = 3.4028234663852886e38;
 
-/** Values of one tensor being filled from JSON, typed by the signature dtype. */
+/** Bounds on the string tensors a request may build (see TensorDecodeLimits). */
+export type StringLimits = Pick<TensorDecodeLimits, 'maxStringElements' | 'maxStringBytes'>;
+
+/** The most dimensions a TensorFlow tensor can have (TensorShape's limit). */
+const MAX_RANK = 254;
+
+type NumericValues = Exclude<HostValues, Uint8Array[]>;
+
+/** Values of one tensor being filled from JSON, typed by the signature dtype, in a typed array. */
 class Filler {
-  readonly nums: number[] = [];
-  readonly bigs: bigint[] = [];
   readonly strs: Uint8Array[] = [];
+  private values: NumericValues | null = null;
+  private length = 0;
+  private stringBytes = 0;
   private readonly enc = new TextEncoder();
 
   constructor(
     readonly dtype: HostDType,
     readonly tfName: string,
+    private readonly limits: StringLimits = {},
   ) {}
+
+  /** Makes room for `n` more numbers. */
+  reserve(n: number): void {
+    if (this.dtype === 'string') return;
+    const need = this.length + n;
+    if (this.values && need <= this.values.length) return;
+    const grown = allocateValues(this.dtype, Math.max(need, 2 * (this.values?.length ?? 0), 16)) as NumericValues;
+    if (this.values) (grown as Float64Array).set((this.values as Float64Array).subarray(0, this.length));
+    this.values = grown;
+  }
+
+  private push(v: number | bigint): void {
+    if (!this.values || this.length === this.values.length) this.reserve(1);
+    this.values![this.length++] = v as never;
+  }
 
   add(v: unknown): void {
     const typeError = () => invalid(`JSON Value: ${jsonValueString(v)} Type: ${jsonTypeString(v)} is not of expected type: ${this.tfName}`);
@@ -78,12 +138,12 @@ class Filler {
         if (Number.isFinite(num) && (Number.isInteger(num) ? Math.abs(num) > FLOAT32_MAX_INT : Math.abs(num) > FLOAT32_MAX)) {
           throw invalid(`Cannot convert JSON value: ${jsonValueString(v)} to float without loss of precision.`);
         }
-        this.nums.push(num);
+        this.push(num);
         return;
       case 'float64':
         if (typeof num !== 'number') throw typeError();
         if (Number.isInteger(num) && Math.abs(num) > 2 ** 53 - 1) throw invalid(`Cannot convert JSON value: ${jsonValueString(v)} to double without loss of precision.`);
-        this.nums.push(num);
+        this.push(num);
         return;
       case 'int8':
       case 'int16':
@@ -91,58 +151,114 @@ class Filler {
       case 'uint8':
       case 'uint16':
         if (typeof num !== 'number' || !Number.isInteger(num) || num < -(2 ** 31) || num > 2 ** 31 - 1) throw typeError();
-        this.nums.push(num);
+        this.push(num);
         return;
       case 'uint32':
         if (typeof num !== 'number' || !Number.isInteger(num) || num < 0 || num > 2 ** 32 - 1) throw typeError();
-        this.nums.push(num);
+        this.push(num);
         return;
       case 'int64':
       case 'uint64':
         if (typeof num !== 'number' || !Number.isInteger(num) || (this.dtype === 'uint64' && num < 0)) throw typeError();
-        this.bigs.push(BigInt(num));
+        this.push(BigInt(num));
         return;
       case 'bool':
         if (typeof v !== 'boolean') throw typeError();
-        this.nums.push(v ? 1 : 0);
+        this.push(v ? 1 : 0);
         return;
-      case 'string':
-        if (typeof v === 'string') this.strs.push(this.enc.encode(v));
-        else if (v !== null && typeof v === 'object' && !Array.isArray(v)) this.strs.push(decodeB64(v));
+      case 'string': {
+        let bytes: Uint8Array;
+        if (typeof v === 'string') bytes = this.enc.encode(v);
+        else if (v !== null && typeof v === 'object' && !isJsonList(v)) bytes = decodeB64(v);
         else throw typeError();
+        this.stringBytes += bytes.byteLength;
+        if (this.strs.length >= (this.limits.maxStringElements ?? Infinity)) {
+          throw invalid(`more than ${this.limits.maxStringElements} strings in one tensor (--max_string_elements)`);
+        }
+        if (this.stringBytes > (this.limits.maxStringBytes ?? Infinity)) {
+          throw invalid(`more than ${this.limits.maxStringBytes} bytes of strings in one tensor (--max_string_bytes)`);
+        }
+        this.strs.push(bytes);
         return;
+      }
       default:
         throw new ServingError('UNIMPLEMENTED', `Conversion of JSON Value: ${jsonValueString(v)} to type: ${this.tfName}`);
     }
   }
 
+  /** Adds every number of a block, in order. */
+  addBlock(block: NumberBlock): void {
+    this.reserve(block.size);
+    const n = block.size;
+    if (this.dtype === 'float32' || this.dtype === 'float64') {
+      // The common case in one tight loop; a value that needs a message goes through add().
+      const out = this.values as Float32Array | Float64Array;
+      const limit = this.dtype === 'float32' ? FLOAT32_MAX : Infinity;
+      const intLimit = this.dtype === 'float32' ? FLOAT32_MAX_INT : 2 ** 53 - 1;
+      for (let i = 0; i < n; i++) {
+        const v = block.value(i);
+        const a = Math.abs(v);
+        if ((a > intLimit && Number.isInteger(v)) || (a > limit && a !== Infinity)) {
+          this.add(v);
+          continue;
+        }
+        out[this.length++] = v;
+      }
+      return;
+    }
+    for (let i = 0; i < n; i++) this.add(block.value(i));
+  }
+
   count(): number {
-    return this.dtype === 'string' ? this.strs.length : this.dtype === 'int64' || this.dtype === 'uint64' ? this.bigs.length : this.nums.length;
+    return this.dtype === 'string' ? this.strs.length : this.length;
   }
 
   tensor(shape: number[]): HostTensor {
     if (this.dtype === 'string') return { dtype: 'string', shape, values: this.strs };
-    if (this.dtype === 'int64') return { dtype: 'int64', shape, values: BigInt64Array.from(this.bigs) };
-    if (this.dtype === 'uint64') return { dtype: 'uint64', shape, values: BigUint64Array.from(this.bigs) };
-    const out = allocateValues(this.dtype, this.nums.length) as Float32Array;
-    out.set(this.nums);
-    return { dtype: this.dtype, shape, values: out } as HostTensor;
+    let values = this.values ?? (allocateValues(this.dtype, 0) as NumericValues);
+    if (values.length !== this.length) values = values.slice(0, this.length);
+    return { dtype: this.dtype, shape, values } as HostTensor;
   }
+}
+
+function checkRank(shape: readonly number[]): void {
+  if (shape.length > MAX_RANK) throw invalid(`Too many dimensions in tensor: ${shape.length} (at most ${MAX_RANK})`);
 }
 
 function denseShape(v: unknown): number[] {
   const shape: number[] = [];
   let p = v;
-  while (Array.isArray(p)) {
+  for (;;) {
+    if (p instanceof NumberBlock) {
+      shape.push(...p.shape);
+      break;
+    }
+    if (!Array.isArray(p)) break;
     shape.push(p.length);
     if (p.length === 0) break;
     p = p[0];
   }
+  checkRank(shape);
   return shape;
 }
 
 function fill(v: unknown, level: number, shape: readonly number[], filler: Filler): void {
   const rank = shape.length;
+  if (v instanceof NumberBlock) {
+    // Rectangular: its dimensions are checked at once, with the messages of the walk below.
+    for (let i = 0; i < v.shape.length; i++) {
+      const at = level + i;
+      if (at >= rank) throw invalid(`Encountered list at unexpected level: ${at} expected < ${rank}`);
+      if (v.shape[i] !== shape[at]) throw invalid(`Encountered list at unexpected size: ${v.shape[i]} at level: ${at} expected size: ${shape[at]}`);
+      if (v.shape[i] === 0) return;
+    }
+    const scalarLevel = level + v.shape.length;
+    if (scalarLevel !== rank) {
+      throw invalid(`JSON Value: ${jsonValueString(v.value(0))} found at incorrect level: ${scalarLevel + 1} in the JSON DOM. Expected at level: ${rank}`);
+    }
+    filler.addBlock(v);
+    return;
+  }
   if (!Array.isArray(v)) {
     if (level !== rank) {
       throw invalid(`JSON Value: ${jsonValueString(v)} found at incorrect level: ${level + 1} in the JSON DOM. Expected at level: ${rank}`);
@@ -162,16 +278,16 @@ function specDtype(spec: TensorSpec): { dtype: HostDType; tfName: string } {
   return { dtype: dtypeOfDataType(spec.dtype), tfName: tfDtypeString(spec.dtype) };
 }
 
-function tensorFromJson(v: unknown, spec: TensorSpec): HostTensor {
+function tensorFromJson(v: unknown, spec: TensorSpec, limits: StringLimits): HostTensor {
   const { dtype, tfName } = specDtype(spec);
   const shape = denseShape(v);
-  const filler = new Filler(dtype, tfName);
+  const filler = new Filler(dtype, tfName, limits);
   fill(v, 0, shape, filler);
   return filler.tensor(shape);
 }
 
 function isElementObject(v: unknown): boolean {
-  return v !== null && typeof v === 'object' && !Array.isArray(v) && !(v instanceof JsonNumber) && !isB64Object(v);
+  return v !== null && typeof v === 'object' && !isJsonList(v) && !(v instanceof JsonNumber) && !isB64Object(v);
 }
 
 function statusString(e: unknown): string {
@@ -179,10 +295,11 @@ function statusString(e: unknown): string {
 }
 
 /**
- * Host tensors of a predict request body (already parsed JSON object), typed by the signature
- * inputs, and whether it used the row or the columnar format.
+ * Host tensors of a predict request body (already parsed JSON object, number lists as plain arrays
+ * or as {@link NumberBlock}s), typed by the signature inputs, and whether it used the row or the
+ * columnar format. `limits` bound the string tensors.
  */
-export function predictInputsFromJson(doc: Record<string, unknown>, sig: SignatureSpec): { inputs: Record<string, HostTensor>; format: JsonFormat } {
+export function predictInputsFromJson(doc: Record<string, unknown>, sig: SignatureSpec, limits: StringLimits = {}): { inputs: Record<string, HostTensor>; format: JsonFormat } {
   const infos = sig.inputs;
   const names = Object.keys(infos).sort();
   if (names.length === 0) throw invalid('Failed to get input map for signature');
@@ -193,20 +310,36 @@ export function predictInputsFromJson(doc: Record<string, unknown>, sig: Signatu
   }
   if (hasInstances) {
     const list = doc.instances;
-    if (!Array.isArray(list)) throw invalid(`JSON Value: ${jsonValueString(doc)} Excepting 'instances' to be an list/array`);
-    if (list.length === 0) throw invalid(`JSON Value: ${jsonValueString(doc)} No values in 'instances' array`);
-    return { inputs: rowsToTensors(list, infos, names), format: 'row' };
+    if (!isJsonList(list)) throw invalid(`JSON Value: ${jsonValueString(doc)} Excepting 'instances' to be an list/array`);
+    if ((list instanceof NumberBlock ? list.shape[0] : list.length) === 0) throw invalid(`JSON Value: ${jsonValueString(doc)} No values in 'instances' array`);
+    return { inputs: list instanceof NumberBlock ? blockRowsToTensor(list, infos, names) : rowsToTensors(list, infos, names, limits), format: 'row' };
   }
-  if (hasInputs) return { inputs: columnsToTensors(doc.inputs, infos, names), format: 'columnar' };
+  if (hasInputs) return { inputs: columnsToTensors(doc.inputs, infos, names, limits), format: 'columnar' };
   throw invalid("Missing 'inputs' or 'instances' key");
 }
 
-function rowsToTensors(list: unknown[], infos: Record<string, TensorSpec>, names: string[]): Record<string, HostTensor> {
-  const first = list[0];
-  const firstIsObject = first !== null && typeof first === 'object' && !Array.isArray(first) && !(first instanceof JsonNumber);
-  if (!firstIsObject && names.length > 1) {
-    throw invalid('instances is a plain list, but expecting list of objects as multiple input tensors required as per tensorinfo_map');
+const PLAIN_ROWS_FOR_SEVERAL_INPUTS = 'instances is a plain list, but expecting list of objects as multiple input tensors required as per tensorinfo_map';
+
+/** Rows that all are numbers or number lists of one shape: one block is the whole batch. */
+function blockRowsToTensor(list: NumberBlock, infos: Record<string, TensorSpec>, names: string[]): Record<string, HostTensor> {
+  if (names.length > 1) throw invalid(PLAIN_ROWS_FOR_SEVERAL_INPUTS);
+  checkRank(list.shape);
+  const name = names[0]!;
+  const { dtype, tfName } = specDtype(infos[name]!);
+  const filler = new Filler(dtype, tfName);
+  try {
+    filler.addBlock(list);
+  } catch (e) {
+    const rowSize = list.size / list.shape[0]!;
+    throw invalid(`Failed to process element: ${rowSize ? Math.floor(filler.count() / rowSize) : 0} of 'instances' list. Error: ${statusString(e)}`);
   }
+  return { [name]: filler.tensor([...list.shape]) };
+}
+
+function rowsToTensors(list: unknown[], infos: Record<string, TensorSpec>, names: string[], limits: StringLimits): Record<string, HostTensor> {
+  const first = list[0];
+  const firstIsObject = first !== null && typeof first === 'object' && !isJsonList(first) && !(first instanceof JsonNumber);
+  if (!firstIsObject && names.length > 1) throw invalid(PLAIN_ROWS_FOR_SEVERAL_INPUTS);
   const objects = isElementObject(list[0]);
   const fillers = new Map<string, Filler>();
   const shapes = new Map<string, number[]>();
@@ -216,7 +349,7 @@ function rowsToTensors(list: unknown[], infos: Record<string, TensorSpec>, names
     let filler = fillers.get(name);
     if (!filler) {
       const d = specDtype(spec);
-      filler = new Filler(d.dtype, d.tfName);
+      filler = new Filler(d.dtype, d.tfName, limits);
       fillers.set(name, filler);
     }
     const shape = denseShape(item);
@@ -263,18 +396,18 @@ function setKey(keys: readonly string[]): string {
   return [...new Set(keys)].sort().join('\u0000');
 }
 
-function columnsToTensors(val: unknown, infos: Record<string, TensorSpec>, names: string[]): Record<string, HostTensor> {
+function columnsToTensors(val: unknown, infos: Record<string, TensorSpec>, names: string[], limits: StringLimits): Record<string, HostTensor> {
   if (!isElementObject(val)) {
     if (names.length > 1) {
       throw invalid('inputs is a plain value/list, but expecting an object as multiple input tensors required as per tensorinfo_map');
     }
-    return { [names[0]!]: tensorFromJson(val, infos[names[0]!]!) };
+    return { [names[0]!]: tensorFromJson(val, infos[names[0]!]!, limits) };
   }
   const obj = val as Record<string, unknown>;
   const out: Record<string, HostTensor> = {};
   for (const name of names) {
     if (!Object.hasOwn(obj, name)) throw invalid(`Missing named input: ${name} in 'inputs' object.`);
-    out[name] = tensorFromJson(obj[name], infos[name]!);
+    out[name] = tensorFromJson(obj[name], infos[name]!, limits);
   }
   return out;
 }
@@ -305,30 +438,81 @@ function writeScalar(t: HostTensor, i: number, asBytes: boolean, dec: { decode(b
   }
 }
 
-/** Writes dims [dim..] of `t` starting at element `offset`; returns the JSON and the next offset. */
+/** Values per piece of an innermost list (bounds the size of each piece). */
+const PIECE_VALUES = 4096;
+
+function subtreeSize(t: HostTensor, dim: number): number {
+  let n = 1;
+  for (let d = dim; d < t.shape.length; d++) n *= t.shape[d]!;
+  return n;
+}
+
+/** JSON of dims [dim..] of `t` from element `offset`, for a small subtree; returns it and the next offset. */
 function writeValues(t: HostTensor, dim: number, offset: number, asBytes: boolean, dec: { decode(b: Uint8Array): string }): [string, number] {
   if (dim > t.shape.length - 1) return [writeScalar(t, offset, asBytes, dec), offset + 1];
   const size = t.shape[dim]!;
   const parts: string[] = new Array(size);
-  if (dim === t.shape.length - 1) {
-    for (let i = 0; i < size; i++) parts[i] = writeScalar(t, offset + i, asBytes, dec);
-    return [`[${parts.join(', ')}]`, offset + size];
-  }
   let pos = offset;
   for (let i = 0; i < size; i++) [parts[i], pos] = writeValues(t, dim + 1, pos, asBytes, dec);
   return [`[${parts.join(', ')}]`, pos];
 }
 
-/** The reply body of a predict call: {"predictions": ...} (row) or {"outputs": ...} (columnar). */
-export function predictReplyJson(outputs: Record<string, HostTensor>, format: JsonFormat): string {
+/** Pieces of the JSON of dims [dim..] of `t` from element `offset`; returns the next offset. */
+function* valuePieces(t: HostTensor, dim: number, offset: number, asBytes: boolean, dec: { decode(b: Uint8Array): string }): Generator<string, number> {
+  if (subtreeSize(t, dim) <= PIECE_VALUES) {
+    const [text, next] = writeValues(t, dim, offset, asBytes, dec);
+    yield text;
+    return next;
+  }
+  const size = t.shape[dim]!;
+  if (dim === t.shape.length - 1) {
+    if (size === 0) yield '[]';
+    for (let i = 0; i < size; i += PIECE_VALUES) {
+      const end = Math.min(size, i + PIECE_VALUES);
+      const parts: string[] = new Array(end - i);
+      for (let j = i; j < end; j++) parts[j - i] = writeScalar(t, offset + j, asBytes, dec);
+      yield `${i === 0 ? '[' : ', '}${parts.join(', ')}${end === size ? ']' : ''}`;
+    }
+    return offset + size;
+  }
+  yield '[';
+  let pos = offset;
+  for (let i = 0; i < size; i++) {
+    if (i > 0) yield ', ';
+    pos = yield* valuePieces(t, dim + 1, pos, asBytes, dec);
+  }
+  yield ']';
+  return pos;
+}
+
+/**
+ * The reply body of a predict call, in pieces (each a few kilobytes), so that a server can send
+ * a large reply while serving others: {"predictions": ...} (row) or {"outputs": ...} (columnar).
+ * Checks that fail the whole reply run before the first piece.
+ */
+export function* predictReplyPieces(outputs: Record<string, HostTensor>, format: JsonFormat): Generator<string, void> {
   const names = Object.keys(outputs).sort();
   if (names.length === 0) throw invalid('Cannot convert empty tensor map to JSON');
   const dec = new TextDecoder();
   const bytes = (name: string) => outputs[name]!.dtype === 'string' && name.endsWith('_bytes');
+  for (const name of names) {
+    const t = outputs[name]!;
+    if ((t.dtype === 'complex64' || t.dtype === 'complex128') && t.values.length > 0) writeScalar(t, 0, false, dec);
+  }
   if (format === 'columnar') {
-    if (names.length === 1) return `{\n    "outputs": ${writeValues(outputs[names[0]!]!, 0, 0, bytes(names[0]!), dec)[0]}\n}`;
-    const fields = names.map((n) => `        ${jsonString(n)}: ${writeValues(outputs[n]!, 0, 0, bytes(n), dec)[0]}`);
-    return `{\n    "outputs": {\n${fields.join(',\n')}\n    }\n}`;
+    if (names.length === 1) {
+      yield '{\n    "outputs": ';
+      yield* valuePieces(outputs[names[0]!]!, 0, 0, bytes(names[0]!), dec);
+      yield '\n}';
+      return;
+    }
+    yield '{\n    "outputs": {\n';
+    for (const [i, n] of names.entries()) {
+      yield `${i > 0 ? ',\n' : ''}        ${jsonString(n)}: `;
+      yield* valuePieces(outputs[n]!, 0, 0, bytes(n), dec);
+    }
+    yield '\n    }\n}';
+    return;
   }
   let batch = -1;
   for (const name of names) {
@@ -338,16 +522,39 @@ export function predictReplyJson(outputs: Record<string, HostTensor>, format: Js
     batch = t.shape[0]!;
   }
   const offsets = new Map(names.map((n) => [n, 0]));
-  const rows: string[] = [];
+  const rowSize = names.reduce((sum, n) => sum + subtreeSize(outputs[n]!, 1), 0);
+  yield '{\n    "predictions": [';
+  // Small rows are written a batch of rows per piece; a large row is itself written in pieces.
+  let rows: string[] = [];
   for (let item = 0; item < batch; item++) {
-    const cells = names.map((n) => {
-      const [text, next] = writeValues(outputs[n]!, 1, offsets.get(n)!, bytes(n), dec);
-      offsets.set(n, next);
-      return names.length > 1 ? `${jsonString(n)}: ${text}` : text;
-    });
-    rows.push(names.length > 1 ? `{${cells.join(', ')}}` : cells[0]!);
+    if (rowSize <= PIECE_VALUES) {
+      const cells = names.map((n) => {
+        const [text, next] = writeValues(outputs[n]!, 1, offsets.get(n)!, bytes(n), dec);
+        offsets.set(n, next);
+        return names.length > 1 ? `${jsonString(n)}: ${text}` : text;
+      });
+      rows.push(names.length > 1 ? `{${cells.join(', ')}}` : cells[0]!);
+      if (rows.length * Math.max(1, rowSize) >= PIECE_VALUES) {
+        yield `${item + 1 > rows.length ? ', ' : ''}${rows.join(', ')}`;
+        rows = [];
+      }
+      continue;
+    }
+    if (item > 0) yield ', ';
+    if (names.length > 1) yield '{';
+    for (const [i, n] of names.entries()) {
+      if (names.length > 1) yield `${i > 0 ? ', ' : ''}${jsonString(n)}: `;
+      offsets.set(n, yield* valuePieces(outputs[n]!, 1, offsets.get(n)!, bytes(n), dec));
+    }
+    if (names.length > 1) yield '}';
   }
-  return `{\n    "predictions": [${rows.join(', ')}\n    ]\n}`;
+  if (rows.length) yield `${batch > rows.length ? ', ' : ''}${rows.join(', ')}`;
+  yield '\n    ]\n}';
+}
+
+/** The reply body of a predict call as one string (see {@link predictReplyPieces}). */
+export function predictReplyJson(outputs: Record<string, HostTensor>, format: JsonFormat): string {
+  return [...predictReplyPieces(outputs, format)].join('');
 }
 
 // ------------------------------------------------------------------------------------------------

@@ -9,16 +9,34 @@
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { ServingCore, ModelSpecMessage } from './core.js';
-import { parseServingJson, jsonString } from './json.js';
+import { isJsonList, JsonNumber, jsonString, parseServingJsonAsync } from './json.js';
+import { collectGarbageSoon, LARGE_REQUEST_BYTES } from './memory.js';
 import type { ServingMetrics } from './metrics.js';
-import { classifyReplyJson, inputFromJson, jsonValueString, predictInputsFromJson, predictReplyJson, regressReplyJson } from './rest-json.js';
+import { classifyReplyJson, inputFromJson, jsonValueString, predictInputsFromJson, predictReplyPieces, QUOTE_LIMIT, regressReplyJson } from './rest-json.js';
 import { signatureDefJson as signatureDefMessageJson } from '../savedmodel/metadata.js';
 import { signatureDefJson } from './signature.js';
-import { ServingError, toServingError } from './status.js';
+import { ServingError, toServingError, truncateForGrpc } from './status.js';
+
+/**
+ * Default largest REST body, 64 MiB: a batch of 256 224x224 images as TF Serving's REST API
+ * carries images, base64 JPEG or PNG in {"b64": ...} (15-50 MB), fits with room to spare. The same
+ * batch as lists of pixel numbers is 150-400 MB of JSON, ten times its tensor; gRPC carries it as
+ * 147 MiB of tensor_content. At this size the worst body (numbers "1,1,...") holds under 400 MiB while
+ * it is parsed.
+ */
+export const DEFAULT_REST_MAX_BODY_BYTES = 64 * 2 ** 20;
+
+/** Default most JSON values a body may create outside number lists (1 Mi: ~100 MiB of JS objects). */
+export const DEFAULT_REST_MAX_JSON_NODES = 2 ** 20;
 
 export interface RestOptions {
-  /** Largest accepted request body (default 512 MiB, below V8's string limit). */
+  /** Largest accepted request body (--rest_api_max_body_bytes; default {@link DEFAULT_REST_MAX_BODY_BYTES}). */
   maxBodyBytes?: number;
+  /**
+   * Most strings, keys, objects, lists and loose numbers one body may parse into (numbers in
+   * rectangular lists are kept compactly and not counted); default {@link DEFAULT_REST_MAX_JSON_NODES}.
+   */
+  maxJsonNodes?: number;
   /** --rest_api_timeout_in_ms: a request still running after this answers DEADLINE_EXCEEDED (default 30000; 0 = none). */
   timeoutMs?: number;
   /** Prometheus metrics and their path, when monitoring is enabled. */
@@ -49,9 +67,15 @@ function modelSpec(name: string | undefined, version: string | undefined, label:
   return spec;
 }
 
-function bodyObject(body: string): Record<string, unknown> {
-  const doc = parseServingJson(body);
-  if (doc === null || typeof doc !== 'object' || Array.isArray(doc)) throw new ServingError('INVALID_ARGUMENT', `JSON Value: ${jsonValueString(doc)} Is not object`);
+/**
+ * The body as a JSON object, parsed a slice at a time: number lists compactly for predict, numbers
+ * tagged with how they were written for classify/regress (tf.Example features depend on it).
+ */
+async function bodyObject(body: string, tagNumbers: boolean, maxNodes: number): Promise<Record<string, unknown>> {
+  const doc = await parseServingJsonAsync(body, { compact: !tagNumbers, tagNumbers, maxNodes });
+  if (doc === null || typeof doc !== 'object' || isJsonList(doc) || doc instanceof JsonNumber) {
+    throw new ServingError('INVALID_ARGUMENT', `JSON Value: ${jsonValueString(doc)} Is not object`);
+  }
   return doc as Record<string, unknown>;
 }
 
@@ -63,23 +87,33 @@ function signatureName(doc: Record<string, unknown>): string {
   return doc.signature_name;
 }
 
-/** Answers one /v1/ request; returns the JSON text of the reply. */
-export async function handleRest(core: ServingCore, method: string, path: string, body: string): Promise<string> {
-  const malformed = () => new ServingError('INVALID_ARGUMENT', `Malformed request: ${method} ${path}`);
+/**
+ * Answers one /v1/ request; returns the JSON text of the reply, or its pieces for a predict reply
+ * (which can be large: see {@link predictReplyPieces}).
+ */
+export async function handleRest(
+  core: ServingCore,
+  method: string,
+  path: string,
+  body: string,
+  options: { maxJsonNodes?: number } = {},
+): Promise<string | Iterable<string>> {
+  const malformed = () => new ServingError('INVALID_ARGUMENT', `Malformed request: ${method} ${path.length > QUOTE_LIMIT ? `${path.slice(0, QUOTE_LIMIT)}...` : path}`);
+  const maxNodes = options.maxJsonNodes ?? DEFAULT_REST_MAX_JSON_NODES;
   if (method === 'POST') {
     const m = PREDICT_RE.exec(path);
     if (!m) throw malformed();
     const spec = modelSpec(m[1], m[2], m[3]);
     const api = m[4]!.toLowerCase();
-    const doc = bodyObject(body);
+    const doc = await bodyObject(body, api !== 'predict', maxNodes);
     spec.signature_name = signatureName(doc);
     if (api === 'predict') {
       const sig = core.restSignature(spec);
-      const { inputs, format } = predictInputsFromJson(doc, sig);
+      const { inputs, format } = predictInputsFromJson(doc, sig, core.tensorLimits);
       const reply = await core.predict({ model_spec: spec, inputs }, 'REST');
-      return predictReplyJson(reply.outputs, format);
+      return predictReplyPieces(reply.outputs, format);
     }
-    const input = inputFromJson(parseServingJson(body, { tagNumbers: true }) as Record<string, unknown>, api as 'classify' | 'regress');
+    const input = inputFromJson(doc, api as 'classify' | 'regress');
     if (api === 'classify') return classifyReplyJson((await core.classify({ model_spec: spec, input }, 'REST')).result);
     return regressReplyJson((await core.regress({ model_spec: spec, input }, 'REST')).result);
   }
@@ -114,7 +148,41 @@ export async function handleRest(core: ServingCore, method: string, path: string
 
 function sendError(res: Response, e: unknown): void {
   const s = toServingError(e);
-  res.status(s.httpStatus).type('application/json').send(`{ "error": ${jsonString(s.message)} }`);
+  if (res.headersSent) {
+    res.destroy();
+    return;
+  }
+  // Messages quote request values only in part; the cut also bounds what any other message echoes.
+  res.status(s.httpStatus).type('application/json').send(`{ "error": ${jsonString(truncateForGrpc(s.message))} }`);
+}
+
+/** Milliseconds of reply writing between two yields to the event loop. */
+const WRITE_SLICE_MS = 10;
+
+/** Sends a reply given in pieces, up to a megabyte per write, yielding to other clients every few milliseconds. */
+async function sendPieces(res: Response, pieces: Iterable<string>): Promise<void> {
+  let chunk: string[] = [];
+  let length = 0;
+  let started = performance.now();
+  const flush = () => {
+    if (!res.headersSent) res.status(200).type('application/json');
+    res.write(chunk.join(''));
+    chunk = [];
+    length = 0;
+  };
+  for (const piece of pieces) {
+    chunk.push(piece);
+    length += piece.length;
+    if (length >= 2 ** 20) flush();
+    if (performance.now() - started > WRITE_SLICE_MS) {
+      if (length) flush();
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      if (res.destroyed) return;
+      started = performance.now();
+    }
+  }
+  if (!res.headersSent) res.status(200).type('application/json');
+  res.end(chunk.join(''));
 }
 
 /** The express application of the REST API. */
@@ -122,7 +190,8 @@ export function restApp(core: ServingCore, options: RestOptions = {}): express.E
   const app = express();
   app.disable('x-powered-by');
   app.set('etag', false);
-  const limit = options.maxBodyBytes ?? 512 * 2 ** 20;
+  const limit = options.maxBodyBytes ?? DEFAULT_REST_MAX_BODY_BYTES;
+  const maxJsonNodes = options.maxJsonNodes ?? DEFAULT_REST_MAX_JSON_NODES;
   const timeoutMs = options.timeoutMs ?? 30_000;
   const track = options.track ?? (<T>(p: Promise<T>) => p);
   const metrics = options.metrics;
@@ -139,7 +208,7 @@ export function restApp(core: ServingCore, options: RestOptions = {}): express.E
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) {
       res.set('Connection', 'close');
-      res.status(413).type('application/json').send(`{ "error": ${jsonString(`Request body larger than max (${declared} vs. ${limit})`)} }`);
+      res.status(413).type('application/json').send(`{ "error": ${jsonString(`Request body larger than max (${declared} vs. ${limit}; --rest_api_max_body_bytes)`)} }`);
       req.resume();
       return;
     }
@@ -148,7 +217,9 @@ export function restApp(core: ServingCore, options: RestOptions = {}): express.E
   app.use(express.raw({ type: () => true, limit }));
   app.use(async (req: Request, res: Response) => {
     const body = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
-    const work = handleRest(core, req.method, req.path, body);
+    req.body = undefined; // the text is all that is needed from here on
+    if (body.length >= LARGE_REQUEST_BYTES) res.on('close', () => collectGarbageSoon());
+    const work = handleRest(core, req.method, req.path, body, { maxJsonNodes });
     let timer: NodeJS.Timeout | undefined;
     const deadline =
       timeoutMs > 0
@@ -157,8 +228,9 @@ export function restApp(core: ServingCore, options: RestOptions = {}): express.E
           })
         : null;
     try {
-      const text = await track(deadline ? Promise.race([work, deadline]) : work);
-      res.status(200).type('application/json').send(text);
+      const reply = await track(deadline ? Promise.race([work, deadline]) : work);
+      if (typeof reply === 'string') res.status(200).type('application/json').send(reply);
+      else await track(sendPieces(res, reply));
     } catch (e) {
       sendError(res, e);
     } finally {
@@ -169,7 +241,8 @@ export function restApp(core: ServingCore, options: RestOptions = {}): express.E
   // Body reading errors (too large while streaming, aborted, bad encoding).
   app.use((err: { type?: string; status?: number; message?: string; length?: number; limit?: number }, _req: Request, res: Response, _next: NextFunction) => {
     if (err.type === 'entity.too.large') {
-      res.status(413).type('application/json').send(`{ "error": ${jsonString(`Request body larger than max (${err.length ?? '?'} vs. ${err.limit ?? limit})`)} }`);
+      res.set('Connection', 'close');
+      res.status(413).type('application/json').send(`{ "error": ${jsonString(`Request body larger than max (${err.length ?? '?'} vs. ${err.limit ?? limit}; --rest_api_max_body_bytes)`)} }`);
       return;
     }
     sendError(res, new ServingError('INVALID_ARGUMENT', `cannot read the request body: ${err.message ?? String(err)}`));

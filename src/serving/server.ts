@@ -24,6 +24,7 @@ import { HEALTH_SERVICE, healthImplementation, ServerHealth } from './health.js'
 import { ModelManager, type ModelSource, type ServableLoader } from './manager.js';
 import { DEFAULT_METRICS_PATH, ServingMetrics } from './metrics.js';
 import { restApp } from './rest-server.js';
+import { DEFAULT_TENSOR_LIMITS, type TensorDecodeLimits } from '../tensor/index.js';
 
 export interface ServerOptions {
   /** gRPC port (default 8500; 0 picks a free port). */
@@ -52,14 +53,61 @@ export interface ServerOptions {
   fileSystemPollWaitSeconds?: number;
   /** REST request timeout (default 30000 ms). */
   restApiTimeoutMs?: number;
-  /** Largest REST body (default 512 MiB). */
+  /** Largest REST body (--rest_api_max_body_bytes; default 64 MiB, see DEFAULT_REST_MAX_BODY_BYTES). */
   maxRestBodyBytes?: number;
+  /** Most JSON values outside number lists in one REST body (--rest_api_max_json_nodes; default 1 Mi). */
+  restMaxJsonNodes?: number;
+  /** Bounds on request tensors: broadcasts, strings (--max_broadcast_elements, --max_string_elements, --max_string_bytes). */
+  tensorLimits?: TensorDecodeLimits;
+  /** REST connections: headers, whole request, idle keep-alive timeouts and the connection cap (see {@link DEFAULT_REST_CONNECTION_LIMITS}). */
+  restConnections?: Partial<RestConnectionLimits>;
+  /** gRPC server channel arguments over {@link DEFAULT_GRPC_CHANNEL_ARGUMENTS} (--grpc_channel_arguments). */
+  grpcChannelArguments?: Record<string, number | string>;
   /** Reply with tensor_content (--enable_serialization_as_tensor_content). */
   tensorContent?: boolean;
   /** TLS for gRPC (PEM): server certificate chain and key, and a CA to require client certificates. */
   ssl?: { cert: string | Buffer; key: string | Buffer; clientCa?: string | Buffer };
   /** Lifecycle log lines (loading, unloading, polling problems). */
   log?: (line: string) => void;
+}
+
+/** Time and count limits of REST connections. */
+export interface RestConnectionLimits {
+  /** A request's headers must arrive within this (--rest_api_header_timeout_in_ms). */
+  headersTimeoutMs: number;
+  /** A whole request, body included, must arrive within this (--rest_api_body_timeout_in_ms). */
+  requestTimeoutMs: number;
+  /** A keep-alive connection with no request is closed after this (--rest_api_idle_timeout_in_ms). */
+  idleTimeoutMs: number;
+  /** Connections beyond this many are refused (--rest_api_max_connections). */
+  maxConnections: number;
+}
+
+export const DEFAULT_REST_CONNECTION_LIMITS: RestConnectionLimits = {
+  headersTimeoutMs: 10_000,
+  requestTimeoutMs: 60_000,
+  idleTimeoutMs: 30_000,
+  maxConnections: 1024,
+};
+
+/**
+ * gRPC server settings of `lens serve` unless --grpc_channel_arguments says otherwise: keepalive
+ * pings find dead peers within 80 s, a connection carries at most 256 concurrent calls, a connection
+ * idle for 10 minutes is closed, and messages up to 2 GiB are accepted as TF Serving does.
+ */
+export const DEFAULT_GRPC_CHANNEL_ARGUMENTS: Readonly<Record<string, number>> = {
+  'grpc.keepalive_time_ms': 60_000,
+  'grpc.keepalive_timeout_ms': 20_000,
+  'grpc.max_concurrent_streams': 256,
+  'grpc.max_connection_idle_ms': 600_000,
+  'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
+  'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
+};
+
+/** True for addresses only this machine can reach. */
+export function isLoopbackHost(host: string): boolean {
+  const h = host.replace(/^\[|\]$/g, '').toLowerCase();
+  return h === 'localhost' || h === '::1' || /^127\.\d+\.\d+\.\d+$/.test(h) || /^::ffff:127\./.test(h);
 }
 
 export interface RunningServer {
@@ -110,6 +158,13 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   const host = options.host ?? '127.0.0.1';
   const metrics = new ServingMetrics();
   const log = options.log ?? (() => {});
+  if (!isLoopbackHost(host)) {
+    log(
+      `WARNING: serving on ${host}: ModelService/HandleReloadConfigRequest is unauthenticated (as in TensorFlow Serving), so anyone who ` +
+        'reaches the gRPC port can unload models or serve any SavedModel on this machine. Admit only trusted clients ' +
+        '(in Kubernetes the NetworkPolicy tf-serving-resnet-clients of k8s/base/networkpolicy.yaml).',
+    );
+  }
   let batching: BatchingOptions | undefined;
   if (options.enableBatching) {
     batching = { ...(options.batchingParametersFile ? await readBatchingParametersFile(options.batchingParametersFile) : {}), ...options.batching };
@@ -144,7 +199,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     await manager.close();
     throw e;
   }
-  const core = new ServingCore(manager, metrics);
+  const core = new ServingCore(manager, metrics, { tensorLimits: { ...DEFAULT_TENSOR_LIMITS, ...options.tensorLimits }, log });
 
   const inFlight = new Set<Promise<unknown>>();
   const track = <T>(work: Promise<T>): Promise<T> => {
@@ -154,10 +209,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
     return work;
   };
 
-  const grpcServer = new grpc.Server({
-    'grpc.max_receive_message_length': MAX_MESSAGE_BYTES,
-    'grpc.max_send_message_length': MAX_MESSAGE_BYTES,
-  });
+  const grpcServer = new grpc.Server({ ...DEFAULT_GRPC_CHANNEL_ARGUMENTS, ...options.grpcChannelArguments });
   const impl = grpcImplementations(core, { tensorContent: options.tensorContent ?? false, track });
   grpcServer.addService(serviceDefinition(PREDICTION_SERVICE), impl[PREDICTION_SERVICE]!);
   grpcServer.addService(serviceDefinition(MODEL_SERVICE), impl[MODEL_SERVICE]!);
@@ -186,11 +238,23 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
   if (options.restApiPort !== false) {
     const app = restApp(core, {
       timeoutMs: options.restApiTimeoutMs ?? 30_000,
-      maxBodyBytes: options.maxRestBodyBytes ?? 512 * 2 ** 20,
+      ...(options.maxRestBodyBytes !== undefined ? { maxBodyBytes: options.maxRestBodyBytes } : {}),
+      ...(options.restMaxJsonNodes !== undefined ? { maxJsonNodes: options.restMaxJsonNodes } : {}),
       track,
       ...(monitoringPath ? { metrics: { registry: metrics, path: monitoringPath } } : {}),
     });
-    http = createServer(app);
+    const limits = { ...DEFAULT_REST_CONNECTION_LIMITS, ...options.restConnections };
+    http = createServer(
+      {
+        // Node requires headers to be due no later than the whole request; timeouts are checked every 250 ms.
+        headersTimeout: Math.min(limits.headersTimeoutMs, limits.requestTimeoutMs),
+        requestTimeout: limits.requestTimeoutMs,
+        keepAliveTimeout: limits.idleTimeoutMs,
+        connectionsCheckingInterval: 250,
+      },
+      app,
+    );
+    http.maxConnections = limits.maxConnections;
     try {
       restPort = await listen(http, options.restApiPort ?? 8501, host);
     } catch (e) {

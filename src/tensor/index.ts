@@ -457,20 +457,71 @@ function valField(dtype: HostDType): keyof TensorProtoMessage {
 }
 
 /**
+ * Bounds on what a TensorProto may make the decoder allocate beyond the bytes it carries. A server
+ * passes them for request tensors; graph constants (which TensorFlow stores as one broadcast value)
+ * are decoded without them.
+ */
+export interface TensorDecodeLimits {
+  /** Most elements that one `*_val` value (or none: zeros) may be broadcast to. */
+  maxBroadcastElements?: number;
+  /** Most elements of a DT_STRING tensor. */
+  maxStringElements?: number;
+  /** Most bytes, all strings together, of a DT_STRING tensor. */
+  maxStringBytes?: number;
+}
+
+/**
+ * The limits `lens serve` applies to request tensors unless told otherwise: a broadcast fills at most
+ * 4 Mi elements (16 MiB of float32, a batch of 27 224x224x3 images); a string tensor holds at most
+ * 1 Mi strings (each costs a JS object of ~100 bytes) of 1 GiB in all.
+ */
+export const DEFAULT_TENSOR_LIMITS: Required<TensorDecodeLimits> = {
+  maxBroadcastElements: 4 * 2 ** 20,
+  maxStringElements: 2 ** 20,
+  maxStringBytes: 2 ** 30,
+};
+
+/**
+ * Checks, before anything is allocated, that decoding a TensorProto of `dtype` and `shape` with
+ * `sent` values in its `*_val` field stays within `limits`: a tensor gets at most what the bytes it
+ * carries pay for, plus a broadcast of at most `maxBroadcastElements`. Throws TENSOR_INVALID naming
+ * the limit.
+ *
+ * @example
+ * checkTensorLimits('float32', [300000000, 1], 1, DEFAULT_TENSOR_LIMITS, 'input "x"'); // throws
+ */
+export function checkTensorLimits(dtype: HostDType, shape: readonly number[], sent: number, limits: TensorDecodeLimits, what: string): void {
+  const n = elementCount(shape);
+  const perElement = dtype === 'complex64' || dtype === 'complex128' ? 2 : 1;
+  const maxBroadcast = limits.maxBroadcastElements ?? Infinity;
+  if (sent !== n * perElement && n > maxBroadcast) {
+    throw new LensError(
+      'TENSOR_INVALID',
+      `${what}: shape [${shape.join(',')}] claims ${n} elements but ${sent / perElement} values were sent; broadcasting is limited to ${maxBroadcast} elements (--max_broadcast_elements)`,
+    );
+  }
+  if (dtype === 'string' && n > (limits.maxStringElements ?? Infinity)) {
+    throw new LensError('TENSOR_INVALID', `${what}: ${n} strings exceed the limit of ${limits.maxStringElements} per tensor (--max_string_elements)`);
+  }
+}
+
+/**
  * Decodes a TensorProto (a decoded message object, or its bytes) into a host tensor. `what`
  * names the tensor in errors (e.g. `input "x"`, `node "Const_1" attr value`).
  *
- * - `tensor_content` wins when present (TF's rule) and is viewed without copying when aligned;
+ * - `tensor_content` wins when present (TF's rule) and is viewed without copying when aligned; its
+ *   length must be exactly what the shape needs;
  * - otherwise the dtype's `*_val` field: exactly one value per element, one value broadcast to
  *   the whole shape, or no value at all (zeros, as TensorFlow fills them);
  * - half/bfloat16 decode to float32 values (dtype stays 'float16'/'bfloat16'); `*_REF` dtypes
- *   decode as their value type.
+ *   decode as their value type;
+ * - `limits` bound broadcasts and strings before anything is allocated (request tensors).
  *
  * @example
  * decodeTensorProto({ dtype: 1, tensor_shape: { dim: [{ size: 3 }] }, float_val: [7] }, 'x');
  * // { dtype: 'float32', shape: [3], values: Float32Array [7, 7, 7] }
  */
-export function decodeTensorProto(msg: TensorProtoMessage | Uint8Array, what = 'tensor'): HostTensor {
+export function decodeTensorProto(msg: TensorProtoMessage | Uint8Array, what = 'tensor', limits: TensorDecodeLimits = {}): HostTensor {
   if (msg instanceof Uint8Array) msg = decodeMessage<TensorProtoMessage>('tensorflow.TensorProto', msg, what);
   if (msg.dtype === undefined || msg.dtype === 0 || msg.dtype === 'DT_INVALID') {
     throw new LensError('TENSOR_INVALID', `${what}: TensorProto has no dtype`);
@@ -485,11 +536,19 @@ export function decodeTensorProto(msg: TensorProtoMessage | Uint8Array, what = '
   }
   const field = valField(dtype);
   const src = (msg[field] ?? []) as ArrayLike<unknown>;
+  checkTensorLimits(dtype, shape, src.length, limits, what);
   switch (dtype) {
     case 'string': {
-      const out = allocateValues('string', n);
-      fillFrom(out, src as Uint8Array[], n, what, field);
-      return { dtype, shape, values: out };
+      const strings = src as Uint8Array[];
+      let bytes = 0;
+      for (let i = 0; i < strings.length; i++) bytes += strings[i]!.byteLength;
+      if (bytes > (limits.maxStringBytes ?? Infinity)) {
+        throw new LensError('TENSOR_INVALID', `${what}: ${bytes} bytes of strings exceed the limit of ${limits.maxStringBytes} per tensor (--max_string_bytes)`);
+      }
+      if (strings.length === n) return { dtype, shape, values: Array.from(strings) };
+      if (strings.length > 1) throw new LensError('SHAPE_MISMATCH', `${what}: ${strings.length} values in ${field} do not match the shape's ${n} elements`);
+      // One string (or none) broadcast: every element shares the same bytes.
+      return { dtype, shape, values: new Array<Uint8Array>(n).fill(strings[0] ?? new Uint8Array(0)) };
     }
     case 'int64':
     case 'uint64': {

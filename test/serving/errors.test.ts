@@ -260,7 +260,7 @@ describe('REST request errors', () => {
     const big = `{"inputs": [${'1.0,'.repeat(40_000)}1.0]}`;
     const r = await post('/v1/models/half:predict', big);
     expect(r.status).toBe(413);
-    expect(r.error).toMatch(/^Request body larger than max \(\d+ vs\. 65536\)$/);
+    expect(r.error).toMatch(/^Request body larger than max \(\d+ vs\. 65536; --rest_api_max_body_bytes\)$/);
   });
 });
 

@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { SHARED } from '../helpers/cli.js';
 import { decodeImageBytes } from '../../src/export/image-ops.js';
@@ -206,7 +206,8 @@ describe('server features', () => {
 
   it('batches concurrent requests with --enable_batching and a batching parameters file', async () => {
     const file = join(dir, 'batching.config');
-    await writeFile(file, 'max_batch_size { value: 16 } batch_timeout_micros { value: 30000 } num_batch_threads { value: 1 }');
+    // A batch runs when full (4 rows) long before its one-minute timeout: no timing window involved.
+    await writeFile(file, 'max_batch_size { value: 4 } batch_timeout_micros { value: 60000000 } num_batch_threads { value: 1 }');
     const sizes: number[] = [];
     const batched = await startServer({
       port: 0,
@@ -228,8 +229,7 @@ describe('server features', () => {
     const client = createClient({ target: `127.0.0.1:${batched.grpcPort}` });
     const replies = await Promise.all([1, 2, 3, 4].map((v) => client.predict({ model: 'double', inputs: { x: { dtype: 'float32', shape: [1], values: new Float32Array([v]) } } })));
     expect(replies.map((r) => r.outputs.y!.values[0])).toEqual([2, 4, 6, 8]);
-    expect(sizes.reduce((a, b) => a + b, 0)).toBe(4);
-    expect(sizes.length).toBeLessThan(4);
+    expect(sizes).toEqual([4]);
     client.close();
     await batched.close();
   });
@@ -250,6 +250,10 @@ describe('server features', () => {
   });
 
   it('close() lets in-flight requests finish before stopping (what SIGTERM does)', async () => {
+    // The model answers only once both requests are inside it and close() has begun.
+    let started = 0;
+    let release!: () => void;
+    const gate = new Promise<void>((r) => (release = r));
     const slow = await startServer({
       port: 0,
       restApiPort: 0,
@@ -260,7 +264,8 @@ describe('server features', () => {
         createServable({
           signatures: { serving_default: { methodName: 'tensorflow/serving/predict', inputs: { x: { name: 'x', dtype: 'DT_FLOAT', shape: [-1] } }, outputs: { y: { name: 'y', dtype: 'DT_FLOAT', shape: [-1] } } } },
           run: async (_s, { x }) => {
-            await new Promise((r) => setTimeout(r, 200));
+            started++;
+            await gate;
             return { y: x! };
           },
         }),
@@ -269,8 +274,10 @@ describe('server features', () => {
     const restClient = createClient({ target: `127.0.0.1:${slow.restPort}`, transport: 'rest', retry: { retries: 0 } });
     const x = { dtype: 'float32' as const, shape: [1], values: new Float32Array([7]) };
     const inFlight = [grpcClient.predict({ model: 'slow', inputs: { x } }), restClient.predict({ model: 'slow', inputs: { x } })];
-    await new Promise((r) => setTimeout(r, 50));
-    await slow.close();
+    await vi.waitFor(() => expect(started).toBe(2));
+    const closed = slow.close();
+    release();
+    await closed;
     for (const r of await Promise.all(inFlight)) expect(Array.from(r.outputs.y!.values as Float32Array)).toEqual([7]);
     await expect(grpcClient.predict({ model: 'slow', inputs: { x } })).rejects.toMatchObject({ status: 'UNAVAILABLE' });
     grpcClient.close();

@@ -5,7 +5,7 @@
 import { mkdir, mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
-import { afterEach, describe, expect, it } from 'vitest';
+import { afterEach, describe, expect, it, vi } from 'vitest';
 import { imagenetLabels, labelsForClassCount, readLabelsFile, resolveLabels } from '../../src/models/labels.js';
 import {
   batchingServable,
@@ -178,11 +178,13 @@ describe('model manager', () => {
     const inFlight = m.acquire({ name: 'm' });
     await mkdir(join(dir, '00002'));
     const polled = m.poll();
-    await new Promise((r) => setTimeout(r, 20));
-    expect(m.status('m').map((v) => [v.version, v.state])).toEqual([
-      [1, 'UNLOADING'],
-      [2, 'AVAILABLE'],
-    ]);
+    // Version 1 waits in UNLOADING for the request that holds it.
+    await vi.waitFor(() =>
+      expect(m.status('m').map((v) => [v.version, v.state])).toEqual([
+        [1, 'UNLOADING'],
+        [2, 'AVAILABLE'],
+      ]),
+    );
     const latest = m.acquire({ name: 'm' });
     expect(latest.version).toBe(2);
     latest.release();

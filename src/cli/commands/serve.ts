@@ -17,6 +17,28 @@ interface ServeFlags {
   ssl_cert?: string;
   ssl_key?: string;
   json?: boolean;
+  rest_api_max_body_bytes: string;
+  rest_api_max_json_nodes: string;
+  max_broadcast_elements: string;
+  max_string_elements: string;
+  max_string_bytes: string;
+  rest_api_header_timeout_in_ms: string;
+  rest_api_body_timeout_in_ms: string;
+  rest_api_idle_timeout_in_ms: string;
+  rest_api_max_connections: string;
+  grpc_channel_arguments?: string;
+}
+
+/** TF Serving's --grpc_channel_arguments: "key=value,key=value", numbers where they parse as numbers. */
+export function parseChannelArguments(text: string): Record<string, number | string> {
+  const out: Record<string, number | string> = {};
+  for (const item of text.split(',').map((x) => x.trim()).filter(Boolean)) {
+    const eq = item.indexOf('=');
+    if (eq <= 0) throw new Error(`--grpc_channel_arguments: "${item}" is not key=value`);
+    const value = item.slice(eq + 1).trim();
+    out[item.slice(0, eq).trim()] = value !== '' && Number.isFinite(Number(value)) ? Number(value) : value;
+  }
+  return out;
 }
 
 function int(value: string, flag: string, min: number): number {
@@ -48,6 +70,16 @@ export function register(program: Command): void {
     .option('--saved_model_tags <tags>', 'comma-separated MetaGraph tags to load', 'serve')
     .option('--ssl_cert <file>', 'PEM certificate chain for gRPC TLS (with --ssl_key)')
     .option('--ssl_key <file>', 'PEM private key for gRPC TLS')
+    .option('--rest_api_max_body_bytes <n>', 'largest REST request body; larger ones answer 413', String(64 * 2 ** 20))
+    .option('--rest_api_max_json_nodes <n>', 'most strings, objects, lists and loose numbers in one REST body (numbers in lists are not counted)', String(2 ** 20))
+    .option('--max_broadcast_elements <n>', 'most elements one *_val value (or none) may fill in a request tensor', String(4 * 2 ** 20))
+    .option('--max_string_elements <n>', 'most strings in one request tensor', String(2 ** 20))
+    .option('--max_string_bytes <n>', 'most bytes of strings in one request tensor', String(2 ** 30))
+    .option('--rest_api_header_timeout_in_ms <n>', 'time a REST client has to send its request headers', '10000')
+    .option('--rest_api_body_timeout_in_ms <n>', 'time a REST client has to send a whole request, body included', '60000')
+    .option('--rest_api_idle_timeout_in_ms <n>', 'an idle keep-alive REST connection is closed after this', '30000')
+    .option('--rest_api_max_connections <n>', 'REST connections beyond this many are refused', '1024')
+    .option('--grpc_channel_arguments <list>', 'gRPC server arguments, key=value,... (e.g. grpc.max_concurrent_streams=64,grpc.keepalive_time_ms=30000)')
     .option('--json', 'print the startup summary as JSON')
     .action(async (flags: ServeFlags) => {
       const { readFile } = await import('node:fs/promises');
@@ -59,11 +91,28 @@ export function register(program: Command): void {
       let restPort: number;
       let poll: number;
       let timeout: number;
+      let limits: Pick<import('../../serving/server.js').ServerOptions, 'maxRestBodyBytes' | 'restMaxJsonNodes' | 'tensorLimits' | 'restConnections' | 'grpcChannelArguments'>;
       try {
         port = int(flags.port, '--port', 0);
         restPort = int(flags.rest_api_port, '--rest_api_port', 0);
         poll = int(flags.file_system_poll_wait_seconds, '--file_system_poll_wait_seconds', 0);
         timeout = int(flags.rest_api_timeout_in_ms, '--rest_api_timeout_in_ms', 0);
+        limits = {
+          maxRestBodyBytes: int(flags.rest_api_max_body_bytes, '--rest_api_max_body_bytes', 1),
+          restMaxJsonNodes: int(flags.rest_api_max_json_nodes, '--rest_api_max_json_nodes', 1),
+          tensorLimits: {
+            maxBroadcastElements: int(flags.max_broadcast_elements, '--max_broadcast_elements', 0),
+            maxStringElements: int(flags.max_string_elements, '--max_string_elements', 0),
+            maxStringBytes: int(flags.max_string_bytes, '--max_string_bytes', 0),
+          },
+          restConnections: {
+            headersTimeoutMs: int(flags.rest_api_header_timeout_in_ms, '--rest_api_header_timeout_in_ms', 1),
+            requestTimeoutMs: int(flags.rest_api_body_timeout_in_ms, '--rest_api_body_timeout_in_ms', 1),
+            idleTimeoutMs: int(flags.rest_api_idle_timeout_in_ms, '--rest_api_idle_timeout_in_ms', 1),
+            maxConnections: int(flags.rest_api_max_connections, '--rest_api_max_connections', 1),
+          },
+          ...(flags.grpc_channel_arguments ? { grpcChannelArguments: parseChannelArguments(flags.grpc_channel_arguments) } : {}),
+        };
       } catch (e) {
         throw bad((e as Error).message);
       }
@@ -83,6 +132,7 @@ export function register(program: Command): void {
         ...(flags.monitoring_config_file ? { monitoringConfigFile: flags.monitoring_config_file } : {}),
         fileSystemPollWaitSeconds: poll,
         restApiTimeoutMs: timeout,
+        ...limits,
         tensorContent: !!flags.enable_serialization_as_tensor_content,
         ...(flags.ssl_cert ? { ssl: { cert: await readFile(flags.ssl_cert), key: await readFile(flags.ssl_key!) } } : {}),
         log,
