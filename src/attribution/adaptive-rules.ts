@@ -33,6 +33,8 @@ export interface AdaptiveRuleResult {
   sum: Float32Array;
   /** The estimated error of `sum`, HWC (integration.ts splitDifferenceWeights). */
   errorSum?: Float32Array;
+  /** Or the rule's own relative estimate of it, when it is not the norm of one error map. */
+  mapErrorEstimate?: number;
   gradientEvaluations: number;
   forwardEvaluations: number;
   trace?: PathTrace;
@@ -84,7 +86,7 @@ export async function nonUniformPath(ctx: AdaptiveRuleContext, segments: number)
     const scores = [ctx.baselineScores[b]!, ...interior.map((_, j) => rows[b * interior.length + j]![ctx.target]!), ctx.inputScore];
     const q = nonUniformQuadrature(scores, steps);
     allocation.push(Array.from(q.counts));
-    const errorWeights = splitDifferenceWeights(q.alphas);
+    const errorWeights = splitDifferenceWeights(q.alphas, q.weights);
     for (let i = 0; i < steps; i++) {
       points.push({ start: b, alpha: q.alphas[i]!, weight: q.weights[i]! / baselines.length, ...(errorWeights ? { errorWeight: errorWeights[i]! / baselines.length } : {}) });
     }

@@ -49,8 +49,11 @@ export async function blurIntegratedGradients(model: ImageModel, image: ImageInp
   const target = resolveTarget(model, rows[0]!, options.target);
   const attribution = new Float64Array(image.data.length);
   const error = new Float64Array(image.data.length);
-  // Points at sigma_0..sigma_{steps-1} (left ends), as positions in [0, 1] of the sigma range.
-  const errorWeights = splitDifferenceWeights(sigmas.slice(0, steps).map((s) => s / maxSigma));
+  // Points at sigma_0..sigma_{steps-1} (left ends) with their widths, as a rule on [0, 1] (the sigma range scaled).
+  const errorWeights = splitDifferenceWeights(
+    sigmas.slice(0, steps).map((s) => s / maxSigma),
+    sigmas.slice(1).map((s, i) => (s - sigmas[i]!) / maxSigma),
+  );
   const scores = new Float32Array(steps);
   for (let i0 = 0; i0 < steps; i0 += batchSize) {
     checkAborted(options.signal);

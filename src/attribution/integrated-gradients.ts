@@ -103,10 +103,10 @@ export async function integratedGradients(model: ImageModel, image: ImageInput, 
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.returnPath ? { trace: options.returnPath } : {}),
   };
-  let result: { sum: Float32Array; errorSum?: Float32Array; gradientEvaluations: number; forwardEvaluations: number; trace?: PathTrace; details?: Record<string, unknown> };
+  let result: { sum: Float32Array; errorSum?: Float32Array; mapErrorEstimate?: number; gradientEvaluations: number; forwardEvaluations: number; trace?: PathTrace; details?: Record<string, unknown> };
   if (settings.kind === 'fixed') {
     const { alphas, weights } = quadrature(settings.rule, steps);
-    const errorWeights = splitDifferenceWeights(alphas);
+    const errorWeights = splitDifferenceWeights(alphas, weights);
     const points: PathPoint[] = [];
     baselines.forEach((_, b) => {
       for (let i = 0; i < steps; i++) {
@@ -138,7 +138,11 @@ export async function integratedGradients(model: ImageModel, image: ImageInput, 
     completeness: completenessOf(result.sum, target.score, baselineScore),
     gradientEvaluations: result.gradientEvaluations,
     forwardEvaluations: baselines.length + 1 + result.forwardEvaluations,
-    ...(result.errorSum ? { mapErrorEstimate: relativeL2(result.errorSum, result.sum) } : {}),
+    ...(result.mapErrorEstimate !== undefined
+      ? { mapErrorEstimate: result.mapErrorEstimate }
+      : result.errorSum
+        ? { mapErrorEstimate: relativeL2(result.errorSum, result.sum) }
+        : {}),
     ...(result.trace ? { path: result.trace } : {}),
     ...(result.details ? { details: result.details } : {}),
   };

@@ -231,18 +231,20 @@ export function nonUniformQuadrature(scores: ArrayLike<number>, steps: number): 
 export const SPLIT_ERROR_FACTOR = 1 / Math.sqrt(12);
 
 /**
- * Weights of an error estimate built from the rule's own points at no extra cost: the points,
- * sorted by alpha, are dealt alternately into two halves A and B; each half becomes a rule of its
- * own by giving every point the stretch of [0, 1] nearer to it than to the half's other points
- * (from 0 to the first midpoint, between midpoints, from the last midpoint to 1). On a uniform
- * grid with both ends these are the trapezoid on the even points and the midpoint rule on the odd
- * ones. Returns, in the given order, `SPLIT_ERROR_FACTOR * (wA - wB)` per point, so that
- * `sum_k w_k * integrand(alpha_k)` is the error estimate (per pixel); `undefined` for fewer than 2 points.
+ * Weights of an error estimate built from a rule's own points at no extra cost: the points, sorted
+ * by alpha, are dealt alternately into two halves A and B, each keeping its points' weights scaled
+ * to sum to 1, so each half is a rule of its own with half the points. On a uniform grid with both
+ * ends (riemann_trapezoid with an odd count) they are the trapezoid on the even points and the
+ * midpoint rule on the odd ones; for riemann_left, a left rule and a midpoint rule of twice the step,
+ * so the left rule's one-sided bias shows. Returns, in the given order,
+ * `SPLIT_ERROR_FACTOR * (wA - wB)` per point, so that `sum_k w_k * integrand(alpha_k)` is the error
+ * estimate (per pixel); `undefined` for fewer than 2 points.
  *
  * @example
- * splitDifferenceWeights([0, 0.25, 0.5, 0.75, 1]); // [0.25, -0.5, 0.5, -0.5, 0.25] / sqrt(12): trapezoid(0, 0.5, 1) minus midpoint(0.25, 0.75)
+ * const q = quadrature('riemann_trapezoid', 5);
+ * splitDifferenceWeights(q.alphas, q.weights); // [0.25, -0.5, 0.5, -0.5, 0.25] / sqrt(12): trapezoid(0, 0.5, 1) minus midpoint(0.25, 0.75)
  */
-export function splitDifferenceWeights(alphas: ArrayLike<number>): Float64Array | undefined {
+export function splitDifferenceWeights(alphas: ArrayLike<number>, weights: ArrayLike<number>): Float64Array | undefined {
   const n = alphas.length;
   if (n < 2) return undefined;
   const order = Array.from({ length: n }, (_, i) => i).sort((p, q) => alphas[p]! - alphas[q]!);
@@ -252,11 +254,9 @@ export function splitDifferenceWeights(alphas: ArrayLike<number>): Float64Array 
     [1, -1],
   ] as const) {
     const members = order.filter((_, rank) => rank % 2 === half);
-    members.forEach((k, j) => {
-      const lower = j === 0 ? 0 : (alphas[members[j - 1]!]! + alphas[k]!) / 2;
-      const upper = j === members.length - 1 ? 1 : (alphas[k]! + alphas[members[j + 1]!]!) / 2;
-      out[k] = sign * SPLIT_ERROR_FACTOR * (upper - lower);
-    });
+    const total = members.reduce((t, k) => t + weights[k]!, 0);
+    if (!(total > 0)) throw new LensError('INVALID_ARGUMENT', 'the points of a rule need positive weights for its map-error estimate');
+    for (const k of members) out[k] = (sign * SPLIT_ERROR_FACTOR * weights[k]!) / total;
   }
   return out;
 }

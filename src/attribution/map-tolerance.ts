@@ -3,7 +3,10 @@
  * cut into segments; each segment has gradients at its ends and its midpoint, and its share of the
  * map is the trapezoid rule on its two halves. The map-error estimate is the one every rule
  * reports (integration.ts splitDifferenceWeights): the trapezoid on the segment ends against the
- * midpoint rule, as vectors over pixels, summed over segments. While the estimate is above the
+ * midpoint rule, as vectors over pixels, summed over segments; or, when larger, the root of the
+ * segments' squared norms (a jump in the gradient inside a segment gives an error whose sign is
+ * not that of its estimate, so signed estimates of two segments can cancel where their errors
+ * add). While the estimate is above the
  * tolerance divided by {@link MAP_TOLERANCE_MARGIN}, the segments with the largest per-pixel error norm are halved (2 new gradients each;
  * the 3 old points are kept), so points go where the gradient changes along the path, pixel by
  * pixel, not where a scalar score does. No forward passes beyond F(x) and F(x').
@@ -138,12 +141,16 @@ export async function mapAdaptivePath(ctx: AdaptiveRuleContext, options: { toler
   );
 
   const estimate = (): number => {
-    let num = 0;
+    let coherent = 0;
     let den = 0;
     for (let i = 0; i < per; i++) {
-      num += error[i]! ** 2;
+      coherent += error[i]! ** 2;
       den += sum[i]! ** 2;
     }
+    const num = Math.max(
+      coherent,
+      live.reduce((t, s) => t + s.squaredError, 0),
+    );
     return den > 0 ? Math.sqrt(num / den) : num === 0 ? 0 : Infinity;
   };
   let current = estimate();
@@ -197,7 +204,7 @@ export async function mapAdaptivePath(ctx: AdaptiveRuleContext, options: { toler
   }
   return {
     sum: Float32Array.from(sum, (v) => v / count),
-    errorSum: Float32Array.from(error, (v) => v / count),
+    mapErrorEstimate: current,
     gradientEvaluations: gradients,
     forwardEvaluations: 0,
     ...(trace ? { trace } : {}),
