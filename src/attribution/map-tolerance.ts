@@ -208,6 +208,6 @@ export async function mapAdaptivePath(ctx: AdaptiveRuleContext, options: { toler
     gradientEvaluations: gradients,
     forwardEvaluations: 0,
     ...(trace ? { trace } : {}),
-    details: { tolerance, converged: current <= goal, initialSegments, segments: live.length, rounds },
+    details: { tolerance, converged: current <= goal, budget: steps, initialSegments, segments: live.length, rounds },
   };
 }
