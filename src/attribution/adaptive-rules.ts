@@ -7,7 +7,7 @@
  */
 import type { ImageModel } from '../models/model.js';
 import { forwardRows, gradientsAt, pathSum, type PathPoint } from './engine.js';
-import { nonUniformQuadrature, quadrature } from './integration.js';
+import { nonUniformQuadrature, quadrature, SPLIT_ERROR_FACTOR, splitDifferenceWeights } from './integration.js';
 import type { ImageInput, PathTrace, ProgressCallback } from './types.js';
 
 /** What the adaptive rules get from Integrated Gradients. */
@@ -31,6 +31,10 @@ export interface AdaptiveRuleContext {
 /** The attribution sum (mean over baselines) and what it cost beyond F(x) and F(x'). */
 export interface AdaptiveRuleResult {
   sum: Float32Array;
+  /** The estimated error of `sum`, HWC (integration.ts splitDifferenceWeights). */
+  errorSum?: Float32Array;
+  /** Or the rule's own relative estimate of it, when it is not the norm of one error map. */
+  mapErrorEstimate?: number;
   gradientEvaluations: number;
   forwardEvaluations: number;
   trace?: PathTrace;
@@ -82,7 +86,10 @@ export async function nonUniformPath(ctx: AdaptiveRuleContext, segments: number)
     const scores = [ctx.baselineScores[b]!, ...interior.map((_, j) => rows[b * interior.length + j]![ctx.target]!), ctx.inputScore];
     const q = nonUniformQuadrature(scores, steps);
     allocation.push(Array.from(q.counts));
-    for (let i = 0; i < steps; i++) points.push({ start: b, alpha: q.alphas[i]!, weight: q.weights[i]! / baselines.length });
+    const errorWeights = splitDifferenceWeights(q.alphas, q.weights);
+    for (let i = 0; i < steps; i++) {
+      points.push({ start: b, alpha: q.alphas[i]!, weight: q.weights[i]! / baselines.length, ...(errorWeights ? { errorWeight: errorWeights[i]! / baselines.length } : {}) });
+    }
   });
   const result = await pathSum(model, image, baselines, points, ctx.target, {
     batchSize: ctx.batchSize,
@@ -95,6 +102,7 @@ export async function nonUniformPath(ctx: AdaptiveRuleContext, segments: number)
   });
   return {
     sum: result.sum,
+    ...(result.errorSum ? { errorSum: result.errorSum } : {}),
     gradientEvaluations: result.gradientEvaluations,
     forwardEvaluations: sweepCount + result.forwardEvaluations,
     ...(result.trace ? { trace: result.trace } : {}),
@@ -122,6 +130,11 @@ interface Segment {
   estimate: number;
   /** The segment's share of the attribution, HWC. */
   contribution: Float32Array;
+  /**
+   * Its share of the map-error estimate: each of its two points alone as a 1-point rule over the
+   * segment, the first minus the second, times SPLIT_ERROR_FACTOR.
+   */
+  difference: Float32Array;
   nodes: SegmentNode[];
 }
 
@@ -142,8 +155,8 @@ const segmentError = (s: Segment) => s.fb - s.fa - s.estimate;
  * What it makes small is the completeness delta, a sum over pixels: misses of opposite sign can
  * cancel, and the per-pixel integrals are not checked, so at equal gradient evaluations its maps
  * are not closer to a converged IG map than uniform rules' (bench/results/ig-convergence.json).
- * Besides the batch, it keeps one attribution-sized map per live segment (at most steps / 2 per
- * baseline).
+ * Besides the batch, it keeps two attribution-sized maps per live segment (its share of the map
+ * and of the map-error estimate; at most steps / 2 segments per baseline).
  */
 export async function adaptivePath(ctx: AdaptiveRuleContext, options: { tolerance: number; initialSegments: number }): Promise<AdaptiveRuleResult> {
   const { model, image, baselines, target, steps, tolerance, initialSegments } = { ...ctx, ...options };
@@ -170,7 +183,7 @@ export async function adaptivePath(ctx: AdaptiveRuleContext, options: { toleranc
   const scoresAt = async (at: readonly { baseline: number; alpha: number }[]): Promise<number[]> => (await rowsAt(at)).map((r) => r[target]!);
 
   /** Estimates and contributions of new segments, 2 gradient evaluations each. */
-  const estimate = async (pieces: readonly Omit<Segment, 'estimate' | 'contribution' | 'nodes'>[]): Promise<Segment[]> => {
+  const estimate = async (pieces: readonly Omit<Segment, 'estimate' | 'contribution' | 'difference' | 'nodes'>[]): Promise<Segment[]> => {
     const nodes = pieces.flatMap((s) => [0, 1].map((i) => ({ s, alpha: s.a + (s.b - s.a) * gl.alphas[i]!, weight: (s.b - s.a) * gl.weights[i]! })));
     const result = await gradientsAt(
       model,
@@ -188,6 +201,8 @@ export async function adaptivePath(ctx: AdaptiveRuleContext, options: { toleranc
     gradients += nodes.length;
     return pieces.map((piece, j) => {
       const contribution = new Float32Array(per);
+      const difference = new Float32Array(per);
+      const spread = SPLIT_ERROR_FACTOR * (piece.b - piece.a);
       const kept: SegmentNode[] = [];
       let value = 0;
       for (let i = 0; i < 2; i++) {
@@ -199,11 +214,12 @@ export async function adaptivePath(ctx: AdaptiveRuleContext, options: { toleranc
           const term = g[k]! * d[k]!;
           dot += term;
           contribution[k]! += node.weight * term;
+          difference[k]! += (i === 0 ? spread : -spread) * term;
         }
         value += node.weight * dot;
         kept.push({ alpha: node.alpha, weight: node.weight, score: result.scores[2 * j + i]!, ...(keepGradients ? { gradient: g } : {}) });
       }
-      return { ...piece, estimate: value, contribution, nodes: kept };
+      return { ...piece, estimate: value, contribution, difference, nodes: kept };
     });
   };
 
@@ -267,6 +283,11 @@ export async function adaptivePath(ctx: AdaptiveRuleContext, options: { toleranc
   }
   return {
     sum,
+    errorSum: meanOf(
+      live.map((s) => s.difference),
+      baselines.length,
+      per,
+    ),
     gradientEvaluations: gradients,
     forwardEvaluations: forwards,
     ...(trace ? { trace } : {}),

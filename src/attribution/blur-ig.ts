@@ -2,12 +2,15 @@
  * Blur IG (Xu et al., "Attribution in Scale and Space", CVPR 2020): integrate along the path of
  * ever less blurred images, from the input blurred with `maxSigma` to the input itself, so no
  * baseline image is needed. The path derivative d blur(x, sigma) / d sigma is taken by a forward
- * difference of width `gradStep`, as PAIR's saliency library does.
+ * difference of width `gradStep`, as PAIR's saliency library does. The map-error estimate treats
+ * the steps in sigma as any path rule's points (integration.ts splitDifferenceWeights); it covers
+ * the integration in sigma, not the finite difference.
  */
 import type { ImageModel } from '../models/model.js';
 import { checkAborted, checkImage, defaultBatchSize, forwardRows, gradientsAt, requireGradient } from './engine.js';
 import { gaussianBlur } from './image-ops.js';
 import { completenessOf } from './integrated-gradients.js';
+import { relativeL2, splitDifferenceWeights } from './integration.js';
 import { resolveTarget } from './targets.js';
 import type { Attribution, CommonOptions, ImageInput, PathTrace } from './types.js';
 import { LensError } from '../errors.js';
@@ -45,6 +48,12 @@ export async function blurIntegratedGradients(model: ImageModel, image: ImageInp
   const rows = await forwardRows(model, [image.data, start.data], 2, { ...(options.signal ? { signal: options.signal } : {}) });
   const target = resolveTarget(model, rows[0]!, options.target);
   const attribution = new Float64Array(image.data.length);
+  const error = new Float64Array(image.data.length);
+  // Points at sigma_0..sigma_{steps-1} (left ends) with their widths, as a rule on [0, 1] (the sigma range scaled).
+  const errorWeights = splitDifferenceWeights(
+    sigmas.slice(0, steps).map((s) => s / maxSigma),
+    sigmas.slice(1).map((s, i) => (s - sigmas[i]!) / maxSigma),
+  );
   const scores = new Float32Array(steps);
   for (let i0 = 0; i0 < steps; i0 += batchSize) {
     checkAborted(options.signal);
@@ -63,8 +72,13 @@ export async function blurIntegratedGradients(model: ImageModel, image: ImageInp
       const ahead = gaussianBlur(image, sigmas[i]! + gradStep).data;
       const g = result.gradients[k]!;
       const width = sigmas[i + 1]! - sigmas[i]!;
+      const errorWidth = errorWeights ? errorWeights[i]! * maxSigma : 0;
       // The path runs from large to small sigma, hence the minus sign.
-      for (let p = 0; p < attribution.length; p++) attribution[p]! -= (width * ((ahead[p]! - x[p]!) / gradStep)) * g[p]!;
+      for (let p = 0; p < attribution.length; p++) {
+        const integrand = ((ahead[p]! - x[p]!) / gradStep) * g[p]!;
+        attribution[p]! -= width * integrand;
+        error[p]! -= errorWidth * integrand;
+      }
       scores[i] = result.scores[k]!;
     });
   }
@@ -85,6 +99,7 @@ export async function blurIntegratedGradients(model: ImageModel, image: ImageInp
     completeness: completenessOf(data, target.score, rows[1]![target.index]!),
     gradientEvaluations: steps,
     forwardEvaluations: 2,
+    ...(errorWeights ? { mapErrorEstimate: relativeL2(error, data) } : {}),
     ...(path ? { path } : {}),
     details: { maxSigma, gradStep, sqrt: options.sqrt ?? false },
   };

@@ -106,6 +106,8 @@ export interface PathPoint {
   start: number;
   alpha: number;
   weight: number;
+  /** Weight of the point in the map-error estimate (integration.ts splitDifferenceWeights), when one is wanted. */
+  errorWeight?: number;
 }
 
 export interface PathSumOptions {
@@ -123,6 +125,8 @@ export interface PathSumOptions {
 export interface PathSum {
   /** sum_k weight_k * (x - start_k) * grad F(start_k + alpha_k (x - start_k)), HWC. */
   sum: Float32Array;
+  /** The same sum with each point's `errorWeight`, when the points carry them: the map's estimated error, HWC. */
+  errorSum?: Float32Array;
   gradientEvaluations: number;
   forwardEvaluations: number;
   trace?: PathTrace;
@@ -157,6 +161,7 @@ export async function pathSum(
     return d;
   });
   const acc = new Float64Array(per);
+  const errorAcc = points.some((p) => p.errorWeight !== undefined) ? new Float64Array(per) : undefined;
   for (let k0 = 0; k0 < points.length; k0 += batchSize) {
     checkAborted(options.signal);
     const chunk = points.slice(k0, k0 + batchSize);
@@ -178,6 +183,8 @@ export async function pathSum(
         const d = diffs[p.start]!;
         const off = j * per;
         for (let i = 0; i < per; i++) acc[i] += p.weight * g[off + i]! * d[i]!;
+        const e = p.errorWeight ?? 0;
+        if (errorAcc && e !== 0) for (let i = 0; i < per; i++) errorAcc[i] += e * g[off + i]! * d[i]!;
       });
       if (trace === 'gradients') {
         for (let j = 0; j < n; j++) gradients.push(g.slice(j * per, (j + 1) * per));
@@ -199,6 +206,7 @@ export async function pathSum(
     });
   }
   const out: PathSum = { sum: Float32Array.from(acc), gradientEvaluations: points.length, forwardEvaluations };
+  if (errorAcc) out.errorSum = Float32Array.from(errorAcc);
   if (trace) {
     out.trace = {
       alphas: Float32Array.from(points.map((p) => p.alpha)),

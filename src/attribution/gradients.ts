@@ -103,6 +103,9 @@ async function noiseStatistics<O extends CommonOptions>(
   };
   let gradientEvaluations = 0;
   let forwardEvaluations = 1;
+  // Integration error of the mean map from the inner maps' estimates (independent across copies,
+  // so their absolute errors add in squares); the sampling noise is not in it.
+  let squaredMapError: number | undefined = reduce === 'mean' ? 0 : undefined;
   let inner: Pick<Attribution, 'method' | 'baseline' | 'steps' | 'rule'> | undefined;
   const plainGradient = (method as unknown) === vanillaGradient || (method as unknown) === gradientTimesInput;
   if (plainGradient) {
@@ -140,6 +143,13 @@ async function noiseStatistics<O extends CommonOptions>(
       } as O;
       const attribution = await method(model, copies[s]!, methodOptions);
       inner = attribution;
+      if (squaredMapError !== undefined && attribution.mapErrorEstimate !== undefined) {
+        let norm = 0;
+        for (const v of attribution.data) norm += v * v;
+        squaredMapError += attribution.mapErrorEstimate ** 2 * norm;
+      } else {
+        squaredMapError = undefined;
+      }
       gradientEvaluations += attribution.gradientEvaluations;
       forwardEvaluations += attribution.forwardEvaluations;
       add(attribution.data);
@@ -151,6 +161,12 @@ async function noiseStatistics<O extends CommonOptions>(
     data[i] = reduce === 'mean' ? mean[i]! : reduce === 'square' ? meanSquare[i]! : meanSquare[i]! - mean[i]! * mean[i]!;
   }
   const innerMethod = inner?.method ?? 'unknown';
+  let mapErrorEstimate: number | undefined;
+  if (!plainGradient && squaredMapError !== undefined) {
+    let norm = 0;
+    for (const v of data) norm += v * v;
+    mapErrorEstimate = norm > 0 ? Math.sqrt(squaredMapError / norm) / samples : squaredMapError === 0 ? 0 : Infinity;
+  }
   return {
     data,
     height: image.height,
@@ -164,6 +180,7 @@ async function noiseStatistics<O extends CommonOptions>(
     ...(inner?.rule !== undefined ? { rule: inner.rule } : {}),
     gradientEvaluations,
     forwardEvaluations,
+    ...(mapErrorEstimate !== undefined ? { mapErrorEstimate } : {}),
     details: { samples, stdevFraction: options.stdevFraction ?? 0.15, ...(name === 'smoothgrad' ? { magnitude: reduce === 'square' } : {}) },
   };
 }

@@ -4,12 +4,16 @@
  * (a `fraction` of them at a time), so the path avoids regions where the gradient is noisy and
  * large; every feature stays within `maxDist` (in alpha) of the straight-line schedule.
  * The path needs each step's gradient before choosing the next point, so it runs one image at a time.
+ * Its map-error estimate pairs consecutive steps: each pair's move is taken once with the first
+ * step's gradient and once with the second's, and SPLIT_ERROR_FACTOR times the difference, summed
+ * over pairs, is the estimate (as splitDifferenceWeights does for straight paths).
  */
 import { LensError } from '../errors.js';
 import type { ImageModel } from '../models/model.js';
 import { makeBaselines, type BaselineSpec } from './baselines.js';
 import { checkAborted, checkImage, forwardRows, gradientsAt, requireGradient } from './engine.js';
 import { completenessOf } from './integrated-gradients.js';
+import { relativeL2, SPLIT_ERROR_FACTOR } from './integration.js';
 import { DEFAULT_SEED, seededRandom } from './random.js';
 import { resolveTarget } from './targets.js';
 import type { Attribution, CommonOptions, ImageInput } from './types.js';
@@ -64,6 +68,10 @@ export async function guidedIntegratedGradients(model: ImageModel, image: ImageI
   const grad = new Float64Array(n);
   const magnitude = new Float64Array(n);
   const before = new Float64Array(n);
+  const error = new Float64Array(n);
+  // The first step of the current pair: where it started and its gradient.
+  const pairStart = new Float64Array(n);
+  let pairGradient: Float32Array | undefined;
 
   for (let step = 0; step < steps; step++) {
     checkAborted(options.signal);
@@ -75,6 +83,10 @@ export async function guidedIntegratedGradients(model: ImageModel, image: ImageI
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
     });
     const actual = gradients[0]!;
+    if (step % 2 === 0) {
+      pairStart.set(x);
+      pairGradient = actual;
+    }
     const alpha = (step + 1) / steps;
     const alphaMin = Math.max(alpha - maxDist, 0);
     const alphaMax = Math.min(alpha + maxDist, 1);
@@ -114,6 +126,9 @@ export async function guidedIntegratedGradients(model: ImageModel, image: ImageI
       for (let i = 0; i < n; i++) attribution[i]! += (x[i]! - before[i]!) * actual[i]!;
       if (gamma <= 1) break;
     }
+    if (step % 2 === 1) {
+      for (let i = 0; i < n; i++) error[i]! += SPLIT_ERROR_FACTOR * (x[i]! - pairStart[i]!) * (pairGradient![i]! - actual[i]!);
+    }
   }
   const data = Float32Array.from(attribution);
   return {
@@ -129,6 +144,7 @@ export async function guidedIntegratedGradients(model: ImageModel, image: ImageI
     completeness: completenessOf(data, target.score, rows[1]![target.index]!),
     gradientEvaluations: steps,
     forwardEvaluations: 2,
+    ...(steps >= 2 ? { mapErrorEstimate: relativeL2(error, data) } : {}),
     details: { fraction, maxDist },
   };
 }

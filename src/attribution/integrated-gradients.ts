@@ -13,7 +13,8 @@ import { makeBaselines, type BaselineSpec } from './baselines.js';
 import { checkImage, defaultBatchSize, forwardRows, pathSum, requireGradient, type PathPoint } from './engine.js';
 import { total } from './image-ops.js';
 import { ADAPTIVE_INITIAL_SEGMENTS, ADAPTIVE_TOLERANCE, adaptivePath, nonUniformPath, type AdaptiveRuleContext } from './adaptive-rules.js';
-import { IG_RULES, isAdaptiveRule, quadrature, type IgRule, type IntegrationRule } from './integration.js';
+import { IG_RULES, isAdaptiveRule, quadrature, relativeL2, splitDifferenceWeights, type IgRule, type IntegrationRule } from './integration.js';
+import { MAP_ADAPTIVE_BUDGET, MAP_ADAPTIVE_INITIAL_SEGMENTS, MAP_TOLERANCE, mapAdaptivePath } from './map-tolerance.js';
 import { DEFAULT_SEED, seededRandom } from './random.js';
 import { resolveTarget } from './targets.js';
 import type { Attribution, CommonOptions, Completeness, ImageInput, PathTrace } from './types.js';
@@ -22,8 +23,9 @@ export interface IntegratedGradientsOptions extends CommonOptions {
   /** Default 'black'. */
   baseline?: BaselineSpec;
   /**
-   * Gradient points on the path per baseline; for rule 'adaptive' its budget: at most
-   * steps x (number of baselines) gradient evaluations in all. Default 50 (Captum's default).
+   * Gradient points on the path per baseline; for rules 'adaptive' and 'map_adaptive' their budget:
+   * at most steps x (number of baselines) gradient evaluations in all. Default 50 (Captum's
+   * default), or 1024 for 'map_adaptive'.
    */
   steps?: number;
   /**
@@ -35,13 +37,24 @@ export interface IntegratedGradientsOptions extends CommonOptions {
    *   delta is under `tolerance` or the budget is spent (`details.converged` says which). It
    *   makes the completeness delta small, which does not make the map as accurate as a uniform
    *   rule's at the same cost (bench/results/ig-convergence.json).
+   * - map_adaptive (chosen by `mapTolerance`): no extra forward passes; 2 x segments + 1 gradient
+   *   points per baseline, then 2 per halved segment, until the estimated relative L2 error of the
+   *   map (`Attribution.mapErrorEstimate`) is at most `mapTolerance` / sqrt(3) (a margin for the
+   *   estimate's own error) or the budget is spent (`details.converged` says which). See map-tolerance.ts.
    */
   rule?: IgRule;
   /** Rule 'adaptive' only: the relative completeness delta to reach, in (0, 1). Default 0.01. */
   tolerance?: number;
   /**
-   * Rules 'nonuniform' (forward sweep segments, default steps / 2, at most `steps`) and 'adaptive'
-   * (initial segments, default 4; `steps` must be at least twice this).
+   * The map error to reach, in (0, 1): the estimated ||map - converged map|| / ||map|| (L2 over
+   * pixels and channels). Selects rule 'map_adaptive' (the only rule that takes it). Default 0.01
+   * with that rule.
+   */
+  mapTolerance?: number;
+  /**
+   * Rules 'nonuniform' (forward sweep segments, default steps / 2, at most `steps`), 'adaptive'
+   * (initial segments, default 4; `steps` must be at least twice this) and 'map_adaptive' (initial
+   * segments, default 4; `steps` must be at least twice this plus one).
    */
   segments?: number;
   /** Return the path: scores per step, and with 'gradients' each step's gradient and class scores. */
@@ -66,12 +79,15 @@ export function completenessOf(attribution: ArrayLike<number>, inputScore: numbe
  * // Stop once complete within 0.5%, spending at most 256 gradient evaluations:
  * const fast = await integratedGradients(model, image, { rule: 'adaptive', tolerance: 0.005, steps: 256 });
  * console.log(fast.gradientEvaluations, fast.forwardEvaluations, fast.details?.converged);
+ * // A map within an estimated 1% (relative L2) of the converged one, steps placed by lens:
+ * const sure = await integratedGradients(model, image, { mapTolerance: 0.01 });
+ * console.log(sure.mapErrorEstimate, sure.gradientEvaluations);
  */
 export async function integratedGradients(model: ImageModel, image: ImageInput, options: IntegratedGradientsOptions = {}): Promise<Attribution> {
   requireGradient(model, 'integrated_gradients');
   checkImage(model, image);
-  const steps = options.steps ?? 50;
-  const rule = options.rule ?? 'gausslegendre';
+  const rule = options.rule ?? (options.mapTolerance !== undefined ? 'map_adaptive' : 'gausslegendre');
+  const steps = options.steps ?? (rule === 'map_adaptive' ? MAP_ADAPTIVE_BUDGET : 50);
   if (!Number.isInteger(steps) || steps < 1) throw new LensError('INVALID_ARGUMENT', `steps must be a positive integer, got ${steps}`);
   const settings = ruleSettings(rule, steps, options);
   const batchSize = options.batchSize ?? defaultBatchSize(model.inputShape);
@@ -87,17 +103,25 @@ export async function integratedGradients(model: ImageModel, image: ImageInput, 
     ...(options.signal ? { signal: options.signal } : {}),
     ...(options.returnPath ? { trace: options.returnPath } : {}),
   };
-  let result: { sum: Float32Array; gradientEvaluations: number; forwardEvaluations: number; trace?: PathTrace; details?: Record<string, unknown> };
+  let result: { sum: Float32Array; errorSum?: Float32Array; mapErrorEstimate?: number; gradientEvaluations: number; forwardEvaluations: number; trace?: PathTrace; details?: Record<string, unknown> };
   if (settings.kind === 'fixed') {
     const { alphas, weights } = quadrature(settings.rule, steps);
+    const errorWeights = splitDifferenceWeights(alphas, weights);
     const points: PathPoint[] = [];
     baselines.forEach((_, b) => {
-      for (let i = 0; i < steps; i++) points.push({ start: b, alpha: alphas[i]!, weight: weights[i]! / baselines.length });
+      for (let i = 0; i < steps; i++) {
+        points.push({ start: b, alpha: alphas[i]!, weight: weights[i]! / baselines.length, ...(errorWeights ? { errorWeight: errorWeights[i]! / baselines.length } : {}) });
+      }
     });
     result = await pathSum(model, image, baselines, points, target.index, { ...common, stage: 'integrated gradients' });
   } else {
     const ctx: AdaptiveRuleContext = { ...common, model, image, baselines, target: target.index, inputScore: target.score, baselineScores, steps };
-    result = settings.kind === 'nonuniform' ? await nonUniformPath(ctx, settings.segments) : await adaptivePath(ctx, settings);
+    result =
+      settings.kind === 'nonuniform'
+        ? await nonUniformPath(ctx, settings.segments)
+        : settings.kind === 'adaptive'
+          ? await adaptivePath(ctx, settings)
+          : await mapAdaptivePath(ctx, settings);
   }
   const baselineScore = baselineScores.reduce((s, v) => s + v, 0) / baselines.length;
   return {
@@ -109,11 +133,17 @@ export async function integratedGradients(model: ImageModel, image: ImageInput, 
     target,
     output: model.output,
     baseline: description,
-    steps,
+    // map_adaptive: the points it placed per baseline (its budget is in `details`).
+    steps: settings.kind === 'map_adaptive' ? result.gradientEvaluations / baselines.length : steps,
     rule,
     completeness: completenessOf(result.sum, target.score, baselineScore),
     gradientEvaluations: result.gradientEvaluations,
     forwardEvaluations: baselines.length + 1 + result.forwardEvaluations,
+    ...(result.mapErrorEstimate !== undefined
+      ? { mapErrorEstimate: result.mapErrorEstimate }
+      : result.errorSum
+        ? { mapErrorEstimate: relativeL2(result.errorSum, result.sum) }
+        : {}),
     ...(result.trace ? { path: result.trace } : {}),
     ...(result.details ? { details: result.details } : {}),
   };
@@ -122,7 +152,8 @@ export async function integratedGradients(model: ImageModel, image: ImageInput, 
 type RuleSettings =
   | { kind: 'fixed'; rule: IntegrationRule }
   | { kind: 'nonuniform'; segments: number }
-  | { kind: 'adaptive'; tolerance: number; initialSegments: number };
+  | { kind: 'adaptive'; tolerance: number; initialSegments: number }
+  | { kind: 'map_adaptive'; tolerance: number; initialSegments: number };
 
 /** Checks the options that belong to one rule, with their defaults. */
 function ruleSettings(rule: IgRule, steps: number, options: IntegratedGradientsOptions): RuleSettings {
@@ -130,8 +161,11 @@ function ruleSettings(rule: IgRule, steps: number, options: IntegratedGradientsO
   if (options.tolerance !== undefined && rule !== 'adaptive') {
     throw new LensError('INVALID_ARGUMENT', `tolerance applies to rule 'adaptive' only (rule is '${rule}', which spends exactly steps gradient points)`);
   }
+  if (options.mapTolerance !== undefined && rule !== 'map_adaptive') {
+    throw new LensError('INVALID_ARGUMENT', `mapTolerance chooses the step placement itself (rule 'map_adaptive'); it does not go with rule '${rule}'`);
+  }
   if (options.segments !== undefined && !isAdaptiveRule(rule)) {
-    throw new LensError('INVALID_ARGUMENT', `segments applies to rules 'nonuniform' and 'adaptive' only, not '${rule}'`);
+    throw new LensError('INVALID_ARGUMENT', `segments applies to rules 'nonuniform', 'adaptive' and 'map_adaptive' only, not '${rule}'`);
   }
   if (options.segments !== undefined && (!Number.isInteger(options.segments) || options.segments < 1)) {
     throw new LensError('INVALID_ARGUMENT', `segments must be a positive integer, got ${options.segments}`);
@@ -156,6 +190,20 @@ function ruleSettings(rule: IgRule, steps: number, options: IntegratedGradientsO
       );
     }
     return { kind: 'adaptive', tolerance, initialSegments };
+  }
+  if (rule === 'map_adaptive') {
+    const tolerance = options.mapTolerance ?? MAP_TOLERANCE;
+    if (typeof tolerance !== 'number' || !Number.isFinite(tolerance) || tolerance <= 0 || tolerance >= 1) {
+      throw new LensError('INVALID_ARGUMENT', `map tolerance is a relative L2 map error in (0, 1), e.g. 0.01 for 1%; got ${String(tolerance)}`);
+    }
+    const initialSegments = options.segments ?? MAP_ADAPTIVE_INITIAL_SEGMENTS;
+    if (steps < 2 * initialSegments + 1) {
+      throw new LensError(
+        'INVALID_ARGUMENT',
+        `the map_adaptive rule starts with gradients at ${2 * initialSegments + 1} points (${initialSegments} segments, ends and midpoints), so its budget needs steps >= ${2 * initialSegments + 1} per baseline, got ${steps}`,
+      );
+    }
+    return { kind: 'map_adaptive', tolerance, initialSegments };
   }
   return { kind: 'fixed', rule };
 }

@@ -5,8 +5,14 @@
  * - riemann_left: alphas 0, 1/n, ..., (n-1)/n, weights 1/n
  * - riemann_right: alphas 1/n, ..., 1, weights 1/n
  * - riemann_middle: alphas (i + 1/2)/n, weights 1/n
- * - riemann_trapezoid: alphas i/(n-1) including both ends, weights 1/(n-1) with halves at the ends
+ * - riemann_trapezoid: alphas i/(n-1) including both ends (Captum's too), weights 1/(n-1) with halves
+ *   at the ends, summing to 1: the textbook trapezoid rule. Captum's `riemann_trapezoid` differs in
+ *   its weights: 1/n with halves at the ends, which sum to (n-1)/n, so Captum's maps are lens's
+ *   times (n-1)/n and its completeness delta carries an extra F(x) - F(x') share of 1/n.
  * - gausslegendre: the n Gauss-Legendre nodes mapped to [0, 1]; exact for polynomials of degree 2n-1
+ *
+ * The Riemann rules match Captum's points and weights except for that trapezoid factor; Captum also
+ * refuses n = 1 for them, where lens's left, right and middle rules take one point.
  *
  * Two more rules place the points after looking at the model's score F along the path, so they
  * also spend forward passes (Integrated Gradients runs them, see adaptive-rules.ts):
@@ -15,14 +21,22 @@
  *   gradient points spread over its segments in proportion to |change of F| ({@link nonUniformQuadrature})
  * - adaptive: 2-point Gauss-Legendre per segment, bisecting the segment whose estimate misses the
  *   exact change of F across it most, until the completeness delta is under a tolerance
+ *
+ * One rule places its points from the gradients themselves (map-tolerance.ts), spending no
+ * forward passes beyond F(x) and F(x'):
+ *
+ * - map_adaptive: trapezoid on bisected segments, refining where the per-pixel error estimate
+ *   is largest until the estimated relative L2 error of the map is under a tolerance
+ *
+ * Every rule reports a map-error estimate from the same evaluations ({@link splitDifferenceWeights}).
  */
 import { LensError } from '../errors.js';
 
 export const INTEGRATION_RULES = ['riemann_left', 'riemann_right', 'riemann_middle', 'riemann_trapezoid', 'gausslegendre'] as const;
 export type IntegrationRule = (typeof INTEGRATION_RULES)[number];
 
-/** Rules that place their points from forward passes of the model along the path. */
-export const ADAPTIVE_RULES = ['nonuniform', 'adaptive'] as const;
+/** Rules that place their points after looking at the model along the path (forward passes or gradients). */
+export const ADAPTIVE_RULES = ['nonuniform', 'adaptive', 'map_adaptive'] as const;
 export type AdaptiveRule = (typeof ADAPTIVE_RULES)[number];
 
 /** Every rule Integrated Gradients takes: the fixed quadratures and the adaptive placements. */
@@ -30,7 +44,7 @@ export type IgRule = IntegrationRule | AdaptiveRule;
 export const IG_RULES: readonly IgRule[] = [...INTEGRATION_RULES, ...ADAPTIVE_RULES];
 
 /**
- * True for the rules that need forward passes to place their points.
+ * True for the rules that look at the model to place their points.
  *
  * @example
  * isAdaptiveRule('adaptive'); // true; isAdaptiveRule('gausslegendre') is false
@@ -63,6 +77,7 @@ export function parseIntegrationRule(value: string): IgRule {
     middle: 'riemann_middle',
     trapezoid: 'riemann_trapezoid',
     non_uniform: 'nonuniform',
+    map: 'map_adaptive',
   };
   const rule = aliases[v] ?? v;
   if ((IG_RULES as readonly string[]).includes(rule)) return rule as IgRule;
@@ -202,4 +217,63 @@ export function nonUniformQuadrature(scores: ArrayLike<number>, steps: number): 
     }
   });
   return { alphas, weights, counts };
+}
+
+/**
+ * The map's error as a share of the difference of the two interleaved halves. The map is about
+ * their mean; if the halves' errors were independent noise it would be 1/2 of their difference (in
+ * L2), for a smooth integrand 1/6 (the trapezoid's error against the midpoint rule's, h^2 f''/12
+ * and -h^2 f''/24). The gradient of a ReLU network is neither: it jumps wherever a unit switches
+ * along the path, on top of a smooth trend. The factor is the geometric mean of the two cases,
+ * 1/sqrt(12), within sqrt(3) of either; bench/results/ig-map-error.json checks it against
+ * converged maps of three models.
+ */
+export const SPLIT_ERROR_FACTOR = 1 / Math.sqrt(12);
+
+/**
+ * Weights of an error estimate built from a rule's own points at no extra cost: the points, sorted
+ * by alpha, are dealt alternately into two halves A and B, each keeping its points' weights scaled
+ * to sum to 1, so each half is a rule of its own with half the points. On a uniform grid with both
+ * ends (riemann_trapezoid with an odd count) they are the trapezoid on the even points and the
+ * midpoint rule on the odd ones; for riemann_left, a left rule and a midpoint rule of twice the step,
+ * so the left rule's one-sided bias shows. Returns, in the given order,
+ * `SPLIT_ERROR_FACTOR * (wA - wB)` per point, so that `sum_k w_k * integrand(alpha_k)` is the error
+ * estimate (per pixel); `undefined` for fewer than 2 points.
+ *
+ * @example
+ * const q = quadrature('riemann_trapezoid', 5);
+ * splitDifferenceWeights(q.alphas, q.weights); // [0.25, -0.5, 0.5, -0.5, 0.25] / sqrt(12): trapezoid(0, 0.5, 1) minus midpoint(0.25, 0.75)
+ */
+export function splitDifferenceWeights(alphas: ArrayLike<number>, weights: ArrayLike<number>): Float64Array | undefined {
+  const n = alphas.length;
+  if (n < 2) return undefined;
+  const order = Array.from({ length: n }, (_, i) => i).sort((p, q) => alphas[p]! - alphas[q]!);
+  const out = new Float64Array(n);
+  for (const [half, sign] of [
+    [0, 1],
+    [1, -1],
+  ] as const) {
+    const members = order.filter((_, rank) => rank % 2 === half);
+    const total = members.reduce((t, k) => t + weights[k]!, 0);
+    if (!(total > 0)) throw new LensError('INVALID_ARGUMENT', 'the points of a rule need positive weights for its map-error estimate');
+    for (const k of members) out[k] = (sign * SPLIT_ERROR_FACTOR * weights[k]!) / total;
+  }
+  return out;
+}
+
+/**
+ * ||error|| / ||map|| in L2 over pixels and channels, the form every map-error estimate takes
+ * (Infinity when the map is 0 and the error is not).
+ *
+ * @example
+ * relativeL2([0.1, 0], [1, 0]); // 0.1
+ */
+export function relativeL2(error: ArrayLike<number>, map: ArrayLike<number>): number {
+  let num = 0;
+  let den = 0;
+  for (let i = 0; i < map.length; i++) {
+    num += error[i]! ** 2;
+    den += map[i]! ** 2;
+  }
+  return den > 0 ? Math.sqrt(num / den) : num === 0 ? 0 : Infinity;
 }

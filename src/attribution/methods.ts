@@ -72,6 +72,8 @@ export interface MethodSettings extends CommonOptions {
   rule?: IgRule;
   /** IG with rule 'adaptive': relative completeness delta to stop under. */
   tolerance?: number;
+  /** IG: the relative L2 map error to reach (rule 'map_adaptive'). */
+  mapTolerance?: number;
   /** IG with rule 'nonuniform' or 'adaptive': sweep or initial segments. */
   segments?: number;
   /** Expected Gradients reference images. */
@@ -108,7 +110,7 @@ function single(name: MethodName): AttributionMethod<MethodSettings> {
   return (model, image, s = {}) => {
     switch (name) {
       case 'ig':
-        return integratedGradients(model, image, pick(s, ['baseline', 'steps', 'rule', 'tolerance', 'segments', 'returnPath']));
+        return integratedGradients(model, image, pick(s, ['baseline', 'steps', 'rule', 'tolerance', 'mapTolerance', 'segments', 'returnPath']));
       case 'eg':
         if (!s.references?.length) throw new LensError('INVALID_ARGUMENT', 'expected gradients (eg) needs reference images to draw baselines from');
         return expectedGradients(model, image, { ...pick(s, ['returnPath']), references: s.references, ...(s.steps !== undefined ? { samples: s.steps } : {}) });

@@ -74,6 +74,12 @@ export interface Attribution extends ImageInput {
   gradientEvaluations: number;
   /** Forward-only evaluations spent. */
   forwardEvaluations: number;
+  /**
+   * Estimated relative L2 distance of `data` from the converged integral (path methods): from the
+   * method's own evaluations, split into two interleaved halves (integration.ts
+   * `splitDifferenceWeights`). Compare with `completeness`, which a map can meet while wrong pixel by pixel.
+   */
+  mapErrorEstimate?: number;
   path?: PathTrace;
   /** Method-specific facts (segments kept by XRAI, the Grad-CAM layer, ...). */
   details?: Record<string, unknown>;

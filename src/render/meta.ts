@@ -19,6 +19,10 @@ export interface AttributionMeta {
   steps?: number;
   rule?: string;
   completeness?: { delta: number; relative?: number };
+  gradientEvaluations?: number;
+  forwardEvaluations?: number;
+  /** Estimated relative L2 error of the map against the converged integral (path methods). */
+  mapErrorEstimate?: number;
 }
 
 /**
@@ -47,8 +51,9 @@ export function attributionTitle(meta: AttributionMeta): string[] {
 
 /**
  * PNG text entries for an attribution picture: `method`, `baseline`, `steps`, `rule`, `target`
- * (class index), `label`, `probability`, `output`, `delta`, `relative_delta` (numbers at full
- * precision, absent fields left out), `Software`, then `extra` (which may override any of them).
+ * (class index), `label`, `probability`, `output`, `delta`, `relative_delta`,
+ * `gradient_evaluations`, `forward_evaluations`, `map_error_estimate` (numbers at full precision,
+ * absent fields left out), `Software`, then `extra` (which may override any of them).
  */
 export function attributionPngText(meta: AttributionMeta, extra: PngText = {}): PngText {
   return {
@@ -62,6 +67,9 @@ export function attributionPngText(meta: AttributionMeta, extra: PngText = {}): 
     output: meta.output,
     delta: meta.completeness?.delta,
     relative_delta: meta.completeness?.relative,
+    gradient_evaluations: meta.gradientEvaluations,
+    forward_evaluations: meta.forwardEvaluations,
+    map_error_estimate: meta.mapErrorEstimate,
     Software: 'serving-lens',
     ...extra,
   };

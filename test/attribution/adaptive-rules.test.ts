@@ -272,7 +272,7 @@ describe('integrated gradients with nonuniform and adaptive rules', () => {
     await invalid(() => integratedGradients(model, image, { rule: 'nonuniform', segments: 0 }), /segments must be a positive integer/);
     await invalid(() => integratedGradients(model, image, { rule: 'gausslegendre', tolerance: 0.01 }), /tolerance applies to rule 'adaptive' only/);
     await invalid(() => integratedGradients(model, image, { rule: 'nonuniform', tolerance: 0.01 }), /tolerance applies to rule 'adaptive' only/);
-    await invalid(() => integratedGradients(model, image, { rule: 'riemann_left', segments: 4 }), /segments applies to rules 'nonuniform' and 'adaptive' only/);
+    await invalid(() => integratedGradients(model, image, { rule: 'riemann_left', segments: 4 }), /segments applies to rules 'nonuniform', 'adaptive' and 'map_adaptive' only/);
     await invalid(() => integratedGradients(model, image, { rule: 'simpson' as 'adaptive' }), /unknown integration rule "simpson"/);
     model.dispose();
   });

@@ -23,6 +23,36 @@ describe('integration rules', () => {
     expect(() => parseIntegrationRule('simpson')).toThrow(/unknown integration rule/);
   });
 
+  it("riemann_trapezoid has Captum's points and Captum's weights times n / (n - 1), as documented", () => {
+    // Captum (captum/attr/_utils/approximation_methods.py), written out here on its own terms:
+    // alphas = linspace(0, 1, n); step sizes = [1/n] * n with the first and last halved.
+    const captum = (n: number) => {
+      const alphas = Array.from({ length: n }, (_, i) => (i === n - 1 ? 1 : i * (1 / (n - 1))));
+      const steps = Array.from({ length: n }, (_, i) => (i === 0 || i === n - 1 ? 1 / n / 2 : 1 / n));
+      return { alphas, steps };
+    };
+    for (const n of [2, 3, 5, 50, 513]) {
+      const ours = quadrature('riemann_trapezoid', n);
+      const theirs = captum(n);
+      for (let i = 0; i < n; i++) {
+        expect(ours.alphas[i]).toBeCloseTo(theirs.alphas[i]!, 14);
+        expect(ours.weights[i]).toBeCloseTo((theirs.steps[i]! * n) / (n - 1), 14);
+      }
+      // Captum's weights sum to (n - 1) / n, ours to 1.
+      expect(theirs.steps.reduce((a, b) => a + b, 0)).toBeCloseTo((n - 1) / n, 12);
+      expect(ours.weights.reduce((a, b) => a + b, 0)).toBeCloseTo(1, 12);
+    }
+    // The other Riemann rules are Captum's exactly: linspace(0, 1 - 1/n), linspace(1/n, 1), linspace(1/(2n), 1 - 1/(2n)), steps 1/n.
+    const n = 7;
+    const linspace = (a: number, b: number) => Array.from({ length: n }, (_, i) => a + ((b - a) * i) / (n - 1));
+    const expected = { riemann_left: linspace(0, 1 - 1 / n), riemann_right: linspace(1 / n, 1), riemann_middle: linspace(1 / (2 * n), 1 - 1 / (2 * n)) };
+    for (const [rule, alphas] of Object.entries(expected)) {
+      const q = quadrature(rule as keyof typeof expected, n);
+      alphas.forEach((a, i) => expect(q.alphas[i]).toBeCloseTo(a, 14));
+      expect(Array.from(q.weights).every((w) => Math.abs(w - 1 / n) < 1e-15)).toBe(true);
+    }
+  });
+
   it('gauss-legendre is exact to degree 2n-1 and matches tabulated nodes', () => {
     const { nodes, weights } = gaussLegendre(3);
     expect(nodes[0]).toBeCloseTo(-Math.sqrt(3 / 5), 14);
@@ -125,10 +155,16 @@ describe('parsing', () => {
     expect(parseMethod('integrated-gradients')).toEqual({ name: 'ig' });
     expect(parseMethod('smoothgrad')).toEqual({ name: 'smoothgrad', inner: 'gradient' });
     expect(() => parseMethod('ig:gradient')).toThrow(/does not wrap/);
-    try {
-      parseMethod('lime');
-    } catch (e) {
-      expect(isLensError(e, 'INVALID_ARGUMENT')).toBe(true);
+    for (const unknown of ['lime', 'smoothgrad:lime', 'deeplift']) {
+      let thrown: unknown;
+      try {
+        parseMethod(unknown);
+      } catch (e) {
+        thrown = e;
+      }
+      // Fails when an unknown name is accepted (nothing thrown) as well as when the error is of another kind.
+      expect(isLensError(thrown, 'INVALID_ARGUMENT')).toBe(true);
+      expect((thrown as Error).message).toMatch(/unknown method "(lime|deeplift)"/);
     }
   });
 });

@@ -94,6 +94,34 @@ describe('lens explain', () => {
     expect(bad.code).toBe(1);
     expect(bad.stderr).toMatch(/needs steps >= 8 per baseline, got 4/);
   });
+
+  it('places the steps itself with --map-tolerance and reports the accuracy in the JSON and the PNG text', async () => {
+    const out = join(dir, 'explain-map');
+    const image = join(imagesDir, 'b.png');
+    const r = await runLens(['explain', '--model', modelDir, image, '--map-tolerance', '0.02', '--out', out, '--json', '--backend', 'cpu']);
+    expect(r.stderr).not.toMatch(/lens:/);
+    expect(r.code).toBe(0);
+    const a = JSON.parse(r.stdout) as Record<string, any>;
+    expect(a.rule).toBe('map_adaptive');
+    expect(a.mapErrorEstimate).toBeGreaterThan(0);
+    expect(a.mapErrorEstimate).toBeLessThanOrEqual(0.02 / Math.sqrt(3));
+    expect(a.forwardEvaluations).toBe(2);
+    const saved = JSON.parse(await readFile(a.files.json, 'utf8')) as Record<string, any>;
+    expect(saved.mapErrorEstimate).toBe(a.mapErrorEstimate);
+    expect(saved.details).toMatchObject({ converged: true, tolerance: 0.02, budget: 1024 });
+    const text = readPngText(await readFile(a.files.png));
+    expect(Number(text.map_error_estimate)).toBe(a.mapErrorEstimate);
+    expect(Number(text.gradient_evaluations)).toBe(a.gradientEvaluations);
+    expect(Number(text.forward_evaluations)).toBe(2);
+    // A fixed rule reports its estimate too, from its own points.
+    const fixed = JSON.parse((await runLens(['explain', '--model', modelDir, image, '--steps', '8', '--out', out, '--json', '--backend', 'cpu'])).stdout) as Record<string, any>;
+    expect(fixed.rule).toBe('gausslegendre');
+    expect(fixed.mapErrorEstimate).toBeGreaterThan(0);
+    // A named rule does not take a map tolerance.
+    const clash = await runLens(['explain', '--model', modelDir, image, '--rule', 'riemann_trapezoid', '--map-tolerance', '0.02', '--out', out, '--backend', 'cpu']);
+    expect(clash.code).toBe(1);
+    expect(clash.stderr).toMatch(/does not go with rule 'riemann_trapezoid'/);
+  });
 });
 
 describe('lens compare', () => {

@@ -95,6 +95,61 @@ describe('path methods beyond IG', () => {
   });
 });
 
+/**
+ * Gaussian blur written out in 2-D, independently of src/attribution/image-ops.ts, with the same
+ * conventions (scipy.ndimage.gaussian_filter's): kernel truncated at ceil(4 sigma), normalised,
+ * edges mirrored as d c b a | a b c d.
+ */
+function blur2d(data: Float32Array, h: number, w: number, c: number, sigma: number): Float64Array {
+  const r = Math.max(1, Math.ceil(4 * sigma));
+  const mirror = (i: number, n: number) => {
+    let m = ((i % (2 * n)) + 2 * n) % (2 * n);
+    return m < n ? m : 2 * n - 1 - m;
+  };
+  let norm = 0;
+  for (let dy = -r; dy <= r; dy++) for (let dx = -r; dx <= r; dx++) norm += Math.exp(-(dx * dx + dy * dy) / (2 * sigma * sigma));
+  const out = new Float64Array(h * w * c);
+  for (let y = 0; y < h; y++) {
+    for (let x = 0; x < w; x++) {
+      for (let ch = 0; ch < c; ch++) {
+        let s = 0;
+        for (let dy = -r; dy <= r; dy++) {
+          for (let dx = -r; dx <= r; dx++) {
+            s += Math.exp(-(dx * dx + dy * dy) / (2 * sigma * sigma)) * data[(mirror(y + dy, h) * w + mirror(x + dx, w)) * c + ch]!;
+          }
+        }
+        out[(y * w + x) * c + ch] = s / norm;
+      }
+    }
+  }
+  return out;
+}
+
+describe('Blur IG closed form', () => {
+  it('on a linear model is w * (x - G_maxSigma(x)), with an independently computed blur', async () => {
+    const [h, w, c] = [12, 12, 3];
+    const { model, w: weights } = linearModel([h, w, c], 2, 61);
+    const image = randomImage(h, w, c, 62);
+    const maxSigma = 2;
+    const attr = await blurIntegratedGradients(model, image, { maxSigma, steps: 256, target: 1 });
+    const blurred = blur2d(image.data, h, w, c, maxSigma);
+    const expected = Float64Array.from(image.data, (x, i) => weights[i * 2 + 1]! * (x - blurred[i]!));
+    let num = 0;
+    let den = 0;
+    for (let i = 0; i < expected.length; i++) {
+      num += (attr.data[i]! - expected[i]!) ** 2;
+      den += expected[i]! ** 2;
+    }
+    expect(Math.sqrt(num / den)).toBeLessThan(0.01);
+    // Another end point is far from it: the test tells sigma 2 from sigma 1.
+    const halfBlurred = blur2d(image.data, h, w, c, maxSigma / 2);
+    let apart = 0;
+    for (let i = 0; i < expected.length; i++) apart += (weights[i * 2 + 1]! * (image.data[i]! - halfBlurred[i]!) - expected[i]!) ** 2;
+    expect(Math.sqrt(apart / den)).toBeGreaterThan(0.1);
+    model.dispose();
+  });
+});
+
 describe('forward-only methods', () => {
   it('occlusion with a 1-pixel window is the per-pixel drop of a linear model', async () => {
     const { model, w } = linearModel([3, 4, 2], 2, 22);
@@ -177,6 +232,43 @@ describe('Grad-CAM and targets', () => {
 });
 
 describe('XRAI', () => {
+  it('on a bright square over a dark background, with a model that sums brightness, the first region is the square', async () => {
+    const size = 32;
+    const inside = (y: number, x: number) => y >= 8 && y < 20 && x >= 10 && x < 22;
+    const data = new Float32Array(size * size * 3);
+    for (let y = 0; y < size; y++) for (let x = 0; x < size; x++) data.fill(inside(y, x) ? 230 : 20, (y * size + x) * 3, (y * size + x) * 3 + 3);
+    const image = { data, height: size, width: size, channels: 3 };
+    // F = k * sum(x): IG from black and from white, averaged, is exactly k * (x - 127.5) per value,
+    // positive on the square only, so the densest segment is the square.
+    const k = 1e-3;
+    const model = createTfModel({
+      name: 'brightness',
+      inputShape: [size, size, 3],
+      classes: 2,
+      output: 'logit',
+      preprocessing: 'raw',
+      scores: (x) => tf.tidy(() => {
+        const total = tf.mul(tf.sum(tf.reshape(x, [x.shape[0], -1]), 1, true), k);
+        return tf.concat([total, tf.neg(total)], 1) as tf.Tensor2D;
+      }),
+    });
+    const attr = await xrai(model, image, { steps: 4, target: 0 });
+    const regions = attr.details!.regions as { pixels: number; gain: number }[];
+    // The first region lies in the square, at its density k * (230 - 127.5); the regions at that
+    // density (segmentation may cut the square in parts) cover its 144 pixels, and nothing else.
+    expect(regions[0]!.gain).toBeCloseTo(k * (230 - 127.5), 6);
+    const leading = regions.slice(0, regions.findIndex((r) => Math.abs(r.gain - regions[0]!.gain) > 1e-9));
+    expect(leading.reduce((t, r) => t + r.pixels, 0)).toBe(144);
+    for (let y = 0; y < size; y++) {
+      for (let x = 0; x < size; x++) {
+        const v = attr.data[(y * size + x) * 3]!;
+        if (inside(y, x)) expect(v).toBeCloseTo(k * (230 - 127.5), 6);
+        else expect(v).toBeLessThan(0);
+      }
+    }
+    model.dispose();
+  });
+
   it('ranks the segment holding the attribution first', async () => {
     const size = 24;
     // A bright square on a dark background; the given pixel attribution lives inside the square.

@@ -20,6 +20,7 @@ interface ExplainOptions extends support.AttributionFlagValues, ConnectionFlagVa
   servedModel?: string;
   servedOutput?: string;
   tolerance: string;
+  mapTolerance?: string;
 }
 
 /** `lens explain`: attribution maps for images, written as PNG, .npy and JSON. */
@@ -45,6 +46,7 @@ export function register(program: Command): void {
     .option('--cells <n>', 'RISE grid cells per side')
     .option('--max-sigma <s>', 'Blur IG largest blur in pixels')
     .option('--path', 'IG: keep per-step scores and mean gradients in the JSON summary')
+    .option('--map-tolerance <e>', 'IG: place the steps until the estimated relative L2 error of the map is at most e (e.g. 0.01); --steps is then the budget (default 1024)')
     .option('--server <host:port>', 'TF Serving address: check that --model answers like the served model first (forward-only methods may omit --model)')
     .option('--served-model <name>', 'name of the served model (default: the local model name)');
   addConnectionFlags(command)
@@ -53,12 +55,12 @@ export function register(program: Command): void {
   support.addAttributionFlags(command, ['backend', 'engine', 'progress']);
   command
     .option('--json', 'print one JSON object per image (and target)')
-    .action(async (images: string[], opts: ExplainOptions) => {
-      await explain(images, opts);
+    .action(async (images: string[], opts: ExplainOptions, cmd: Command) => {
+      await explain(images, opts, cmd.getOptionValueSource('rule') !== 'default');
     });
 }
 
-async function explain(imageArgs: string[], opts: ExplainOptions): Promise<void> {
+async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boolean): Promise<void> {
   // Attribution first: it registers tfjs gradients before the backend installs its own kernels.
   const attribution = await import('../../attribution/index.js');
   const { LensError } = await import('../../errors.js');
@@ -70,6 +72,7 @@ async function explain(imageArgs: string[], opts: ExplainOptions): Promise<void>
   const viz = parseVisualizationMethod(opts.viz);
   const sign = parseAttributionSign(opts.sign);
   const rule = attribution.parseIntegrationRule(opts.rule);
+  const mapTolerance = opts.mapTolerance === undefined ? undefined : support.finiteNumber(opts.mapTolerance, '--map-tolerance');
   const targetSpec = attribution.parseTarget(opts.target);
   const tolerance = support.finiteNumber(opts.tolerance, '--tolerance');
   const num = (v: string | undefined, flag: string) => (v === undefined ? undefined : support.positiveInt(v, flag));
@@ -110,7 +113,9 @@ async function explain(imageArgs: string[], opts: ExplainOptions): Promise<void>
     const baseline = await attribution.resolveBaseline(attribution.parseBaseline(opts.baseline), async (p) => (await support.loadModelImages([p], model, opts.resize))[0]!);
     const settings: import('../../attribution/index.js').MethodSettings = {
       baseline,
-      rule,
+      // --map-tolerance places the steps itself, unless a rule is named (then the library says they clash).
+      ...(mapTolerance === undefined || ruleGiven ? { rule } : {}),
+      ...(mapTolerance !== undefined ? { mapTolerance } : {}),
       ...numbers,
       ...(opts.samples !== undefined ? { samples: support.positiveInt(opts.samples, '--samples') } : {}),
       ...(opts.stdev !== undefined ? { stdevFraction: real(opts.stdev, '--stdev')! } : {}),
@@ -154,6 +159,8 @@ async function explain(imageArgs: string[], opts: ExplainOptions): Promise<void>
             ? { delta: attr.completeness.delta, relative: attr.completeness.relative, sum: attr.completeness.sum, inputScore: attr.completeness.inputScore, baselineScore: attr.completeness.baselineScore }
             : null,
           gradientEvaluations: attr.gradientEvaluations,
+          forwardEvaluations: attr.forwardEvaluations,
+          mapErrorEstimate: attr.mapErrorEstimate ?? null,
           files,
         };
         if (opts.json) {
@@ -162,7 +169,8 @@ async function explain(imageArgs: string[], opts: ExplainOptions): Promise<void>
           const who = attr.target.label ?? `class ${attr.target.index}`;
           const setup = [attr.method, attr.baseline, attr.steps !== undefined ? `${attr.steps} steps` : undefined, attr.rule].filter(Boolean).join(' ');
           const delta = attr.completeness ? `  delta ${attr.completeness.delta.toPrecision(3)} (${(attr.completeness.relative * 100).toPrecision(3)}% of F(x)-F(x'), ${attr.output})` : '';
-          process.stdout.write(`${name}: ${who} p=${attr.target.probability.toFixed(4)}  ${setup}${delta}\n  -> ${files.png}\n`);
+          const mapError = attr.mapErrorEstimate !== undefined ? `  map error ~${(attr.mapErrorEstimate * 100).toPrecision(2)}% (${attr.gradientEvaluations} gradients)` : '';
+          process.stdout.write(`${name}: ${who} p=${attr.target.probability.toFixed(4)}  ${setup}${delta}${mapError}\n  -> ${files.png}\n`);
         }
       }
     }
