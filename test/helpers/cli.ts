@@ -7,7 +7,8 @@ import { fileURLToPath } from 'node:url';
 import { dirname, resolve } from 'node:path';
 
 export const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '../..');
-export const SHARED = resolve(REPO_ROOT, '../shared');
+/** ../shared beside the checkout; LENS_SHARED_DIR points elsewhere (a mutation-testing sandbox is not beside it). */
+export const SHARED = process.env.LENS_SHARED_DIR ?? resolve(REPO_ROOT, '../shared');
 
 export interface CliResult {
   code: number;

@@ -109,7 +109,8 @@ for (const backend of ['wasm', 'cpu'] as const) {
       const target = 1;
       const { gradients, values } = await model.gradient!(tf.tensor4d(xv, [1, 6, 6, 2]), target);
       const expected = await centralDifferences(model, xv, [6, 6, 2], target, 0.05);
-      expect(relativeError(gradients.dataSync(), expected)).toBeLessThan(1e-2);
+      // Achieved: 6e-4 on wasm, 4e-4 on cpu (float32 central differences); a gradient off by a few percent fails.
+      expect(relativeError(gradients.dataSync(), expected)).toBeLessThan(2e-3);
       expect(values.shape).toEqual([1]);
       model.dispose();
     });

@@ -191,7 +191,8 @@ for (const backend of ['wasm', 'cpu'] as const) {
       // Random pixels keep every max clear of its runner-up by far more than the step, so the
       // model is linear around them.
       const expected = await centralDifferences(model, xv, shape, target, 0.05);
-      expect(relativeError(gradients.dataSync(), expected)).toBeLessThan(1e-2);
+      // Achieved: 3.5e-3 on wasm, 2.9e-3 on cpu (float32 central differences); a gradient off by a few percent fails.
+      expect(relativeError(gradients.dataSync(), expected)).toBeLessThan(6e-3);
       model.dispose();
     });
   });
