@@ -19,7 +19,7 @@
  * five photos of ../shared/images squashed to 32x32, MobileNetV2 (uint8 TFLite, run in float) on
  * the same photos at 224x224. `QUICK=1` runs two images per model. To use several cores, run
  * `MODELS=shapes PART=/tmp/a.json`, `MODELS=resnet8 PART=/tmp/b.json`, ... in parallel, then
- * `MERGE=/tmp/a.json,/tmp/b.json` writes the result from the parts.
+ * `MERGE=/tmp/a.json,/tmp/b.json` writes the result from the parts (`MERGE_NOTE` adds a note).
  */
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
@@ -245,13 +245,15 @@ async function photos(size: number, count = 5): Promise<Image[]> {
 const TITLE = "Integrated Gradients to a map error: estimate vs true error, and work against Captum's default (gausslegendre, 50 steps)";
 
 async function main(): Promise<void> {
+  // The parts ran on the default backend; the merge records it as theirs.
+  await initBackend();
   if (process.env.MERGE) {
     const parts = process.env.MERGE.split(',').map((f) => JSON.parse(readFileSync(f, 'utf8')) as { rows: Record<string, Cell>[]; notes: string[] });
-    const notes = [...new Set(parts.flatMap((p) => p.notes))];
+    // MERGE_NOTE: what the parts leave out and why (e.g. a model that did not finish).
+    const notes = [...new Set(parts.flatMap((p) => p.notes)), ...(process.env.MERGE_NOTE ? [process.env.MERGE_NOTE] : [])];
     writeBenchResult('ig-map-error', TITLE, parts.flatMap((p) => p.rows), notes);
     return;
   }
-  await initBackend();
   const rows: Record<string, Cell>[] = [];
   const only = process.env.MODELS?.split(',');
   const wanted = (name: string) => !only || only.includes(name);

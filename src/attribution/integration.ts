@@ -60,7 +60,7 @@ export interface Quadrature {
 }
 
 /**
- * Parses a rule name (Captum's spellings, plus `gauss-legendre`, `left`, `trapezoid`, ...,
+ * Parses a rule name (Captum's spellings, plus `gauss-legendre`, `left`, `trapezoid`, ..., `map_adaptive`,
  * `nonuniform` and `adaptive`).
  *
  * @example
@@ -77,7 +77,6 @@ export function parseIntegrationRule(value: string): IgRule {
     middle: 'riemann_middle',
     trapezoid: 'riemann_trapezoid',
     non_uniform: 'nonuniform',
-    map: 'map_adaptive',
   };
   const rule = aliases[v] ?? v;
   if ((IG_RULES as readonly string[]).includes(rule)) return rule as IgRule;
