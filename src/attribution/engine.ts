@@ -128,6 +128,11 @@ export interface PathSum {
   /** The same sum with each point's `errorWeight`, when the points carry them: the map's estimated error, HWC. */
   errorSum?: Float32Array;
   gradientEvaluations: number;
+  /**
+   * Forward passes the map needed (none on a straight path). The class scores a `gradients` trace
+   * records for the path explorer are extra work for the picture, not for the map, and do not count,
+   * so an attribution reports the same cost however it was asked for.
+   */
   forwardEvaluations: number;
   trace?: PathTrace;
 }
@@ -154,7 +159,6 @@ export async function pathSum(
   const scores = new Float32Array(points.length);
   const gradients: Float32Array[] = [];
   const classScores: Float32Array[] = [];
-  let forwardEvaluations = 0;
   const diffs = starts.map((start) => {
     const d = new Float32Array(per);
     for (let i = 0; i < per; i++) d[i] = image.data[i]! - start[i]!;
@@ -192,7 +196,6 @@ export async function pathSum(
         const r = (await rows.data()) as Float32Array;
         const classes = rows.shape[1];
         rows.dispose();
-        forwardEvaluations += n;
         for (let j = 0; j < n; j++) classScores.push(r.slice(j * classes, (j + 1) * classes));
       }
     } finally {
@@ -205,7 +208,7 @@ export async function pathSum(
       ...(options.stage ? { stage: options.stage } : {}),
     });
   }
-  const out: PathSum = { sum: Float32Array.from(acc), gradientEvaluations: points.length, forwardEvaluations };
+  const out: PathSum = { sum: Float32Array.from(acc), gradientEvaluations: points.length, forwardEvaluations: 0 };
   if (errorAcc) out.errorSum = Float32Array.from(errorAcc);
   if (trace) {
     out.trace = {

@@ -15,6 +15,7 @@ import type { ConnectionFlagValues } from '../cli/server-flags.js';
 import { LensError } from '../errors.js';
 import type { LoadedImageModel } from '../models/load.js';
 import type { ImageModel } from '../models/model.js';
+import type { RemoteImageModel } from '../serving/remote-model.js';
 import { topK } from '../models/model.js';
 
 /** Which model a request is about. */
@@ -105,7 +106,7 @@ const TOP_K = 5;
 export class StudioSession {
   readonly images = new Map<string, StudioImage>();
   local?: LoadedImageModel;
-  served?: ImageModel;
+  served?: RemoteImageModel;
   /** Why the served model is not there when a server was given. */
   servedError?: string;
   private closeServed = () => {};
@@ -436,9 +437,15 @@ export class StudioSession {
   async verify(tolerance: number): Promise<attribution.AgreementReport> {
     const local = this.model('local');
     const served = this.model('served');
-    const named = [...this.images.values()].map((i) => ({ name: i.name, image: i.pixels }));
-    if (named.length === 0) throw new LensError('INVALID_ARGUMENT', 'open an image first');
-    return this.run(() => attribution.compareModels(local, served, named, { tolerance }));
+    const images = [...this.images.values()];
+    if (images.length === 0) throw new LensError('INVALID_ARGUMENT', 'open an image first');
+    const files = images.map((i) => i.path);
+    // As lens verify: a signature that decodes images gets the files' own bytes on both sides.
+    if (this.served?.inputKind === 'jpeg' && files.every((f): f is string => f !== undefined)) {
+      const localSavedModel = this.local?.info.format === 'savedmodel' ? this.local.info.path : undefined;
+      return this.run(async () => (await attribution.checkEncodedParity({ served: this.served as RemoteImageModel, local, images: files, tolerance, ...(localSavedModel ? { localSavedModel } : {}) })).serving);
+    }
+    return this.run(() => attribution.compareModels(local, served, images.map((i) => ({ name: i.path ?? i.name, image: i.pixels })), { tolerance }));
   }
 
   /** Releases the models and removes uploaded files. */
