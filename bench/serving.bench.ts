@@ -242,6 +242,11 @@ await rm(dir, { recursive: true, force: true });
       '"Longest small-request wait" is the stall another client sees: the slowest of back-to-back 2-row gRPC Predicts sent while the load runs. ' +
       'The REST parser works a megabyte at a time and replies are written a few milliseconds at a time, yielding to other requests in between.',
   );
+  notes.push(
+    'What stays after the load is the wasm backend\'s WebAssembly memory: it grows to hold the largest tensors a graph computed and can never shrink ' +
+      '(the JS heap is collected once the server is quiet). With LENS_BACKEND=cpu the same server starts about 130 MiB smaller and returns to its ' +
+      'post-start RSS after a 24 MiB request (wasm: +34 MiB). Bounding that needs the backend to run very large tensors outside WebAssembly memory.',
+  );
 }
 
 writeBenchResult('serving', 'TF Serving codec, round trip and profiler overhead', rows, notes);
