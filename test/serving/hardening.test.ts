@@ -231,7 +231,7 @@ describe('hostile REST requests', () => {
     const deep = `${'['.repeat(9999)}NaN${']'.repeat(9999)}`;
     const predict = await post('/v1/models/half:predict', `{"instances": ${deep}}`);
     expect(predict).toMatchObject({ status: 400 });
-    expect(JSON.parse(predict.text).error).toBe('Too many dimensions in tensor: 9999 (at most 254)');
+    expect(JSON.parse(predict.text).error).toBe("Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: Too many dimensions in tensor: 9998 (at most 254)");
     for (const api of ['classify', 'regress']) {
       const r = await post(`/v1/models/half:${api}`, `{"signature_name": "${api}_x_to_y", "examples": ${deep}}`);
       expect(r.status).toBe(400);
