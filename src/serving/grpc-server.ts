@@ -15,7 +15,7 @@ import {
   serviceMethods,
   statusResponseMessage,
 } from './grpc.js';
-import { collectGarbageSoon, LARGE_REQUEST_BYTES } from './memory.js';
+import { requestServed } from './memory.js';
 import { toServingError, truncateForGrpc } from './status.js';
 
 export interface GrpcHandlerOptions {
@@ -79,7 +79,7 @@ export function grpcImplementations(core: ServingCore, options: GrpcHandlerOptio
               const s = toServingError(e);
               callback({ code: s.grpcCode, details: truncateForGrpc(s.message) });
             } finally {
-              if (call.request.length >= LARGE_REQUEST_BYTES) collectGarbageSoon();
+              requestServed(call.request.length);
             }
           })(),
         );

@@ -126,6 +126,8 @@ interface ObjectFrame {
 }
 
 const SCALAR: readonly number[] = [];
+/** Lists nested deeper are kept as JS arrays: no tensor has more dimensions (TensorFlow's limit is 254). */
+const MAX_BLOCK_RANK = 255;
 const POW10 = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
 const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 
@@ -264,7 +266,7 @@ class Parser {
           frame.count++;
           return;
         }
-      } else if (v instanceof NumberBlock) {
+      } else if (v instanceof NumberBlock && v.shape.length < MAX_BLOCK_RANK) {
         if (frame.count === 0) {
           frame.itemShape = v.shape;
           frame.start = this.arena.length - v.size;

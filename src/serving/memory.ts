@@ -1,17 +1,23 @@
 /**
- * Giving memory back after large requests. V8 collects garbage when it allocates, never while a
- * process is idle, so after one large request a quiet server would keep that request's garbage (and
- * the pages holding it) until the next burst of traffic. After a request of at least
- * {@link LARGE_REQUEST_BYTES}, the server runs one full collection once it has been quiet for a moment.
+ * Giving memory back after large requests and bursts. V8 collects garbage when it allocates, never
+ * while a process is idle, so a quiet server would keep the garbage of its last requests (and the
+ * pages holding it) until the next burst of traffic. The front ends report each request's size; once
+ * requests worth {@link LARGE_REQUEST_BYTES} have come in, one full collection runs as soon as the
+ * server has been quiet for a second.
  *
  * @example
- * if (body.length >= LARGE_REQUEST_BYTES) res.on('finish', () => collectGarbageSoon());
+ * res.on('close', () => requestServed(body.length));
  */
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-/** Requests at least this large (body or message bytes) are followed by a collection. */
+/** Requests worth this many bytes (body or message) are followed by a collection. */
 export const LARGE_REQUEST_BYTES = 4 * 2 ** 20;
+
+/** What a request costs at least, whatever its size (the objects and promises of one call). */
+const REQUEST_COST_BYTES = 4096;
+
+let received = 0;
 
 let collect: (() => void) | undefined;
 let timer: NodeJS.Timeout | undefined;
@@ -33,4 +39,12 @@ export function collectGarbageSoon(delayMs = 1000): void {
   clearTimeout(timer);
   timer = setTimeout(() => collector()(), delayMs);
   timer.unref();
+}
+
+/** Counts a finished request of `bytes`; schedules a collection once requests worth {@link LARGE_REQUEST_BYTES} came in. */
+export function requestServed(bytes: number): void {
+  received += Math.max(bytes, REQUEST_COST_BYTES);
+  if (received < LARGE_REQUEST_BYTES) return;
+  received = 0;
+  collectGarbageSoon();
 }

@@ -10,7 +10,7 @@
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { ServingCore, ModelSpecMessage } from './core.js';
 import { isJsonList, JsonNumber, jsonString, parseServingJsonAsync } from './json.js';
-import { collectGarbageSoon, LARGE_REQUEST_BYTES } from './memory.js';
+import { requestServed } from './memory.js';
 import type { ServingMetrics } from './metrics.js';
 import { classifyReplyJson, inputFromJson, jsonValueString, predictInputsFromJson, predictReplyPieces, QUOTE_LIMIT, regressReplyJson } from './rest-json.js';
 import { signatureDefJson as signatureDefMessageJson } from '../savedmodel/metadata.js';
@@ -218,7 +218,7 @@ export function restApp(core: ServingCore, options: RestOptions = {}): express.E
   app.use(async (req: Request, res: Response) => {
     const body = Buffer.isBuffer(req.body) ? req.body.toString('utf8') : '';
     req.body = undefined; // the text is all that is needed from here on
-    if (body.length >= LARGE_REQUEST_BYTES) res.on('close', () => collectGarbageSoon());
+    res.on('close', () => requestServed(body.length));
     const work = handleRest(core, req.method, req.path, body, { maxJsonNodes });
     let timer: NodeJS.Timeout | undefined;
     const deadline =

@@ -15,7 +15,7 @@ import * as grpc from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { createClient, type ServingClient } from '../../src/serving/index.js';
 import { encodeRaw } from '../../src/serving/grpc.js';
-import { REPO_ROOT, SHARED } from '../helpers/cli.js';
+import { REPO_ROOT, runLens, SHARED } from '../helpers/cli.js';
 
 const MiB = 2 ** 20;
 const WATCHDOG_MS = 170_000;
@@ -231,7 +231,7 @@ describe('hostile REST requests', () => {
     const deep = `${'['.repeat(9999)}NaN${']'.repeat(9999)}`;
     const predict = await post('/v1/models/half:predict', `{"instances": ${deep}}`);
     expect(predict).toMatchObject({ status: 400 });
-    expect(JSON.parse(predict.text).error).toBe('Too many dimensions in tensor: 9999 (at most 254)');
+    expect(JSON.parse(predict.text).error).toBe("Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: Too many dimensions in tensor: 9998 (at most 254)");
     for (const api of ['classify', 'regress']) {
       const r = await post(`/v1/models/half:${api}`, `{"signature_name": "${api}_x_to_y", "examples": ${deep}}`);
       expect(r.status).toBe(400);
@@ -271,6 +271,16 @@ describe('connections', () => {
     for (const h of held) h.socket.destroy();
     await Promise.all(held.map((h) => h.closed));
     await vi.waitFor(async () => expect((await post('/v1/models/half:predict', '{"instances": [[1.0]]}')).status).toBe(200));
+  });
+});
+
+describe('flags', () => {
+  it('--grpc_channel_arguments takes key=value pairs as TF Serving does, and a bad one is a one-line error', async () => {
+    const r = await runLens(['serve', '--model_base_path', resolve(SHARED, 'testdata/savedmodels/saved_model_half_plus_two_cpu'), '--grpc_channel_arguments', 'grpc.max_concurrent_streams=8,bogus']);
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('--grpc_channel_arguments: "bogus" is not key=value');
+    const limits = await runLens(['serve', '--model_base_path', resolve(SHARED, 'testdata/savedmodels/saved_model_half_plus_two_cpu'), '--rest_api_max_body_bytes', '0']);
+    expect(limits.stderr).toContain('--rest_api_max_body_bytes must be an integer >= 1, got "0"');
   });
 });
 

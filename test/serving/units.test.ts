@@ -16,6 +16,8 @@ import {
   parseModelConfig,
   parseMonitoringConfig,
   parseServingJson,
+  parseServingJsonAsync,
+  NumberBlock,
   ServingError,
   withRetries,
   type Servable,
@@ -79,6 +81,22 @@ describe('REST JSON', () => {
     expect(parseServingJson('{"a": [NaN, -Infinity, 1e3]}')).toEqual({ a: [NaN, -Infinity, 1000] });
     expect(() => parseServingJson('{"a": 1,}')).toThrow('JSON Parse error: Missing a name for object member. at offset: 8');
     expect(() => parseServingJson('{"a": 1} 2')).toThrow('JSON Parse error: The document root must not be followed by other values. at offset: 9');
+  });
+
+  it('keeps rectangular number lists as compact blocks, parses numbers exactly, and bounds what a body may create', async () => {
+    const doc = parseServingJson('{"a": [[1, 2.5], [-3e2, 0.1]], "b": [[1], [1, 2]], "c": [1, "x"]}', { compact: true }) as Record<string, unknown>;
+    const a = doc.a as NumberBlock;
+    expect(a).toBeInstanceOf(NumberBlock);
+    expect([a.shape, [0, 1, 2, 3].map((i) => a.value(i))]).toEqual([[2, 2], [1, 2.5, -300, 0.1]]);
+    expect((doc.b as NumberBlock[]).map((x) => x.shape)).toEqual([[1], [2]]);
+    expect(doc.c).toEqual([1, 'x']);
+    // The fast path and Number() agree on the digits that decide rounding.
+    for (const text of ['0.1', '123456.789e-3', '9007199254740993', '1.7976931348623157e308', '5e-324', '-0.0', '0.30000000000000004']) {
+      expect(Object.is((parseServingJson(`[${text}]`, { compact: true }) as NumberBlock).value(0), Number(text))).toBe(true);
+    }
+    expect(() => parseServingJson('[[], {}, "a", "b"]', { maxNodes: 4 })).toThrow('JSON Parse error: more than 4 strings, objects and lists (--rest_api_max_json_nodes) at offset: 18');
+    expect(await parseServingJsonAsync(`[${'1,'.repeat(3_000_000)}1]`, { compact: true })).toMatchObject({ shape: [3_000_001] });
+    expect(() => parseServingJson(`${'['.repeat(10_001)}`)).toThrow('JSON Parse error: Terminate parsing due to Handler error. at offset: 10000');
   });
 
   it('writes floats like the server: shortest round-trip, .0 on whole numbers', () => {

@@ -7,6 +7,7 @@ import {
   baseDataType,
   bfloat16ToFloat,
   dataTypeName,
+  checkTensorLimits,
   decodeTensorProto,
   dtypeOfDataType,
   encodeTensorProto,
@@ -60,6 +61,27 @@ const samples: HostTensor[] = [
   { dtype: 'float32', shape: [], values: new Float32Array([42]) },
   { dtype: 'float32', shape: [0, 3], values: new Float32Array(0) },
 ];
+
+describe('request tensor limits', () => {
+  it('a tensor gets what its bytes pay for, plus a bounded broadcast; strings are bounded in count and bytes', () => {
+    const limits = { maxBroadcastElements: 10, maxStringElements: 3, maxStringBytes: 5 };
+    const shape = (n: number) => ({ dim: [{ size: n }] });
+    expect(decodeTensorProto({ dtype: 1, tensor_shape: shape(10), float_val: [7] }, 'x', limits).values).toEqual(new Float32Array(10).fill(7));
+    expect(decodeTensorProto({ dtype: 1, tensor_shape: shape(20), float_val: Array(20).fill(1) }, 'x', limits).values.length).toBe(20);
+    expect(() => decodeTensorProto({ dtype: 1, tensor_shape: shape(11), float_val: [7] }, 'x', limits)).toThrow(
+      'x: shape [11] claims 11 elements but 1 values were sent; broadcasting is limited to 10 elements (--max_broadcast_elements)',
+    );
+    expect(() => decodeTensorProto({ dtype: 8, tensor_shape: shape(11) }, 'z', limits)).toThrow('z: shape [11] claims 11 elements but 0 values were sent');
+    expect(() => decodeTensorProto({ dtype: 1, tensor_shape: { dim: [{ size: 2 ** 40 }, { size: 2 ** 40 }] }, tensor_content: new Uint8Array(8) }, 'x', limits)).toThrow(/8 bytes of float32 content do not fill shape/);
+    const s = decodeTensorProto({ dtype: 7, tensor_shape: shape(3), string_val: [new Uint8Array([1])] }, 's', limits);
+    expect(s.values).toHaveLength(3);
+    expect(() => decodeTensorProto({ dtype: 7, tensor_shape: shape(4), string_val: [] }, 's', limits)).toThrow('s: 4 strings exceed the limit of 3 per tensor (--max_string_elements)');
+    expect(() => decodeTensorProto({ dtype: 7, tensor_shape: shape(2), string_val: [new Uint8Array(3), new Uint8Array(3)] }, 's', limits)).toThrow('s: 6 bytes of strings exceed the limit of 5 per tensor (--max_string_bytes)');
+    // Without limits (graph constants) a broadcast fills what the shape says, as TensorFlow does.
+    expect(decodeTensorProto({ dtype: 1, tensor_shape: shape(1000), float_val: [1] }, 'c').values.length).toBe(1000);
+    expect(() => checkTensorLimits('float32', [5, 5], 25, limits, 'x')).not.toThrow();
+  });
+});
 
 describe('TensorProto codec', () => {
   beforeAll(async () => {
