@@ -12,7 +12,8 @@ import { LensError } from '../errors.js';
 import type { ImageModel } from '../models/model.js';
 import { makeBaselines, type BaselineSpec } from './baselines.js';
 import { checkImage, defaultBatchSize, forwardRows, toProbabilities } from './engine.js';
-import { channelSum, gaussianBlur } from './image-ops.js';
+import { contentMask } from '../image/geometry.js';
+import { channelSum, gaussianBlur, paddedContent } from './image-ops.js';
 import { hasLayerAccess } from './layer-access.js';
 import { DEFAULT_SEED, seededRandom } from './random.js';
 import { spearman } from './stats.js';
@@ -48,6 +49,14 @@ function fillImage(model: ImageModel, image: ImageInput, fill: CurveFill): Float
   return makeBaselines(model, image, fill.baseline, seededRandom(DEFAULT_SEED)).images[0]!;
 }
 
+/** Indices of the pixels that show the photo (all of them unless the input has padding). */
+export function imagePixels(image: ImageInput): number[] {
+  const all = Array.from({ length: image.height * image.width }, (_, i) => i);
+  if (!paddedContent(image)) return all;
+  const mask = contentMask(image.geometry!);
+  return all.filter((p) => mask[p] === 1);
+}
+
 /** Trapezoid area under y over x. */
 export function trapezoidArea(x: ArrayLike<number>, y: ArrayLike<number>): number {
   let area = 0;
@@ -76,11 +85,13 @@ export async function attributionCurve(model: ImageModel, image: ImageInput, att
   const filler = fillImage(model, image, fill);
   const { height: h, width: w, channels: c } = image;
   const map = channelSum(attribution);
-  const order = Array.from({ length: h * w }, (_, i) => i).sort((a, b) => map[b]! - map[a]! || a - b);
+  // Padding is not image: only the photo's pixels are ranked, removed and inserted.
+  const inside = imagePixels(image);
+  const order = inside.sort((a, b) => map[b]! - map[a]! || a - b);
   const [from, to] = kind === 'deletion' ? [image.data, filler] : [filler, image.data];
   const fractions = Float32Array.from({ length: steps + 1 }, (_, i) => i / steps);
   const stages = Array.from(fractions, (f) => {
-    const k = Math.round(f * h * w);
+    const k = Math.round(f * order.length);
     const data = new Float32Array(from);
     for (let r = 0; r < k; r++) {
       const p = order[r]!;

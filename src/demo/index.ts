@@ -27,6 +27,7 @@ import { exportSavedModel, type ExportResult } from '../export/export.js';
 import { loadPixels, type Pixels } from '../image/index.js';
 import { loadImageModel } from '../models/load.js';
 import { writeFileAtomic, writeJsonAtomic } from '../render/files.js';
+import { formatProbability } from '../render/format.js';
 import { writePngAtomic } from '../render/png.js';
 import { createClient, type ServingClient } from '../serving/client.js';
 import { createRemoteModel } from '../serving/remote-model.js';
@@ -67,6 +68,8 @@ export interface DemoOptions {
   seed?: number;
   /** Name the model is served under. Default 'shapes'. */
   servedName?: string;
+  /** Colour scale of the grid: one for every panel (default) or one per panel. */
+  scale?: 'shared' | 'panel';
   onProgress?(p: DemoProgress): void;
   /** Server log lines (model loading and unloading). */
   log?(line: string): void;
@@ -313,10 +316,15 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
       const png = await attributionGridPng(
         compared.attributions.map((attrs, i) => ({
           image: pixels[i]!,
-          title: [samples[i]!.name, `served: ${predictions[i]!.grpc.label ?? predictions[i]!.grpc.index} ${predictions[i]!.grpc.probability.toFixed(2)}`],
+          title: [samples[i]!.name, `served: ${predictions[i]!.grpc.label ?? predictions[i]!.grpc.index} ${formatProbability(predictions[i]!.grpc.probability)}`],
           attributions: attrs,
         })),
-        { title: `${model.name}: Integrated Gradients, ${steps} steps, |attribution| on one scale`, columnTitles: compared.baselines, cellSize: Math.max(150, h) },
+        {
+          title: `${model.name}: Integrated Gradients, ${steps} steps, |attribution|`,
+          columnTitles: compared.baselines,
+          cellSize: Math.max(192, h),
+          scale: (options.scale ?? 'shared') === 'shared' ? 'shared' : 'per-map',
+        },
       );
       await writePngAtomic(gridFile, png, {
         Title: 'serving-lens demo',
@@ -328,6 +336,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         rule: 'gausslegendre',
         output: model.output,
         images: samples.map((s) => s.name).join(','),
+        scale: options.scale ?? 'shared',
       });
     });
     const result = {

@@ -55,6 +55,38 @@ export function fitText(ctx: SKRSContext2D, text: string, maxWidth: number): str
 }
 
 /**
+ * `text` broken into lines (at spaces, else inside words) that fit `maxWidth` in the current
+ * font; nothing is cut off.
+ *
+ * @example
+ * wrapText(ctx, 'blur(sigma=5) · 64 steps', 80);   // ['blur(sigma=5)', '· 64 steps']
+ */
+export function wrapText(ctx: SKRSContext2D, text: string, maxWidth: number): string[] {
+  const fits = (s: string) => ctx.measureText(s).width <= maxWidth;
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter((w) => w.length > 0)) {
+    const joined = line ? `${line} ${word}` : word;
+    if (fits(joined)) {
+      line = joined;
+      continue;
+    }
+    if (line) lines.push(line);
+    // A word wider than the line is broken where it must be.
+    let rest = word;
+    while (!fits(rest)) {
+      let k = rest.length - 1;
+      while (k > 1 && !fits(rest.slice(0, k))) k--;
+      lines.push(rest.slice(0, k));
+      rest = rest.slice(k);
+    }
+    line = rest;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/**
  * A horizontal colour bar: the colormap from left (position 0, value `from`) to right (position 1,
  * value `to`), with labels at both ends and the middle, and the bar's label under them.
  * Returns the height used: `barHeight + 3 + lineHeight` (+ `lineHeight` with a label).
@@ -87,7 +119,8 @@ export function drawColorbar(
   ];
   ticks.forEach(([value, align], i) => {
     ctx.textAlign = align;
-    ctx.fillText(formatNumber(value), box.x + (box.width * i) / 2, labelY);
+    const clip = spec.clipped && value !== 0 && i !== 1 ? (value > 0 ? '≥ ' : '≤ ') : '';
+    ctx.fillText(`${clip}${formatNumber(value)}`, box.x + (box.width * i) / 2, labelY);
   });
   let used = box.barHeight + 3 + lineHeight;
   if (spec.label) {

@@ -20,6 +20,8 @@ interface ExplainOptions extends support.AttributionFlagValues {
   transport: string;
   servedOutput?: string;
   tolerance: string;
+  canvas: string;
+  smooth?: string;
 }
 
 /** `lens explain`: attribution maps for images, written as PNG, .npy and JSON. */
@@ -30,7 +32,10 @@ export function register(program: Command): void {
     .argument('<images...>', 'image files, folders of images, or http(s) URLs')
     .option('--model <model>', 'SavedModel dir, .h5, .tflite, model.json, resnet50, or default (the bundled shapes model)');
   support.addAttributionFlags(command, ['method', 'baseline', 'steps', 'rule', 'target', 'viz', 'sign']);
-  command.option('--out <dir>', 'output folder', 'explanations');
+  command
+    .option('--canvas <canvas>', 'photo (the attribution on the photo at its own size) or model (the model input beside the map, at the model size)', 'photo')
+    .option('--smooth <px>', 'Gaussian smoothing of the picture in model pixels, named in the legend (default 1.5 for overlay and outline, 0 for the named conventions; never applied to the .npy)')
+    .option('--out <dir>', 'output folder', 'explanations');
   support.addAttributionFlags(command, ['preprocess', 'resize', 'labels', 'batchSize', 'seed']);
   command
     .option('--samples <n>', 'SmoothGrad/VarGrad noisy samples')
@@ -71,6 +76,11 @@ async function explain(imageArgs: string[], opts: ExplainOptions): Promise<void>
   const rule = attribution.parseIntegrationRule(opts.rule);
   const targetSpec = attribution.parseTarget(opts.target);
   const tolerance = support.finiteNumber(opts.tolerance, '--tolerance');
+  const { CANVASES } = await import('../../attribution/save.js');
+  if (!(CANVASES as readonly string[]).includes(opts.canvas)) throw new LensError('INVALID_ARGUMENT', `--canvas must be one of ${CANVASES.join(', ')}, got "${opts.canvas}"`);
+  const canvas = opts.canvas as import('../../attribution/save.js').Canvas;
+  const smooth = opts.smooth === undefined ? undefined : support.finiteNumber(opts.smooth, '--smooth');
+  if (smooth !== undefined && smooth < 0) throw new LensError('INVALID_ARGUMENT', `--smooth must be >= 0, got ${smooth}`);
   const num = (v: string | undefined, flag: string) => (v === undefined ? undefined : support.positiveInt(v, flag));
   const real = (v: string | undefined, flag: string) => (v === undefined ? undefined : support.finiteNumber(v, flag));
   const numbers = support.attributionNumbers(opts);
@@ -124,7 +134,10 @@ async function explain(imageArgs: string[], opts: ExplainOptions): Promise<void>
       ...(opts.path ? { returnPath: 'gradients' as const } : {}),
     };
     const usedStems = new Set<string>();
+    const { loadPixels } = await import('../../image/index.js');
     for (const { name, image } of named) {
+      // The photo at its own size, to draw on (the model saw it resized).
+      const photo = canvas === 'photo' ? await loadPixels(name, { channels: image.channels === 1 ? 1 : 3 }) : undefined;
       const [scores] = await attribution.forwardRows(model, [image.data], 1);
       const targets = attribution.resolveTargets(model, scores!, targetSpec);
       for (const target of targets) {
@@ -138,7 +151,17 @@ async function explain(imageArgs: string[], opts: ExplainOptions): Promise<void>
         let stem = `${support.imageStem(name)}.${methodName.replace(':', '-')}${targets.length > 1 ? `.t${target.index}` : ''}`;
         for (let k = 2; usedStems.has(stem); k++) stem = `${stem.replace(/~\d+$/, '')}~${k}`;
         usedStems.add(stem);
-        const files = await attribution.saveAttribution(attr, image, { dir: opts.out, stem, viz, sign, imageName: name, extra: { model: model.name } });
+        const files = await attribution.saveAttribution(attr, image, {
+          dir: opts.out,
+          stem,
+          viz,
+          sign,
+          canvas,
+          ...(photo ? { photo } : {}),
+          ...(smooth !== undefined ? { smooth } : {}),
+          imageName: name,
+          extra: { model: model.name },
+        });
         const summary = {
           image: name,
           model: model.name,
@@ -153,6 +176,7 @@ async function explain(imageArgs: string[], opts: ExplainOptions): Promise<void>
             ? { delta: attr.completeness.delta, relative: attr.completeness.relative, sum: attr.completeness.sum, inputScore: attr.completeness.inputScore, baselineScore: attr.completeness.baselineScore }
             : null,
           gradientEvaluations: attr.gradientEvaluations,
+          ...(attr.geometry ? { geometry: attr.geometry } : {}),
           files,
         };
         if (opts.json) {
