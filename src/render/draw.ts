@@ -74,7 +74,8 @@ export function wrapText(ctx: SKRSContext2D, text: string, maxWidth: number): st
     if (line) lines.push(line);
     // A word wider than the line is broken where it must be.
     let rest = word;
-    while (!fits(rest)) {
+    while (rest.length > 1 && !fits(rest)) {
+      // At least one character per line, however narrow the width.
       let k = rest.length - 1;
       while (k > 1 && !fits(rest.slice(0, k))) k--;
       lines.push(rest.slice(0, k));

@@ -1,8 +1,8 @@
 /**
  * An attribution drawn on the user's photo at the photo's own size, with its legend (what is
  * explained, the colour bar with its clipping, smoothing and other notes) in a box inset in the
- * bottom-left corner. Photos too small to hold the box get it in a band under the picture
- * instead (the picture itself stays at the photo's size).
+ * quietest corner. Photos smaller than INSET_MIN get it in a band under the picture instead, at
+ * least 240 pixels wide (the picture itself stays at the photo's size, centred above it).
  *
  * @example
  * const viz = visualize(onPhoto, { method: 'overlay', image: photo });
@@ -27,6 +27,9 @@ export type Corner = (typeof CORNERS)[number];
 
 /** Smallest photo (width x height) that holds the legend inset; smaller photos get a band under them. */
 export const INSET_MIN = { width: 320, height: 240 } as const;
+
+/** Narrowest legend band under a small photo, in pixels. */
+const BAND_MIN_WIDTH = 240;
 
 /**
  * The corner whose quarter of the picture holds the least attribution (per-pixel weights, H*W),
@@ -54,10 +57,12 @@ export function quietestCorner(weights: ArrayLike<number>, width: number, height
 export async function renderOnPhoto(picture: RgbaImage | Visualization, legend: PhotoLegend): Promise<Buffer> {
   const colorbar = (picture as Visualization).colorbar;
   const inset = picture.width >= INSET_MIN.width && picture.height >= INSET_MIN.height;
-  const fontSize = Math.max(10, Math.min(15, Math.round(Math.min(picture.width, 1.4 * picture.height) / 42)));
+  const fontSize = inset ? Math.max(10, Math.min(15, Math.round(Math.min(picture.width, 1.4 * picture.height) / 42))) : 11;
   const lineHeight = Math.ceil(fontSize * 1.3);
   const pad = Math.round(fontSize / 2);
-  const boxWidth = inset ? Math.min(picture.width - 2 * pad, Math.max(230, Math.round(picture.width * 0.42))) : picture.width;
+  // Under a small picture the band is at least BAND_MIN_WIDTH wide, the picture centred above it.
+  const canvasWidth = inset ? picture.width : Math.max(picture.width, BAND_MIN_WIDTH);
+  const boxWidth = inset ? Math.min(picture.width - 2 * pad, Math.max(230, Math.round(picture.width * 0.42))) : canvasWidth;
   const inner = boxWidth - 2 * pad;
   const barHeight = Math.round(fontSize * 0.8);
   const measure = newCanvas(1, 1, '#ffffff').ctx;
@@ -71,8 +76,8 @@ export async function renderOnPhoto(picture: RgbaImage | Visualization, legend: 
   const barUsed = colorbar ? 2 + barHeight + 3 + lineHeight + (colorbar.label ? lineHeight : 0) + 2 : 0;
   const boxHeight = 2 * pad + (titleLines.length + noteLines.length) * lineHeight + barUsed;
   const height = inset ? picture.height : picture.height + boxHeight;
-  const { canvas, ctx } = newCanvas(picture.width, height, '#ffffff');
-  drawRgba(ctx, picture, 0, 0, picture.width, picture.height);
+  const { canvas, ctx } = newCanvas(canvasWidth, height, '#ffffff');
+  drawRgba(ctx, picture, Math.floor((canvasWidth - picture.width) / 2), 0, picture.width, picture.height);
   const corner = legend.corner ?? 'bottom-left';
   const x0 = !inset ? 0 : corner.endsWith('left') ? pad : picture.width - boxWidth - pad;
   const y0 = !inset ? picture.height : corner.startsWith('top') ? pad : picture.height - boxHeight - pad;

@@ -20,7 +20,9 @@ import {
 } from '../../src/attribution/index.js';
 import { initBackend } from '../../src/backend/index.js';
 import { contentMask, decodePixels, mapToPhoto } from '../../src/image/index.js';
-import { readNpy, readPngText } from '../../src/render/index.js';
+import { newCanvas, wrapText } from '../../src/render/draw.js';
+import { fontSpec } from '../../src/render/fonts.js';
+import { createRgba, gridSize, readNpy, readPngText, renderGrid, renderOnPhoto, type Visualization } from '../../src/render/index.js';
 import { runLens, SHARED } from '../helpers/cli.js';
 import { linearModel, mlpModel, saveLayersModelDir } from './helpers.js';
 
@@ -131,7 +133,8 @@ describe('padding is not image', () => {
     await saveLayersModelDir(modelDir, { shape, classes: 3, seed: 4 });
     const photo = join(dir, 'wide.png');
     await sharp(await widePhoto(5)).toFile(photo);
-    for (const baseline of ['black', 'white', 'blur', 'uniform', 'gaussian', 'maxdist', 'zero', 'black+white']) {
+    // Every baseline kind is checked on the library above; here the CLI path, through the files.
+    for (const baseline of ['white', 'blur', 'uniform+maxdist']) {
       const out = join(dir, `npy-${baseline}`);
       const r = await runLens(['explain', '--model', modelDir, photo, '--baseline', baseline, '--steps', '8', '--out', out, '--json', '--backend', 'cpu']);
       expect(r.code, r.stderr).toBe(0);
@@ -151,7 +154,7 @@ describe('padding is not image', () => {
       expect(json.geometry).toEqual(summary.geometry);
       expect(json.picture.canvas).toBe('photo');
     }
-  }, 120_000);
+  }, 240_000);
 });
 
 describe('lens explain draws on the photo by default', () => {
@@ -193,6 +196,38 @@ describe('lens explain draws on the photo by default', () => {
     for (let p = 0; p < 256; p++) if (!mask[p]) expect(attr.data[p * 3]).toBe(0);
     expect(attr.geometry).toEqual(image.geometry);
     model.dispose();
+  });
+});
+
+describe('text in pictures is wrapped, never cut', () => {
+  it('wraps at spaces and inside words too long for the width, however narrow', () => {
+    const { ctx } = newCanvas(1, 1, '#ffffff');
+    ctx.font = fontSpec(12);
+    const text = 'blur(sigma=5) · 64 steps · Δ 0.00514 (0.0370%)';
+    for (const width of [1, 20, 60, 120, 1000]) {
+      const lines = wrapText(ctx, text, width);
+      expect(lines.join('').replace(/\s/g, '')).toBe(text.replace(/\s/g, ''));
+      if (width >= 60) for (const line of lines) expect(ctx.measureText(line).width).toBeLessThanOrEqual(width);
+    }
+    expect(wrapText(ctx, text, 1000)).toEqual([text]);
+  });
+
+  it('grids grow to hold wrapped titles and a caption', async () => {
+    const cell = { image: createRgba(8, 8), title: ['a title far longer than the narrow cell it sits above'] };
+    const plain = gridSize({ cells: [[{ image: createRgba(8, 8), title: 'short' }]], cellSize: 64 });
+    const wrapped = gridSize({ cells: [[cell]], cellSize: 64, caption: 'One colour scale for every panel.' });
+    expect(wrapped.height).toBeGreaterThan(plain.height + 3 * 16);
+    const png = await renderGrid({ cells: [[cell]], cellSize: 64, caption: 'One colour scale for every panel.' });
+    expect((await sharp(png).metadata()).height).toBe(wrapped.height);
+  });
+
+  it('puts the legend of a small photo in a band under it', async () => {
+    const png = await renderOnPhoto({ ...createRgba(16, 16), method: 'overlay', colorbar: { colormap: 'inferno', from: 0, to: 1, label: '|attribution|', clipped: true } } as Visualization, {
+      title: ['integrated_gradients: red 0.333', 'black · 8 steps'],
+    });
+    const meta = await sharp(png).metadata();
+    expect(meta.width).toBe(240);
+    expect(meta.height).toBeGreaterThan(16 + 40);
   });
 });
 
