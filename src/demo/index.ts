@@ -313,19 +313,20 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     const summaryFile = join(out, 'summary.json');
     const baselines = summarize(compared);
     await step('report', async () => {
-      const png = await attributionGridPng(
-        compared.attributions.map((attrs, i) => ({
+      const rows = compared.attributions.map((attrs, i) => ({
           image: pixels[i]!,
           title: [samples[i]!.name, `served: ${predictions[i]!.grpc.label ?? predictions[i]!.grpc.index} ${formatProbability(predictions[i]!.grpc.probability)}`],
           attributions: attrs,
-        })),
-        {
-          title: `${model.name}: Integrated Gradients, ${steps} steps, |attribution|`,
-          columnTitles: compared.baselines,
-          cellSize: Math.max(192, h),
-          scale: (options.scale ?? 'shared') === 'shared' ? 'shared' : 'per-map',
-        },
-      );
+      }));
+      const gridOptions = {
+        title: `${model.name}: Integrated Gradients, ${steps} steps, |attribution|`,
+        columnTitles: compared.baselines,
+        cellSize: Math.max(192, h),
+        scale: (options.scale ?? 'shared') === 'shared' ? ('shared' as const) : ('per-map' as const),
+      };
+      const png = await attributionGridPng(rows, gridOptions);
+      // The same grid as SVG, for papers.
+      await writeFileAtomic(gridFile.replace(/\.png$/, '.svg'), await attributionGridPng(rows, { ...gridOptions, format: 'svg' }));
       await writePngAtomic(gridFile, png, {
         Title: 'serving-lens demo',
         Software: 'serving-lens',

@@ -165,6 +165,8 @@ export interface AttributionGridOptions {
    */
   scale?: 'shared' | 'per-map';
   cellSize?: number;
+  /** `png` (default) or `svg`. */
+  format?: 'png' | 'svg';
 }
 
 /**
@@ -196,6 +198,7 @@ export async function attributionGridPng(rows: readonly AttributionGridRow[], op
   return renderGrid({
     cells,
     caption,
+    ...(options.format ? { format: options.format } : {}),
     ...(options.title ? { title: options.title } : {}),
     ...(columnTitles ? { columnTitles } : {}),
     cellSize: cellSizeFor(first.image, options.cellSize),

@@ -2,22 +2,32 @@
  * Canvas helpers shared by grids and charts: a canvas with the drawing font, RGBA images drawn
  * scaled, text cut to a width, number labels, colour bars, and PNG encoding through sharp.
  */
-import { createCanvas, type Canvas, type SKRSContext2D } from '@napi-rs/canvas';
+import { createCanvas, SvgExportFlag, type Canvas, type SKRSContext2D, type SvgCanvas } from '@napi-rs/canvas';
 import { colormapLut, LUT_SIZE } from './colormap.js';
 import { fontSpec } from './fonts.js';
 import { formatNumber } from './format.js';
 import { encodeRgbaPng, type RgbaImage } from './rgba.js';
 import type { ColorbarSpec } from './visualize.js';
 
+/** Output formats of grids and charts: PNG, or SVG (text as paths, pictures embedded as PNG). */
+export type PictureFormat = 'png' | 'svg';
+
 /** A canvas filled with `background`, text in the registered font, language fixed for stable pixels. */
-export function newCanvas(width: number, height: number, background: string): { canvas: Canvas; ctx: SKRSContext2D } {
-  const canvas = createCanvas(width, height);
+export function newCanvas(width: number, height: number, background: string): { canvas: Canvas; ctx: SKRSContext2D };
+export function newCanvas(width: number, height: number, background: string, format: PictureFormat): { canvas: Canvas | SvgCanvas; ctx: SKRSContext2D };
+export function newCanvas(width: number, height: number, background: string, format: PictureFormat = 'png'): { canvas: Canvas | SvgCanvas; ctx: SKRSContext2D } {
+  const canvas = format === 'svg' ? createCanvas(width, height, SvgExportFlag.ConvertTextToPaths) : createCanvas(width, height);
   const ctx = canvas.getContext('2d');
   ctx.lang = 'en';
   ctx.fillStyle = background;
   ctx.fillRect(0, 0, width, height);
   ctx.font = fontSpec(12);
   return { canvas, ctx };
+}
+
+/** The finished drawing: PNG bytes (through sharp), or the SVG document's bytes. */
+export async function finishCanvas(canvas: Canvas | SvgCanvas): Promise<Buffer> {
+  return 'getContent' in canvas ? canvas.getContent() : canvasToPng(canvas);
 }
 
 /** Encodes the canvas as PNG with sharp. */

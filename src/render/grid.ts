@@ -23,7 +23,7 @@
  * await writePngAtomic('out/grid.png', png, { method: 'integrated_gradients' });
  */
 import { LensError } from '../errors.js';
-import { canvasToPng, drawColorbar, drawRgba, fitText, newCanvas, wrapText } from './draw.js';
+import { drawColorbar, drawRgba, finishCanvas, fitText, newCanvas, wrapText, type PictureFormat } from './draw.js';
 import { fontSpec } from './fonts.js';
 import { checkRgba, type RgbaImage } from './rgba.js';
 import type { ColorbarSpec, Visualization } from './visualize.js';
@@ -54,6 +54,8 @@ export interface GridOptions {
   fontSize?: number;
   /** CSS colour. Default white. */
   background?: string;
+  /** `png` (default) or `svg` (for papers: text as paths, pictures embedded). */
+  format?: PictureFormat;
   /** A note under the grid (e.g. which colour scale the panels share); wraps to the grid's width. */
   caption?: string;
 }
@@ -139,14 +141,15 @@ function layout(options: GridOptions) {
 }
 
 /**
- * Draws a grid and returns it as PNG bytes (add text chunks with `writePngAtomic` or `addPngText`).
+ * Draws a grid and returns it as PNG bytes (add text chunks with `writePngAtomic` or `addPngText`),
+ * or as SVG bytes with `format: 'svg'`.
  *
  * @example
  * const png = await renderGrid({ rowTitles: ['cat'], cells: [[{ image: visualize(attr), title: 'IG' }]] });
  */
 export async function renderGrid(options: GridOptions): Promise<Buffer> {
   const g = layout(options);
-  const { canvas, ctx } = newCanvas(g.size.width, g.size.height, options.background ?? '#ffffff');
+  const { canvas, ctx } = newCanvas(g.size.width, g.size.height, options.background ?? '#ffffff', options.format ?? 'png');
   const contentWidth = g.columns * g.cellSize + (g.columns - 1) * GAP;
   ctx.fillStyle = '#111111';
   ctx.textBaseline = 'top';
@@ -209,5 +212,5 @@ export async function renderGrid(options: GridOptions): Promise<Buffer> {
     const y = g.gridTop + g.rows * g.rowHeight + (g.rows - 1) * GAP + g.sharedBar + GAP;
     g.captionLines.forEach((line, i) => ctx.fillText(line, MARGIN, y + i * g.lineHeight));
   }
-  return canvasToPng(canvas);
+  return finishCanvas(canvas);
 }

@@ -126,6 +126,11 @@ describe('lens compare', () => {
     const png = await readFile(join(out, 'compare.png'));
     expect((await sharp(png).metadata()).width).toBeGreaterThan(4 * 96);
     expect(readPngText(png)).toMatchObject({ baselines: 'black,blur:sigma=2,expected', steps: '16', scale: 'shared' });
+    // The same grid as SVG for papers: same size, the pictures embedded.
+    const svg = await readFile(join(out, 'compare.svg'), 'utf8');
+    const pngMeta = await sharp(png).metadata();
+    expect(svg).toContain(`width="${pngMeta.width}" height="${pngMeta.height}"`);
+    expect(svg).toContain('data:image/png;base64,');
     // Per-panel scales: each coloured panel gets its own colour bar, so the grid grows taller.
     const panel = await runLens(['compare', '--model', modelDir, '--images', imagesDir, '--baselines', 'black,white', '--steps', '8', '--curve-steps', '0', '--scale', 'panel', '--out', join(dir, 'compare-panel'), '--backend', 'cpu']);
     expect(panel.code, panel.stderr).toBe(0);

@@ -150,27 +150,31 @@ async function compare(opts: CompareOptions): Promise<void> {
     const caption = scale !== undefined
       ? `One colour scale for every panel (${viz}, sign ${sign}): equal colours mean equal attribution. --scale panel gives each panel its own.`
       : `Each panel on its own colour scale (${viz}, sign ${sign}): colours compare within a panel only.`;
-    const png = await render.renderGrid({
+    const grid: import('../../render/index.js').GridOptions = {
       title: `${model.name}: IG baselines, ${steps} steps, ${rule}`,
       columnTitles: ['image (model input)', ...result.baselines],
       cells,
       caption,
       cellSize: Math.max(160, Math.min(256, 2 * Math.max(h, w))),
-    });
+    };
+    const png = await render.renderGrid(grid);
+    const svg = await render.renderGrid({ ...grid, format: 'svg' });
     const files = {
       png: join(opts.out, 'compare.png'),
+      svg: join(opts.out, 'compare.svg'),
       csv: join(opts.out, 'compare.csv'),
       markdown: join(opts.out, 'compare.md'),
       json: join(opts.out, 'compare.json'),
     };
     await render.writePngAtomic(files.png, png, { method: 'integrated_gradients', baselines: result.baselines.join(','), steps, rule, model: model.name, output: model.output, scale: opts.scale, Software: 'serving-lens' });
+    await writeFileAtomic(files.svg, svg);
     await writeFileAtomic(files.csv, attribution.compareCsv(result));
     const markdown = attribution.compareMarkdown(result, `${model.name}: IG baselines (${steps} steps, ${rule})`);
     await writeFileAtomic(files.markdown, markdown);
     const json = { model: model.name, output: model.output, steps, rule, images: items.length, baselines: result.baselines, summary: result.summary, rows: result.rows, gradientEvaluations: result.gradientEvaluations, files };
     await render.writeJsonAtomic(files.json, json);
     if (opts.json) process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
-    else process.stdout.write(`${markdown}\nwrote ${files.png}, ${files.csv}, ${files.markdown}, ${files.json}\n`);
+    else process.stdout.write(`${markdown}\nwrote ${files.png}, ${files.svg}, ${files.csv}, ${files.markdown}, ${files.json}\n`);
   } finally {
     model.dispose();
   }
