@@ -32,8 +32,8 @@ export function register(program: Command): void {
     .option('--rule <rule>', 'integration rule', 'gausslegendre')
     .option('--target <target>', 'top1, a class index, or a label', 'top1')
     .option('--out <dir>', 'output folder', 'compare')
-    .option('--viz <method>', 'visualization in the grid', 'heat_map')
-    .option('--sign <sign>', 'all, positive, negative, absolute_value', 'positive')
+    .option('--viz <method>', 'visualization in the grid (default overlay: |attribution| over the dimmed image)', 'overlay')
+    .option('--sign <sign>', 'all, positive, negative, absolute_value', 'absolute_value')
     .option('--grid-rows <n>', 'images shown in the grid', '6')
     .option('--scale <mode>', 'shared (one colour scale for every panel, so columns compare) or panel (each panel its own scale, to see structure)', 'shared')
     .option('--curve-steps <n>', 'points on the deletion/insertion curves (0 skips them)', '16')
@@ -143,8 +143,11 @@ async function compare(opts: CompareOptions): Promise<void> {
     // By default one colour scale for every map, so columns can be compared by eye.
     const shown = result.attributions;
     const scale = opts.scale === 'shared' ? render.sharedScale(shown.flat(), { method: viz, sign }) : undefined;
+    // The first column shows the user's photo as it is (not the padded or cropped model input).
+    const { loadPixels } = await import('../../image/index.js');
+    const photos = await Promise.all(shown.map((_, i) => (items[i]!.image.geometry ? loadPixels(items[i]!.name) : Promise.resolve(items[i]!.image))));
     const cells = shown.map((row, i) => [
-      { image: render.rgbaFromImage(items[i]!.image), title: [support.imageStem(items[i]!.name)] },
+      { image: render.rgbaFromImage(photos[i]!), title: [support.imageStem(items[i]!.name)] },
       ...row.map((a) => ({ image: render.visualize(a, { method: viz, sign, image: items[i]!.image, ...(scale !== undefined ? { scale } : {}) }), title: render.attributionTitle(a) })),
     ]);
     const caption = scale !== undefined
@@ -152,7 +155,7 @@ async function compare(opts: CompareOptions): Promise<void> {
       : `Each panel on its own colour scale (${viz}, sign ${sign}): colours compare within a panel only.`;
     const grid: import('../../render/index.js').GridOptions = {
       title: `${model.name}: IG baselines, ${steps} steps, ${rule}`,
-      columnTitles: ['image (model input)', ...result.baselines],
+      columnTitles: ['photo', ...result.baselines],
       cells,
       caption,
       cellSize: Math.max(160, Math.min(256, 2 * Math.max(h, w))),
