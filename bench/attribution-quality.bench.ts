@@ -14,10 +14,11 @@ import { fileURLToPath } from 'node:url';
 import { initBackend } from '../src/backend/index.js';
 import {
   attributionCurve,
+  bootstrapInterval,
+  cellShareCeiling,
   compareBaselines,
   modelRandomization,
   maskScores,
-  meanInterval,
   parseMethod,
   proportionInterval,
   runMethod,
@@ -102,9 +103,24 @@ const settings: Record<string, Parameters<typeof runMethod>[3]> = {
   xrai: { steps: 32 },
   rise: { masks: 1000 },
 };
+/** Which mask metric suits which method (see the notes): signed pixel maps, maps positive everywhere, coarse maps. */
+const FIT_METRIC: Record<string, string> = {
+  gradient: 'mask share, pointing',
+  gradient_x_input: 'mask share, pointing',
+  smoothgrad: 'mask share, pointing',
+  'smoothgrad:ig': 'mask share, pointing',
+  blur_ig: 'mask share, pointing',
+  guided_ig: 'mask share, pointing',
+  xrai: 'mask share, pointing',
+  occlusion: 'centred mask share, pointing',
+  rise: 'centred mask share, pointing',
+  gradcam: 'mask share / cell ceiling, pointing',
+};
 for (const name of methods) {
   const parsed = parseMethod(name);
   const share: number[] = [];
+  const centred: number[] = [];
+  const ceilings: number[] = [];
   const pointing: number[] = [];
   const deletion: number[] = [];
   const insertion: number[] = [];
@@ -114,7 +130,10 @@ for (const name of methods) {
       const attr = await runMethod(parsed, model, item.image, { seed: SEED, ...(settings[name] ?? {}) });
       const m = maskScores(attr, item.mask!);
       share.push(m.positiveShareInMask);
+      centred.push(m.centredShareInMask);
       pointing.push(m.pointingHit ? 1 : 0);
+      const featureMap = (attr.details as { featureMap?: [number, number] } | undefined)?.featureMap;
+      if (featureMap) ceilings.push(cellShareCeiling(item.mask!, item.image.height, item.image.width, Math.ceil(item.image.height / featureMap[0]), Math.ceil(item.image.width / featureMap[1])));
       deletion.push((await attributionCurve(model, item.image, attr, 'deletion', { steps: 16 })).auc);
       insertion.push((await attributionCurve(model, item.image, attr, 'insertion', { steps: 16 })).auc);
     } catch (e) {
@@ -126,10 +145,13 @@ for (const name of methods) {
     method: name,
     baseline: name === 'gradcam' || name === 'rise' || name === 'gradient' ? null : name === 'blur_ig' ? 'blur' : name === 'xrai' ? 'black+white' : 'black',
     images: share.length,
-    'mask share (mean [95% CI])': share.length ? fmt(meanInterval(share)) : `skipped: ${skipped}`,
+    'mask share (mean [95% CI])': share.length ? fmt(bootstrapInterval(share)) : `skipped: ${skipped}`,
+    'centred mask share': share.length ? fmt(bootstrapInterval(centred)) : null,
+    'cell ceiling of mask share': ceilings.length ? fmt(bootstrapInterval(ceilings)) : null,
     'pointing game': share.length ? fmt(proportionInterval(pointing)) : null,
-    'deletion AUC': share.length ? fmt(meanInterval(deletion)) : null,
-    'insertion AUC': share.length ? fmt(meanInterval(insertion)) : null,
+    'fit metric': FIT_METRIC[name] ?? null,
+    'deletion AUC': share.length ? fmt(bootstrapInterval(deletion)) : null,
+    'insertion AUC': share.length ? fmt(bootstrapInterval(insertion)) : null,
   });
   process.stderr.write(`method ${name} done\n`);
 }
@@ -151,8 +173,8 @@ for (const name of ['gradient', 'gradient_x_input', 'ig', 'smoothgrad', 'gradcam
     method: `${name} (randomisation)`,
     baseline: name === 'ig' || name === 'gradient_x_input' ? 'black' : null,
     images: first.length,
-    'Spearman |map| after randomising the top layer': fmt(meanInterval(first)),
-    'Spearman |map| after randomising all layers': fmt(meanInterval(last)),
+    'Spearman |map| after randomising the top layer': fmt(bootstrapInterval(first)),
+    'Spearman |map| after randomising all layers': fmt(bootstrapInterval(last)),
   });
   process.stderr.write(`randomisation ${name} done\n`);
 }
@@ -161,7 +183,8 @@ const black = result.summary.black?.maskShare;
 writeBenchResult('attribution-quality', 'Attribution quality on the shapes dataset (bundled model, ground-truth masks)', rows, [
   `${IMAGES} images from generateShapes({ seed: ${SEED}, size: ${size} }); model accuracy on them ${(accuracy * 100).toFixed(1)}%; target = the model's top class.`,
   `IG: ${STEPS} steps, gausslegendre; expected gradients: ${STEPS} samples drawn from the other ${IMAGES - 1} images. Other methods on the first ${METHOD_IMAGES} images.`,
-  'mask share = positive attribution inside the object mask / all positive attribution (channel sums); pointing game = share of images whose largest channel-summed attribution lies inside the mask, with its 95% Wilson score interval (the other intervals are Student t).',
+  'mask share = positive attribution inside the object mask / all positive attribution (channel sums); centred mask share = the same after subtracting the map\'s median (its background level); cell ceiling = the best mask share a map made of the Grad-CAM layer\'s cells can reach (the share of the best cell inside the mask); pointing game = share of images whose largest channel-summed attribution lies inside the mask, with its 95% Wilson score interval (the other intervals are percentile bootstrap, 4000 resamples).',
+  'Which metric suits which method ("fit metric"): the mask share for signed pixel-level maps (gradients, IG and its variants, XRAI); the centred share for maps positive everywhere (RISE is E[p | pixel kept], near the mean probability on every pixel; occlusion is a drop in score per window), whose uncentred share only measures the mask\'s area; Grad-CAM\'s share read against its cell ceiling (its layer is coarse: it cannot place mass finer than a cell); the pointing game for all, since it needs only the location of the maximum.',
   'deletion/insertion AUC: target probability while removing (black fill) / inserting (into the image blurred with sigma 5) pixels in order of attribution, 16 steps.',
   `Goal: IG with the black baseline puts > 70% of positive attribution inside the mask: ${black ? `${(black.mean * 100).toFixed(1)}% -> ${black.mean > 0.7 ? 'met' : 'NOT met'}` : 'n/a'}.`,
   'randomisation rows: Spearman rank correlation of |channel-summed map| with the original after re-initialising the top layer, and after all layers (cascading, Keras initialisers); IG with 16 steps, SmoothGrad with 10 samples.',

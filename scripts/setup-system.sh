@@ -38,7 +38,12 @@ if [ -z "$kustomize_version" ] || [ "$kustomize_version" -lt 4 ]; then
   fi
   echo "$msg: the kubectl kustomize cross-checks in test/k8s will skip" >&2
 fi
-# The tslab kernel must be registered with the Python that has Jupyter, started by this checkout's
-# own tslab (a kernel spec left by another checkout may point at a binary that is gone): always
-# re-register, it takes a moment.
-npx --no-install tslab install --python=/usr/bin/python3 --binary="$PWD/node_modules/.bin/tslab" >/dev/null
+# The notebooks' kernel, "serving-lens": this checkout's own tslab by absolute path, in a kernel spec
+# kept inside the checkout (.jupyter/kernels/, found through JUPYTER_PATH=$PWD/.jupyter), so that no
+# other kernel (a machine-wide "tslab" of another checkout, say) is touched and PATH needs no change.
+# JupyterHub users install it for themselves: jupyter kernelspec install --user .jupyter/kernels/serving-lens
+kernel_dir="$PWD/.jupyter/kernels/serving-lens"
+mkdir -p "$kernel_dir"
+/usr/bin/python3 -c 'import json, sys; json.dump({"argv": [sys.argv[1], "kernel", "--config-path", "{connection_file}"], "display_name": "TypeScript (serving-lens)", "language": "typescript"}, open(sys.argv[2], "w"))' \
+  "$PWD/node_modules/.bin/tslab" "$kernel_dir/kernel.json.tmp"
+mv "$kernel_dir/kernel.json.tmp" "$kernel_dir/kernel.json"

@@ -7,7 +7,7 @@
 import { LensError } from '../errors.js';
 import type { ImageModel } from '../models/model.js';
 import { affineOf } from '../models/preprocess.js';
-import { gaussianBlur } from './image-ops.js';
+import { gaussianBlur, keepPadding } from './image-ops.js';
 import type { Random } from './random.js';
 import type { ImageInput } from './types.js';
 
@@ -108,6 +108,13 @@ export function describeBaseline(spec: BaselineSpec): string {
  * const { images } = makeBaselines(model, image, { kind: 'blur', sigma: 8 }, seededRandom(0));
  */
 export function makeBaselines(model: Pick<ImageModel, 'preprocessing' | 'inputShape'>, image: ImageInput, spec: BaselineSpec, rng: Random): BaselineImages {
+  // Padding is not image: every baseline equals the input there, so no path moves it and it gets no attribution.
+  const made = baselineImages(model, image, spec, rng);
+  made.images.forEach((b) => keepPadding(image, b));
+  return made;
+}
+
+function baselineImages(model: Pick<ImageModel, 'preprocessing' | 'inputShape'>, image: ImageInput, spec: BaselineSpec, rng: Random): BaselineImages {
   const s = normalise(spec);
   const n = image.data.length;
   switch (s.kind) {

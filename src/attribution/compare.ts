@@ -2,17 +2,18 @@
  * Comparing IG baselines on a set of images, as Sturmfels et al. (Distill 2020) did: for each
  * image and baseline, Integrated Gradients and its quality metrics (completeness, deletion and
  * insertion AUC, and with object masks the share of positive attribution inside the mask and the
- * pointing game), then per-baseline means with 95% intervals (Student t; Wilson score for the
- * pointing game, a proportion of hits).
+ * pointing game), then per-baseline means with 95% intervals (percentile bootstrap, inside the
+ * metric's range; Wilson score for the pointing game, a proportion of hits).
  */
 import { LensError } from '../errors.js';
+import { formatNumber } from '../render/format.js';
 import type { ImageModel } from '../models/model.js';
 import { describeBaseline, type BaselineSpec } from './baselines.js';
 import { checkImage, forwardRows } from './engine.js';
 import { expectedGradients, integratedGradients } from './integrated-gradients.js';
 import type { IgRule } from './integration.js';
 import { attributionCurve, maskScores } from './metrics.js';
-import { meanInterval, proportionInterval, type Interval } from './stats.js';
+import { bootstrapInterval, proportionInterval, type Interval } from './stats.js';
 import { resolveTarget } from './targets.js';
 import type { Attribution, ImageInput, ProgressCallback, TargetSpec } from './types.js';
 
@@ -151,9 +152,9 @@ export async function compareBaselines(model: ImageModel, images: readonly Compa
 }
 
 /**
- * Per baseline and metric, the 95% interval over the images: Student t for means, Wilson score
- * for {@link PROPORTION_METRICS} (so the pointing game's interval stays inside [0, 1]). Missing
- * and non-finite values are left out.
+ * Per baseline and metric, the 95% interval over the images: the percentile bootstrap of the mean
+ * (its ends lie within the values' range, so AUCs and shares stay inside [0, 1]), Wilson score for
+ * {@link PROPORTION_METRICS}. Missing and non-finite values are left out.
  *
  * @example
  * compareSummary(rows, ['black']).black?.pointing; // { mean: 0.9, low: 0.596, high: 0.982, successes: 9, n: 10, level: 0.95 }
@@ -165,7 +166,7 @@ export function compareSummary(rows: readonly CompareRow[], baselines: readonly 
     const s: Partial<Record<CompareMetric, Interval>> = {};
     for (const metric of COMPARE_METRICS) {
       const values = mine.map((r) => r[metric]).filter((v): v is number => v !== undefined && Number.isFinite(v));
-      if (values.length > 0) s[metric] = PROPORTION_METRICS.has(metric) ? proportionInterval(values) : meanInterval(values);
+      if (values.length > 0) s[metric] = PROPORTION_METRICS.has(metric) ? proportionInterval(values) : bootstrapInterval(values);
     }
     summary[name] = s;
   }
@@ -180,10 +181,14 @@ const METRIC_TITLES: Record<CompareMetric, string> = {
   pointing: 'pointing game',
 };
 
-function fmt(v: number): string {
+/** Metrics that are shares or probabilities in [0, 1], printed with 3 decimals. */
+const UNIT_METRICS: ReadonlySet<CompareMetric> = new Set<CompareMetric>(['deletionAuc', 'insertionAuc', 'maskShare', 'pointing']);
+
+/** A metric value as tables print it: 3 decimals for [0, 1] metrics, relative deltas in percent (3 significant digits). */
+export function formatMetric(metric: CompareMetric, v: number): string {
   if (!Number.isFinite(v)) return String(v);
-  const a = Math.abs(v);
-  return a !== 0 && (a < 1e-3 || a >= 1e4) ? v.toExponential(2) : v.toFixed(4);
+  if (UNIT_METRICS.has(metric)) return v.toFixed(3);
+  return `${formatNumber(v * 100)}%`;
 }
 
 /**
@@ -198,7 +203,7 @@ export function compareMarkdown(result: CompareResult, title = 'IG baselines'): 
   const lines = [
     `# ${title}`,
     '',
-    `${n} images; each cell is the mean with its 95% confidence interval (Student t${metrics.includes('pointing') ? '; for the pointing game, the share of hits with its Wilson score interval' : ''}).`,
+    `${n} images; each cell is the mean with its 95% confidence interval (percentile bootstrap, 4000 resamples${metrics.includes('pointing') ? '; for the pointing game, the share of hits with its Wilson score interval' : ''}). Shares and AUCs to 3 decimals; the relative delta |sum - (F(x) - F(x'))| / |F(x) - F(x')| in percent.`,
     '',
     `| baseline | ${metrics.map((m) => METRIC_TITLES[m]).join(' | ')} |`,
     `|---|${metrics.map(() => '---').join('|')}|`,
@@ -206,7 +211,7 @@ export function compareMarkdown(result: CompareResult, title = 'IG baselines'): 
   for (const b of result.baselines) {
     const cells = metrics.map((m) => {
       const s = result.summary[b]?.[m];
-      return s ? `${fmt(s.mean)} [${fmt(s.low)}, ${fmt(s.high)}]` : '-';
+      return s ? `${formatMetric(m, s.mean)} [${formatMetric(m, s.low)}, ${formatMetric(m, s.high)}]` : '-';
     });
     lines.push(`| ${b} | ${cells.join(' | ')} |`);
   }

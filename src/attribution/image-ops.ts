@@ -3,6 +3,7 @@
  * baselines, Blur IG, the blur fill of insertion/deletion curves), channel sums, bilinear resizing
  * of coarse maps (Grad-CAM, RISE) and broadcasting a map over channels.
  */
+import { contentMask, hasPadding, type Rect } from '../image/geometry.js';
 import type { ImageInput } from './types.js';
 
 /** Index into [0, n) by mirror reflection about the edges (scipy's 'reflect': d c b a | a b c d | d c b a). */
@@ -28,14 +29,77 @@ function gaussianKernel(sigma: number): Float64Array {
 }
 
 /**
- * Gaussian blur of each channel with standard deviation `sigma` pixels (0 returns a copy).
+ * Gaussian blur of each channel with standard deviation `sigma` pixels (0 returns a copy). An
+ * image with padding (`geometry`) has its photo part blurred on its own (reflected at the photo's
+ * edges) and its padding left as it is, so blurred baselines and Blur IG paths never move padding.
  *
  * @example
  * const soft = gaussianBlur(image, 3);
  */
 export function gaussianBlur<T extends ImageInput>(image: T, sigma: number): T {
+  const content = paddedContent(image);
+  if (content && sigma > 0) {
+    const inner = cropRect(image, content);
+    const blurred = blurWhole(inner, sigma);
+    const out = new Float32Array(image.data);
+    pasteRect(out, image.width, image.channels, blurred, content);
+    return { ...image, data: out };
+  }
+  return { ...image, data: blurWhole(image, sigma) };
+}
+
+/** The content rectangle of an image with padding, or undefined when every pixel is image. */
+export function paddedContent(image: ImageInput): Rect | undefined {
+  const g = image.geometry;
+  if (!g || !hasPadding(g) || g.input.height !== image.height || g.input.width !== image.width) return undefined;
+  return g.content;
+}
+
+function cropRect(image: ImageInput, r: Rect): ImageInput {
+  const c = image.channels;
+  const data = new Float32Array(r.height * r.width * c);
+  for (let y = 0; y < r.height; y++) {
+    const from = ((r.top + y) * image.width + r.left) * c;
+    data.set(image.data.subarray(from, from + r.width * c), y * r.width * c);
+  }
+  return { data, height: r.height, width: r.width, channels: c };
+}
+
+function pasteRect(out: Float32Array, width: number, channels: number, part: Float32Array, r: Rect): void {
+  for (let y = 0; y < r.height; y++) out.set(part.subarray(y * r.width * channels, (y + 1) * r.width * channels), ((r.top + y) * width + r.left) * channels);
+}
+
+/**
+ * Sets every padding pixel (outside `image.geometry.content`) of `data` to the image's own value
+ * there, so that a baseline or path point equals the input on padding. Returns `data`.
+ *
+ * @example
+ * const baseline = keepPadding(image, new Float32Array(image.data.length).fill(255));
+ */
+export function keepPadding(image: ImageInput, data: Float32Array): Float32Array {
+  const content = paddedContent(image);
+  if (!content) return data;
+  const mask = contentMask(image.geometry!);
+  const c = image.channels;
+  for (let p = 0; p < mask.length; p++) if (!mask[p]) for (let ch = 0; ch < c; ch++) data[p * c + ch] = image.data[p * c + ch]!;
+  return data;
+}
+
+/**
+ * Zeroes an attribution on the padding of `image` (a no-op without padding); for methods whose
+ * construction does not already leave padding at zero (gradients, Grad-CAM, RISE, occlusion).
+ */
+export function zeroPadding(image: ImageInput, data: Float32Array): Float32Array {
+  if (!paddedContent(image)) return data;
+  const mask = contentMask(image.geometry!);
+  const c = image.channels;
+  for (let p = 0; p < mask.length; p++) if (!mask[p]) data.fill(0, p * c, (p + 1) * c);
+  return data;
+}
+
+function blurWhole(image: ImageInput, sigma: number): Float32Array {
   const { height: h, width: w, channels: c } = image;
-  if (!(sigma > 0)) return { ...image, data: new Float32Array(image.data) };
+  if (!(sigma > 0)) return new Float32Array(image.data);
   const kernel = gaussianKernel(sigma);
   const radius = (kernel.length - 1) / 2;
   const tmp = new Float64Array(h * w * c);
@@ -65,7 +129,7 @@ export function gaussianBlur<T extends ImageInput>(image: T, sigma: number): T {
       }
     }
   }
-  return { ...image, data: out };
+  return out;
 }
 
 /** Sum over channels: an [H*W] map from HWC data. */

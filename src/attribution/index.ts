@@ -19,7 +19,7 @@ export * from './layer-access.js';
 export * from './gradcam.js';
 export * from './occlusion.js';
 export * from './rise.js';
-export { attributionCurve, trapezoidArea, maskScores, modelRandomization, type Curve, type CurveFill, type CurveOptions, type MaskScores, type RandomizationOptions, type RandomizationStep } from './metrics.js';
+export { attributionCurve, trapezoidArea, maskScores, cellShareCeiling, imagePixels, modelRandomization, type Curve, type CurveFill, type CurveOptions, type MaskScores, type RandomizationOptions, type RandomizationStep } from './metrics.js';
 export * from './stats.js';
 export * from './methods.js';
 export { gaussianBlur, channelSum } from './image-ops.js';

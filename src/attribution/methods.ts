@@ -12,8 +12,9 @@ import { gradientTimesInput, smoothGrad, vanillaGradient, varGrad } from './grad
 import { guidedIntegratedGradients } from './guided-ig.js';
 import { expectedGradients, integratedGradients } from './integrated-gradients.js';
 import type { IgRule } from './integration.js';
+import { keepPadding, zeroPadding } from './image-ops.js';
 import { occlusion } from './occlusion.js';
-import { rise } from './rise.js';
+import { rise, type RiseFill } from './rise.js';
 import type { Attribution, AttributionMethod, CommonOptions, ImageInput } from './types.js';
 import { xrai } from './xrai.js';
 
@@ -92,6 +93,8 @@ export interface MethodSettings extends CommonOptions {
   /** RISE masks and grid cells. */
   masks?: number;
   cells?: number;
+  /** RISE: what masked-out pixels become. */
+  riseFill?: RiseFill;
   returnPath?: boolean | 'gradients';
 }
 
@@ -113,7 +116,12 @@ function single(name: MethodName): AttributionMethod<MethodSettings> {
         return integratedGradients(model, image, pick(s, ['baseline', 'steps', 'rule', 'tolerance', 'mapTolerance', 'segments', 'returnPath']));
       case 'eg':
         if (!s.references?.length) throw new LensError('INVALID_ARGUMENT', 'expected gradients (eg) needs reference images to draw baselines from');
-        return expectedGradients(model, image, { ...pick(s, ['returnPath']), references: s.references, ...(s.steps !== undefined ? { samples: s.steps } : {}) });
+        return expectedGradients(model, image, {
+          ...pick(s, ['returnPath']),
+          // References are baselines: equal to the input on its padding, like every baseline.
+          references: s.references.map((r) => ({ ...r, data: keepPadding(image, new Float32Array(r.data)) })),
+          ...(s.steps !== undefined ? { samples: s.steps } : {}),
+        });
       case 'blur_ig':
         return blurIntegratedGradients(model, image, pick(s, ['steps', 'maxSigma', 'returnPath']));
       case 'guided_ig':
@@ -125,7 +133,7 @@ function single(name: MethodName): AttributionMethod<MethodSettings> {
       case 'occlusion':
         return occlusion(model, image, { ...pick(s, ['window', 'stride']), ...(s.baseline !== undefined ? { fill: s.baseline } : {}) });
       case 'rise':
-        return rise(model, image, pick(s, ['masks', 'cells']));
+        return rise(model, image, pick(s, ['masks', 'cells', 'riseFill']));
       default:
         throw new LensError('INTERNAL', `method ${name} is not a single method`);
     }
@@ -138,8 +146,15 @@ function single(name: MethodName): AttributionMethod<MethodSettings> {
  * @example
  * const attr = await runMethod(parseMethod('smoothgrad:ig'), model, image, { samples: 10, steps: 16 });
  */
-export function runMethod(method: ParsedMethod | MethodName, model: ImageModel, image: ImageInput, settings: MethodSettings = {}): Promise<Attribution> {
-  const m = typeof method === 'string' ? parseMethod(method) : method;
+export async function runMethod(method: ParsedMethod | MethodName, model: ImageModel, image: ImageInput, settings: MethodSettings = {}): Promise<Attribution> {
+  const attribution = await runParsed(typeof method === 'string' ? parseMethod(method) : method, model, image, settings);
+  // Path methods leave padding at zero by construction (their baselines equal the input there);
+  // the others are masked, since padding is not image. The geometry travels with the map.
+  zeroPadding(image, attribution.data);
+  return image.geometry ? { ...attribution, geometry: image.geometry } : attribution;
+}
+
+function runParsed(m: ParsedMethod, model: ImageModel, image: ImageInput, settings: MethodSettings): Promise<Attribution> {
   if (m.name === 'smoothgrad' || m.name === 'vargrad') {
     const inner = single(m.inner ?? 'gradient');
     // The inner method reports no progress of its own; the wrapper counts samples.

@@ -6,13 +6,17 @@
  * - the model-randomisation sanity check (Adebayo et al. 2018): cascading re-initialisation from
  *   the top layer down, and the rank correlation between the original and the randomised maps;
  * - ground-truth scores when the object mask is known (the shapes dataset): the share of positive
- *   attribution inside the mask, and the pointing game (is the map's maximum inside the mask).
+ *   attribution inside the mask (for signed gradient maps), the same share centred on the map's
+ *   median (for maps positive everywhere: RISE, occlusion), the pointing game (is the map's
+ *   maximum inside the mask: fit for every method, coarse ones included), and the ceiling a map
+ *   made of coarse cells can reach (for Grad-CAM, whose layer may be 4x4).
  */
 import { LensError } from '../errors.js';
 import type { ImageModel } from '../models/model.js';
 import { makeBaselines, type BaselineSpec } from './baselines.js';
 import { checkImage, defaultBatchSize, forwardRows, toProbabilities } from './engine.js';
-import { channelSum, gaussianBlur } from './image-ops.js';
+import { contentMask } from '../image/geometry.js';
+import { channelSum, gaussianBlur, paddedContent } from './image-ops.js';
 import { hasLayerAccess } from './layer-access.js';
 import { DEFAULT_SEED, seededRandom } from './random.js';
 import { spearman } from './stats.js';
@@ -48,6 +52,14 @@ function fillImage(model: ImageModel, image: ImageInput, fill: CurveFill): Float
   return makeBaselines(model, image, fill.baseline, seededRandom(DEFAULT_SEED)).images[0]!;
 }
 
+/** Indices of the pixels that show the photo (all of them unless the input has padding). */
+export function imagePixels(image: ImageInput): number[] {
+  const all = Array.from({ length: image.height * image.width }, (_, i) => i);
+  if (!paddedContent(image)) return all;
+  const mask = contentMask(image.geometry!);
+  return all.filter((p) => mask[p] === 1);
+}
+
 /** Trapezoid area under y over x. */
 export function trapezoidArea(x: ArrayLike<number>, y: ArrayLike<number>): number {
   let area = 0;
@@ -76,11 +88,13 @@ export async function attributionCurve(model: ImageModel, image: ImageInput, att
   const filler = fillImage(model, image, fill);
   const { height: h, width: w, channels: c } = image;
   const map = channelSum(attribution);
-  const order = Array.from({ length: h * w }, (_, i) => i).sort((a, b) => map[b]! - map[a]! || a - b);
+  // Padding is not image: only the photo's pixels are ranked, removed and inserted.
+  const inside = imagePixels(image);
+  const order = inside.sort((a, b) => map[b]! - map[a]! || a - b);
   const [from, to] = kind === 'deletion' ? [image.data, filler] : [filler, image.data];
   const fractions = Float32Array.from({ length: steps + 1 }, (_, i) => i / steps);
   const stages = Array.from(fractions, (f) => {
-    const k = Math.round(f * h * w);
+    const k = Math.round(f * order.length);
     const data = new Float32Array(from);
     for (let r = 0; r < k; r++) {
       const p = order[r]!;
@@ -101,6 +115,12 @@ export async function attributionCurve(model: ImageModel, image: ImageInput, att
 export interface MaskScores {
   /** Positive attribution inside the mask / all positive attribution (channel sums). NaN if none is positive. */
   positiveShareInMask: number;
+  /**
+   * The same share after subtracting the map's median (its background level) from every pixel:
+   * fit for maps that are positive everywhere (RISE's E[p | pixel kept], occlusion), where the
+   * uncentred share only measures the mask's area. NaN if nothing is above the median.
+   */
+  centredShareInMask: number;
   /** The pointing game: the pixel with the largest attribution lies in the mask (within `tolerance`). */
   pointingHit: boolean;
   /** Share of the image the mask covers (what a uniform map would score). */
@@ -146,7 +166,60 @@ export function maskScores(attribution: Attribution | ImageInput, mask: Uint8Arr
       }
     }
   }
-  return { positiveShareInMask: all > 0 ? inside / all : NaN, pointingHit: hit, maskArea: area / map.length };
+  // Padding is not image: the median and the area are over the photo's pixels only.
+  const pixels = imagePixels(attribution);
+  const median = medianOf(pixels.map((p) => map[p]!));
+  let centredInside = 0;
+  let centredAll = 0;
+  for (const p of pixels) {
+    const v = map[p]! - median;
+    if (v > 0) {
+      centredAll += v;
+      if (mask[p]) centredInside += v;
+    }
+  }
+  const imageArea = pixels.reduce((n, p) => n + (mask[p] ? 1 : 0), 0);
+  return {
+    positiveShareInMask: all > 0 ? inside / all : NaN,
+    centredShareInMask: centredAll > 0 ? centredInside / centredAll : NaN,
+    pointingHit: hit,
+    maskArea: pixels.length > 0 ? imageArea / pixels.length : area / map.length,
+  };
+}
+
+function medianOf(values: number[]): number {
+  if (values.length === 0) return 0;
+  const sorted = Float64Array.from(values).sort();
+  const mid = sorted.length >> 1;
+  return sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
+}
+
+/**
+ * The largest positive-share-in-mask a map of `cellHeight` x `cellWidth` cells can reach (the
+ * share of the best cell's pixels inside the mask): Grad-CAM on a coarse layer cannot place mass
+ * finer than a cell, so its mask share is best read against this ceiling, not against 1.
+ *
+ * @example
+ * const ceiling = cellShareCeiling(sample.mask, 64, 64, 16, 16);   // a 4 x 4 layer on a 64 x 64 input
+ */
+export function cellShareCeiling(mask: Uint8Array, height: number, width: number, cellHeight: number, cellWidth: number): number {
+  if (mask.length !== height * width) throw new LensError('SHAPE_MISMATCH', `mask holds ${mask.length} pixels, expected ${height}x${width}`);
+  if (!(cellHeight >= 1 && cellWidth >= 1)) throw new LensError('INVALID_ARGUMENT', `cell size must be at least 1x1, got ${cellHeight}x${cellWidth}`);
+  let best = 0;
+  for (let y0 = 0; y0 < height; y0 += cellHeight) {
+    for (let x0 = 0; x0 < width; x0 += cellWidth) {
+      let inside = 0;
+      let count = 0;
+      for (let y = y0; y < Math.min(height, y0 + cellHeight); y++) {
+        for (let x = x0; x < Math.min(width, x0 + cellWidth); x++) {
+          count++;
+          inside += mask[y * width + x]!;
+        }
+      }
+      best = Math.max(best, inside / count);
+    }
+  }
+  return best;
 }
 
 export interface RandomizationOptions<O extends CommonOptions> {

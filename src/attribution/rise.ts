@@ -1,11 +1,23 @@
 /**
  * RISE (Petsiuk, Das, Saenko, BMVC 2018): the importance of a pixel is the expected target
- * probability over random masks that keep it. Masks are coarse random grids, upsampled
- * bilinearly and shifted by a random sub-cell offset; masked-out pixels become black. Forward
- * calls only, so it works on a remote TF Serving model.
+ * probability over random masks that keep it, E[p | pixel kept] = sum_i p_i m_i / (N keep).
+ * Forward calls only, so it works on a remote TF Serving model.
+ *
+ * Mask geometry, against the paper (Sec. 3.2): the paper draws an h x w binary grid, upsamples it
+ * bilinearly to (h+1)C x (w+1)C with C = ceil(H/h) and crops H x W at a random shift in [0, C).
+ * Here the grid is extended to (cells+1) x (cells+1) by repeating its last row and column, then
+ * upsampled to (cells+1)C and cropped at a random shift in [0, C): cells are exactly C pixels
+ * (the paper's are (h+1)/h C), and the extra row/column repeats a drawn cell instead of blending
+ * towards it. Both give smooth masks with a random sub-cell offset and keep probability `keep`.
+ *
+ * Fill: masked-out pixels become `black` (pixel 0, as the paper's `image * mask`; default) or the
+ * model-space `zero` (the pixel the model's preprocessing maps to 0: grey for [-1,1] models, the
+ * ImageNet mean for caffe/torch), which is what multiplying the preprocessed tensor by the mask,
+ * as the reference implementation does after normalising, amounts to.
  */
 import { LensError } from '../errors.js';
 import type { ImageModel } from '../models/model.js';
+import { modelZeroPixel } from './baselines.js';
 import { checkImage, defaultBatchSize, forwardRows, toProbabilities } from './engine.js';
 import { broadcastChannels, resizeBilinear } from './image-ops.js';
 import { DEFAULT_SEED, seededRandom, type Random } from './random.js';
@@ -19,7 +31,13 @@ export interface RiseOptions extends CommonOptions {
   cells?: number;
   /** Probability that a cell is kept. Default 0.5. */
   keep?: number;
+  /** What masked-out pixels become (see the module comment). Default 'black'. */
+  riseFill?: RiseFill;
 }
+
+export const RISE_FILLS = ['black', 'zero'] as const;
+/** `black`: pixel 0; `zero`: the pixel the model's preprocessing maps to 0. */
+export type RiseFill = (typeof RISE_FILLS)[number];
 
 /** One RISE mask (H*W, values in [0,1]). */
 function randomMask(h: number, w: number, cells: number, keep: number, rng: Random): Float32Array {
@@ -59,13 +77,16 @@ export async function rise(model: ImageModel, image: ImageInput, options: RiseOp
   const rng = seededRandom(options.seed ?? DEFAULT_SEED);
   const [scores] = await forwardRows(model, [image.data], 1, { ...(options.signal ? { signal: options.signal } : {}) });
   const target = resolveTarget(model, scores!, options.target);
+  const fillMode = options.riseFill ?? 'black';
+  if (!(RISE_FILLS as readonly string[]).includes(fillMode)) throw new LensError('INVALID_ARGUMENT', `RISE fill must be one of ${RISE_FILLS.join(', ')}, got ${fillMode}`);
+  const fill = fillMode === 'zero' ? modelZeroPixel(model) : new Array<number>(c).fill(0);
   const saliency = new Float64Array(h * w);
   for (let m0 = 0; m0 < count; m0 += batchSize) {
     const n = Math.min(batchSize, count - m0);
     const masks = Array.from({ length: n }, () => randomMask(h, w, cells, keep, rng));
     const masked = masks.map((mask) => {
       const data = new Float32Array(h * w * c);
-      for (let p = 0; p < h * w; p++) for (let ch = 0; ch < c; ch++) data[p * c + ch] = image.data[p * c + ch]! * mask[p]!;
+      for (let p = 0; p < h * w; p++) for (let ch = 0; ch < c; ch++) data[p * c + ch] = fill[ch]! + (image.data[p * c + ch]! - fill[ch]!) * mask[p]!;
       return data;
     });
     const rows = await forwardRows(model, masked, batchSize, { ...(options.signal ? { signal: options.signal } : {}) });
@@ -85,9 +106,9 @@ export async function rise(model: ImageModel, image: ImageInput, options: RiseOp
     method: 'rise',
     target,
     output: model.output,
-    baseline: 'black',
+    baseline: fillMode,
     gradientEvaluations: 0,
     forwardEvaluations: 1 + count,
-    details: { masks: count, cells, keep, score: 'probability' },
+    details: { masks: count, cells, keep, fill: fillMode, score: 'probability' },
   };
 }

@@ -1,12 +1,21 @@
 /**
- * Writing an attribution the way `lens explain` does: a PNG panel (the image and the chosen
- * visualization, titled, with a colour bar) carrying the method, baseline, steps, target and
- * delta in PNG text chunks; the raw attributions as a float32 `.npy` of shape (H, W, C); and a JSON
- * summary. All files are written atomically.
+ * Writing an attribution the way `lens explain` does: a PNG carrying the method, baseline, steps,
+ * target and delta in PNG text chunks; the raw attributions as a float32 `.npy` of shape (H, W, C)
+ * at the model input's size; and a JSON summary with the geometry that maps the `.npy` onto the
+ * photo. All files are written atomically.
+ *
+ * The PNG is either the attribution drawn on the user's photo at the photo's own size (canvas
+ * `photo`, default when the photo is given: the map is brought back through the `--resize`
+ * geometry, padding dropped, the legend inset) or the model-size panel of the input beside the
+ * visualization (canvas `model`).
  */
 import { join } from 'node:path';
+import { hasPadding, mapToPhoto } from '../image/geometry.js';
 import {
   attributionPngText,
+  formatProbability,
+  quietestCorner,
+  renderOnPhoto,
   attributionTitle,
   renderGrid,
   rgbaFromImage,
@@ -17,17 +26,39 @@ import {
   type AttributionSign,
   type VisualizationMethod,
 } from '../render/index.js';
+import { channelSum, gaussianBlur } from './image-ops.js';
+import { LensError } from '../errors.js';
 import type { Attribution, ImageInput } from './types.js';
+
+export const CANVASES = ['photo', 'model'] as const;
+/** `photo`: on the user's photo at its own size; `model`: the model input beside the map, at the model's size. */
+export type Canvas = (typeof CANVASES)[number];
+
+/** Default Gaussian smoothing of the picture (not of the `.npy`), in model-input pixels, for the views that are lens's own. */
+export const DEFAULT_SMOOTHING = 1.5;
+
+/** The default view: see docs/attribution-views.md for the comparison it was chosen from. */
+export const DEFAULT_VIEW: { viz: VisualizationMethod; sign: AttributionSign } = { viz: 'overlay', sign: 'absolute_value' };
 
 export interface SaveOptions {
   /** Folder for the files (created when missing). */
   dir: string;
   /** File name stem: files are STEM.png, STEM.npy, STEM.json. */
   stem: string;
-  /** Visualization convention. Default 'blended_heat_map'. */
+  /** Visualization convention. Default `overlay` (DEFAULT_VIEW). */
   viz?: VisualizationMethod;
   /** Captum sign. Default 'absolute_value'. */
   sign?: AttributionSign;
+  /** The user's photo at its own size (`loadPixels(path)` without a size); enables canvas `photo`. */
+  photo?: ImageInput;
+  /** Default `photo` when `photo` is given and the attribution has a geometry, else `model`. */
+  canvas?: Canvas;
+  /**
+   * Gaussian smoothing of the picture in model-input pixels (0: none), named in the legend; the
+   * `.npy` is never smoothed. Default DEFAULT_SMOOTHING for `overlay` and `outline`, 0 for the
+   * named Captum and PAIR conventions (so they stay theirs).
+   */
+  smooth?: number;
   /** Name of the image, shown in the panel and stored in the files. */
   imageName?: string;
   /** Extra fields for the JSON summary and the PNG text (e.g. the model name). */
@@ -81,19 +112,91 @@ export async function saveAttribution(attribution: Attribution, image: ImageInpu
     npy: join(options.dir, `${options.stem}.npy`),
     json: join(options.dir, `${options.stem}.json`),
   };
-  const viz = visualize(attribution, { method: options.viz ?? 'blended_heat_map', sign: options.sign ?? 'absolute_value', image });
-  const png = await renderGrid({
-    cells: [
-      [
-        { image: rgbaFromImage(image), title: [options.imageName ?? 'image'] },
-        { image: viz, title: [attribution.method, ...attributionTitle(attribution)] },
-      ],
-    ],
-    cellSize: Math.max(160, Math.min(320, Math.max(image.height, image.width))),
-  });
+  const png = await attributionPicture(attribution, image, options);
   const text = { ...(options.imageName !== undefined ? { image: options.imageName } : {}), ...(options.extra ?? {}) };
-  await writePngAtomic(files.png, png, attributionPngText(attribution, text));
+  await writePngAtomic(files.png, png.bytes, { ...attributionPngText(attribution, text), ...pictureText(png.settings) });
   await writeNpy(files.npy, attribution.data, [attribution.height, attribution.width, attribution.channels]);
-  await writeJsonAtomic(files.json, { ...attributionSummary(attribution, options.imageName), ...(options.extra ?? {}), files });
+  await writeJsonAtomic(files.json, { ...attributionSummary(attribution, options.imageName), picture: png.settings, ...(options.extra ?? {}), files });
   return files;
+}
+
+/** How a saved picture was drawn (in the JSON summary as `picture`). */
+export interface PictureSettings {
+  canvas: Canvas;
+  viz: VisualizationMethod;
+  sign: AttributionSign;
+  /** Gaussian sigma in model-input pixels (0: none). */
+  smooth: number;
+  /** PNG picture size (the photo's size on canvas `photo`, legend inset). */
+  width: number;
+  height: number;
+}
+
+function pictureText(settings: PictureSettings): Record<string, string | number> {
+  return { canvas: settings.canvas, viz: settings.viz, sign: settings.sign, smooth: settings.smooth };
+}
+
+/**
+ * Draws the PNG of one attribution as `saveAttribution` writes it.
+ *
+ * @example
+ * const { bytes } = await attributionPicture(attr, input, { photo, imageName: 'parrot.jpg' });
+ */
+export async function attributionPicture(
+  attribution: Attribution,
+  image: ImageInput,
+  options: Pick<SaveOptions, 'viz' | 'sign' | 'photo' | 'canvas' | 'smooth' | 'imageName'> = {},
+): Promise<{ bytes: Buffer; settings: PictureSettings }> {
+  const viz = options.viz ?? DEFAULT_VIEW.viz;
+  const sign = options.sign ?? DEFAULT_VIEW.sign;
+  const geometry = attribution.geometry ?? image.geometry;
+  const canvas = options.canvas ?? (options.photo && geometry ? 'photo' : 'model');
+  const smooth = options.smooth ?? (viz === 'overlay' || viz === 'outline' ? DEFAULT_SMOOTHING : 0);
+  if (!(smooth >= 0)) throw new LensError('INVALID_ARGUMENT', `smoothing must be >= 0 pixels, got ${smooth}`);
+  const map: Attribution = smooth > 0 ? { ...attribution, data: gaussianBlur({ ...attribution, ...(geometry ? { geometry } : {}) }, smooth).data } : attribution;
+  const title = [attribution.method, ...attributionTitle(attribution)];
+  const smoothNote = smooth > 0 ? `smoothed σ = ${smooth} model px` : undefined;
+  if (canvas === 'model') {
+    const picture = visualize(map, { method: viz, sign, image });
+    const bytes = await renderGrid({
+      cells: [
+        [
+          { image: rgbaFromImage(image), title: [options.imageName ?? 'image'] },
+          { image: picture, title: smoothNote ? [...title, smoothNote] : title },
+        ],
+      ],
+      cellSize: Math.max(160, Math.min(320, Math.max(image.height, image.width))),
+    });
+    return { bytes, settings: { canvas, viz, sign, smooth, width: image.width, height: image.height } };
+  }
+  const photo = options.photo ?? image;
+  if (!geometry && (photo.height !== attribution.height || photo.width !== attribution.width)) {
+    throw new LensError('INVALID_ARGUMENT', `canvas photo needs the resize geometry of the attribution (the photo is ${photo.height}x${photo.width}, the map ${attribution.height}x${attribution.width})`);
+  }
+  const onPhoto = geometry && options.photo ? mapToPhoto(map, geometry, { preserveSum: true }) : undefined;
+  const picture = visualize(onPhoto?.map ?? map, { method: viz, sign, image: photo });
+  if (onPhoto) dimUnseen(picture, onPhoto.seen);
+  const target = attribution.target;
+  const colourNote = picture.colorbar?.clipped ? 'colours clipped at the 99th percentile' : undefined;
+  const notes = [
+    ...(viz === 'outline' ? ['outline: region with 50% of the |attribution| mass'] : []),
+    [colourNote, smoothNote].filter(Boolean).join('; '),
+    ...(geometry && hasPadding(geometry) ? ['padding: not image, no attribution'] : []),
+    ...(onPhoto && onPhoto.seen.includes(0) ? ['darkened: cropped off, unseen by the model'] : []),
+  ].filter((n) => n.length > 0);
+  const view = onPhoto?.map ?? map;
+  const bytes = await renderOnPhoto(picture, {
+    title: [`${attribution.method}: ${target.label ?? `class ${target.index}`} ${formatProbability(target.probability)}`, attributionTitle(attribution).slice(1).join(' · ')].filter((l) => l.length > 0),
+    notes,
+    corner: quietestCorner(channelSum(view), view.width, view.height),
+  });
+  return { bytes, settings: { canvas, viz, sign, smooth, width: photo.width, height: photo.height } };
+}
+
+/** Photo pixels the model never saw (cut off by a crop) are darkened. */
+function dimUnseen(picture: { data: Uint8ClampedArray }, seen: Uint8Array): void {
+  for (let p = 0; p < seen.length; p++) {
+    if (seen[p]) continue;
+    for (let c = 0; c < 3; c++) picture.data[p * 4 + c] = Math.round(picture.data[p * 4 + c]! * 0.35);
+  }
 }

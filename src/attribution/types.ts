@@ -3,6 +3,7 @@
  * (0..255, HWC, float32): preprocessing lives inside the model, so a map lines up with the image
  * the user gave, and the `.npy` written by the CLI has the shape of the input tensor.
  */
+import type { ImageGeometry } from '../image/geometry.js';
 import type { ScoreKind } from '../models/model.js';
 import type { IgRule } from './integration.js';
 
@@ -12,6 +13,12 @@ export interface ImageInput {
   height: number;
   width: number;
   channels: number;
+  /**
+   * Where the photo lies in this input (from `loadPixels` with a size). Pixels outside
+   * `geometry.content` are padding, not image: baselines and paths keep them equal to the input's,
+   * so they receive no attribution, and metrics leave them out.
+   */
+  geometry?: ImageGeometry;
 }
 
 /**

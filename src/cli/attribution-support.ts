@@ -45,7 +45,7 @@ const ATTRIBUTION_FLAGS: Record<AttributionFlag, { flags: string; description: s
   target: { flags: '--target <target>', description: 'top1, topK (each of the k best), a class index, or a label', defaultValue: 'top1' },
   // For commands that write one explanation per image.
   singleTarget: { flags: '--target <target>', description: 'top1, a class index or a label', defaultValue: 'top1' },
-  viz: { flags: '--viz <method>', description: 'heat_map, blended_heat_map, masked_image, alpha_scaling, saliency_grayscale, saliency_diverging, overlay, outline', defaultValue: 'blended_heat_map' },
+  viz: { flags: '--viz <method>', description: 'overlay (colour by |attribution| over the dimmed photo), outline, or the named conventions heat_map, blended_heat_map, masked_image, alpha_scaling, saliency_grayscale, saliency_diverging', defaultValue: 'overlay' },
   sign: { flags: '--sign <sign>', description: 'all, positive, negative, absolute_value', defaultValue: 'absolute_value' },
   preprocess: { flags: '--preprocess <name>', description: 'raw, unit, symmetric, caffe, torch, bgr (default: what the model declares, else raw)' },
   resize: { flags: '--resize <mode>', description: 'pad, crop or squash to the model input size', defaultValue: 'pad' },

@@ -28,6 +28,7 @@ import { loadPixels, type Pixels } from '../image/index.js';
 import { loadImageModel } from '../models/load.js';
 import { writeFileAtomic } from '../fs/atomic.js';
 import { writeJsonAtomic } from '../render/files.js';
+import { formatProbability } from '../render/format.js';
 import { writePngAtomic } from '../render/png.js';
 import { createClient, type ServingClient } from '../serving/client.js';
 import { createRemoteModel } from '../serving/remote-model.js';
@@ -68,6 +69,8 @@ export interface DemoOptions {
   seed?: number;
   /** Name the model is served under. Default 'shapes'. */
   servedName?: string;
+  /** Colour scale of the grid: one for every panel (default) or one per panel. */
+  scale?: 'shared' | 'panel';
   onProgress?(p: DemoProgress): void;
   /** Server log lines (model loading and unloading). */
   log?(line: string): void;
@@ -311,14 +314,20 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
     const summaryFile = join(out, 'summary.json');
     const baselines = summarize(compared);
     await step('report', async () => {
-      const png = await attributionGridPng(
-        compared.attributions.map((attrs, i) => ({
+      const rows = compared.attributions.map((attrs, i) => ({
           image: pixels[i]!,
-          title: [samples[i]!.name, `served: ${predictions[i]!.grpc.label ?? predictions[i]!.grpc.index} ${predictions[i]!.grpc.probability.toFixed(2)}`],
+          title: [samples[i]!.name, `served: ${predictions[i]!.grpc.label ?? predictions[i]!.grpc.index} ${formatProbability(predictions[i]!.grpc.probability)}`],
           attributions: attrs,
-        })),
-        { title: `${model.name}: Integrated Gradients, ${steps} steps, |attribution| on one scale`, columnTitles: compared.baselines, cellSize: Math.max(150, h) },
-      );
+      }));
+      const gridOptions = {
+        title: `${model.name}: Integrated Gradients, ${steps} steps, |attribution|`,
+        columnTitles: compared.baselines,
+        cellSize: Math.max(192, h),
+        scale: (options.scale ?? 'shared') === 'shared' ? ('shared' as const) : ('per-map' as const),
+      };
+      const png = await attributionGridPng(rows, gridOptions);
+      // The same grid as SVG, for papers.
+      await writeFileAtomic(gridFile.replace(/\.png$/, '.svg'), await attributionGridPng(rows, { ...gridOptions, format: 'svg' }));
       await writePngAtomic(gridFile, png, {
         Title: 'serving-lens demo',
         Software: 'serving-lens',
@@ -329,6 +338,7 @@ export async function runDemo(options: DemoOptions = {}): Promise<DemoResult> {
         rule: 'gausslegendre',
         output: model.output,
         images: samples.map((s) => s.name).join(','),
+        scale: options.scale ?? 'shared',
       });
     });
     const result = {

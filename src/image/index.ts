@@ -12,10 +12,21 @@ import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { LensError, errorMessage } from '../errors.js';
 import { decodeBmp, isBmp } from './bmp.js';
+import { fitGeometry, type ImageGeometry, type ResizeMode } from './geometry.js';
 import { isUrl } from './url.js';
 
-export const RESIZE_MODES = ['pad', 'crop', 'squash'] as const;
-export type ResizeMode = (typeof RESIZE_MODES)[number];
+export {
+  RESIZE_MODES,
+  contentMask,
+  fitGeometry,
+  hasPadding,
+  mapToPhoto,
+  parseResizeMode,
+  type HwcMap,
+  type ImageGeometry,
+  type Rect,
+  type ResizeMode,
+} from './geometry.js';
 
 /** Decoded pixels, row-major HWC, 0..255 as float32. */
 export interface Pixels {
@@ -25,6 +36,8 @@ export interface Pixels {
   channels: number;
   /** Where the pixels came from (path, URL or `<bytes>`), for reports. */
   source: string;
+  /** How the photo was brought to `size` (absent when it was not resized). */
+  geometry?: ImageGeometry;
 }
 
 export interface FetchOptions {
@@ -43,11 +56,6 @@ export interface LoadOptions extends FetchOptions {
 }
 
 const DEFAULT_MAX_BYTES = 50 * 1024 * 1024;
-
-export function parseResizeMode(value: string): ResizeMode {
-  if ((RESIZE_MODES as readonly string[]).includes(value)) return value as ResizeMode;
-  throw new LensError('INVALID_ARGUMENT', `unknown resize mode "${value}": expected one of ${RESIZE_MODES.join(', ')}`);
-}
 
 export { isUrl };
 
@@ -98,19 +106,32 @@ export async function decodePixels(bytes: Buffer | Uint8Array, options: LoadOpti
     let img = (bmp ? sharp(bmp.data, { raw: { width: bmp.width, height: bmp.height, channels: 3 } }) : sharp(bytes, { failOn: 'error' }).rotate())
       .flatten({ background: { r: 0, g: 0, b: 0 } });
     img = channels === 1 ? img.greyscale() : img.toColourspace('srgb');
+    let fitted: { mode: ResizeMode; target: { height: number; width: number }; source: { height: number; width: number } } | undefined;
     if (options.size) {
       const [height, width] = options.size;
-      const fit = { pad: 'contain', crop: 'cover', squash: 'fill' } as const;
-      img = img.resize({ width, height, fit: fit[options.resize ?? 'pad'], position: 'centre', background: { r: 0, g: 0, b: 0, alpha: 1 } });
+      const mode: ResizeMode = options.resize ?? 'pad';
+      const source = bmp ? { width: bmp.width, height: bmp.height } : await orientedSize(bytes);
+      // pad and crop resize with the aspect kept, and the result is placed here, so that where the photo lies is known exactly.
+      const fit = { pad: 'inside', crop: 'outside', squash: 'fill' } as const;
+      img = img.resize({ width, height, fit: fit[mode] });
+      fitted = { mode, target: { height, width }, source };
     }
-    const { data, info } = await img.removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const { data: decoded, info } = await img.removeAlpha().raw().toBuffer({ resolveWithObject: true });
     const got = info.channels;
-    const out = new Float32Array(info.width * info.height * channels);
+    let data: Uint8Array = decoded;
+    let size = { height: info.height, width: info.width };
+    let geometry: ImageGeometry | undefined;
+    if (fitted) {
+      geometry = fitGeometry(fitted.mode, fitted.source, fitted.target, size);
+      data = placeResized(decoded, size, got, geometry, fitted.mode);
+      size = fitted.target;
+    }
+    const out = new Float32Array(size.width * size.height * channels);
     // sharp may keep 3 channels for greyscale input converted to sRGB; take what is asked for.
     for (let i = 0, j = 0; i < out.length; i += channels, j += got) {
       for (let c = 0; c < channels; c++) out[i + c] = data[j + Math.min(c, got - 1)]!;
     }
-    return { data: out, height: info.height, width: info.width, channels, source };
+    return { data: out, height: size.height, width: size.width, channels, source, ...(geometry ? { geometry } : {}) };
   } catch (e) {
     if (e instanceof LensError) throw e;
     throw new LensError('IMAGE_DECODE', `cannot decode image ${source}: ${decoderReason(e)}`);
@@ -137,6 +158,37 @@ function decoderReason(e: unknown): string {
   }
   const text = [...reasons].join('; ');
   return context ? `${context}: ${text}` : text;
+}
+
+/** Width and height of an encoded image as displayed (EXIF orientations 5..8 swap them). */
+async function orientedSize(bytes: Buffer | Uint8Array): Promise<{ height: number; width: number }> {
+  const meta = await sharp(bytes).metadata();
+  const swap = (meta.orientation ?? 1) >= 5;
+  return swap ? { height: meta.width!, width: meta.height! } : { height: meta.height!, width: meta.width! };
+}
+
+/**
+ * The resized photo placed in the model input: centred with black padding (`pad`), or its centre
+ * cut out (`crop`); `squash` is already the right size.
+ */
+function placeResized(raw: Uint8Array, size: { height: number; width: number }, channels: number, geometry: ImageGeometry, mode: ResizeMode): Uint8Array {
+  if (mode === 'squash') return raw;
+  const { input, content } = geometry;
+  const out = new Uint8Array(input.height * input.width * channels);
+  if (mode === 'pad') {
+    for (let y = 0; y < size.height; y++) {
+      out.set(raw.subarray(y * size.width * channels, (y + 1) * size.width * channels), ((content.top + y) * input.width + content.left) * channels);
+    }
+    return out;
+  }
+  // The crop window's corner, in resized pixels (what `geometry.visible` holds in photo pixels).
+  const top = Math.round((size.height - input.height) / 2);
+  const left = Math.round((size.width - input.width) / 2);
+  for (let y = 0; y < input.height; y++) {
+    const from = ((top + y) * size.width + left) * channels;
+    out.set(raw.subarray(from, from + input.width * channels), y * input.width * channels);
+  }
+  return out;
 }
 
 /** Reads, decodes and resizes an image from a path or URL. */

@@ -165,6 +165,8 @@ export interface AttributionGridOptions {
    */
   scale?: 'shared' | 'per-map';
   cellSize?: number;
+  /** `png` (default) or `svg`. */
+  format?: 'png' | 'svg';
 }
 
 /**
@@ -190,8 +192,13 @@ export async function attributionGridPng(rows: readonly AttributionGridRow[], op
     ...row.attributions.map((a): GridCell => ({ image: visualize(a, { method, sign, image: row.image, ...(scale !== undefined ? { scale } : {}) }), title: attributionTitle(a) })),
   ]);
   const columnTitles = options.columnTitles ? [...(showImage ? ['image'] : []), ...options.columnTitles] : undefined;
+  const caption = scale !== undefined
+    ? `One colour scale for every panel (${method}, sign ${sign}): equal colours mean equal attribution.`
+    : `Each panel on its own colour scale (${method}, sign ${sign}): colours compare within a panel only.`;
   return renderGrid({
     cells,
+    caption,
+    ...(options.format ? { format: options.format } : {}),
     ...(options.title ? { title: options.title } : {}),
     ...(columnTitles ? { columnTitles } : {}),
     cellSize: cellSizeFor(first.image, options.cellSize),

@@ -18,7 +18,7 @@
  */
 import type { SKRSContext2D } from '@napi-rs/canvas';
 import { LensError } from '../errors.js';
-import { canvasToPng, fitText, newCanvas } from './draw.js';
+import { finishCanvas, fitText, newCanvas, type PictureFormat } from './draw.js';
 import { fontSpec } from './fonts.js';
 
 export type AxisScale = 'linear' | 'log2' | 'log10';
@@ -40,6 +40,8 @@ export interface LineSeries {
 
 export interface LineChartOptions {
   series: readonly LineSeries[];
+  /** `png` (default) or `svg`. */
+  format?: PictureFormat;
   title?: string;
   xLabel?: string;
   yLabel?: string;
@@ -151,7 +153,7 @@ export async function drawLineChart(options: LineChartOptions): Promise<Buffer> 
   const yAxis = left.length > 0 ? buildAxis(finite(left, (s, i) => (pointsOk(s, i) ? s.y[i]! : NaN)), options.yScale ?? 'linear', true, undefined, yTarget, 'left y') : undefined;
   const y2Axis = right.length > 0 ? buildAxis(finite(right, (s, i) => (pointsOk(s, i) ? s.y[i]! : NaN)), options.y2Scale ?? 'linear', true, undefined, yTarget, 'right y') : undefined;
 
-  const { canvas, ctx } = newCanvas(width, height, '#ffffff');
+  const { canvas, ctx } = newCanvas(width, height, '#ffffff', options.format ?? 'png');
   ctx.font = fontSpec(fontSize);
   const labelWidth = (axis: Axis | undefined) => (axis ? Math.max(...axis.ticks.map((t) => ctx.measureText(tickLabel(t)).width)) : 0);
   const plotLeft = Math.ceil(12 + (options.yLabel && yAxis ? lineHeight + 4 : 0) + labelWidth(yAxis) + 8);
@@ -256,7 +258,7 @@ export async function drawLineChart(options: LineChartOptions): Promise<Buffer> 
 
   const legend = options.legend ?? 'top-left';
   if (legend !== 'none') drawLegend(ctx, series, colors, legend, { left: plotLeft, right: plotRight, top: plotTop, bottom: plotBottom }, lineHeight);
-  return canvasToPng(canvas);
+  return finishCanvas(canvas);
 }
 
 function hLine(ctx: SKRSContext2D, x0: number, x1: number, y: number): void {

@@ -2,22 +2,32 @@
  * Canvas helpers shared by grids and charts: a canvas with the drawing font, RGBA images drawn
  * scaled, text cut to a width, number labels, colour bars, and PNG encoding through sharp.
  */
-import { createCanvas, type Canvas, type SKRSContext2D } from '@napi-rs/canvas';
+import { createCanvas, SvgExportFlag, type Canvas, type SKRSContext2D, type SvgCanvas } from '@napi-rs/canvas';
 import { colormapLut, LUT_SIZE } from './colormap.js';
 import { fontSpec } from './fonts.js';
 import { formatNumber } from './format.js';
 import { encodeRgbaPng, type RgbaImage } from './rgba.js';
 import type { ColorbarSpec } from './visualize.js';
 
+/** Output formats of grids and charts: PNG, or SVG (text as paths, pictures embedded as PNG). */
+export type PictureFormat = 'png' | 'svg';
+
 /** A canvas filled with `background`, text in the registered font, language fixed for stable pixels. */
-export function newCanvas(width: number, height: number, background: string): { canvas: Canvas; ctx: SKRSContext2D } {
-  const canvas = createCanvas(width, height);
+export function newCanvas(width: number, height: number, background: string): { canvas: Canvas; ctx: SKRSContext2D };
+export function newCanvas(width: number, height: number, background: string, format: PictureFormat): { canvas: Canvas | SvgCanvas; ctx: SKRSContext2D };
+export function newCanvas(width: number, height: number, background: string, format: PictureFormat = 'png'): { canvas: Canvas | SvgCanvas; ctx: SKRSContext2D } {
+  const canvas = format === 'svg' ? createCanvas(width, height, SvgExportFlag.ConvertTextToPaths) : createCanvas(width, height);
   const ctx = canvas.getContext('2d');
   ctx.lang = 'en';
   ctx.fillStyle = background;
   ctx.fillRect(0, 0, width, height);
   ctx.font = fontSpec(12);
   return { canvas, ctx };
+}
+
+/** The finished drawing: PNG bytes (through sharp), or the SVG document's bytes. */
+export async function finishCanvas(canvas: Canvas | SvgCanvas): Promise<Buffer> {
+  return 'getContent' in canvas ? canvas.getContent() : canvasToPng(canvas);
 }
 
 /** Encodes the canvas as PNG with sharp. */
@@ -55,6 +65,39 @@ export function fitText(ctx: SKRSContext2D, text: string, maxWidth: number): str
 }
 
 /**
+ * `text` broken into lines (at spaces, else inside words) that fit `maxWidth` in the current
+ * font; nothing is cut off.
+ *
+ * @example
+ * wrapText(ctx, 'blur(sigma=5) · 64 steps', 80);   // ['blur(sigma=5)', '· 64 steps']
+ */
+export function wrapText(ctx: SKRSContext2D, text: string, maxWidth: number): string[] {
+  const fits = (s: string) => ctx.measureText(s).width <= maxWidth;
+  const lines: string[] = [];
+  let line = '';
+  for (const word of text.split(/\s+/).filter((w) => w.length > 0)) {
+    const joined = line ? `${line} ${word}` : word;
+    if (fits(joined)) {
+      line = joined;
+      continue;
+    }
+    if (line) lines.push(line);
+    // A word wider than the line is broken where it must be.
+    let rest = word;
+    while (rest.length > 1 && !fits(rest)) {
+      // At least one character per line, however narrow the width.
+      let k = rest.length - 1;
+      while (k > 1 && !fits(rest.slice(0, k))) k--;
+      lines.push(rest.slice(0, k));
+      rest = rest.slice(k);
+    }
+    line = rest;
+  }
+  if (line) lines.push(line);
+  return lines;
+}
+
+/**
  * A horizontal colour bar: the colormap from left (position 0, value `from`) to right (position 1,
  * value `to`), with labels at both ends and the middle, and the bar's label under them.
  * Returns the height used: `barHeight + 3 + lineHeight` (+ `lineHeight` with a label).
@@ -87,7 +130,8 @@ export function drawColorbar(
   ];
   ticks.forEach(([value, align], i) => {
     ctx.textAlign = align;
-    ctx.fillText(formatNumber(value), box.x + (box.width * i) / 2, labelY);
+    const clip = spec.clipped && value !== 0 && i !== 1 ? (value > 0 ? '≥ ' : '≤ ') : '';
+    ctx.fillText(`${clip}${formatNumber(value)}`, box.x + (box.width * i) / 2, labelY);
   });
   let used = box.barHeight + 3 + lineHeight;
   if (spec.label) {

@@ -9,3 +9,13 @@ export function formatNumber(value: number, digits = 3): string {
   if (abs >= 1e5 || abs < 1e-3) return value.toExponential(digits - 1).replace(/\.?0+e/, 'e').replace('e+', 'e');
   return String(Number(value.toPrecision(digits)));
 }
+
+/**
+ * A probability with 3 decimals, everywhere the same (0.997 next to 1.000, never `1`).
+ *
+ * @example
+ * formatProbability(0.99712); // '0.997'
+ */
+export function formatProbability(p: number): string {
+  return Number.isFinite(p) ? p.toFixed(3) : String(p);
+}

@@ -7,9 +7,10 @@
  * longest edge of each drawn image, which keeps its aspect and is centred in an S x S box),
  * C columns and R rows:
  * - width  = 10 + [rowTitleWidth (default 120) + 10, with row titles] + C S + 10 (C - 1) + 10
- * - height = 10 + [2 L, with a title] + [L + 4, with column titles] + R (T L + S + B) + 10 (R - 1)
- *   + [10 + 12 + 3 + L, + L when labelled, for a shared colour bar] + 10,
- *   where T is the most title lines of any cell and B = 6 + 8 + 3 + L (+ L when labelled) when
+ * - height = 10 + [(t + 1) L, with a title] + [c L + 4, with column titles] + R (T L + S + B) + 10 (R - 1)
+ *   + [10 + 12 + 3 + L, + L when labelled, for a shared colour bar] + [10 + k L, with a caption] + 10,
+ *   where titles wrap at spaces to their width (never cut): t, c, k are the wrapped lines of the
+ *   title, the tallest column title and the caption, T the most wrapped title lines of any cell, and B = 6 + 8 + 3 + L (+ L when labelled) when
  *   cells draw their own colour bars, else 0.
  * `gridSize` computes the same numbers without drawing.
  *
@@ -22,7 +23,7 @@
  * await writePngAtomic('out/grid.png', png, { method: 'integrated_gradients' });
  */
 import { LensError } from '../errors.js';
-import { canvasToPng, drawColorbar, drawRgba, fitText, newCanvas } from './draw.js';
+import { drawColorbar, drawRgba, finishCanvas, fitText, newCanvas, wrapText, type PictureFormat } from './draw.js';
 import { fontSpec } from './fonts.js';
 import { checkRgba, type RgbaImage } from './rgba.js';
 import type { ColorbarSpec, Visualization } from './visualize.js';
@@ -53,6 +54,10 @@ export interface GridOptions {
   fontSize?: number;
   /** CSS colour. Default white. */
   background?: string;
+  /** `png` (default) or `svg` (for papers: text as paths, pictures embedded). */
+  format?: PictureFormat;
+  /** A note under the grid (e.g. which colour scale the panels share); wraps to the grid's width. */
+  caption?: string;
 }
 
 const MARGIN = 10;
@@ -64,6 +69,13 @@ const CELL_BAR_SPACING = 6;
 function titleLines(cell: GridCell | null | undefined): readonly string[] {
   if (!cell?.title) return [];
   return typeof cell.title === 'string' ? [cell.title] : cell.title;
+}
+
+/** Title lines broken to fit `width` (titles wrap, never cut). */
+function wrappedLines(lines: readonly string[], width: number, font: string): string[] {
+  const ctx = newCanvas(1, 1, '#ffffff').ctx;
+  ctx.font = font;
+  return lines.flatMap((l) => wrapText(ctx, l, width));
 }
 
 function sameScale(a: ColorbarSpec, b: ColorbarSpec): boolean {
@@ -100,9 +112,15 @@ function layout(options: GridOptions) {
   const lineHeight = Math.ceil(fontSize * 1.4);
   const rowTitleWidth = options.rowTitles ? (options.rowTitleWidth ?? 120) + GAP : 0;
   const bars = barMode(options);
-  const titleBand = options.title ? 2 * lineHeight : 0;
-  const columnBand = options.columnTitles ? lineHeight + 4 : 0;
-  const cellTitleLines = Math.max(0, ...options.cells.flatMap((r) => r.map((c) => titleLines(c).length)));
+  const contentWidth = columns * cellSize + (columns - 1) * GAP;
+  const widthAll = MARGIN + rowTitleWidth + contentWidth + MARGIN;
+  const titleWrapped = options.title ? wrappedLines([options.title], widthAll - 2 * MARGIN, fontSpec(Math.round(fontSize * 1.25), 'bold')) : [];
+  const titleBand = options.title ? (titleWrapped.length + 1) * lineHeight : 0;
+  const columnWrapped = (options.columnTitles ?? []).map((t) => wrappedLines([t], cellSize, fontSpec(fontSize, 'bold')));
+  const columnBand = options.columnTitles ? Math.max(1, ...columnWrapped.map((l) => l.length)) * lineHeight + 4 : 0;
+  const cellTitles = options.cells.map((r) => r.map((c) => wrappedLines(titleLines(c), cellSize, fontSpec(fontSize))));
+  const cellTitleLines = Math.max(0, ...cellTitles.flatMap((r) => r.map((l) => l.length)));
+  const captionLines = options.caption ? wrappedLines([options.caption], widthAll - 2 * MARGIN, fontSpec(fontSize)) : [];
   const barLabelled = (spec: ColorbarSpec | undefined) => (spec?.label ? lineHeight : 0);
   const cellBarLabel = bars.kind === 'cell'
     ? Math.max(0, ...options.cells.flatMap((r) => r.map((c) => barLabelled((c?.image as Visualization | undefined)?.colorbar))))
@@ -112,23 +130,26 @@ function layout(options: GridOptions) {
   const sharedBar = bars.kind === 'shared' ? GAP + SHARED_BAR_HEIGHT + 3 + lineHeight + barLabelled(bars.spec) : 0;
   const gridTop = MARGIN + titleBand + columnBand;
   const gridLeft = MARGIN + rowTitleWidth;
-  const width = gridLeft + columns * cellSize + (columns - 1) * GAP + MARGIN;
-  const height = gridTop + rows * rowHeight + (rows - 1) * GAP + sharedBar + MARGIN;
+  const width = widthAll;
+  const captionBand = captionLines.length > 0 ? GAP + captionLines.length * lineHeight : 0;
+  const height = gridTop + rows * rowHeight + (rows - 1) * GAP + sharedBar + captionBand + MARGIN;
   return {
     rows, columns, fontSize, cellSize, lineHeight, rowTitleWidth, bars, titleBand, columnBand, cellTitleLines, rowHeight, gridTop, gridLeft,
+    titleWrapped, columnWrapped, cellTitles, captionLines, sharedBar,
     size: { width, height },
   };
 }
 
 /**
- * Draws a grid and returns it as PNG bytes (add text chunks with `writePngAtomic` or `addPngText`).
+ * Draws a grid and returns it as PNG bytes (add text chunks with `writePngAtomic` or `addPngText`),
+ * or as SVG bytes with `format: 'svg'`.
  *
  * @example
  * const png = await renderGrid({ rowTitles: ['cat'], cells: [[{ image: visualize(attr), title: 'IG' }]] });
  */
 export async function renderGrid(options: GridOptions): Promise<Buffer> {
   const g = layout(options);
-  const { canvas, ctx } = newCanvas(g.size.width, g.size.height, options.background ?? '#ffffff');
+  const { canvas, ctx } = newCanvas(g.size.width, g.size.height, options.background ?? '#ffffff', options.format ?? 'png');
   const contentWidth = g.columns * g.cellSize + (g.columns - 1) * GAP;
   ctx.fillStyle = '#111111';
   ctx.textBaseline = 'top';
@@ -136,14 +157,14 @@ export async function renderGrid(options: GridOptions): Promise<Buffer> {
   if (options.title) {
     ctx.font = fontSpec(Math.round(g.fontSize * 1.25), 'bold');
     ctx.textAlign = 'center';
-    ctx.fillText(fitText(ctx, options.title, g.size.width - 2 * MARGIN), g.size.width / 2, MARGIN + Math.round(g.lineHeight * 0.3));
+    g.titleWrapped.forEach((line, i) => ctx.fillText(line, g.size.width / 2, MARGIN + Math.round(g.lineHeight * 0.3) + i * g.lineHeight));
   }
   if (options.columnTitles) {
     ctx.font = fontSpec(g.fontSize, 'bold');
     ctx.textAlign = 'center';
-    options.columnTitles.forEach((t, c) => {
+    g.columnWrapped.forEach((lines, c) => {
       const x = g.gridLeft + c * (g.cellSize + GAP);
-      ctx.fillText(fitText(ctx, t, g.cellSize), x + g.cellSize / 2, MARGIN + g.titleBand);
+      lines.forEach((line, i) => ctx.fillText(line, x + g.cellSize / 2, MARGIN + g.titleBand + i * g.lineHeight));
     });
   }
 
@@ -165,9 +186,9 @@ export async function renderGrid(options: GridOptions): Promise<Buffer> {
       ctx.textAlign = 'center';
       ctx.fillStyle = '#111111';
       // Titles sit just above their image, whatever the number of lines.
-      const lines = titleLines(cell);
+      const lines = g.cellTitles[r]![c]!;
       const firstLine = g.cellTitleLines - lines.length;
-      lines.forEach((line, i) => ctx.fillText(fitText(ctx, line, g.cellSize), left + g.cellSize / 2, top + (firstLine + i) * g.lineHeight + 2));
+      lines.forEach((line, i) => ctx.fillText(line, left + g.cellSize / 2, top + (firstLine + i) * g.lineHeight + 2));
       const scale = g.cellSize / Math.max(cell.image.width, cell.image.height);
       const w = Math.max(1, Math.round(cell.image.width * scale));
       const h = Math.max(1, Math.round(cell.image.height * scale));
@@ -184,5 +205,12 @@ export async function renderGrid(options: GridOptions): Promise<Buffer> {
     const y = g.gridTop + g.rows * g.rowHeight + (g.rows - 1) * GAP + GAP;
     drawColorbar(ctx, g.bars.spec, { x: g.gridLeft + Math.floor((contentWidth - barWidth) / 2), y, width: barWidth, barHeight: SHARED_BAR_HEIGHT }, g.fontSize, g.lineHeight);
   }
-  return canvasToPng(canvas);
+  if (g.captionLines.length > 0) {
+    ctx.font = fontSpec(g.fontSize);
+    ctx.textAlign = 'left';
+    ctx.fillStyle = '#333333';
+    const y = g.gridTop + g.rows * g.rowHeight + (g.rows - 1) * GAP + g.sharedBar + GAP;
+    g.captionLines.forEach((line, i) => ctx.fillText(line, MARGIN, y + i * g.lineHeight));
+  }
+  return finishCanvas(canvas);
 }

@@ -56,6 +56,9 @@ export {
 } from './visualize.js';
 export { createRgba, encodeRgbaPng, rgbaFromImage, type ImageLike, type RgbaImage } from './rgba.js';
 export { gridSize, renderGrid, type GridCell, type GridOptions } from './grid.js';
+export type { PictureFormat } from './draw.js';
+export { CORNERS, INSET_MIN, quietestCorner, renderOnPhoto, type Corner, type PhotoLegend } from './photo.js';
+export { formatNumber, formatProbability } from './format.js';
 export { drawLineChart, type AxisScale, type LineChartOptions, type LineSeries } from './chart.js';
 export { attributionPngText, attributionTitle, type AttributionMeta } from './meta.js';
 export { addPngText, readPngChunks, readPngText, writePngAtomic, type PngChunk, type PngText, type PngTextValue } from './png.js';

@@ -6,7 +6,7 @@
  * const png = await renderGrid({ cells: [[{ image: visualize(attr), title: attributionTitle(attr) }]] });
  * await writePngAtomic('out/cat.png', png, attributionPngText(attr, { image: 'cat.jpg' }));
  */
-import { formatNumber } from './format.js';
+import { formatNumber, formatProbability } from './format.js';
 import type { PngText } from './png.js';
 
 /** What `attributionTitle` and `attributionPngText` read; H5's `Attribution` has these fields. */
@@ -37,7 +37,7 @@ export function attributionTitle(meta: AttributionMeta): string[] {
   const lines: string[] = [];
   if (meta.target) {
     const name = meta.target.label ?? `class ${meta.target.index}`;
-    lines.push(meta.target.probability === undefined ? name : `${name} ${formatNumber(meta.target.probability)}`);
+    lines.push(meta.target.probability === undefined ? name : `${name} ${formatProbability(meta.target.probability)}`);
   }
   const setup = [meta.baseline, meta.steps === undefined ? undefined : `${meta.steps} steps`].filter((s): s is string => !!s);
   if (setup.length > 0) lines.push(setup.join(' · '));

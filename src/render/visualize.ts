@@ -16,8 +16,13 @@
  * - `original_image`: round(image), opaque.
  * - `saliency_grayscale`: t = PAIR grayscale value, gray table unless a colormap is given.
  * - `saliency_diverging`: t = clamp(PAIR diverging value, 0, 1), `rdbu_r` unless given (0.5 is zero).
- * - `overlay`: w = alpha * |n| (alpha default 0.7); out = round(w * heat + (1 - w) * image), so
- *   the image shows through where attribution is small.
+ * - `overlay` (lens's default view, chosen in docs/attribution-views.md): v = the signed channel
+ *   sum kept for the sign, t = clamp(v / span, -1, 1) with span the `percentile` (default 99)
+ *   of |v| over the pixels with any attribution; base = 40 + 130 grey / 255 (the grey photo as
+ *   `blended_heat_map` takes it, dimmed); w = alpha |t| (alpha default 0.85); out = round(w * lut(t')
+ *   + (1 - w) * base) with t' = |t| (or (t + 1) / 2 for sign `all`), colormap `inferno` (`rdbu_r`
+ *   for `all`). The photo shows through where attribution is small; the colour bar is marked
+ *   clipped.
  * - `outline`: the image, with pixels of the top-mass region that lie within `outlineWidth` pixels
  *   (square neighbourhood) of a pixel outside it, or of the border, painted `outlineColor`.
  *
@@ -37,6 +42,7 @@ import {
   cumulativeSumThreshold,
   numpyPercentile,
   saliencyDiverging,
+  signedValues,
   saliencyGrayscale,
   sumAbsChannels,
   sumChannels,
@@ -73,6 +79,8 @@ export interface ColorbarSpec {
   to: number;
   /** What the values are, e.g. `attribution`, `|attribution|`, `sum |attribution|`. */
   label: string;
+  /** Values beyond the ends were clipped to them: the end labels read `≥ to` (and `≤ from` when negative). */
+  clipped?: boolean;
 }
 
 /** A rendered attribution picture. */
@@ -109,7 +117,7 @@ export interface VisualizeOptions {
   outlineWidth?: number;
 }
 
-const CAPTUM_METHODS: readonly VisualizationMethod[] = ['heat_map', 'blended_heat_map', 'masked_image', 'alpha_scaling', 'overlay'];
+const CAPTUM_METHODS: readonly VisualizationMethod[] = ['heat_map', 'blended_heat_map', 'masked_image', 'alpha_scaling'];
 
 /** Captum's default colormap for a sign (`visualize_image_attr` with `cmap=None`). */
 export function captumDefaultColormap(sign: AttributionSign): ColormapName {
@@ -209,7 +217,7 @@ export function visualize(attribution: AttributionMap, options: VisualizeOptions
   if ((method === 'masked_image' || method === 'alpha_scaling') && sign === 'all') {
     throw new LensError('INVALID_ARGUMENT', `${method} cannot show positive and negative attributions together: choose sign positive, negative or absolute_value`);
   }
-  const n = captumNormalize(attribution, { sign, outlierPerc: options.outlierPerc, scale: options.scale });
+  const n = method === 'overlay' ? { values: new Float32Array(0), threshold: 0 } : captumNormalize(attribution, { sign, outlierPerc: options.outlierPerc, scale: options.scale });
   const positions = sign === 'all' ? n.values.map((v) => (v + 1) / 2) : n.values;
   const overlayDefault: ColormapName = sign === 'all' ? 'rdbu_r' : 'inferno';
   const colormap = options.colormap ?? (method === 'overlay' ? overlayDefault : captumDefaultColormap(sign));
@@ -247,18 +255,45 @@ export function visualize(attribution: AttributionMap, options: VisualizeOptions
     return { ...out, method, colorbar, scale: n.threshold };
   }
 
-  // overlay
-  const alpha = options.alpha ?? 0.7;
+  // overlay: robust (percentile) scale, colour opacity growing with |value| over the dimmed grey photo.
+  const alpha = options.alpha ?? 0.85;
   checkFraction('alpha', alpha);
+  const o = overlayValues(attribution, sign, options);
+  const grey = greyLevels(image);
   for (let p = 0; p < pixels; p++) {
-    const k = lutIndex(positions[p]!) * 3;
-    const w = alpha * Math.abs(n.values[p]!);
-    for (let c = 0; c < 3; c++) out.data[p * 4 + c] = Math.round(w * lut[k + c]! + (1 - w) * channelValue(image, p, c));
+    const t = o.values[p]!;
+    const k = lutIndex(sign === 'all' ? (t + 1) / 2 : Math.abs(t)) * 3;
+    const w = alpha * Math.abs(t);
+    const base = DIM_FLOOR + DIM_RANGE * (grey[p]! / 255);
+    for (let c = 0; c < 3; c++) out.data[p * 4 + c] = Math.round(w * lut[k + c]! + (1 - w) * base);
     out.data[p * 4 + 3] = 255;
   }
-  return { ...out, method, colorbar, scale: n.threshold };
+  const overlayBar: ColorbarSpec = sign === 'all'
+    ? { colormap, from: -o.span, to: o.span, label: 'attribution', clipped: true }
+    : { colormap, from: 0, to: sign === 'negative' ? -o.span : o.span, label: sign === 'absolute_value' ? '|attribution|' : 'attribution', clipped: true };
+  return { ...out, method, colorbar: overlayBar, scale: o.span };
 }
 
+/** Grey level of the dimmed photo under an overlay: DIM_FLOOR + DIM_RANGE * grey / 255. */
+const DIM_FLOOR = 40;
+const DIM_RANGE = 130;
+
+/**
+ * The overlay's per-pixel values in [-1, 1]: the signed channel sum kept for `sign` (Captum's
+ * reduction), divided by the `percentile` (default 99) of its magnitudes over the pixels that
+ * carry any attribution (or by a fixed `scale`), clipped.
+ */
+function overlayValues(map: AttributionMap, sign: AttributionSign, options: VisualizeOptions): { values: Float32Array; span: number } {
+  const v = signedValues(map, sign);
+  let span = options.scale;
+  if (span === undefined) {
+    const magnitudes = Float64Array.from(v.filter((x) => x !== 0), Math.abs);
+    span = magnitudes.length > 0 ? numpyPercentile(magnitudes, options.percentile ?? 99) : 0;
+  }
+  const values = new Float32Array(v.length);
+  if (span > 0) for (let i = 0; i < v.length; i++) values[i] = Math.max(-1, Math.min(1, v[i]! / span));
+  return { values, span };
+}
 /** Grey table entries (0..255) of the image's channel mean, autoscaled min..max as matplotlib does. */
 function greyLevels(image: ImageLike): Uint8Array {
   const n = image.width * image.height;
@@ -318,6 +353,10 @@ export function sharedScale(maps: readonly AttributionMap[], options: SharedScal
     }
     return all;
   };
+  if (method === 'overlay') {
+    const magnitudes = concat(maps.map((m) => thresholdBasis(m, options.sign ?? 'absolute_value'))).filter((x) => x > 0);
+    return magnitudes.length > 0 ? numpyPercentile(magnitudes, options.percentile ?? 99) : 0;
+  }
   if (CAPTUM_METHODS.includes(method)) {
     const sign = options.sign ?? 'absolute_value';
     return cumulativeSumThreshold(concat(maps.map((m) => thresholdBasis(m, sign))), 100 - (options.outlierPerc ?? 2));

@@ -137,16 +137,39 @@ describe('lens compare', () => {
     expect(result.rows).toHaveLength(9);
     expect(result.rows.filter((row) => row.maskShare !== undefined)).toHaveLength(3);
     const black = result.summary.black!;
-    expect(black.deletionAuc!.low).toBeLessThanOrEqual(black.deletionAuc!.mean);
-    expect(black.deletionAuc!.high).toBeGreaterThanOrEqual(black.deletionAuc!.mean);
+    // The summary is the mean of the rows, recomputed here; its bootstrap interval lies within the
+    // rows' own range (a Student-t interval of 3 values would reach far outside it).
+    for (const metric of ['deletionAuc', 'insertionAuc'] as const) {
+      const values = result.rows.filter((row) => row.baseline === 'black').map((row) => row[metric] as number);
+      expect(black[metric]!.mean).toBeCloseTo(values.reduce((a, b) => a + b, 0) / values.length, 12);
+      expect(black[metric]!.low).toBeGreaterThanOrEqual(Math.min(...values));
+      expect(black[metric]!.high).toBeLessThanOrEqual(Math.max(...values));
+      expect(black[metric]!.high - black[metric]!.low).toBeGreaterThan(0);
+    }
     const csv = (await readFile(join(out, 'compare.csv'), 'utf8')).trim().split('\n');
     expect(csv).toHaveLength(10);
     expect(csv[0]).toBe('image,baseline,target,label,probability,delta,relativeDelta,deletionAuc,insertionAuc,maskShare,pointing');
     const md = await readFile(join(out, 'compare.md'), 'utf8');
-    expect(md).toMatch(/\| blur:sigma=2 \| [0-9.e-]+ \[/);
+    expect(md).toMatch(/\| blur:sigma=2 \| [0-9.e-]+% \[/);
     const png = await readFile(join(out, 'compare.png'));
     expect((await sharp(png).metadata()).width).toBeGreaterThan(4 * 96);
-    expect(readPngText(png)).toMatchObject({ baselines: 'black,blur:sigma=2,expected', steps: '16' });
+    expect(readPngText(png)).toMatchObject({ baselines: 'black,blur:sigma=2,expected', steps: '16', scale: 'shared' });
+    // The same grid as SVG for papers: same size, the pictures embedded.
+    const svg = await readFile(join(out, 'compare.svg'), 'utf8');
+    const pngMeta = await sharp(png).metadata();
+    expect(svg).toContain(`width="${pngMeta.width}" height="${pngMeta.height}"`);
+    expect(svg).toContain('data:image/png;base64,');
+    // Per-panel scales: each coloured panel gets its own colour bar, so the grid grows taller.
+    const panel = await runLens(['compare', '--model', modelDir, '--images', imagesDir, '--baselines', 'black,white', '--steps', '8', '--curve-steps', '0', '--scale', 'panel', '--out', join(dir, 'compare-panel'), '--backend', 'cpu']);
+    expect(panel.code, panel.stderr).toBe(0);
+    const panelPng = await readFile(join(dir, 'compare-panel', 'compare.png'));
+    expect(readPngText(panelPng)).toMatchObject({ scale: 'panel' });
+    const shared = await runLens(['compare', '--model', modelDir, '--images', imagesDir, '--baselines', 'black,white', '--steps', '8', '--curve-steps', '0', '--out', join(dir, 'compare-shared'), '--backend', 'cpu']);
+    expect(shared.code, shared.stderr).toBe(0);
+    const sharedPng = await readFile(join(dir, 'compare-shared', 'compare.png'));
+    expect((await sharp(panelPng).metadata()).height).toBeGreaterThan((await sharp(sharedPng).metadata()).height!);
+    const bad = await runLens(['compare', '--model', modelDir, '--images', imagesDir, '--scale', 'both', '--out', join(dir, 'x')]);
+    expect(bad.stderr).toContain('--scale must be shared or panel');
   });
 });
 

@@ -3,7 +3,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { initBackend } from '../../src/backend/index.js';
 import { integratedGradients } from '../../src/attribution/integrated-gradients.js';
 import { vanillaGradient } from '../../src/attribution/gradients.js';
-import { attributionCurve, maskScores, modelRandomization, trapezoidArea } from '../../src/attribution/metrics.js';
+import { attributionCurve, cellShareCeiling, maskScores, modelRandomization, trapezoidArea } from '../../src/attribution/metrics.js';
 import { meanInterval, ranks, spearman, studentTQuantile } from '../../src/attribution/stats.js';
 import type { Attribution } from '../../src/attribution/types.js';
 import { layersImageModel, linearModel, randomImage } from './helpers.js';
@@ -57,6 +57,26 @@ describe('ground truth scores', () => {
     expect(miss.pointingHit).toBe(false);
     expect(maskScores(fakeAttribution([0, 0, 9, 0, 0, 0], 2, 3), mask, { tolerance: 1 }).pointingHit).toBe(true);
   });
+
+  it('centres maps that are positive everywhere on their median, as RISE maps are', () => {
+    // 2 x 3 with the object in the left column: background level 0.5 everywhere, 0.9 on the object.
+    const mask = Uint8Array.from([1, 0, 0, 1, 0, 0]);
+    const s = maskScores(fakeAttribution([0.9, 0.5, 0.5, 0.9, 0.5, 0.5], 2, 3), mask);
+    expect(s.positiveShareInMask).toBeCloseTo(1.8 / 3.8, 6); // mostly the mask's area, not the map
+    expect(s.centredShareInMask).toBe(1); // median 0.5: only the object is above it
+    expect(Number.isNaN(maskScores(fakeAttribution([1, 1, 1, 1, 1, 1], 2, 3), mask).centredShareInMask)).toBe(true);
+  });
+
+  it('bounds what a map of coarse cells can reach inside a mask', () => {
+    // 4 x 4, mask = the top-left 3 x 3: 2 x 2 cells cover it at most fully (top-left cell), so the ceiling is 1;
+    // with 4 x 4 cells (one cell) it is 9/16.
+    const mask = new Uint8Array(16);
+    for (let y = 0; y < 3; y++) for (let x = 0; x < 3; x++) mask[y * 4 + x] = 1;
+    expect(cellShareCeiling(mask, 4, 4, 2, 2)).toBe(1);
+    expect(cellShareCeiling(mask, 4, 4, 4, 4)).toBe(9 / 16);
+    const diagonal = Uint8Array.from([1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1, 0, 0, 0, 0, 1]);
+    expect(cellShareCeiling(diagonal, 4, 4, 2, 2)).toBe(0.5);
+  });
 });
 
 describe('deletion and insertion', () => {
@@ -75,9 +95,19 @@ describe('deletion and insertion', () => {
       expected -= ig.data[order[k]!]!;
       expect(good.scores[k + 1]).toBeCloseTo(expected, 3);
     }
-    const ins = await attributionCurve(model, image, ig, 'insertion', { steps: 4, fill: { kind: 'baseline', baseline: 'black' } });
-    expect(ins.scores.length).toBe(5);
-    expect(ins.fractions[4]).toBe(1);
+    // Insertion into black on a linear model, closed form: the logit after inserting the first k
+    // pixels (by IG, largest first) is b + sum of their w x, i.e. F(black) + the IG of those pixels.
+    const ins = await attributionCurve(model, image, ig, 'insertion', { steps: 4, fill: { kind: 'baseline', baseline: 'black' }, score: 'output' });
+    expect(Array.from(ins.fractions)).toEqual([0, 0.25, 0.5, 0.75, 1]);
+    const pixels = image.height * image.width;
+    const c = image.channels;
+    const pixelIg = Array.from({ length: pixels }, (_, p) => ig.data.slice(p * c, (p + 1) * c).reduce((a, b) => a + b, 0));
+    const byPixel = Array.from(pixelIg.keys()).sort((a, b) => pixelIg[b]! - pixelIg[a]! || a - b);
+    ins.fractions.forEach((f, i) => {
+      const k = Math.round(f * pixels);
+      const inserted = byPixel.slice(0, k).reduce((s, p) => s + pixelIg[p]!, 0);
+      expect(ins.scores[i]).toBeCloseTo(ig.completeness!.baselineScore + inserted, 3);
+    });
     expect(trapezoidArea([0, 0.5, 1], [0, 1, 1])).toBeCloseTo(0.75, 12);
     model.dispose();
   });

@@ -4,7 +4,7 @@
  */
 import { describe, expect, it } from 'vitest';
 import { compareMarkdown, compareSummary, type CompareResult, type CompareRow } from '../../src/attribution/compare.js';
-import { meanInterval, normalCdf, normalQuantile, proportionInterval, wilsonInterval } from '../../src/attribution/stats.js';
+import { bootstrapInterval, meanInterval, normalCdf, normalQuantile, proportionInterval, wilsonInterval } from '../../src/attribution/stats.js';
 
 describe('normal distribution', () => {
   it('CDF and quantiles match tabulated values', () => {
@@ -75,20 +75,26 @@ describe('baseline comparison summary', () => {
   });
   const rows = [...Array.from({ length: 10 }, (_, i) => row('black', i, 1)), ...Array.from({ length: 10 }, (_, i) => row('blur', i, i < 5 ? 1 : 0))];
 
-  it('summarises the pointing game with Wilson intervals and the other metrics with t-intervals', () => {
+  it('summarises the pointing game with Wilson intervals and the other metrics with bootstrap intervals', () => {
     const summary = compareSummary(rows, ['black', 'blur']);
     expect(summary.black!.pointing).toMatchObject({ mean: 1, high: 1, successes: 10, n: 10 });
     expect(summary.black!.pointing!.low).toBeCloseTo(0.7225, 4);
     expect(summary.blur!.pointing!.low).toBeCloseTo(0.2366, 4);
-    expect(summary.blur!.maskShare).toEqual(meanInterval(rows.filter((r) => r.baseline === 'blur').map((r) => r.maskShare!)));
+    const shares = rows.filter((r) => r.baseline === 'blur').map((r) => r.maskShare!);
+    expect(summary.blur!.maskShare).toEqual(bootstrapInterval(shares));
+    expect(summary.blur!.maskShare).toMatchObject({ mean: meanInterval(shares).mean, method: 'bootstrap-percentile' });
+    // A share stays a share: the interval lies within the observed values, inside [0, 1].
+    expect(summary.blur!.maskShare!.low).toBeGreaterThanOrEqual(Math.min(...shares));
+    expect(summary.blur!.maskShare!.high).toBeLessThanOrEqual(Math.max(...shares));
     expect(summary.black!.maskShare).toHaveProperty('stdev');
   });
 
   it('says so in the markdown table', () => {
     const result: CompareResult = { baselines: ['black', 'blur'], rows, summary: compareSummary(rows, ['black', 'blur']), attributions: [], gradientEvaluations: 0 };
     const md = compareMarkdown(result);
-    expect(md).toContain('10 images; each cell is the mean with its 95% confidence interval (Student t; for the pointing game, the share of hits with its Wilson score interval).');
-    expect(md).toMatch(/\| black \| .* \| 1\.0000 \[0\.7225, 1\.0000\] \|/);
-    expect(md).toMatch(/\| blur \| .* \| 0\.5000 \[0\.2366, 0\.7634\] \|/);
+    expect(md).toContain('10 images; each cell is the mean with its 95% confidence interval (percentile bootstrap, 4000 resamples; for the pointing game, the share of hits with its Wilson score interval).');
+    // Probabilities and shares to 3 decimals everywhere.
+    expect(md).toMatch(/\| black \| .* \| 1\.000 \[0\.722, 1\.000\] \|/);
+    expect(md).toMatch(/\| blur \| .* \| 0\.500 \[0\.237, 0\.763\] \|/);
   });
 });

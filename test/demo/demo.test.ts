@@ -70,9 +70,22 @@ describe('npm run demo', () => {
     expect(meta.width).toBeGreaterThan(400);
     expect(meta.height).toBeGreaterThan(600);
     const text = readPngText(png);
-    expect(text).toMatchObject({ method: 'integrated_gradients', baselines: 'black,blur,uniform', steps: '64', Software: 'serving-lens' });
+    expect(text).toMatchObject({ method: 'integrated_gradients', baselines: 'black,blur,uniform', steps: '64', Software: 'serving-lens', scale: 'shared' });
     expect(text.images?.split(',')).toHaveLength(6);
+    // The same grid as SVG, same size.
+    const svg = readFileSync(join(out, 'grid.svg'), 'utf8');
+    expect(svg).toContain(`width="${meta.width}" height="${meta.height}"`);
   });
+
+  it('draws one colour scale per panel with --scale panel', async () => {
+    const panelOut = join(tmp, 'out', 'demo-panel');
+    const panel = await npmRunDemo(['--out', panelOut, '--images', '2', '--steps', '8', '--scale', 'panel']);
+    expect(panel.code, panel.stderr).toBe(0);
+    const png = readFileSync(join(panelOut, 'grid.png'));
+    expect(readPngText(png)).toMatchObject({ scale: 'panel' });
+    const bad = await npmRunDemo(['--out', panelOut, '--scale', 'both']);
+    expect(bad.stderr).toContain('--scale must be shared or panel');
+  }, 240_000);
 
   it('exports a servable SavedModel and the images it served', () => {
     const version = join(out, 'servable', '1');

@@ -109,14 +109,21 @@ describe('PAIR saliency modes', () => {
 });
 
 describe('overlay and outline', () => {
-  it('overlay: weight 0.7 |n| of the heat colour over the image', () => {
+  it('overlay: percentile-clipped |value|, weight 0.85 |t| of the colour over the dimmed grey photo', () => {
+    // |channel sums| = [1, 4, 2, 0, 8, 1]; the 99th percentile of the non-zero ones [1, 1, 2, 4, 8]
+    // is 4 + 0.96 * 4 = 7.84 (numpy's linear rule), so t = [1, 4, 2, 0, 8, 1] / 7.84 clipped to 1.
+    // Grey levels [20, 100, 83, 0, 255, 80] dimmed to 40 + 130 g / 255; gray colour floor(256 t).
     const v = visualize(A, { method: 'overlay', image: IMG, ...gray });
-    expect(pixel(v, 0)).toEqual([12, 21, 30, 255]);
-    expect(pixel(v, 1)).toEqual([110, 110, 110, 255]);
-    expect(pixel(v, 2)).toEqual([176, 52, 11, 255]);
-    expect(pixel(v, 3)).toEqual([0, 0, 0, 255]);
-    expect(pixel(v, 4)).toEqual([255, 255, 255, 255]);
-    expect(pixel(v, 5)).toEqual([39, 76, 112, 255]);
+    const t = [1, 4, 2, 0, 8, 1].map((x) => Math.min(1, x / 7.84));
+    const grey = [20, 100, 83, 0, 255, 80];
+    const expected = t.map((ti, p) => {
+      const w = 0.85 * ti;
+      const value = Math.round(w * Math.min(255, Math.floor(256 * ti)) + (1 - w) * (40 + (130 * grey[p]!) / 255));
+      return [value, value, value, 255];
+    });
+    expect(expected.map((e) => e[0])).toEqual([48, 108, 79, 40, 242, 75]); // by hand, as a check on the formula above
+    for (let p = 0; p < 6; p++) expect(pixel(v, p)).toEqual(expected[p]);
+    expect(v.colorbar).toMatchObject({ from: 0, to: expect.closeTo(7.84, 6), label: '|attribution|', clipped: true });
   });
 
   it('outline: paints the edge of the top-mass region on the image', () => {

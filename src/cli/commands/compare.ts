@@ -14,6 +14,7 @@ interface CompareOptions extends Pick<AttributionFlagValues, 'preprocess' | 'res
   viz: string;
   sign: string;
   gridRows: string;
+  scale: string;
   curveSteps: string;
   seed: string;
 }
@@ -31,9 +32,10 @@ export function register(program: Command): void {
     .option('--rule <rule>', 'integration rule', 'gausslegendre')
     .option('--target <target>', 'top1, a class index, or a label', 'top1')
     .option('--out <dir>', 'output folder', 'compare')
-    .option('--viz <method>', 'visualization in the grid', 'heat_map')
-    .option('--sign <sign>', 'all, positive, negative, absolute_value', 'positive')
+    .option('--viz <method>', 'visualization in the grid (default overlay: |attribution| over the dimmed image)', 'overlay')
+    .option('--sign <sign>', 'all, positive, negative, absolute_value', 'absolute_value')
     .option('--grid-rows <n>', 'images shown in the grid', '6')
+    .option('--scale <mode>', 'shared (one colour scale for every panel, so columns compare) or panel (each panel its own scale, to see structure)', 'shared')
     .option('--curve-steps <n>', 'points on the deletion/insertion curves (0 skips them)', '16')
     .option('--seed <n>', 'seed for random baselines and the shapes dataset', '0');
   addAttributionFlags(command, ['preprocess', 'resize', 'labels', 'batchSize', 'backend', 'engine', ...GRAPH_MODEL_FLAGS, 'progress'])
@@ -65,6 +67,7 @@ async function compare(opts: CompareOptions): Promise<void> {
   const sign = render.parseAttributionSign(opts.sign);
   const steps = support.positiveInt(opts.steps, '--steps');
   const gridRows = support.positiveInt(opts.gridRows, '--grid-rows');
+  if (opts.scale !== 'shared' && opts.scale !== 'panel') throw new LensError('INVALID_ARGUMENT', `--scale must be shared or panel, got "${opts.scale}"`);
   const curveSteps = Number(opts.curveSteps);
   if (!Number.isInteger(curveSteps) || curveSteps < 0) throw new LensError('INVALID_ARGUMENT', `--curve-steps must be 0 or a positive integer, got "${opts.curveSteps}"`);
   const seed = Number(opts.seed);
@@ -137,33 +140,44 @@ async function compare(opts: CompareOptions): Promise<void> {
       bar.stop();
     }
 
-    // One colour scale for every map, so columns can be compared by eye.
+    // By default one colour scale for every map, so columns can be compared by eye.
     const shown = result.attributions;
-    const scale = render.sharedScale(shown.flat(), { method: viz, sign });
+    const scale = opts.scale === 'shared' ? render.sharedScale(shown.flat(), { method: viz, sign }) : undefined;
+    // The first column shows the user's photo as it is (not the padded or cropped model input).
+    const { loadPixels } = await import('../../image/index.js');
+    const photos = await Promise.all(shown.map((_, i) => (items[i]!.image.geometry ? loadPixels(items[i]!.name) : Promise.resolve(items[i]!.image))));
     const cells = shown.map((row, i) => [
-      { image: render.rgbaFromImage(items[i]!.image), title: [support.imageStem(items[i]!.name)] },
-      ...row.map((a) => ({ image: render.visualize(a, { method: viz, sign, image: items[i]!.image, scale }), title: render.attributionTitle(a) })),
+      { image: render.rgbaFromImage(photos[i]!), title: [support.imageStem(items[i]!.name)] },
+      ...row.map((a) => ({ image: render.visualize(a, { method: viz, sign, image: items[i]!.image, ...(scale !== undefined ? { scale } : {}) }), title: render.attributionTitle(a) })),
     ]);
-    const png = await render.renderGrid({
+    const caption = scale !== undefined
+      ? `One colour scale for every panel (${viz}, sign ${sign}): equal colours mean equal attribution. --scale panel gives each panel its own.`
+      : `Each panel on its own colour scale (${viz}, sign ${sign}): colours compare within a panel only.`;
+    const grid: import('../../render/index.js').GridOptions = {
       title: `${model.name}: IG baselines, ${steps} steps, ${rule}`,
-      columnTitles: ['image', ...result.baselines],
+      columnTitles: ['photo', ...result.baselines],
       cells,
-      cellSize: Math.max(96, Math.min(200, Math.max(h, w))),
-    });
+      caption,
+      cellSize: Math.max(160, Math.min(256, 2 * Math.max(h, w))),
+    };
+    const png = await render.renderGrid(grid);
+    const svg = await render.renderGrid({ ...grid, format: 'svg' });
     const files = {
       png: join(opts.out, 'compare.png'),
+      svg: join(opts.out, 'compare.svg'),
       csv: join(opts.out, 'compare.csv'),
       markdown: join(opts.out, 'compare.md'),
       json: join(opts.out, 'compare.json'),
     };
-    await render.writePngAtomic(files.png, png, { method: 'integrated_gradients', baselines: result.baselines.join(','), steps, rule, model: model.name, output: model.output, Software: 'serving-lens' });
+    await render.writePngAtomic(files.png, png, { method: 'integrated_gradients', baselines: result.baselines.join(','), steps, rule, model: model.name, output: model.output, scale: opts.scale, Software: 'serving-lens' });
+    await writeFileAtomic(files.svg, svg);
     await writeFileAtomic(files.csv, attribution.compareCsv(result));
     const markdown = attribution.compareMarkdown(result, `${model.name}: IG baselines (${steps} steps, ${rule})`);
     await writeFileAtomic(files.markdown, markdown);
     const json = { model: model.name, output: model.output, steps, rule, images: items.length, baselines: result.baselines, summary: result.summary, rows: result.rows, gradientEvaluations: result.gradientEvaluations, files };
     await render.writeJsonAtomic(files.json, json);
     if (opts.json) process.stdout.write(`${JSON.stringify(json, null, 2)}\n`);
-    else process.stdout.write(`${markdown}\nwrote ${files.png}, ${files.csv}, ${files.markdown}, ${files.json}\n`);
+    else process.stdout.write(`${markdown}\nwrote ${files.png}, ${files.svg}, ${files.csv}, ${files.markdown}, ${files.json}\n`);
   } finally {
     model.dispose();
   }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { LensError } from '../../errors.js';
 
 interface DemoFlags {
   out: string;
@@ -6,6 +7,7 @@ interface DemoFlags {
   images: string;
   steps: string;
   seed: string;
+  scale: string;
   progress: boolean;
   json?: boolean;
 }
@@ -24,6 +26,7 @@ export function register(program: Command): void {
     .option('--images <n>', 'generated images to serve and explain', '6')
     .option('--steps <n>', 'Integrated Gradients steps per baseline', '64')
     .option('--seed <n>', 'seed of the generated images and the noise baseline', '7')
+    .option('--scale <mode>', 'grid colour scale: shared (one for every panel) or panel (one per panel)', 'shared')
     .option('--no-progress', 'no progress on stderr')
     .option('--json', 'print the result (files, predictions, metrics) as JSON')
     .action(async (flags: DemoFlags) => {
@@ -53,6 +56,7 @@ export function register(program: Command): void {
         images,
         steps,
         seed,
+        scale: parseScale(flags.scale),
         onProgress(p) {
           if (!flags.progress) return;
           if (p.stage !== lastStage) {
@@ -98,4 +102,9 @@ export function register(program: Command): void {
       ];
       process.stdout.write(`${lines.join('\n')}\n`);
     });
+}
+
+function parseScale(value: string): 'shared' | 'panel' {
+  if (value === 'shared' || value === 'panel') return value;
+  throw new LensError('INVALID_ARGUMENT', `--scale must be shared or panel, got "${value}"`);
 }

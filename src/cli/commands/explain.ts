@@ -21,6 +21,8 @@ interface ExplainOptions extends support.AttributionFlagValues, ConnectionFlagVa
   servedOutput?: string;
   tolerance: string;
   mapTolerance?: string;
+  canvas: string;
+  smooth?: string;
 }
 
 /** `lens explain`: attribution maps for images, written as PNG, .npy and JSON. */
@@ -32,7 +34,10 @@ export function register(program: Command): void {
     .option('--model <model>', 'SavedModel dir, .h5, .keras, .tflite, model.json, checkpoint dir, frozen .pb, resnet50, or default (the bundled shapes model)');
   support.addAttributionFlags(command, support.GRAPH_MODEL_FLAGS);
   support.addAttributionFlags(command, ['method', 'baseline', 'steps', 'rule', 'target', 'viz', 'sign']);
-  command.option('--out <dir>', 'output folder', 'explanations');
+  command
+    .option('--canvas <canvas>', 'photo (the attribution on the photo at its own size) or model (the model input beside the map, at the model size)', 'photo')
+    .option('--smooth <px>', 'Gaussian smoothing of the picture in model pixels, named in the legend (default 1.5 for overlay and outline, 0 for the named conventions; never applied to the .npy)')
+    .option('--out <dir>', 'output folder', 'explanations');
   support.addAttributionFlags(command, ['preprocess', 'resize', 'labels', 'batchSize', 'seed']);
   command
     .option('--samples <n>', 'SmoothGrad/VarGrad noisy samples')
@@ -75,6 +80,11 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
   const mapTolerance = opts.mapTolerance === undefined ? undefined : support.finiteNumber(opts.mapTolerance, '--map-tolerance');
   const targetSpec = attribution.parseTarget(opts.target);
   const tolerance = support.finiteNumber(opts.tolerance, '--tolerance');
+  const { CANVASES } = await import('../../attribution/save.js');
+  if (!(CANVASES as readonly string[]).includes(opts.canvas)) throw new LensError('INVALID_ARGUMENT', `--canvas must be one of ${CANVASES.join(', ')}, got "${opts.canvas}"`);
+  const canvas = opts.canvas as import('../../attribution/save.js').Canvas;
+  const smooth = opts.smooth === undefined ? undefined : support.finiteNumber(opts.smooth, '--smooth');
+  if (smooth !== undefined && smooth < 0) throw new LensError('INVALID_ARGUMENT', `--smooth must be >= 0, got ${smooth}`);
   const num = (v: string | undefined, flag: string) => (v === undefined ? undefined : support.positiveInt(v, flag));
   const real = (v: string | undefined, flag: string) => (v === undefined ? undefined : support.finiteNumber(v, flag));
   const numbers = support.attributionNumbers(opts);
@@ -130,7 +140,10 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
       ...(opts.path ? { returnPath: 'gradients' as const } : {}),
     };
     const usedStems = new Set<string>();
+    const { loadPixels } = await import('../../image/index.js');
     for (const { name, image } of named) {
+      // The photo at its own size, to draw on (the model saw it resized).
+      const photo = canvas === 'photo' ? await loadPixels(name, { channels: image.channels === 1 ? 1 : 3 }) : undefined;
       const [scores] = await attribution.forwardRows(model, [image.data], 1);
       const targets = attribution.resolveTargets(model, scores!, targetSpec);
       for (const target of targets) {
@@ -144,7 +157,17 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
         let stem = `${support.imageStem(name)}.${methodName.replace(':', '-')}${targets.length > 1 ? `.t${target.index}` : ''}`;
         for (let k = 2; usedStems.has(stem); k++) stem = `${stem.replace(/~\d+$/, '')}~${k}`;
         usedStems.add(stem);
-        const files = await attribution.saveAttribution(attr, image, { dir: opts.out, stem, viz, sign, imageName: name, extra: { model: model.name } });
+        const files = await attribution.saveAttribution(attr, image, {
+          dir: opts.out,
+          stem,
+          viz,
+          sign,
+          canvas,
+          ...(photo ? { photo } : {}),
+          ...(smooth !== undefined ? { smooth } : {}),
+          imageName: name,
+          extra: { model: model.name },
+        });
         const summary = {
           image: name,
           model: model.name,
@@ -161,6 +184,7 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
           gradientEvaluations: attr.gradientEvaluations,
           forwardEvaluations: attr.forwardEvaluations,
           mapErrorEstimate: attr.mapErrorEstimate ?? null,
+          ...(attr.geometry ? { geometry: attr.geometry } : {}),
           files,
         };
         if (opts.json) {
