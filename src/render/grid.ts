@@ -99,6 +99,43 @@ export function gridSize(options: GridOptions): { width: number; height: number 
   return layout(options).size;
 }
 
+/** Where `renderGrid` draws one cell's image. */
+export interface GridPanel {
+  row: number;
+  column: number;
+  left: number;
+  top: number;
+  width: number;
+  height: number;
+}
+
+/**
+ * The rectangles `renderGrid` draws the cell images into, row by row (blank cells left out): for
+ * checking a rendered grid panel by panel, or for placing links over it.
+ *
+ * @example
+ * for (const p of gridPanels(options)) console.log(p.row, p.column, p.left, p.top, p.width, p.height);
+ */
+export function gridPanels(options: GridOptions): GridPanel[] {
+  return panelsOf(options, layout(options));
+}
+
+function panelsOf(options: GridOptions, g: ReturnType<typeof layout>): GridPanel[] {
+  const panels: GridPanel[] = [];
+  options.cells.forEach((row, r) => {
+    const imageTop = g.gridTop + r * (g.rowHeight + GAP) + g.cellTitleLines * g.lineHeight;
+    row.forEach((cell, c) => {
+      if (!cell) return;
+      const left = g.gridLeft + c * (g.cellSize + GAP);
+      const scale = g.cellSize / Math.max(cell.image.width, cell.image.height);
+      const width = Math.max(1, Math.round(cell.image.width * scale));
+      const height = Math.max(1, Math.round(cell.image.height * scale));
+      panels.push({ row: r, column: c, left: left + Math.floor((g.cellSize - width) / 2), top: imageTop + Math.floor((g.cellSize - height) / 2), width, height });
+    });
+  });
+  return panels;
+}
+
 function layout(options: GridOptions) {
   const rows = options.cells.length;
   const columns = Math.max(0, ...options.cells.map((r) => r.length), options.columnTitles?.length ?? 0);
@@ -149,6 +186,7 @@ function layout(options: GridOptions) {
  */
 export async function renderGrid(options: GridOptions): Promise<Buffer> {
   const g = layout(options);
+  const panels = panelsOf(options, g);
   const { canvas, ctx } = newCanvas(g.size.width, g.size.height, options.background ?? '#ffffff', options.format ?? 'png');
   const contentWidth = g.columns * g.cellSize + (g.columns - 1) * GAP;
   ctx.fillStyle = '#111111';
@@ -189,10 +227,8 @@ export async function renderGrid(options: GridOptions): Promise<Buffer> {
       const lines = g.cellTitles[r]![c]!;
       const firstLine = g.cellTitleLines - lines.length;
       lines.forEach((line, i) => ctx.fillText(line, left + g.cellSize / 2, top + (firstLine + i) * g.lineHeight + 2));
-      const scale = g.cellSize / Math.max(cell.image.width, cell.image.height);
-      const w = Math.max(1, Math.round(cell.image.width * scale));
-      const h = Math.max(1, Math.round(cell.image.height * scale));
-      drawRgba(ctx, cell.image, left + Math.floor((g.cellSize - w) / 2), imageTop + Math.floor((g.cellSize - h) / 2), w, h);
+      const p = panels.find((q) => q.row === r && q.column === c)!;
+      drawRgba(ctx, cell.image, p.left, p.top, p.width, p.height);
       const spec = (cell.image as Visualization).colorbar;
       if (g.bars.kind === 'cell' && spec) {
         drawColorbar(ctx, spec, { x: left, y: imageTop + g.cellSize + CELL_BAR_SPACING, width: g.cellSize, barHeight: CELL_BAR_HEIGHT }, Math.max(8, g.fontSize - 2), g.lineHeight);

@@ -55,7 +55,7 @@ export {
   type VisualizeOptions,
 } from './visualize.js';
 export { createRgba, encodeRgbaPng, rgbaFromImage, type ImageLike, type RgbaImage } from './rgba.js';
-export { gridSize, renderGrid, type GridCell, type GridOptions } from './grid.js';
+export { gridPanels, gridSize, renderGrid, type GridCell, type GridOptions, type GridPanel } from './grid.js';
 export type { PictureFormat } from './draw.js';
 export { CORNERS, INSET_MIN, quietestCorner, renderOnPhoto, type Corner, type PhotoLegend } from './photo.js';
 export { formatNumber, formatProbability } from './format.js';
