@@ -7,6 +7,7 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { saveAttribution } from '../attribution/save.js';
+import { loadPixels } from '../image/index.js';
 import { imageStem } from '../cli/attribution-support.js';
 import { attributionTitle, encodeRgbaPng, rgbaFromImage, visualize, type AttributionSign, type VisualizationMethod } from '../render/index.js';
 import type { SessionOptions, StudioAttribution, StudioImage } from './session.js';
@@ -29,7 +30,9 @@ export async function exportAttribution(entry: StudioAttribution, image: StudioI
   const dir = await mkdtemp(join(tmpdir(), 'lens-studio-export-'));
   try {
     const stem = `${imageStem(image.name)}.${entry.request.method.replace(':', '-')}`;
-    const files = await saveAttribution(entry.attribution, image.pixels, { dir, stem, viz: options.viz, sign: options.sign, imageName: image.name, extra: { model: options.model } });
+    // As lens explain: the picture is drawn on the photo at its own size when the image came from a file.
+    const photo = image.path && image.pixels.geometry ? await loadPixels(image.path, { channels: image.pixels.channels === 1 ? 1 : 3 }) : undefined;
+    const files = await saveAttribution(entry.attribution, image.pixels, { dir, stem, viz: options.viz, sign: options.sign, imageName: image.name, extra: { model: options.model }, ...(photo ? { photo } : {}) });
     const [png, npy, json] = await Promise.all([readFile(files.png), readFile(files.npy), readFile(files.json)]);
     return { stem, png, npy, json };
   } finally {

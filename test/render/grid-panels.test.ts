@@ -6,7 +6,7 @@
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { compareBaselines, parseBaseline } from '../../src/attribution/index.js';
+import { compareBaselines, parseBaseline, type BaselineSpec } from '../../src/attribution/index.js';
 import { initBackend } from '../../src/backend/index.js';
 import { loadPixels } from '../../src/image/index.js';
 import { loadImageModel } from '../../src/models/load.js';
@@ -27,7 +27,7 @@ describe('comparison grids on a photo', () => {
       try {
         const [h, w] = model.inputShape;
         const image = await loadPixels(PHOTO, { size: [h, w], resize: 'pad' });
-        const baselines = ['black', 'white', 'blur', 'uniform'].map((name) => ({ name, spec: parseBaseline(name) }));
+        const baselines = ['black', 'white', 'blur', 'uniform'].map((name) => ({ name, spec: parseBaseline(name) as BaselineSpec }));
         const result = await compareBaselines(model, [{ name: 'parrot', image }], baselines, { steps: 16, seed: 1, keep: 1 });
         const maps = result.attributions[0]!;
         const options = { method: 'overlay', sign: 'absolute_value' } as const;
