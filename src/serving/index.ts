@@ -73,4 +73,4 @@ export {
 export { formatFloat, isJsonList, NumberBlock, parseServingJson, parseServingJsonAsync, type ParseJsonOptions } from './json.js';
 export { createRemoteModel, describeImageInput, type ServedImageInput, type RemoteModelOptions, type RemoteImageModel, type RemoteInputKind } from './remote-model.js';
 export { profile, profileCsv, DEFAULT_BATCH_SIZES, type ProfileOptions, type ProfileResult, type ProfileRow, type ProfileProgress } from './profiler.js';
-export { profileChartPng } from './profile-chart.js';
+export { profileChart } from './profile-chart.js';

@@ -1,16 +1,18 @@
 /**
  * The profiler's chart: p50 and p99 latency (left axis, ms) and throughput (dashed, right axis,
  * images/s) against batch size on a log2 axis, one set of lines per concurrency level. Drawn by the
- * shared chart renderer in src/render and returned as PNG bytes.
+ * shared chart renderer in src/render and returned as PNG bytes, or SVG bytes for papers.
  *
  * @example
- * await writeFile('profile.png', await profileChartPng(result));
+ * await writeFile('profile.png', await profileChart(result));
+ * await writeFile('profile.svg', await profileChart(result, { format: 'svg' }));
  */
 import { drawLineChart, type LineSeries } from '../render/chart.js';
+import type { PictureFormat } from '../render/draw.js';
 import type { ProfileResult } from './profiler.js';
 
-/** Renders the chart of a profile result as PNG (960 x 540 unless sized). */
-export async function profileChartPng(result: ProfileResult, size: { width?: number; height?: number } = {}): Promise<Buffer> {
+/** Renders the chart of a profile result, 960 x 540 unless sized, as PNG unless `format` says `svg`. */
+export async function profileChart(result: ProfileResult, options: { width?: number; height?: number; format?: PictureFormat } = {}): Promise<Buffer> {
   const rows = result.rows.filter((r) => r.requests > r.errors);
   const sizes = [...new Set(result.rows.map((r) => r.batchSize))].sort((a, b) => a - b);
   const levels = [...new Set(result.rows.map((r) => r.concurrency))].sort((a, b) => a - b);
@@ -32,7 +34,8 @@ export async function profileChartPng(result: ProfileResult, size: { width?: num
     xScale: 'log2',
     xTicks: sizes,
     series,
-    width: size.width ?? 960,
-    height: size.height ?? 540,
+    width: options.width ?? 960,
+    height: options.height ?? 540,
+    format: options.format ?? 'png',
   });
 }

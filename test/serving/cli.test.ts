@@ -101,6 +101,7 @@ describe('lens profile', () => {
     expect((await readFile(join(out, 'profile.csv'), 'utf8')).trim().split('\n')).toHaveLength(3);
     expect(JSON.parse(await readFile(join(out, 'profile.json'), 'utf8')).rows).toHaveLength(2);
     expect((await sharp(join(out, 'profile.png')).metadata()).format).toBe('png');
+    expect((await sharp(join(out, 'profile.svg')).metadata()).format).toBe('svg');
   });
 });
 

@@ -17,7 +17,7 @@ import {
   createRemoteModel,
   createServable,
   profile,
-  profileChartPng,
+  profileChart,
   profileCsv,
   startServer,
   type RunningServer,
@@ -163,7 +163,7 @@ describe('profiler', () => {
     const csv = profileCsv(result).trim().split('\n');
     expect(csv[0]).toBe('batchSize,concurrency,requests,errors,p50Ms,p90Ms,p95Ms,p99Ms,meanMs,minMs,maxMs,imagesPerSec,requestsPerSec,requestBytes,responseBytes,wallMs');
     expect(csv).toHaveLength(5);
-    const png = await profileChartPng(result);
+    const png = await profileChart(result);
     const meta = await sharp(png).metadata();
     expect([meta.format, meta.width, meta.height]).toEqual(['png', 960, 540]);
   });

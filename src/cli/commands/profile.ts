@@ -41,7 +41,7 @@ export function register(program: Command): void {
     .option('--trials <n>', 'measured requests per (batch size, concurrency)', '20')
     .option('--warmup <n>', 'unmeasured requests before each batch size', '3')
     .option('--image <path|url>', 'image to send (default: deterministic noise)')
-    .option('--out <dir>', 'folder for profile.json, profile.csv and profile.png', '.')
+    .option('--out <dir>', 'folder for profile.json, profile.csv, profile.png and profile.svg', '.')
     .option('--timeout <ms>', 'deadline per request', '60000')
     .option('--json', 'print the result as JSON')
     .action(async (flags: ProfileFlags) => {
@@ -64,7 +64,7 @@ export function register(program: Command): void {
       const { join } = await import('node:path');
       const { SingleBar, Presets } = await import('cli-progress');
       const { profile, profileCsv } = await import('../../serving/profiler.js');
-      const { profileChartPng } = await import('../../serving/profile-chart.js');
+      const { profileChart } = await import('../../serving/profile-chart.js');
       const bar = new SingleBar({ format: 'profile [{bar}] {value}/{total} requests | batch {batch} x concurrency {conc} ({phase})', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
       let started = false;
       const result = await profile(
@@ -99,7 +99,8 @@ export function register(program: Command): void {
       const files = [
         await write('profile.json', `${JSON.stringify(result, null, 2)}\n`),
         await write('profile.csv', profileCsv(result)),
-        await write('profile.png', await profileChartPng(result)),
+        await write('profile.png', await profileChart(result)),
+        await write('profile.svg', await profileChart(result, { format: 'svg' })),
       ];
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ ...result, files }, null, 2)}\n`);
