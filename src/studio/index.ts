@@ -8,5 +8,6 @@
  * console.log(studio.url);
  */
 export { startStudio, studioApp, WEB_DIR, type RunningStudio, type StudioOptions } from './server.js';
-export { StudioSession, type ExplainRequest, type ModelKind, type PathData, type Prediction, type SessionOptions, type StudioAttribution, type StudioImage } from './session.js';
+export { StudioSession, type ExplainRequest, type ModelKind, type SessionOptions, type StudioAttribution, type StudioImage } from './session.js';
+export type * from './wire.js';
 export { explainCommandLine, exportAttribution, gridSvg, type ExportedFiles } from './export.js';

@@ -12,6 +12,7 @@ import * as attribution from '../attribution/index.js';
 import type { Attribution, CompareResult, ImageInput, Progress } from '../attribution/index.js';
 import * as support from '../cli/attribution-support.js';
 import type { ConnectionFlagValues } from '../cli/server-flags.js';
+import type { PathData, Prediction } from './wire.js';
 import { LensError } from '../errors.js';
 import type { LoadedImageModel } from '../models/load.js';
 import type { ImageModel } from '../models/model.js';
@@ -34,11 +35,6 @@ export interface StudioImage {
 }
 
 /** One ranked class. */
-export interface Prediction {
-  index: number;
-  label?: string;
-  probability: number;
-}
 
 /** What an explanation was asked with (all text, as the CLI flags take it). */
 export interface ExplainRequest {
@@ -61,24 +57,6 @@ export interface StudioAttribution {
   millis: number;
 }
 
-/** The IG path as the path explorer draws it. */
-export interface PathData {
-  alphas: number[];
-  weights: number[];
-  /** F at each point. */
-  scores: number[];
-  /** dF/dalpha at each point: sum over pixels of (x - x') * gradient (the integrand). */
-  integrand: number[];
-  /** Mean |gradient| over pixels at each point (the saturation picture of the IG paper). */
-  gradientMagnitude: number[];
-  inputScore: number;
-  baselineScore: number;
-  delta: number;
-  relative: number;
-  rule: string;
-  /** Baseline images drawn along this path (the first is the one interpolated in the picture). */
-  baselines: number;
-}
 
 export interface SessionOptions {
   /** MODEL as `lens explain --model` takes it. */
