@@ -68,13 +68,15 @@ const text = (v: string | string[] | undefined) => (Array.isArray(v) ? v.join(''
 const KERNEL_DIR = join(REPO_ROOT, '.jupyter');
 
 /**
- * Output text with what legitimately differs between runs replaced: the output folder (an absolute
- * path), loopback ports, thread counts, and durations and rates with their units. Cells tagged
+ * Output text with what legitimately differs between runs replaced: the output folder and the
+ * checkout's own folder (absolute paths), loopback ports, thread counts, and durations and rates with their units. Cells tagged
  * `lens-volatile` (measurements: latencies, throughput) are compared by their output kinds only.
  */
 function normalise(value: string): string {
   return value
     .replace(/\/[^\s"'<>()]*\/out\/notebooks/g, '<out>')
+    // Where the checkout (and ../shared beside it) lies: CI runs a fresh clone in another folder.
+    .replace(/\/[^\s"'<>()]*\/(models|notebooks|shared)\//g, '<checkout>/$1/')
     .replace(/(127\.0\.0\.1|localhost):\d+/g, '$1:<port>')
     .replace(/\d+ threads?/g, '<n> threads')
     .replace(/\d[\d.,]*\s*(ms|µs|us|s|min)\b/g, '<time>');
