@@ -48,8 +48,8 @@ export const ADAPTIVE_TOLERANCE = 0.01;
 /** Segments narrower than this (in alpha) are not halved: float32 pixels cannot tell the halves apart. */
 const MIN_SEGMENT_WIDTH = 2 ** -20;
 
-/** The point start + alpha (input - start), HWC. */
-function pathImage(start: Float32Array, input: Float32Array, alpha: number): Float32Array {
+/** The point start + alpha (input - start) of a straight path, HWC. */
+export function pathImage(start: Float32Array, input: Float32Array, alpha: number): Float32Array {
   const out = new Float32Array(input.length);
   for (let i = 0; i < out.length; i++) out[i] = start[i]! + alpha * (input[i]! - start[i]!);
   return out;

@@ -14,7 +14,7 @@
 import { LensError } from '../errors.js';
 import { gradientsAt } from './engine.js';
 import { SPLIT_ERROR_FACTOR } from './integration.js';
-import type { AdaptiveRuleContext, AdaptiveRuleResult } from './adaptive-rules.js';
+import { pathImage, type AdaptiveRuleContext, type AdaptiveRuleResult } from './adaptive-rules.js';
 import type { PathTrace } from './types.js';
 
 /** Default initial segments of the map_adaptive rule (2 x segments + 1 gradients per baseline to start). */
@@ -83,13 +83,7 @@ export async function mapAdaptivePath(ctx: AdaptiveRuleContext, options: { toler
 
   /** Gradient points at (baseline, alpha) pairs, in one batched call. */
   const evaluate = async (at: readonly { baseline: number; alpha: number }[]): Promise<Node[]> => {
-    const images = at.map(({ baseline, alpha }) => {
-      const start = baselines[baseline]!;
-      const d = diffs[baseline]!;
-      const out = new Float32Array(per);
-      for (let i = 0; i < per; i++) out[i] = start[i]! + alpha * d[i]!;
-      return out;
-    });
+    const images = at.map(({ baseline, alpha }) => pathImage(baselines[baseline]!, image.data, alpha));
     const result = await gradientsAt(model, images, target, {
       batchSize: ctx.batchSize,
       stage,
