@@ -5,26 +5,18 @@ import { integratedGradients } from '../../src/attribution/integrated-gradients.
 import { allocateByChange, nonUniformQuadrature, parseIntegrationRule } from '../../src/attribution/integration.js';
 import { runMethod } from '../../src/attribution/methods.js';
 import { isLensError } from '../../src/errors.js';
-import { createTfModel } from '../../src/models/model.js';
-import { linearModel, randomImage } from './helpers.js';
+import { linearModel, pathProfileModel, PROFILE_FEATURES, PROFILE_WEIGHTS, profileZ, randomImage } from './helpers.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'cpu' });
 });
 
-const SHAPE: [number, number, number] = [4, 4, 3];
-const FEATURES = 48;
-/** Pixel weights of z, positive so that z grows along every black-to-image path. */
-const WEIGHTS = Float64Array.from({ length: FEATURES }, (_, i) => 0.5 + (i % 5) / 4);
+const FEATURES = PROFILE_FEATURES;
+const WEIGHTS = PROFILE_WEIGHTS;
 const RAMP_SLOPE = 20;
 const RAMP_START = 0.3;
 
-/** z(x) = sum_i w_i x_i / 255 / features: a weighted mean brightness in about [0, 1]. */
-function zOf(pixels: ArrayLike<number>): number {
-  let z = 0;
-  for (let i = 0; i < FEATURES; i++) z += (WEIGHTS[i]! * pixels[i]!) / 255 / FEATURES;
-  return z;
-}
+const zOf = profileZ;
 
 /** F(z) = clip(20 (z - 0.3), 0, 1) + 0.2 z: flat, then a steep ramp over 0.05 in z, then flat. */
 const rampOf = (z: number) => Math.min(1, Math.max(0, RAMP_SLOPE * (z - RAMP_START))) + 0.2 * z;
@@ -34,21 +26,7 @@ const rampOf = (z: number) => Math.min(1, Math.max(0, RAMP_SLOPE * (z - RAMP_STA
  * entirely over a short stretch of the path; class 1 is its negative.
  */
 function rampModel() {
-  const w = tf.tensor2d(Float32Array.from(WEIGHTS), [FEATURES, 1]);
-  return createTfModel({
-    name: 'ramp',
-    inputShape: SHAPE,
-    classes: 2,
-    output: 'logit',
-    preprocessing: 'unit',
-    scores: (x) =>
-      tf.tidy(() => {
-        const z = tf.div(tf.matMul(tf.reshape(x, [x.shape[0], FEATURES]), w), FEATURES);
-        const f = tf.add(tf.clipByValue(tf.mul(tf.sub(z, RAMP_START), RAMP_SLOPE), 0, 1), tf.mul(z, 0.2));
-        return tf.concat([f, tf.neg(f)], 1) as tf.Tensor2D;
-      }),
-    dispose: () => w.dispose(),
-  });
+  return pathProfileModel('ramp', (z) => tf.add(tf.clipByValue(tf.mul(tf.sub(z, RAMP_START), RAMP_SLOPE), 0, 1), tf.mul(z, 0.2)) as tf.Tensor2D);
 }
 
 /**

@@ -142,3 +142,39 @@ export async function writeRandomPng(path: string, size: number, seed: number): 
   const img = randomImage(size, size, 3, seed);
   await writeFile(path, await encodePng(img));
 }
+
+/** Image shape, feature count and pixel weights of the path-profile models (`pathProfileModel`). */
+export const PROFILE_SHAPE: [number, number, number] = [4, 4, 3];
+export const PROFILE_FEATURES = 48;
+/** Positive, so that z grows along every black-to-image path. */
+export const PROFILE_WEIGHTS = Float64Array.from({ length: PROFILE_FEATURES }, (_, i) => 0.5 + (i % 5) / 4);
+
+/** z(x) = sum_i w_i x_i / 255 / features: a weighted mean brightness in about [0, 1]. */
+export function profileZ(pixels: ArrayLike<number>): number {
+  let z = 0;
+  for (let i = 0; i < PROFILE_FEATURES; i++) z += (PROFILE_WEIGHTS[i]! * pixels[i]!) / 255 / PROFILE_FEATURES;
+  return z;
+}
+
+/**
+ * A model whose class-0 score is `profile(z)` of the linear z above (class 1 is its negative): a
+ * piecewise-linear profile behaves as a ReLU network does along a path, and its exact IG is known,
+ * since F depends on x only through z.
+ */
+export function pathProfileModel(name: string, profile: (z: tf.Tensor2D) => tf.Tensor2D): ImageModel {
+  const w = tf.tensor2d(Float32Array.from(PROFILE_WEIGHTS), [PROFILE_FEATURES, 1]);
+  return createTfModel({
+    name,
+    inputShape: PROFILE_SHAPE,
+    classes: 2,
+    output: 'logit',
+    preprocessing: 'unit',
+    scores: (x) =>
+      tf.tidy(() => {
+        const z = tf.div(tf.matMul(tf.reshape(x, [x.shape[0], PROFILE_FEATURES]), w), PROFILE_FEATURES) as tf.Tensor2D;
+        const f = profile(z);
+        return tf.concat([f, tf.neg(f)], 1) as tf.Tensor2D;
+      }),
+    dispose: () => w.dispose(),
+  });
+}

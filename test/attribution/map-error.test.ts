@@ -9,15 +9,14 @@ import { parseMethod, runMethod } from '../../src/attribution/methods.js';
 import { isLensError } from '../../src/errors.js';
 import { createTfModel } from '../../src/models/model.js';
 import { seededRandom } from '../../src/attribution/random.js';
-import { linearModel, mlpModel, randomImage } from './helpers.js';
+import { linearModel, mlpModel, pathProfileModel, PROFILE_FEATURES, PROFILE_WEIGHTS, profileZ, randomImage } from './helpers.js';
 
 beforeAll(async () => {
   await initBackend({ backend: 'cpu' });
 });
 
-const SHAPE: [number, number, number] = [4, 4, 3];
-const FEATURES = 48;
-const WEIGHTS = Float64Array.from({ length: FEATURES }, (_, i) => 0.5 + (i % 5) / 4);
+const FEATURES = PROFILE_FEATURES;
+const WEIGHTS = PROFILE_WEIGHTS;
 
 /**
  * A piecewise-linear score, like a ReLU network's along a path: z = weighted mean brightness in
@@ -25,28 +24,10 @@ const WEIGHTS = Float64Array.from({ length: FEATURES }, (_, i) => 0.5 + (i % 5) 
  * z = 0.2 and z = 0.45.
  */
 const scoreOf = (z: number) => 3 * Math.max(0, z - 0.2) - 2.5 * Math.max(0, z - 0.45) + 0.1 * z;
-const zOf = (pixels: ArrayLike<number>) => {
-  let z = 0;
-  for (let i = 0; i < FEATURES; i++) z += (WEIGHTS[i]! * pixels[i]!) / 255 / FEATURES;
-  return z;
-};
+const zOf = profileZ;
 
 function kinkModel() {
-  const w = tf.tensor2d(Float32Array.from(WEIGHTS), [FEATURES, 1]);
-  return createTfModel({
-    name: 'kinks',
-    inputShape: SHAPE,
-    classes: 2,
-    output: 'logit',
-    preprocessing: 'unit',
-    scores: (x) =>
-      tf.tidy(() => {
-        const z = tf.div(tf.matMul(tf.reshape(x, [x.shape[0], FEATURES]), w), FEATURES);
-        const f = tf.add(tf.sub(tf.mul(tf.relu(tf.sub(z, 0.2)), 3), tf.mul(tf.relu(tf.sub(z, 0.45)), 2.5)), tf.mul(z, 0.1));
-        return tf.concat([f, tf.neg(f)], 1) as tf.Tensor2D;
-      }),
-    dispose: () => w.dispose(),
-  });
+  return pathProfileModel('kinks', (z) => tf.add(tf.sub(tf.mul(tf.relu(tf.sub(z, 0.2)), 3), tf.mul(tf.relu(tf.sub(z, 0.45)), 2.5)), tf.mul(z, 0.1)) as tf.Tensor2D);
 }
 
 /** Exact IG of the kink model from black: F depends on x only through the linear z. */
