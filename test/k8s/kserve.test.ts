@@ -208,6 +208,16 @@ describe('lens k8s render --target kserve', () => {
     expect(v.stdout).toBe(`${dir}: 3 objects (kustomization)\n`);
   });
 
+  it('--kserve-protocol grpc exposes TF Serving\'s gRPC port, and a wrong protocol is one line', async () => {
+    const r = await runLens(['k8s', 'render', '--target', 'kserve', '--model-name', 'resnet', '--model-base-path', 'gs://bucket/resnet', '--kserve-protocol', 'grpc', '--json']);
+    expect(r.code, r.stderr).toBe(0);
+    expect(isvcOf(JSON.parse(r.stdout) as K8sObject[]).spec.predictor.model).toMatchObject({ protocolVersion: 'grpc-v1', ports: [{ name: 'h2c', containerPort: 9000 }] });
+    const bad = await runLens(['k8s', 'render', '--target', 'kserve', '--model-name', 'resnet', '--model-base-path', 'gs://bucket/resnet', '--kserve-protocol', 'http2']);
+    expect(bad.code).not.toBe(0);
+    expect(bad.stderr).toContain('--kserve-protocol must be rest or grpc, got "http2"');
+    expect(bad.stderr.trim().split('\n')).toHaveLength(1);
+  });
+
   it('sizes Knative\'s target and the replicas from a profile file', async () => {
     const dir = tempDir('lens-kserve-profile-');
     dirs.push(dir);
