@@ -32,7 +32,7 @@ interface ChildResult {
 }
 
 async function child(spec: string, steps: number): Promise<void> {
-  const { initBackend } = await import('../src/backend/index.js');
+  const { initBackend } = await import('../src/engines/tfjs/index.js');
   const { integratedGradients } = await import('../src/attribution/index.js');
   const { loadImageModel } = await import('../src/models/load.js');
   await initBackend();
@@ -58,7 +58,7 @@ async function child(spec: string, steps: number): Promise<void> {
 
 async function main(): Promise<void> {
   // Same backend choice as the children, so the machine facts name it.
-  const { initBackend } = await import('../src/backend/index.js');
+  const { initBackend } = await import('../src/engines/tfjs/index.js');
   await initBackend();
   const rows: Record<string, Cell>[] = [];
   const notes: string[] = [

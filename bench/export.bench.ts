@@ -13,12 +13,12 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { initBackend } from '../src/backend/index.js';
+import { initBackend } from '../src/engines/tfjs/index.js';
 import { exportSavedModel, type ExportResult, type ExportSource } from '../src/export/index.js';
 import { loadImageModel, DEFAULT_MODEL_DIR } from '../src/models/load.js';
 import { buildResNet50 } from '../src/models/zoo/resnet50.js';
 import { buildShapesResNet } from '../src/models/shapes-resnet.js';
-import { loadSavedModel } from '../src/savedmodel/load.js';
+import { loadSavedModel } from '../src/engines/tfjs/savedmodel.js';
 import { median, timeRuns, withPeakRss, writeBenchResult, type Cell } from './lib.js';
 
 const SHARED = fileURLToPath(new URL('../../shared/', import.meta.url));

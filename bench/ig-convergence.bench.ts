@@ -21,12 +21,12 @@
 import { existsSync, readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initBackend } from '../src/backend/index.js';
+import { initBackend } from '../src/engines/tfjs/index.js';
 import { integratedGradients, type Attribution, type IgRule } from '../src/attribution/index.js';
 import { generateShapes } from '../src/datasets/shapes.js';
 import { loadPixels } from '../src/image/index.js';
 import { loadImageModel } from '../src/models/load.js';
-import type { ImageModel } from '../src/models/model.js';
+import type { ImageModel } from '../src/core/model.js';
 import { median, writeBenchResult, type Cell } from './lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

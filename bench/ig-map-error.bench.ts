@@ -26,12 +26,12 @@ import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../src/backend/index.js';
+import { initBackend } from '../src/engines/tfjs/index.js';
 import { integratedGradients, relativeL2, type Attribution } from '../src/attribution/index.js';
 import { generateShapes } from '../src/datasets/shapes.js';
 import { loadPixels } from '../src/image/index.js';
 import { loadImageModel } from '../src/models/load.js';
-import type { GradientResult, ImageModel } from '../src/models/model.js';
+import type { GradientResult, ImageModel } from '../src/core/model.js';
 import { median, writeBenchResult, type Cell } from './lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));

@@ -10,12 +10,12 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initBackend } from '../src/backend/index.js';
+import { initBackend } from '../src/engines/tfjs/index.js';
 import { INTEGRATION_RULES, integratedGradients, type IntegrationRule } from '../src/attribution/index.js';
 import { generateShapes } from '../src/datasets/shapes.js';
 import { loadPixels } from '../src/image/index.js';
 import { loadImageModel } from '../src/models/load.js';
-import { createTfModel, type ImageModel } from '../src/models/model.js';
+import { createTfModel, type ImageModel } from '../src/core/model.js';
 import { seededRandom } from '../src/attribution/index.js';
 import * as tf from '@tensorflow/tfjs-core';
 import type { ImageInput } from '../src/attribution/index.js';

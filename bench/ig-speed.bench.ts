@@ -4,7 +4,7 @@
  * Workloads: ResNet50 at 224x224 (random weights: timing only), the MLPerf Tiny ResNet-8 at 32x32
  * (../shared/models-external) and the bundled shapes model (when models/shapes-resnet exists).
  * Engines: `onnxruntime` = the model compiled to ONNX forward and input-gradient graphs on
- * onnxruntime-node's native CPU kernels (src/onnx; the default engine for Keras/tfjs models when
+ * onnxruntime-node's native CPU kernels (src/engines/onnx; the default engine for Keras/tfjs models when
  * tfjs-node is absent); `main thread` = TensorFlow.js in this thread (batch norms folded,
  * attribution gradients, batches split to fit memory); `N workers` = parallelGradientModel with
  * one wasm worker per core (with tfjs-node-gpu installed the pool runs in-process on the GPU and
@@ -23,19 +23,20 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { describeBackend, initBackend } from '../src/backend/index.js';
-import { setInputGradientMethod } from '../src/backend/gradients.js';
-import { withMemoryBudget, type BatchPlan } from '../src/backend/memory.js';
-import { describeLayersModel } from '../src/backend/model-description.js';
-import { parallelGradientModel, type PoolEvent } from '../src/backend/workers.js';
+import { describeBackend, initBackend } from '../src/engines/tfjs/index.js';
+import { setInputGradientMethod } from '../src/engines/tfjs/gradients.js';
+import { withMemoryBudget, type BatchPlan } from '../src/engines/tfjs/memory.js';
+import { describeLayersModel } from '../src/models/describe.js';
+import { parallelGradientModel, type PoolEvent } from '../src/engines/tfjs/workers.js';
 import { integratedGradients } from '../src/attribution/index.js';
-import { importKerasModel, imageModelFromLayers } from '../src/convert/keras/index.js';
+import { importKerasModel } from '../src/convert/keras/index.js';
+import { imageModelFromLayers } from '../src/models/keras.js';
 import { readModelArtifacts } from '../src/models/load.js';
-import type { ImageModel } from '../src/models/model.js';
-import type { PreprocessingName } from '../src/models/preprocess.js';
+import type { ImageModel } from '../src/core/model.js';
+import type { PreprocessingName } from '../src/core/preprocess.js';
 import { foldBatchNorm } from '../src/models/optimize/index.js';
 import { buildResNet50 } from '../src/models/zoo/resnet50.js';
-import { loadOnnxRuntime, onnxImageModel, onnxThreads } from '../src/onnx/index.js';
+import { loadOnnxRuntime, onnxImageModel, onnxThreads } from '../src/engines/onnx/index.js';
 import { median, modelPass, timeRuns, withPeakRss, writeBenchResult, type Cell } from './lib.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
@@ -221,10 +222,10 @@ async function main(): Promise<void> {
   }
   notes.push(
     `Backend in this thread: ${describeBackend(info)}; workers: ${CORES} x wasm, single-threaded each (wasm threads are for the main thread: the pool already takes every core).`,
-    'onnxruntime rows: the same folded LayersModel compiled by src/onnx (forward graph, and a gradient graph with hand-written backward rules: convolutions with flipped filters, ReLU masks, max-pool scatter); intra-op threads = cores; no filter gradients.',
+    'onnxruntime rows: the same folded LayersModel compiled by src/engines/onnx (forward graph, and a gradient graph with hand-written backward rules: convolutions with flipped filters, ReLU masks, max-pool scatter); intra-op threads = cores; no filter gradients.',
     'peak RSS MiB is the process high-water mark while that engine ran; engines run one after another in one process, so later rows include earlier peaks.',
     'ms/image = median wall time of a call / batch. IG = integratedGradients(steps, gausslegendre, black baseline), batch 10 per call, one image; its ms/image is the whole attribution.',
-    'Engines fold inference batch norms into the convolutions and compute input gradients only (src/backend/gradients.ts); calls are split to fit the wasm heap (src/backend/memory.ts).',
+    'Engines fold inference batch norms into the convolutions and compute input gradients only (src/engines/tfjs/gradients.ts); calls are split to fit the wasm heap (src/engines/tfjs/memory.ts).',
     ...plans.map((p) => `Batch plan: ${p}`),
   );
   if (QUICK) {

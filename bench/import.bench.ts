@@ -13,7 +13,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../src/backend/index.js';
+import { initBackend } from '../src/engines/tfjs/index.js';
 import { median, timeRuns, withPeakRss, writeBenchResult, type Cell } from './lib.js';
 
 const SHARED = fileURLToPath(new URL('../../shared/models-external/', import.meta.url));

@@ -8,8 +8,8 @@ import { availableParallelism, cpus, totalmem } from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { currentBackend } from '../src/backend/index.js';
-import type { ImageModel } from '../src/models/model.js';
+import { currentBackend } from '../src/engines/tfjs/index.js';
+import type { ImageModel } from '../src/core/model.js';
 
 export const RESULTS_DIR = join(dirname(fileURLToPath(import.meta.url)), 'results');
 

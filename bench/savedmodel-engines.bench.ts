@@ -1,6 +1,6 @@
 /**
  * SavedModels on both engines: forward and input-gradient milliseconds per image at batch 8, for
- * TensorFlow.js (the converted graph) and onnxruntime (the graph compiled by src/onnx/graph-compile.ts).
+ * TensorFlow.js (the converted graph) and onnxruntime (the graph compiled by src/engines/onnx/graph-compile.ts).
  * Fixtures: the shared TF1 CIFAR CNN, the TF2 keyword-spotting DS-CNN, and a `lens export` of the
  * bundled ResNet-style architecture. Run alone: `npx tsx bench/savedmodel-engines.bench.ts`.
  */
@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../src/backend/index.js';
+import { initBackend } from '../src/engines/tfjs/index.js';
 import { exportSavedModel } from '../src/export/export.js';
 import { loadImageModel } from '../src/models/load.js';
 import { buildShapesResNet } from '../src/models/shapes-resnet.js';
@@ -48,5 +48,5 @@ try {
 
 writeBenchResult('savedmodel-engines', 'SavedModels: TensorFlow.js vs onnxruntime (batch 8)', rows, [
   `Batch ${BATCH}, median of 7 runs after 2 warm-up runs, milliseconds per image; tfjs backend ${backend.name}.`,
-  'The onnxruntime engine runs graphs compiled from the converted TensorFlow graph (src/onnx/graph-compile.ts).',
+  'The onnxruntime engine runs graphs compiled from the converted TensorFlow graph (src/engines/onnx/graph-compile.ts).',
 ]);

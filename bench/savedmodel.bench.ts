@@ -7,8 +7,10 @@ import { mkdtempSync, rmSync, statSync } from 'node:fs';
 import { loadavg, tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { initBackend } from '../src/backend/index.js';
-import { convertSavedModel, loadSavedModel, readTensorBundle, writeTensorBundle } from '../src/savedmodel/index.js';
+import { initBackend } from '../src/engines/tfjs/index.js';
+import { readTensorBundle, writeTensorBundle } from '../src/savedmodel/index.js';
+import { convertSavedModel } from '../src/convert/savedmodel.js';
+import { loadSavedModel } from '../src/engines/tfjs/savedmodel.js';
 import type { HostTensor } from '../src/tensor/index.js';
 import { median, timeRuns, withPeakRss, writeBenchResult, type Cell } from './lib.js';
 

@@ -1,5 +1,5 @@
 /**
- * tfjs-backend-wasm's threaded SIMD build (src/backend/wasm-threads.ts) against the stock
+ * tfjs-backend-wasm's threaded SIMD build (src/engines/tfjs/wasm-threads.ts) against the stock
  * single-threaded build, on ResNet50 224x224 with seeded random weights: forward and
  * input-gradient ms/image at batch 1 and 8, the CPU time per wall time (how many cores were
  * busy), peak RSS, and whether both builds compute the same logits and gradients.
@@ -17,11 +17,11 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { describeBackend, initBackend } from '../src/backend/index.js';
-import { withMemoryBudget } from '../src/backend/memory.js';
-import { enableWasmThreads, type WasmThreadsResult } from '../src/backend/wasm-threads.js';
-import { imageModelFromLayers } from '../src/convert/keras/index.js';
-import type { ImageModel } from '../src/models/model.js';
+import { describeBackend, initBackend } from '../src/engines/tfjs/index.js';
+import { withMemoryBudget } from '../src/engines/tfjs/memory.js';
+import { enableWasmThreads, type WasmThreadsResult } from '../src/engines/tfjs/wasm-threads.js';
+import { imageModelFromLayers } from '../src/models/keras.js';
+import type { ImageModel } from '../src/core/model.js';
 import { foldBatchNorm } from '../src/models/optimize/index.js';
 import { buildResNet50 } from '../src/models/zoo/resnet50.js';
 import { median, modelPass, timeRuns, withPeakRss, writeBenchResult, type Cell } from './lib.js';
@@ -161,7 +161,7 @@ function parent(): void {
     notes.push(
       'ms/image = median wall time of a call / batch; CPU/wall = this process\'s CPU time / wall time over the timed calls (about the number of cores it kept busy); other load = cores other processes kept busy meanwhile (from /proc/stat).',
       'Model: ResNet50 224, seeded Glorot-uniform kernels, batch norms folded, input gradients only, calls split to fit the wasm heap (as in ig-speed "main thread").',
-      `Threaded build: tfjs-backend-wasm's tfjs-backend-wasm-threaded-simd.wasm started by src/backend/wasm-threads.ts (enableWasmThreads), ${availableParallelism()} cores on this machine.`,
+      `Threaded build: tfjs-backend-wasm's tfjs-backend-wasm-threaded-simd.wasm started by src/engines/tfjs/wasm-threads.ts (enableWasmThreads), ${availableParallelism()} cores on this machine.`,
     );
     if (QUICK) {
       for (const row of rows) log(JSON.stringify(row));

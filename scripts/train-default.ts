@@ -29,7 +29,7 @@ import type * as tfl from '@tensorflow/tfjs-layers';
 import { SHAPES_DATASET_DESCRIPTION, SHAPE_CLASSES, generateShape, generateShapes, shapesToTensors, type ShapeSample } from '../src/datasets/index.js';
 import { SeededRandom } from '../src/datasets/random.js';
 import { SHAPES_RESNET_DEFAULTS, SHAPES_RESNET_LAST_CONV, buildShapesResNet, writeLayersModel, type ShapesModelSidecar } from '../src/models/shapes-resnet.js';
-import { preprocess } from '../src/models/preprocess.js';
+import { preprocess } from '../src/core/preprocess.js';
 import { installWasmFilterGradient } from './lib/training-kernels.js';
 
 const REPO_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');

@@ -1,18 +1,16 @@
 /**
  * serving-lens library entry. Each module's public API is re-exported here.
  */
-export * from './errors.js';
+export * from './core/errors.js';
 export * from './fs/index.js';
-export * from './backend/index.js';
-export * from './backend/gradients.js';
-export * from './backend/memory.js';
-export { describeLayersModel, loadModelDescription, type ModelDescription, type LoadDescriptionOptions } from './backend/model-description.js';
-export * from './backend/workers.js';
-export * from './backend/wasm-threads.js';
-export * from './models/optimize/index.js';
-export * from './onnx/index.js';
-export * from './models/model.js';
-export * from './models/preprocess.js';
+export * from './engines/tfjs/index.js';
+export * from './engines/tfjs/gradients.js';
+export * from './engines/tfjs/memory.js';
+export * from './engines/tfjs/workers.js';
+export * from './engines/tfjs/wasm-threads.js';
+export * from './engines/onnx/index.js';
+export * from './core/model.js';
+export * from './core/preprocess.js';
 export * from './image/index.js';
 export { bytesForDecodeJpeg, type ImageFormat } from './image/format.js';
 export * from './tensor/index.js';
@@ -22,17 +20,27 @@ export { protoRoot, protoType, protoEnum, decodeMessage, encodeMessage, PROTO_DI
 export * from './notebook/index.js';
 export * from './render/index.js';
 export * from './serving/index.js';
-export * from './models/labels.js';
 export * from './convert/keras/index.js';
 export * from './convert/tflite/index.js';
 export * from './convert/checkpoint/index.js';
-export * from './models/zoo/index.js';
-export * from './models/load.js';
-export * from './models/graph-model.js';
 export * from './export/index.js';
 export * from './datasets/index.js';
-export * from './models/shapes-resnet.js';
 export * from './batch/index.js';
 export * from './k8s/index.js';
 export * from './demo/index.js';
+export * from './models/index.js';
 export * from './attribution/index.js';
+export * from './report/index.js';
+export { profileChart } from './render/profile-chart.js';
+export { registerImageOps, decodeImageBytes, IMAGE_OPS, type DecodedImage } from './engines/tfjs/image-ops.js';
+export {
+  loadSavedModel,
+  type LoadedSavedModel,
+  type LoadedGraph,
+  type LoadSavedModelOptions,
+  type LoadProgress,
+  type PredictOptions,
+  type PredictInputs,
+} from './engines/tfjs/savedmodel.js';
+export { convertSavedModel, convertSavedModelSignature, type ConvertSavedModelOptions, type ConvertSavedModelResult } from './convert/savedmodel.js';
+export { sniffImageFormat } from './image/format.js';

@@ -1,7 +1,7 @@
 import { availableParallelism } from 'node:os';
 import { describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { describeBackend, initBackend } from '../src/backend/index.js';
+import { describeBackend, initBackend } from '../src/engines/tfjs/index.js';
 import { runLens } from './helpers/cli.js';
 
 describe('backend selection', () => {

@@ -5,7 +5,7 @@
  * to spend gradient evaluations where the score F changes. Integrated Gradients calls these; the
  * straight path from each baseline x' to the input x is x' + alpha (x - x').
  */
-import type { ImageModel } from '../models/model.js';
+import type { ImageModel } from '../core/model.js';
 import { forwardRows, gradientsAt, pathSum, type PathPoint } from './engine.js';
 import { nonUniformQuadrature, quadrature, SPLIT_ERROR_FACTOR, splitDifferenceWeights } from './integration.js';
 import type { ImageInput, PathTrace, ProgressCallback } from './types.js';

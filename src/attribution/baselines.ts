@@ -4,9 +4,9 @@
  * noise, blurred input, the maximum-distance image, a user image, and averages of several.
  * Every baseline is an image in pixel space (0..255, HWC) like the input.
  */
-import { LensError } from '../errors.js';
-import type { ImageModel } from '../models/model.js';
-import { affineOf } from '../models/preprocess.js';
+import { LensError } from '../core/errors.js';
+import type { ImageModel } from '../core/model.js';
+import { affineOf } from '../core/preprocess.js';
 import { gaussianBlur, keepPadding } from './image-ops.js';
 import type { Random } from './random.js';
 import type { ImageInput } from './types.js';

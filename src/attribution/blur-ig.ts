@@ -6,14 +6,14 @@
  * the steps in sigma as any path rule's points (integration.ts splitDifferenceWeights); it covers
  * the integration in sigma, not the finite difference.
  */
-import type { ImageModel } from '../models/model.js';
+import type { ImageModel } from '../core/model.js';
 import { checkAborted, checkImage, defaultBatchSize, forwardRows, gradientsAt, requireGradient } from './engine.js';
 import { gaussianBlur } from './image-ops.js';
 import { completenessOf } from './integrated-gradients.js';
 import { relativeL2, splitDifferenceWeights } from './integration.js';
 import { resolveTarget } from './targets.js';
 import type { Attribution, CommonOptions, ImageInput, PathTrace } from './types.js';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 
 export interface BlurIgOptions extends CommonOptions {
   /** Blur of the path's start, in pixels. Default 50 (PAIR's default for 224x224 images). */

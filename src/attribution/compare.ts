@@ -5,9 +5,9 @@
  * pointing game), then per-baseline means with 95% intervals (percentile bootstrap, inside the
  * metric's range; Wilson score for the pointing game, a proportion of hits).
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { formatNumber } from '../render/format.js';
-import type { ImageModel } from '../models/model.js';
+import type { ImageModel } from '../core/model.js';
 import { describeBaseline, type BaselineSpec } from './baselines.js';
 import { checkImage, forwardRows } from './engine.js';
 import { expectedGradients, integratedGradients } from './integrated-gradients.js';

@@ -7,8 +7,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 // The Node bundle of tfjs-core registers no gradient functions; tfjs-layers' bundle registers them all.
 import '@tensorflow/tfjs-layers';
-import { LensError } from '../errors.js';
-import type { ImageModel, ScoreKind } from '../models/model.js';
+import { LensError } from '../core/errors.js';
+import type { ImageModel, ScoreKind } from '../core/model.js';
 import type { ImageInput, PathTrace, ProgressCallback } from './types.js';
 
 /**

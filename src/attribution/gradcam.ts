@@ -4,11 +4,11 @@
  * bilinearly to the input. Needs layer access (`model.layerAccess`, see layer-access.ts).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { LensError } from '../errors.js';
-import type { ImageModel } from '../models/model.js';
+import { LensError } from '../core/errors.js';
+import type { ImageModel } from '../core/model.js';
 import { checkImage, forwardRows } from './engine.js';
 import { broadcastChannels, resizeBilinear } from './image-ops.js';
-import { hasLayerAccess, type LayerAccess } from './layer-access.js';
+import { hasLayerAccess, type LayerAccess } from '../models/layer-access.js';
 import { resolveTarget } from './targets.js';
 import type { Attribution, CommonOptions, ImageInput } from './types.js';
 

@@ -3,8 +3,8 @@
  * gradient x input, and SmoothGrad / VarGrad, which average any method over noisy copies of
  * the input (Smilkov et al. 2017; Adebayo et al. 2018).
  */
-import { LensError } from '../errors.js';
-import type { ImageModel } from '../models/model.js';
+import { LensError } from '../core/errors.js';
+import type { ImageModel } from '../core/model.js';
 import { checkImage, defaultBatchSize, forwardRows, gradientsAt, requireGradient } from './engine.js';
 import { DEFAULT_SEED, seededRandom } from './random.js';
 import { resolveTarget } from './targets.js';

@@ -8,8 +8,8 @@
  * step's gradient and once with the second's, and SPLIT_ERROR_FACTOR times the difference, summed
  * over pairs, is the estimate (as splitDifferenceWeights does for straight paths).
  */
-import { LensError } from '../errors.js';
-import type { ImageModel } from '../models/model.js';
+import { LensError } from '../core/errors.js';
+import type { ImageModel } from '../core/model.js';
 import { makeBaselines, type BaselineSpec } from './baselines.js';
 import { checkAborted, checkImage, forwardRows, gradientsAt, requireGradient } from './engine.js';
 import { completenessOf } from './integrated-gradients.js';

@@ -7,8 +7,8 @@
  * averaged. Expected Gradients draws the baseline from a set of reference images and alpha
  * uniformly, one gradient per sample.
  */
-import { LensError } from '../errors.js';
-import type { ImageModel } from '../models/model.js';
+import { LensError } from '../core/errors.js';
+import type { ImageModel } from '../core/model.js';
 import { makeBaselines, type BaselineSpec } from './baselines.js';
 import { checkImage, defaultBatchSize, forwardRows, pathSum, requireGradient, type PathPoint } from './engine.js';
 import { total } from './image-ops.js';

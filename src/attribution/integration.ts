@@ -30,7 +30,7 @@
  *
  * Every rule reports a map-error estimate from the same evaluations ({@link splitDifferenceWeights}).
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 
 export const INTEGRATION_RULES = ['riemann_left', 'riemann_right', 'riemann_middle', 'riemann_trapezoid', 'gausslegendre'] as const;
 export type IntegrationRule = (typeof INTEGRATION_RULES)[number];

@@ -11,7 +11,7 @@
  * the 3 old points are kept), so points go where the gradient changes along the path, pixel by
  * pixel, not where a scalar score does. No forward passes beyond F(x) and F(x').
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { gradientsAt } from './engine.js';
 import { SPLIT_ERROR_FACTOR } from './integration.js';
 import { pathImage, type AdaptiveRuleContext, type AdaptiveRuleResult } from './adaptive-rules.js';

@@ -3,8 +3,8 @@
  * `runMethod('ig', model, image, { steps: 64 })`. SmoothGrad and VarGrad wrap another method,
  * named after a colon: `smoothgrad:ig`, `vargrad:gradient`.
  */
-import { LensError } from '../errors.js';
-import type { ImageModel } from '../models/model.js';
+import { LensError } from '../core/errors.js';
+import type { ImageModel } from '../core/model.js';
 import type { BaselineSpec } from './baselines.js';
 import { blurIntegratedGradients } from './blur-ig.js';
 import { gradCam } from './gradcam.js';

@@ -11,13 +11,13 @@
  *   maximum inside the mask: fit for every method, coarse ones included), and the ceiling a map
  *   made of coarse cells can reach (for Grad-CAM, whose layer may be 4x4).
  */
-import { LensError } from '../errors.js';
-import type { ImageModel } from '../models/model.js';
+import { LensError } from '../core/errors.js';
+import type { ImageModel } from '../core/model.js';
 import { makeBaselines, type BaselineSpec } from './baselines.js';
 import { checkImage, defaultBatchSize, forwardRows, toProbabilities } from './engine.js';
 import { contentMask } from '../image/geometry.js';
 import { channelSum, gaussianBlur, paddedContent } from './image-ops.js';
-import { hasLayerAccess } from './layer-access.js';
+import { hasLayerAccess } from '../models/layer-access.js';
 import { DEFAULT_SEED, seededRandom } from './random.js';
 import { spearman } from './stats.js';
 import type { Attribution, AttributionMethod, CommonOptions, ImageInput, ProgressCallback } from './types.js';

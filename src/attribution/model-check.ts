@@ -4,8 +4,8 @@
  * answers are compared with the server's on the images being explained (same top-k classes,
  * probabilities within a tolerance); a mismatch is refused with MODEL_MISMATCH.
  */
-import { LensError } from '../errors.js';
-import type { ImageModel } from '../models/model.js';
+import { LensError } from '../core/errors.js';
+import type { ImageModel } from '../core/model.js';
 import { checkImage, defaultBatchSize, forwardRows, toProbabilities } from './engine.js';
 import type { ImageInput } from './types.js';
 

@@ -3,8 +3,8 @@
  * replace it with a baseline, and credit each pixel with the mean drop of the target score over
  * the windows that cover it. Forward calls only, so it works on a remote TF Serving model.
  */
-import { LensError } from '../errors.js';
-import type { ImageModel } from '../models/model.js';
+import { LensError } from '../core/errors.js';
+import type { ImageModel } from '../core/model.js';
 import { makeBaselines, type BaselineSpec } from './baselines.js';
 import { checkImage, defaultBatchSize, forwardRows } from './engine.js';
 import { DEFAULT_SEED, seededRandom } from './random.js';

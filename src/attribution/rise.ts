@@ -15,8 +15,8 @@
  * ImageNet mean for caffe/torch), which is what multiplying the preprocessed tensor by the mask,
  * as the reference implementation does after normalising, amounts to.
  */
-import { LensError } from '../errors.js';
-import type { ImageModel } from '../models/model.js';
+import { LensError } from '../core/errors.js';
+import type { ImageModel } from '../core/model.js';
 import { modelZeroPixel } from './baselines.js';
 import { checkImage, defaultBatchSize, forwardRows, toProbabilities } from './engine.js';
 import { broadcastChannels, resizeBilinear } from './image-ops.js';

@@ -15,12 +15,12 @@
  * r.serving.ok && r.attribution?.ok;
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { decodeImageBytes } from '../export/image-ops.js';
+import { decodeImageBytes } from '../engines/tfjs/image-ops.js';
 import { bytesForDecodeJpeg } from '../image/format.js';
 import { readImageBytes } from '../image/index.js';
-import type { ImageModel } from '../models/model.js';
-import { loadSavedModel } from '../savedmodel/load.js';
-import type { RemoteImageModel } from '../serving/remote-model.js';
+import type { ImageModel } from '../core/model.js';
+import { loadSavedModel } from '../engines/tfjs/savedmodel.js';
+import type { RemoteImageModel } from '../models/remote.js';
 import { defaultBatchSize, forwardRows } from './engine.js';
 import { compareScoreRows, type AgreementOptions, type AgreementReport } from './model-check.js';
 

@@ -6,7 +6,7 @@
  * t-interval of 0/1 outcomes does not, and Spearman rank correlation (the sanity check's
  * similarity of maps).
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { seededRandom } from './random.js';
 
 /** A mean with its confidence interval. */

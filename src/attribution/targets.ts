@@ -1,8 +1,8 @@
 /**
  * Choosing the class to explain: the model's best class, an index, a label, or each of the top k.
  */
-import { LensError } from '../errors.js';
-import type { ImageModel } from '../models/model.js';
+import { LensError } from '../core/errors.js';
+import type { ImageModel } from '../core/model.js';
 import { checkImage, forwardRows, toProbabilities } from './engine.js';
 import type { Attribution, CommonOptions, ImageInput, TargetInfo, TargetSpec } from './types.js';
 

@@ -4,7 +4,7 @@
  * the user gave, and the `.npy` written by the CLI has the shape of the input tensor.
  */
 import type { ImageGeometry } from '../image/geometry.js';
-import type { ScoreKind } from '../models/model.js';
+import type { ScoreKind } from '../core/model.js';
 import type { IgRule } from './integration.js';
 
 /** One image, row-major HWC, values 0..255 (`Pixels` from src/image fits). */
@@ -119,7 +119,7 @@ export interface CommonOptions {
 
 /** A method with the common calling convention, as SmoothGrad and the metrics take it. */
 export type AttributionMethod<O extends CommonOptions = CommonOptions> = (
-  model: import('../models/model.js').ImageModel,
+  model: import('../core/model.js').ImageModel,
   image: ImageInput,
   options?: O,
 ) => Promise<Attribution>;

@@ -8,13 +8,13 @@
  * scales 50..1200, sigma 0.8, minimum segment 150 pixels, masks dilated by 5 pixels; channels
  * of the pixel attribution are reduced by their maximum.
  */
-import type { ImageModel } from '../models/model.js';
+import type { ImageModel } from '../core/model.js';
 import { checkImage } from './engine.js';
 import { broadcastChannels, resizeBilinear } from './image-ops.js';
 import { integratedGradients } from './integrated-gradients.js';
 import { dilateMask, felzenszwalbScales, segmentMasks } from './segmentation.js';
 import type { Attribution, CommonOptions, ImageInput } from './types.js';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 
 export interface XraiOptions extends CommonOptions {
   /** Pixel attributions to summarise; default IG with black and white baselines averaged. */

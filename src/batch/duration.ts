@@ -1,4 +1,4 @@
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 
 const UNIT_MS = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 } as const;
 

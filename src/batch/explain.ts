@@ -5,8 +5,8 @@
  * in PNG text chunks) and the raw attributions (.npy, float32 HxWxC) as bytes for the runner to
  * store atomically.
  */
-import { LensError } from '../errors.js';
-import type { ImageModel } from '../models/model.js';
+import { LensError } from '../core/errors.js';
+import type { ImageModel } from '../core/model.js';
 import type { JsonValue } from './store.js';
 import type { ExplainOne } from './runner.js';
 

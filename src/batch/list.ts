@@ -5,7 +5,7 @@
 import { createHash } from 'node:crypto';
 import { readFile } from 'node:fs/promises';
 import { dirname, isAbsolute, resolve } from 'node:path';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../core/errors.js';
 
 /** One image of a batch list. */
 export interface BatchItem {

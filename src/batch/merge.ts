@@ -5,7 +5,7 @@
  */
 import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { writeFileAtomic } from '../fs/atomic.js';
 import type { BatchItem } from './list.js';
 import {

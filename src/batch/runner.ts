@@ -6,7 +6,7 @@
  */
 import { rm, rmdir } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
-import { errorMessage } from '../errors.js';
+import { errorMessage } from '../core/errors.js';
 import { ensureRealDir, writeFileAtomic } from '../fs/atomic.js';
 import { faultPoint } from '../fs/fault.js';
 import { type BatchItem, shardItems } from './list.js';

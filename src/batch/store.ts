@@ -15,7 +15,7 @@
 import { constants } from 'node:fs';
 import { readdir, stat, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../core/errors.js';
 import { ensureRealDir, openNoFollow } from '../fs/atomic.js';
 import type { BatchItem } from './list.js';
 

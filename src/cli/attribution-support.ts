@@ -9,10 +9,10 @@
 import { readdirSync, statSync } from 'node:fs';
 import { basename, extname, join } from 'node:path';
 import type { Command } from 'commander';
-import { LensError, isLensError } from '../errors.js';
+import { LensError, isLensError } from '../core/errors.js';
 import type { Pixels } from '../image/index.js';
 import { isUrl } from '../image/url.js';
-import type { ImageModel } from '../models/model.js';
+import type { ImageModel } from '../core/model.js';
 import type { Progress, ProgressCallback } from '../attribution/types.js';
 
 /** Flags that more than one attribution command takes; see {@link addAttributionFlags}. */
@@ -267,13 +267,13 @@ export async function openServedModel(options: {
   signature?: string;
   output?: string;
   like?: ImageModel;
-}): Promise<{ model: import('../serving/remote-model.js').RemoteImageModel; close(): void }> {
+}): Promise<{ model: import('../models/remote.js').RemoteImageModel; close(): void }> {
   if (options.output !== undefined && options.output !== 'logit' && options.output !== 'probability') {
     throw new LensError('INVALID_ARGUMENT', `--served-output must be logit or probability, got "${options.output}"`);
   }
   const { connectionOptions } = await import('./server-flags.js');
   const { createClient } = await import('../serving/client.js');
-  const { createRemoteModel } = await import('../serving/remote-model.js');
+  const { createRemoteModel } = await import('../models/remote.js');
   const client = createClient({ target: options.target, ...connectionOptions(options.connection) });
   try {
     const base = {

@@ -7,7 +7,7 @@ import { readdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Command, CommanderError } from 'commander';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../core/errors.js';
 import { exitOnSignalRemovingTemps } from '../fs/atomic.js';
 
 export interface CommandModule {

@@ -4,7 +4,7 @@
  * checks them alike. Only light modules load here, which keeps `lens --help` fast.
  */
 import type { Command } from 'commander';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import type { ClientOptions, Transport } from '../serving/client.js';
 
 /** Values of the flags {@link addConnectionFlags} adds. */

@@ -11,7 +11,7 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../core/errors.js';
 import { writeFileAtomic } from '../fs/atomic.js';
 import { decodePixels, encodePng } from '../image/index.js';
 import { coverage, insideDisc, insidePolygon, polygonArea, polygonBounds, type Bounds, type InsideTest, type Polygon } from './raster.js';

@@ -2,7 +2,7 @@
  * AttrValue messages from plain values, driven by the attr's declared type in the op table, and
  * the reverse checks the graph checker needs (which oneof member an AttrValue sets, equality).
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import type { AttrValueMessage } from '../savedmodel/savedmodel.js';
 import { baseDataType, dataTypeName, type TensorProtoMessage } from '../tensor/index.js';
 import type { AttrFactValue, AttrType, OpAttrFact } from './op-defs.js';

@@ -17,11 +17,11 @@
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { initBackend } from '../backend/index.js';
-import { layersHead } from '../convert/keras/image-model.js';
-import { LensError } from '../errors.js';
+import { initBackend } from '../engines/tfjs/index.js';
+import { layersHead } from '../models/keras.js';
+import { LensError } from '../core/errors.js';
 import { loadImageModel, type LoadImageModelOptions, type LoadedImageModel, type ModelStructure } from '../models/load.js';
-import type { AffinePreprocessing, PreprocessingName } from '../models/preprocess.js';
+import type { AffinePreprocessing, PreprocessingName } from '../core/preprocess.js';
 import { checkMetaGraph } from './check.js';
 import { GraphBuilder } from './graph.js';
 import { LayersExporter } from './layers.js';

@@ -10,8 +10,8 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { convertSavedModelSignature } from '../savedmodel/convert.js';
-import { LensError } from '../errors.js';
+import { convertSavedModelSignature } from '../convert/savedmodel.js';
+import { LensError } from '../core/errors.js';
 import type { ModelStructure } from '../models/load.js';
 import type { AttrInput } from './attrs.js';
 import type { ModelBody } from './export.js';

@@ -10,7 +10,7 @@
  * const y = g.op('Relu', [x], { T: 'DT_FLOAT' });           // "Relu"
  * g.nodes; // NodeDef messages, ready for encodeMessage('tensorflow.GraphDef', ...)
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import type { AttrValueMessage, NodeDefMessage } from '../savedmodel/savedmodel.js';
 import { dataTypeName, encodeTensorProto, type HostTensor } from '../tensor/index.js';
 import { attrValueOf, defaultAttrValue, listItems, sameAttrValue, type AttrInput } from './attrs.js';

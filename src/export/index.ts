@@ -24,5 +24,3 @@ export { exportTfliteGraph, EXPORTABLE_TFLITE_OPS } from './tflite.js';
 export { exportConvertedGraph } from './graph-source.js';
 export { addJpegDecoder, addPreprocessing, addHead, type HeadTensors } from './serving-graph.js';
 export { buildMetaGraph, encodeSavedModel, opDefMessage, recoverVersionLeftovers, GRAPH_VERSIONS, TENSORFLOW_VERSION, PREDICT_METHOD_NAME, type RecoveredLeftover, type SignatureSpecForExport, type SignatureTensorSpec } from './write.js';
-export { registerImageOps, decodeImageBytes, IMAGE_OPS, type DecodedImage } from './image-ops.js';
-export { sniffImageFormat } from '../image/format.js';

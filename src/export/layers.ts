@@ -17,7 +17,7 @@
  * MODEL_UNSUPPORTED naming the layer.
  */
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import type { GraphBuilder } from './graph.js';
 import type { VariableSet } from './variables.js';
 

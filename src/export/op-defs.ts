@@ -17,7 +17,7 @@
  * const conv = opDef('Conv2D');
  * conv.attrs.find((a) => a.name === 'dilations')?.default; // [1, 1, 1, 1]
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 
 /** TensorFlow attr types used by these ops. */
 export type AttrType = 'type' | 'list(type)' | 'int' | 'list(int)' | 'float' | 'bool' | 'string' | 'shape' | 'tensor';

@@ -11,9 +11,9 @@
  *   `class_ids` (int64 indices of the top k, from TopKV2) and `classes` (their names, gathered
  *   from a constant string table).
  */
-import { LensError } from '../errors.js';
-import { affineOf, type PreprocessingName } from '../models/preprocess.js';
-import type { AffinePreprocessing } from '../models/preprocess.js';
+import { LensError } from '../core/errors.js';
+import { affineOf, type PreprocessingName } from '../core/preprocess.js';
+import type { AffinePreprocessing } from '../core/preprocess.js';
 import { GraphBuilder, tensorRef } from './graph.js';
 
 /** Frame name of the decode loop (TensorFlow names while frames `<scope>/while_context`). */

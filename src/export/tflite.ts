@@ -9,7 +9,7 @@
  */
 import type { TfliteImport, TfliteOperator, TfliteTensor } from '../convert/tflite/index.js';
 import { dequantize } from '../convert/tflite/index.js';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import type { ModelBody } from './export.js';
 import type { GraphBuilder } from './graph.js';
 import type { VariableSet } from './variables.js';

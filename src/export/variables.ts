@@ -19,7 +19,7 @@
  * const saverDef = vars.addSaver(g);
  */
 import { randomBytes } from 'node:crypto';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { encodeMessage } from '../proto/index.js';
 import { dataTypeName, dataTypeOfDtype, type HostTensor } from '../tensor/index.js';
 import { GraphBuilder, tensorRef } from './graph.js';

@@ -8,7 +8,7 @@
 import { existsSync } from 'node:fs';
 import { lstat, mkdir, readdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../core/errors.js';
 import { isStaleTag, refuseSymlink, syncDir, syncTree, tempTag, trackTemp } from '../fs/atomic.js';
 import { faultPoint } from '../fs/fault.js';
 import { encodeMessage } from '../proto/index.js';

@@ -18,7 +18,7 @@ import { constants, rmSync } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
 import { hostname, constants as osConstants } from 'node:os';
 import { basename, dirname, join } from 'node:path';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../core/errors.js';
 import { faultPoint } from './fault.js';
 
 const HOST = hostname().replace(/[^A-Za-z0-9]/g, '').slice(0, 16);

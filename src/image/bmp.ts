@@ -4,7 +4,7 @@
  * palettes, bottom-up or top-down rows padded to 4 bytes. (bmp-ts 1.0.9 was tried and returns
  * palette images in the wrong channel order, so this small decoder stays.)
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 
 /** Decoded BMP as packed RGB bytes (row-major, top row first). */
 export interface RawRgb {

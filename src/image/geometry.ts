@@ -11,7 +11,7 @@
  * img.geometry;   // { resize: 'pad', original: { height: 929, width: 512 }, content: { top: 0, left: 50, height: 224, width: 123 }, ... }
  * const onPhoto = mapToPhoto(attr, img.geometry!);   // attribution at 929x512
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 
 export const RESIZE_MODES = ['pad', 'crop', 'squash'] as const;
 export type ResizeMode = (typeof RESIZE_MODES)[number];

@@ -10,7 +10,7 @@
 import { readFile } from 'node:fs/promises';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../core/errors.js';
 import { decodeBmp, isBmp } from './bmp.js';
 import { fitGeometry, type ImageGeometry, type ResizeMode } from './geometry.js';
 import { isUrl } from './url.js';

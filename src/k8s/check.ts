@@ -3,7 +3,7 @@
  */
 import { readFile, readdir, stat } from 'node:fs/promises';
 import { join } from 'node:path';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../core/errors.js';
 import { buildKustomization, isKustomization } from './kustomize.js';
 import { type K8sObject, type SecurityFinding, checkSecurity, parseManifests, validateManifest } from './validate.js';
 

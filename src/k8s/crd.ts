@@ -6,7 +6,7 @@
 import { Ajv, type ValidateFunction } from 'ajv';
 import type { IPod } from 'kubernetes-models/v1';
 import { PodSpec, type IPodSpec } from 'kubernetes-models/v1';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 
 /** Object metadata as the built-in kinds have it. */
 export type ObjectMeta = NonNullable<IPod['metadata']>;

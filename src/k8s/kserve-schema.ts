@@ -7,7 +7,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
 import YAML from 'yaml';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 
 /** Where the packaged InferenceService schema of KServe's CRD lies (see schemas/kserve/SOURCES.md). */
 export const KSERVE_SCHEMA_PATH = resolve(dirname(fileURLToPath(import.meta.url)), '../../schemas/kserve', 'inferenceservice-v1beta1.schema.json.gz');

@@ -10,7 +10,7 @@
  * a TF Serving base path (numbered version folders, as `lens export` writes them).
  */
 import { ConfigMap, ServiceAccount, type IContainer, type IPodSecurityContext, type IToleration, type IVolume } from 'kubernetes-models/v1';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { TMP_MOUNT, TMP_VOLUME, componentLabels, containerSecurityContext, cpuQuantity, gpuScheduling, guaranteed, meta, podSecurityContext } from './common.js';
 import type { ObjectMeta } from './crd.js';
 import { inferenceServiceSchema, structuralErrors } from './kserve-schema.js';

@@ -2,7 +2,7 @@
  * Options of `lens k8s render` and their resolution to concrete, checked values (names, model
  * source, sizes), so that the builders never see a half-specified deployment.
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 
 /** TF Serving's BatchingParameters (text proto written to batching.config). */
 export interface BatchingParameters {

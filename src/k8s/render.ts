@@ -6,7 +6,7 @@ import { mkdir, readFile, readdir, rm } from 'node:fs/promises';
 import { join } from 'node:path';
 import YAML from 'yaml';
 import { writeFileAtomic } from '../fs/atomic.js';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { batchObjects } from './batch.js';
 import { sharedClaim } from './common.js';
 import { ingressObjects } from './ingress.js';

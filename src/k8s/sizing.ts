@@ -4,7 +4,7 @@
  * that meet a p99 latency target at an expected load.
  */
 import { readFile } from 'node:fs/promises';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../core/errors.js';
 import type { ProfileResult, ProfileRow } from '../serving/profiler.js';
 import type { BatchingParameters } from './options.js';
 

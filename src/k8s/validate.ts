@@ -5,7 +5,7 @@
  * values, authenticated Ingress, NetworkPolicy on serving).
  */
 import YAML from 'yaml';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../core/errors.js';
 import { validateBackendConfig, validateNotebook } from './crd.js';
 import { KSERVE_API_VERSION, validateInferenceService } from './kserve.js';
 

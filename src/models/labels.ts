@@ -11,7 +11,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { createRequire } from 'node:module';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../core/errors.js';
 
 let imagenet1000: readonly string[] | undefined;
 let imagenet1001: readonly string[] | undefined;

@@ -12,16 +12,16 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { currentBackend, initBackend } from '../backend/index.js';
-import { LensError, errorMessage } from '../errors.js';
+import { currentBackend, initBackend } from '../engines/tfjs/index.js';
+import { LensError, errorMessage } from '../core/errors.js';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import type { LayersHead } from '../convert/keras/image-model.js';
+import type { LayersHead } from './keras.js';
 import type { TfliteImport } from '../convert/tflite/index.js';
 import type { CutTensor } from '../convert/checkpoint/graph-file.js';
-import type { ImageModel, ScoreKind } from './model.js';
-import type { EngineChoice, EngineInfo, OnnxModelOptions } from '../onnx/model.js';
+import type { ImageModel, ScoreKind } from '../core/model.js';
+import type { EngineChoice, EngineInfo, OnnxModelOptions } from '../engines/onnx/model.js';
 import { readLabelsFile } from './labels.js';
-import { parsePreprocessing, type PreprocessingName } from './preprocess.js';
+import { parsePreprocessing, type PreprocessingName } from '../core/preprocess.js';
 
 /** The bundled default model, relative to the package root (src/models or dist/models -> ../../). */
 export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../models/shapes-resnet');
@@ -83,7 +83,7 @@ export interface LoadImageModelOptions {
   /**
    * Engine for forward and gradient passes of Keras/tfjs LayersModels, SavedModels and tfjs graph
    * models: `auto` (onnxruntime's native kernels when available and every layer or op compiles, see
-   * src/onnx), `onnxruntime` or `tfjs`. Default LENS_ENGINE, else auto. TFLite models run on tfjs.
+   * src/engines/onnx), `onnxruntime` or `tfjs`. Default LENS_ENGINE, else auto. TFLite models run on tfjs.
    */
   engine?: EngineChoice | string;
   /** TF1 checkpoint directories: the step (or prefix name) to load instead of the newest. */
@@ -283,7 +283,7 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
   switch (resolved.format) {
     case 'keras-h5': {
       const { importKerasModel, readKerasFile } = await import('../convert/keras/import.js');
-      const { imageModelFromLayers } = await import('../convert/keras/image-model.js');
+      const { imageModelFromLayers } = await import('./keras.js');
       const file = await readKerasFile(resolved.path);
       let layers;
       let zooPreprocessing: PreprocessingName | undefined;
@@ -307,7 +307,7 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
     }
     case 'keras3': {
       const { importKeras3Model } = await import('../convert/keras/keras3.js');
-      const { imageModelFromLayers } = await import('../convert/keras/image-model.js');
+      const { imageModelFromLayers } = await import('./keras.js');
       const layers = await importKeras3Model(resolved.path);
       const facts = { name, preprocessing: preprocessing ?? 'raw', ...(labels ? { labels } : {}) };
       const model = await withLayers(imageModelFromLayers(layers, facts), layers, { ...facts, ...engineOption });
@@ -316,7 +316,7 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
     case 'checkpoint':
     case 'frozen-graph': {
       const { convertGraphFile } = await import('../convert/checkpoint/graph-file.js');
-      const { imageModelFromGraphModel } = await import('./graph-model.js');
+      const { imageModelFromGraphModel } = await import('./graph.js');
       const g = await convertGraphFile(resolved.path, {
         ...(options.checkpoint !== undefined ? { checkpoint: options.checkpoint } : {}),
         ...(options.inputTensor !== undefined ? { inputTensor: options.inputTensor } : {}),
@@ -330,7 +330,8 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
       return Object.assign(model, { info: { ...base, preprocessingSource, finalSoftmax, ...(labelsSource ? { labelsSource } : {}), structure: { kind: 'graph' as const, artifacts }, graphCut } });
     }
     case 'tflite': {
-      const { importTflite, imageModelFromTflite } = await import('../convert/tflite/index.js');
+      const { importTflite } = await import('../convert/tflite/index.js');
+      const { imageModelFromTflite } = await import('./tflite.js');
       const imp = await importTflite(resolved.path);
       const fromQuantization = !preprocessing && imp.inputAffine !== undefined;
       const model = imageModelFromTflite(imp, { name, ...(preprocessing ? { preprocessing } : {}), ...(labels ? { labels } : {}) });
@@ -342,7 +343,7 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
     }
     case 'layers': {
       const tfl = await import('@tensorflow/tfjs-layers');
-      const { imageModelFromLayers } = await import('../convert/keras/image-model.js');
+      const { imageModelFromLayers } = await import('./keras.js');
       const artifacts = await readModelArtifacts(resolved.path);
       let layers;
       try {
@@ -355,13 +356,13 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
       return Object.assign(model, { info: { ...base, preprocessingSource, finalSoftmax: model.head.finalSoftmax, ...(labelsSource ? { labelsSource } : {}), structure: { kind: 'layers' as const, model: layers } } });
     }
     case 'graph': {
-      const { imageModelFromGraphModel } = await import('./graph-model.js');
+      const { imageModelFromGraphModel } = await import('./graph.js');
       const artifacts = await readModelArtifacts(resolved.path);
       const model = await imageModelFromGraphModel(artifacts, { name, preprocessing: preprocessing ?? 'raw', ...(labels ? { labels } : {}), ...(sidecar?.inputShape ? { inputShape: sidecar.inputShape } : {}), ...engineOption });
       return Object.assign(model, { info: { ...base, preprocessingSource, finalSoftmax: model.finalSoftmax, ...(labelsSource ? { labelsSource } : {}), structure: { kind: 'graph' as const, artifacts } } });
     }
     case 'savedmodel': {
-      const { imageModelFromSavedModel } = await import('../savedmodel/image.js');
+      const { imageModelFromSavedModel } = await import('./savedmodel.js');
       const model = await imageModelFromSavedModel(resolved.path, {
         ...(options.signature !== undefined ? { signature: options.signature } : {}),
         preprocessing: preprocessing ?? 'raw',
@@ -387,8 +388,8 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
  * forward and gradient passes to onnxruntime when the engine choice allows.
  */
 async function withLayers<M extends ImageModel & { head: LayersHead }>(model: M, layers: LayersModel, options: OnnxModelOptions & { engine?: EngineChoice | string }): Promise<M & { engine: EngineInfo }> {
-  const { withLayerAccess } = await import('../attribution/layer-access.js');
-  const { withEngine } = await import('../onnx/model.js');
+  const { withLayerAccess } = await import('./layer-access.js');
+  const { withEngine } = await import('../engines/onnx/model.js');
   return withEngine(withLayerAccess(model, layers, model.head.scores), layers, options);
 }
 

@@ -8,7 +8,7 @@
  * show(await pathScoresChartPng(ig, { labels: model.labels }));
  * show(await pathGradientsChartPng(ig, image, grey));
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import type { Curve } from '../attribution/metrics.js';
 import type { Attribution, ImageInput, PathTrace } from '../attribution/types.js';
 import { drawLineChart, type LineSeries } from '../render/index.js';

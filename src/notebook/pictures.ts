@@ -9,7 +9,7 @@
  * show(await attributionGridPng([{ image, title: 'disc', attributions: [ig] }]));
  * show(await visualizationsPng(ig, image));
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import type { Attribution, ImageInput, PathTrace } from '../attribution/types.js';
 import { attributionTitle, renderGrid, rgbaFromImage, sharedScale, visualize, type AttributionSign, type GridCell, type VisualizationMethod } from '../render/index.js';
 

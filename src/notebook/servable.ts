@@ -14,10 +14,10 @@
 import { readFile } from 'node:fs/promises';
 import { basename } from 'node:path';
 import { forwardRows, toProbabilities } from '../attribution/engine.js';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../core/errors.js';
 import { decodePixels } from '../image/index.js';
-import type { ImageModel } from '../models/model.js';
-import { loadSavedModel, type LoadedSavedModel } from '../savedmodel/load.js';
+import type { ImageModel } from '../core/model.js';
+import { loadSavedModel, type LoadedSavedModel } from '../engines/tfjs/savedmodel.js';
 import type { SignatureInfo } from '../savedmodel/savedmodel.js';
 import type { HostTensor } from '../tensor/index.js';
 

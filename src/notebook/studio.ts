@@ -8,7 +8,7 @@
 import { spawn } from 'node:child_process';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import type { LoadedModelInfo } from '../models/load.js';
 import { showMarkdown } from './display.js';
 

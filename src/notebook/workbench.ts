@@ -24,12 +24,12 @@ import { extname, join, relative, resolve, sep } from 'node:path';
 import { forwardRows, toProbabilities } from '../attribution/engine.js';
 import type { ImageInput } from '../attribution/types.js';
 import { expandImagePaths } from '../cli/attribution-support.js';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../core/errors.js';
 import { encodeJpeg, encodePng, loadPixels } from '../image/index.js';
 import { generateShape } from '../datasets/shapes.js';
 import { writeFileAtomic } from '../fs/atomic.js';
 import type { LoadedModelInfo } from '../models/load.js';
-import type { ImageModel } from '../models/model.js';
+import type { ImageModel } from '../core/model.js';
 import { zooStatus } from '../models/zoo/index.js';
 import { startServer, type RunningServer } from '../serving/server.js';
 

@@ -15,7 +15,7 @@ import { readdirSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import protobuf from 'protobufjs';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 
 // Plain numbers for int64 fields instead of Long objects.
 protobuf.util.Long = undefined as unknown as typeof protobuf.util.Long;

@@ -17,7 +17,7 @@
  * await writePngAtomic('out/profile.png', png, { model: 'resnet50' });
  */
 import type { SKRSContext2D } from '@napi-rs/canvas';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { finishCanvas, fitText, newCanvas, type PictureFormat } from './draw.js';
 import { fontSpec } from './fonts.js';
 

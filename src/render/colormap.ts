@@ -18,7 +18,7 @@
  * const [r, g, b] = colorAt('viridis', 0.5);   // [33, 145, 140]
  * const lut = colormapLut('rdbu_r');           // Uint8Array(768), RGB per entry
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 
 const BASE_COLORMAPS = ['viridis', 'inferno', 'gray', 'rdbu', 'blues', 'greens', 'reds', 'rdwhgn'] as const;
 export type BaseColormapName = (typeof BASE_COLORMAPS)[number];

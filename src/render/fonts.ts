@@ -11,7 +11,7 @@
  */
 import { existsSync } from 'node:fs';
 import { GlobalFonts } from '@napi-rs/canvas';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 
 /** The family name the chosen font is registered under. */
 export const FONT_FAMILY = 'LensSans';

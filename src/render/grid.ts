@@ -22,7 +22,7 @@
  * });
  * await writePngAtomic('out/grid.png', png, { method: 'integrated_gradients' });
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { drawColorbar, drawRgba, finishCanvas, fitText, newCanvas, wrapText, type PictureFormat } from './draw.js';
 import { fontSpec } from './fonts.js';
 import { checkRgba, type RgbaImage } from './rgba.js';

@@ -18,7 +18,7 @@
  * const { values, threshold } = captumNormalize(attr, { sign: 'positive', outlierPerc: 2 });
  * const gray = saliencyGrayscale(attr).values;          // Float32Array H*W in [0, 1]
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 
 /** Attributions for one image, row-major HWC (H5's `Attribution` and `Pixels` fit). */
 export interface AttributionMap {

@@ -9,7 +9,7 @@
  * const { data, shape } = await readNpy('out/cat.npy');
  */
 import { readFile } from 'node:fs/promises';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../core/errors.js';
 import { writeFileAtomic } from '../fs/atomic.js';
 
 /** Element types the `.npy` helpers read and write. */

@@ -11,7 +11,7 @@
  * await writePngAtomic('out/cat.png', viz, { method: 'integrated_gradients', delta: 0.0012 });
  */
 import { inflateSync } from 'node:zlib';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { writeFileAtomic } from '../fs/atomic.js';
 import { encodeRgbaPng, type RgbaImage } from './rgba.js';
 

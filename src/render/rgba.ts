@@ -7,7 +7,7 @@
  * const png = await encodeRgbaPng(rgba);
  */
 import sharp from 'sharp';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 
 /** Row-major RGBA, 4 bytes per pixel, non-premultiplied alpha. */
 export interface RgbaImage {

@@ -34,7 +34,7 @@
  * const scale = sharedScale(maps, { method: 'heat_map', sign: 'all' });
  * const vizs = maps.map((m) => visualize(m, { method: 'heat_map', sign: 'all', scale }));
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { colormapLut, lutIndex, type ColormapName } from './colormap.js';
 import {
   captumNormalize,

@@ -16,7 +16,7 @@
 import { existsSync, statSync } from 'node:fs';
 import { open, readFile, rename, rm, writeFile, type FileHandle } from 'node:fs/promises';
 import { basename, join } from 'node:path';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { refuseSymlink } from '../fs/atomic.js';
 import { decodeMessage, encodeMessage } from '../proto/index.js';
 import {

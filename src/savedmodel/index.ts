@@ -35,14 +35,3 @@ export {
   type AttrValueMessage,
 } from './savedmodel.js';
 export { signatureDefJson, signatureDefMapJson, modelMetadataJson, type SignatureDefJson, type TensorInfoJson } from './metadata.js';
-export {
-  loadSavedModel,
-  type LoadedSavedModel,
-  type LoadedGraph,
-  type LoadSavedModelOptions,
-  type LoadProgress,
-  type PredictOptions,
-  type PredictInputs,
-} from './load.js';
-export { convertSavedModel, convertSavedModelSignature, type ConvertSavedModelOptions, type ConvertSavedModelResult } from './convert.js';
-export { imageModelFromSavedModel, type ImageModelFromSavedModelOptions } from './image.js';

@@ -9,7 +9,7 @@
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { decodeMessage } from '../proto/index.js';
 import { dataTypeName, dtypeOfDataType, type HostDType, type TensorProtoMessage } from '../tensor/index.js';
 

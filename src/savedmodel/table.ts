@@ -12,7 +12,7 @@
  * readTable(bytes, 'mem.index'); // [{ key: 'a', value: Uint8Array [1] }]
  */
 import snappy from 'snappyjs';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { crc32c, maskCrc, unmaskCrc } from './crc32c.js';
 
 /** Magic number at the end of every table, as little-endian fixed64. */

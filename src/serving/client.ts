@@ -14,7 +14,7 @@
  * outputs.y.values; // Float32Array [2.5, 3, 4.5]
  * client.close();
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import type { HostTensor } from '../tensor/index.js';
 import type { SignatureDefJson, SignatureSpec } from './signature.js';
 import { ServingError, type StatusName } from './status.js';

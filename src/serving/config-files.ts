@@ -9,7 +9,7 @@
  */
 import { readFile } from 'node:fs/promises';
 import { isAbsolute, resolve } from 'node:path';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../core/errors.js';
 import type { BatchingOptions } from './batching.js';
 import { modelSourcesOf, type ModelServerConfigMessage } from './core.js';
 import type { ModelSource } from './manager.js';

@@ -11,7 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { GraphNode } from '@tensorflow/tfjs-converter';
 import { registerGraphOp } from '../convert/graph/ops.js';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import protobuf from 'protobufjs';
 import { decodeMessage } from '../proto/index.js';
 

@@ -3,7 +3,7 @@
  * @grpc/grpc-js, messages encoded and decoded with the protobufjs types of protos/.
  */
 import * as grpc from '@grpc/grpc-js';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { decodeMessage, protoType } from '../proto/index.js';
 import { signatureDefJson as signatureDefMessageJson } from '../savedmodel/metadata.js';
 import type { SignatureDefMessage } from '../savedmodel/savedmodel.js';

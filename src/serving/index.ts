@@ -71,6 +71,4 @@ export {
   type TensorSpec,
 } from './signature.js';
 export { formatFloat, isJsonList, NumberBlock, parseServingJson, parseServingJsonAsync, type ParseJsonOptions } from './json.js';
-export { createRemoteModel, describeImageInput, type ServedImageInput, type RemoteModelOptions, type RemoteImageModel, type RemoteInputKind } from './remote-model.js';
 export { profile, profileCsv, DEFAULT_BATCH_SIZES, type ProfileOptions, type ProfileResult, type ProfileRow, type ProfileProgress } from './profiler.js';
-export { profileChart } from './profile-chart.js';

@@ -17,7 +17,7 @@
  */
 import { readdir, stat } from 'node:fs/promises';
 import { join, resolve } from 'node:path';
-import { errorMessage } from '../errors.js';
+import { errorMessage } from '../core/errors.js';
 import type { Servable } from './servable.js';
 import { ServingError, toServingError, type StatusName } from './status.js';
 

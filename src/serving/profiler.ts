@@ -11,13 +11,13 @@
  * await writeFile('profile.csv', profileCsv(result));
  */
 import { build as buildHistogram } from 'hdr-histogram-js';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../core/errors.js';
 import sharp from 'sharp';
 import { bytesForDecodeJpeg } from '../image/format.js';
 import { decodePixels, encodeJpeg, readImageBytes, type Pixels } from '../image/index.js';
 import type { HostTensor } from '../tensor/index.js';
 import { createClient, type ModelRef, type ServingClient, type TlsOptions, type Transport } from './client.js';
-import { describeImageInput } from './remote-model.js';
+import { describeImageInput } from '../models/remote.js';
 
 export const DEFAULT_BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 

@@ -5,7 +5,7 @@
  */
 import * as http from 'node:http';
 import * as https from 'node:https';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import {
   restModelPath,
   withRetries,

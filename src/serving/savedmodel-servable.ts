@@ -8,7 +8,7 @@
  * const server = await startServer({ modelBasePath: '/models/resnet', loader: savedModelLoader({ tags: ['serve'] }) });
  */
 import { decodeTensorProto, type HostTensor } from '../tensor/index.js';
-import { loadSavedModel, type LoadedSavedModel } from '../savedmodel/load.js';
+import { loadSavedModel, type LoadedSavedModel } from '../engines/tfjs/savedmodel.js';
 import type { SignatureDefMessage } from '../savedmodel/savedmodel.js';
 import { registerExampleOps } from './example-ops.js';
 import type { ServableLoader } from './manager.js';

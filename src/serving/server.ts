@@ -14,7 +14,7 @@
 import type { AddressInfo } from 'node:net';
 import { createServer, type Server as HttpServer } from 'node:http';
 import * as grpc from '@grpc/grpc-js';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../core/errors.js';
 import { batchingServable, resolveBatchingOptions, type BatchingOptions } from './batching.js';
 import { readBatchingParametersFile, readModelConfigFile, readMonitoringConfigFile } from './config-files.js';
 import { ServingCore } from './core.js';

@@ -11,7 +11,7 @@
  * };
  * signatureDefJson(sig).inputs.x.tensor_shape; // { dim: [{size:'-1',name:''},{size:'1',name:''}], unknown_rank: false }
  */
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { baseDataType, dataTypeName, type HostTensor } from '../tensor/index.js';
 
 export const PREDICT_METHOD = 'tensorflow/serving/predict';

@@ -8,7 +8,7 @@
  * try { await client.predict({ model: 'resnet', inputs }); }
  * catch (e) { if (e instanceof ServingError && e.status === 'NOT_FOUND') ... }
  */
-import { LensError, type LensErrorCode } from '../errors.js';
+import { LensError, type LensErrorCode } from '../core/errors.js';
 
 /** Canonical status code names, indexed by their number. */
 export const STATUS_NAMES = [

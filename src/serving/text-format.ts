@@ -15,7 +15,7 @@
  *   "model_config_list { config { name: 'm' base_path: '/models/m' } }", 'models.config');
  */
 import protobuf from 'protobufjs';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { protoType } from '../proto/index.js';
 
 interface Token {

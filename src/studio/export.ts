@@ -6,7 +6,7 @@
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { saveAttribution } from '../attribution/save.js';
+import { saveAttribution } from '../report/save.js';
 import { loadPixels } from '../image/index.js';
 import { imageStem } from '../cli/attribution-support.js';
 import { attributionTitle, encodeRgbaPng, rgbaFromImage, visualize, type AttributionSign, type VisualizationMethod } from '../render/index.js';

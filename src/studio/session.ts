@@ -13,11 +13,11 @@ import type { Attribution, CompareResult, ImageInput, Progress } from '../attrib
 import * as support from '../cli/attribution-support.js';
 import type { ConnectionFlagValues } from '../cli/server-flags.js';
 import type { PathData, Prediction } from './wire.js';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import type { LoadedImageModel } from '../models/load.js';
-import type { ImageModel } from '../models/model.js';
-import type { RemoteImageModel } from '../serving/remote-model.js';
-import { topK } from '../models/model.js';
+import type { ImageModel } from '../core/model.js';
+import type { RemoteImageModel } from '../models/remote.js';
+import { topK } from '../core/model.js';
 
 /** Which model a request is about. */
 export type ModelKind = 'local' | 'served';
@@ -114,7 +114,7 @@ export class StudioSession {
   static async open(options: SessionOptions): Promise<StudioSession> {
     const session = new StudioSession(options);
     if (!options.model && !options.server) throw new LensError('INVALID_ARGUMENT', 'give --model MODEL, or --server HOST:PORT --served-model NAME');
-    const { initBackend } = await import('../backend/index.js');
+    const { initBackend } = await import('../engines/tfjs/index.js');
     await initBackend(options.backend !== undefined ? { backend: options.backend } : {});
     if (options.model) {
       const { loadImageModel } = await import('../models/load.js');

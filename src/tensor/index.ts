@@ -18,7 +18,7 @@
  */
 import { endianness } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { decodeMessage } from '../proto/index.js';
 
 /** Values of each host dtype. Strings are raw bytes; bool is 0/1; half/bfloat16 are widened to float32. */

@@ -1,10 +1,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { integratedGradients } from '../../src/attribution/integrated-gradients.js';
 import { allocateByChange, nonUniformQuadrature, parseIntegrationRule } from '../../src/attribution/integration.js';
 import { runMethod } from '../../src/attribution/methods.js';
-import { isLensError } from '../../src/errors.js';
+import { isLensError } from '../../src/core/errors.js';
 import { linearModel, pathProfileModel, PROFILE_FEATURES, PROFILE_WEIGHTS, profileZ, randomImage } from './helpers.js';
 
 beforeAll(async () => {

@@ -7,8 +7,8 @@ import { felzenszwalb } from '../../src/attribution/segmentation.js';
 import { xraiFromMap } from '../../src/attribution/xrai.js';
 import { parseMethod } from '../../src/attribution/methods.js';
 import { parseTarget } from '../../src/attribution/targets.js';
-import { isLensError } from '../../src/errors.js';
-import { attributionSummary } from '../../src/attribution/save.js';
+import { isLensError } from '../../src/core/errors.js';
+import { attributionSummary } from '../../src/report/save.js';
 
 describe('integration rules', () => {
   it('uses Captum alphas and weights', () => {

@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runLens } from '../helpers/cli.js';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { readNpy, readPngText } from '../../src/render/index.js';
 import { saveLayersModelDir, writeRandomPng } from './helpers.js';
 

@@ -3,8 +3,8 @@
  * the nonlinear one, so that reference values are computed independently of tfjs.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { createTfModel, type ImageModel } from '../../src/models/model.js';
-import type { PreprocessingName } from '../../src/models/preprocess.js';
+import { createTfModel, type ImageModel } from '../../src/core/model.js';
+import type { PreprocessingName } from '../../src/core/preprocess.js';
 import { seededRandom } from '../../src/attribution/random.js';
 import type { ImageInput } from '../../src/attribution/types.js';
 
@@ -84,7 +84,7 @@ export async function convLayersModel(shape: [number, number, number], classes: 
 /** An ImageModel over a LayersModel, with layer access (as a loader attaches it). */
 export async function layersImageModel(shape: [number, number, number], classes: number, seed: number) {
   const layers = await convLayersModel(shape, classes, seed);
-  const { withLayerAccess } = await import('../../src/attribution/layer-access.js');
+  const { withLayerAccess } = await import('../../src/models/layer-access.js');
   const model = withLayerAccess(
     createTfModel({
       name: 'cnn',

@@ -1,5 +1,5 @@
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { integratedGradients, expectedGradients } from '../../src/attribution/integrated-gradients.js';
 import { INTEGRATION_RULES } from '../../src/attribution/integration.js';
 import { linearModel, mlpModel, randomImage } from './helpers.js';

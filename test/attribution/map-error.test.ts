@@ -1,13 +1,13 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { blurIntegratedGradients } from '../../src/attribution/blur-ig.js';
 import { guidedIntegratedGradients } from '../../src/attribution/guided-ig.js';
 import { integratedGradients } from '../../src/attribution/integrated-gradients.js';
 import { quadrature, relativeL2, splitDifferenceWeights, SPLIT_ERROR_FACTOR } from '../../src/attribution/integration.js';
 import { parseMethod, runMethod } from '../../src/attribution/methods.js';
-import { isLensError } from '../../src/errors.js';
-import { createTfModel } from '../../src/models/model.js';
+import { isLensError } from '../../src/core/errors.js';
+import { createTfModel } from '../../src/core/model.js';
 import { seededRandom } from '../../src/attribution/random.js';
 import { linearModel, mlpModel, pathProfileModel, PROFILE_FEATURES, PROFILE_WEIGHTS, profileZ, randomImage } from './helpers.js';
 

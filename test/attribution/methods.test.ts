@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { blurIntegratedGradients } from '../../src/attribution/blur-ig.js';
 import { gradCam } from '../../src/attribution/gradcam.js';
 import { gradientTimesInput, smoothGrad, vanillaGradient, varGrad } from '../../src/attribution/gradients.js';
@@ -11,8 +11,8 @@ import { rise } from '../../src/attribution/rise.js';
 import { parseMethod, runMethod } from '../../src/attribution/methods.js';
 import { xrai } from '../../src/attribution/xrai.js';
 import { attributeTargets } from '../../src/attribution/targets.js';
-import { createTfModel } from '../../src/models/model.js';
-import { isLensError } from '../../src/errors.js';
+import { createTfModel } from '../../src/core/model.js';
+import { isLensError } from '../../src/core/errors.js';
 import { layersImageModel, linearModel, mlpModel, randomImage } from './helpers.js';
 
 beforeAll(async () => {

@@ -1,6 +1,6 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { integratedGradients } from '../../src/attribution/integrated-gradients.js';
 import { vanillaGradient } from '../../src/attribution/gradients.js';
 import { attributionCurve, cellShareCeiling, maskScores, modelRandomization, trapezoidArea } from '../../src/attribution/metrics.js';

@@ -18,7 +18,7 @@ import {
   runMethod,
   type BaselineSpec,
 } from '../../src/attribution/index.js';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { contentMask, decodePixels, mapToPhoto } from '../../src/image/index.js';
 import { newCanvas, wrapText } from '../../src/render/draw.js';
 import { fontSpec } from '../../src/render/fonts.js';

@@ -1,10 +1,10 @@
 /**
  * Completeness on real trained models loaded with loadImageModel. These run on the default
- * backend (wasm), whose conv input gradients come from src/backend/gradients.ts.
+ * backend (wasm), whose conv input gradients come from src/engines/tfjs/gradients.ts.
  */
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { integratedGradients, maskScores, meanInterval } from '../../src/attribution/index.js';
 import { generateShapes } from '../../src/datasets/shapes.js';
 import { loadPixels } from '../../src/image/index.js';

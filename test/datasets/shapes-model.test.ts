@@ -3,10 +3,10 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { SHAPE_CLASSES, generateShapes, shapesToTensors } from '../../src/datasets/index.js';
 import { DEFAULT_MODEL_DIR, loadImageModel, readModelArtifacts, readSidecar } from '../../src/models/load.js';
-import { preprocess } from '../../src/models/preprocess.js';
+import { preprocess } from '../../src/core/preprocess.js';
 import { SHAPES_RESNET_LAST_CONV, buildShapesResNet, type ShapesModelSidecar } from '../../src/models/shapes-resnet.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 

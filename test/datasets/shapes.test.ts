@@ -3,7 +3,7 @@ import { mkdtemp, readdir, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import {
   SHAPE_CLASSES,
   TEXTURE_KINDS,
@@ -16,7 +16,7 @@ import {
   type ShapeSample,
 } from '../../src/datasets/index.js';
 import { SeededRandom, sinCos } from '../../src/datasets/random.js';
-import { isLensError } from '../../src/errors.js';
+import { isLensError } from '../../src/core/errors.js';
 
 function digest(samples: readonly ShapeSample[]): string {
   const h = createHash('sha256');

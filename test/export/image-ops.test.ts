@@ -6,10 +6,10 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { describe, expect, it } from 'vitest';
-import { decodeImageBytes } from '../../src/export/image-ops.js';
+import { decodeImageBytes } from '../../src/engines/tfjs/image-ops.js';
 import { sniffImageFormat } from '../../src/image/format.js';
 import { encodePng } from '../../src/image/index.js';
-import { isLensError } from '../../src/errors.js';
+import { isLensError } from '../../src/core/errors.js';
 import { SHARED } from '../helpers/cli.js';
 
 /** A 4x2 RGB picture with distinct colours. */

@@ -8,7 +8,7 @@ import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { checkGraphDef, checkMetaGraph } from '../../src/export/check.js';
 import { exportSavedModel } from '../../src/export/export.js';
 import { GraphBuilder } from '../../src/export/graph.js';

@@ -8,7 +8,7 @@ import { mkdir, mkdtemp, readFile, readdir, rm, symlink, utimes, writeFile } fro
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isLensError } from '../../src/errors.js';
+import { isLensError } from '../../src/core/errors.js';
 import { ensureRealDir, removeStaleTemps, tempTag, writeFileAtomic } from '../../src/fs/atomic.js';
 import { SHARED, runLens } from '../helpers/cli.js';
 import { runWriter } from '../helpers/fault.js';

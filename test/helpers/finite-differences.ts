@@ -3,7 +3,7 @@
  * reference that gradient implementations are checked against where no library is trusted.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { ImageModel } from '../../src/models/model.js';
+import type { ImageModel } from '../../src/core/model.js';
 
 /**
  * d score[target] / d pixel for every pixel of one image [H,W,C], from (F(x + h e_i) - F(x - h e_i)) / 2h,

@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { isLensError } from '../../src/errors.js';
+import { isLensError } from '../../src/core/errors.js';
 import { decodePixels } from '../../src/image/index.js';
 import { SHARED } from '../helpers/cli.js';
 

@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { loadPixels, pixelsToTensor } from '../../src/image/index.js';
 import { loadImageModel, type LoadImageModelOptions } from '../../src/models/load.js';
 import { startServer, type RunningServer } from '../../src/serving/index.js';

@@ -6,10 +6,10 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { seededRandom } from '../../src/attribution/random.js';
-import { imageModelFromLayers, layersHead } from '../../src/convert/keras/image-model.js';
-import { createTfModel } from '../../src/models/model.js';
+import { imageModelFromLayers, layersHead } from '../../src/models/keras.js';
+import { createTfModel } from '../../src/core/model.js';
 
 const SHAPE: [number, number, number] = [6, 5, 3];
 const CLASSES = 4;

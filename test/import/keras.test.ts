@@ -4,19 +4,20 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
-import { isLensError } from '../../src/errors.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
+import { isLensError } from '../../src/core/errors.js';
 import { loadPixels, pixelsToTensor } from '../../src/image/index.js';
-import { topK } from '../../src/models/model.js';
+import { topK } from '../../src/core/model.js';
+import { imageModelFromLayers } from '../../src/models/keras.js';
 import {
-  imageModelFromLayers,
   importKerasModel,
   readKerasFile,
   translateKerasConfig,
   writeKerasH5,
 } from '../../src/convert/keras/index.js';
 import { createHdf5 } from '../../src/convert/keras/h5.js';
-import { imageModelFromTflite, importTflite } from '../../src/convert/tflite/index.js';
+import { importTflite } from '../../src/convert/tflite/index.js';
+import { imageModelFromTflite } from '../../src/models/tflite.js';
 import { SHARED } from '../helpers/cli.js';
 
 const EXT = join(SHARED, 'models-external');

@@ -4,10 +4,10 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
-import { isLensError } from '../../src/errors.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
+import { isLensError } from '../../src/core/errors.js';
 import { DEFAULT_MODEL_DIR, loadImageModel } from '../../src/models/load.js';
-import { preprocess } from '../../src/models/preprocess.js';
+import { preprocess } from '../../src/core/preprocess.js';
 import { SHARED } from '../helpers/cli.js';
 
 const EXT = join(SHARED, 'models-external');

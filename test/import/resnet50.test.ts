@@ -3,7 +3,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { readKerasWeights, writeKerasH5 } from '../../src/convert/keras/index.js';
 import { loadImageModel } from '../../src/models/load.js';
 import { buildResNet50 } from '../../src/models/zoo/resnet50.js';

@@ -5,7 +5,7 @@ import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { isLensError } from '../../src/errors.js';
+import { isLensError } from '../../src/core/errors.js';
 import { cacheDir, downloadFile, downloadZooModel, loadZooModel, zooStatus, type DownloadProgress } from '../../src/models/zoo/index.js';
 import { runLens } from '../helpers/cli.js';
 

@@ -17,7 +17,7 @@ import {
   shardJournalName,
   shardTmpDir,
 } from '../../src/batch/index.js';
-import { isLensError } from '../../src/errors.js';
+import { isLensError } from '../../src/core/errors.js';
 
 let dir: string;
 

@@ -22,7 +22,7 @@ import {
   validateManifest,
   writeRendered,
 } from '../../src/k8s/index.js';
-import { isLensError } from '../../src/errors.js';
+import { isLensError } from '../../src/core/errors.js';
 import { runLens } from '../helpers/cli.js';
 import { KUBECTL, kubectlKustomize, normalise, strictFieldCheck, tempDir } from './helpers.js';
 

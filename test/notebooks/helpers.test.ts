@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { integratedGradients } from '../../src/attribution/index.js';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { SHAPE_CLASSES } from '../../src/datasets/shapes.js';
 import { exportSavedModel } from '../../src/export/index.js';
 import { loadPixels, readImageBytes } from '../../src/image/index.js';

@@ -4,9 +4,9 @@
  */
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { decodeMessage } from '../../src/proto/index.js';
-import { compileLayersModel, ONNX_OPSET } from '../../src/onnx/index.js';
+import { compileLayersModel, ONNX_OPSET } from '../../src/engines/onnx/index.js';
 import { seedWeights } from './helpers.js';
 
 interface Dim {

@@ -6,7 +6,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { onnxThreads } from '../../src/onnx/index.js';
+import { onnxThreads } from '../../src/engines/onnx/index.js';
 import { SHARED, runLens } from '../helpers/cli.js';
 
 const IMAGE = join(SHARED, 'images/parrot.jpg');

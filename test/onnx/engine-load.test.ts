@@ -5,14 +5,14 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { modelRandomization, vanillaGradient } from '../../src/attribution/index.js';
 import { loadImageModel, type LoadedImageModel } from '../../src/models/load.js';
 import { generateShapes } from '../../src/datasets/shapes.js';
 import { SHARED } from '../helpers/cli.js';
 import { relL2 } from './helpers.js';
 import { join } from 'node:path';
-import { onnxImageModel, onnxMemoryBudget } from '../../src/onnx/index.js';
+import { onnxImageModel, onnxMemoryBudget } from '../../src/engines/onnx/index.js';
 
 
 describe('engines of loaded models', () => {

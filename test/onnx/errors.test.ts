@@ -5,9 +5,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { initBackend } from '../../src/backend/index.js';
-import { LensError } from '../../src/errors.js';
-import { compileLayersModel, onnxImageModel } from '../../src/onnx/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
+import { LensError } from '../../src/core/errors.js';
+import { compileLayersModel, onnxImageModel } from '../../src/engines/onnx/index.js';
 import { ap, functional, randomPixels } from './helpers.js';
 
 const options = { name: 'bad', preprocessing: 'unit' } as const;

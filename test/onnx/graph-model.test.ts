@@ -11,11 +11,11 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
-import { imageModelFromGraphModel } from '../../src/models/graph-model.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
+import { imageModelFromGraphModel } from '../../src/models/graph.js';
 import { loadImageModel } from '../../src/models/load.js';
-import type { ImageModel } from '../../src/models/model.js';
-import { convertSavedModel } from '../../src/savedmodel/convert.js';
+import type { ImageModel } from '../../src/core/model.js';
+import { convertSavedModel } from '../../src/convert/savedmodel.js';
 import { SHARED } from '../helpers/cli.js';
 import { randomPixels, relL2 } from './helpers.js';
 

@@ -1,5 +1,5 @@
 /**
- * SavedModels compiled from their converted TensorFlow graphs to onnxruntime (src/onnx/graph-compile.ts):
+ * SavedModels compiled from their converted TensorFlow graphs to onnxruntime (src/engines/onnx/graph-compile.ts):
  * the shared TensorFlow-written CNN fixtures and `lens export`s of the bundled architecture and of a
  * U-Net-ish model with squeeze-and-excitation give
  * the tfjs engine's scores and input gradients; graphs with an op that has no rule, or with control
@@ -11,12 +11,12 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { exportSavedModel } from '../../src/export/export.js';
 import { loadImageModel, type LoadedImageModel } from '../../src/models/load.js';
 import { buildShapesResNet } from '../../src/models/shapes-resnet.js';
-import { withCompiledEngine } from '../../src/onnx/model.js';
-import { imageModelFromSavedModel } from '../../src/savedmodel/image.js';
+import { withCompiledEngine } from '../../src/engines/onnx/model.js';
+import { imageModelFromSavedModel } from '../../src/models/savedmodel.js';
 import { SHARED } from '../helpers/cli.js';
 import { randomPixels, relL2, seedWeights } from './helpers.js';
 

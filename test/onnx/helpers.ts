@@ -5,10 +5,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { seededRandom } from '../../src/attribution/random.js';
-import { imageModelFromLayers } from '../../src/convert/keras/image-model.js';
-import type { ImageModel } from '../../src/models/model.js';
-import type { PreprocessingName } from '../../src/models/preprocess.js';
-import { onnxImageModel } from '../../src/onnx/index.js';
+import { imageModelFromLayers } from '../../src/models/keras.js';
+import type { ImageModel } from '../../src/core/model.js';
+import type { PreprocessingName } from '../../src/core/preprocess.js';
+import { onnxImageModel } from '../../src/engines/onnx/index.js';
 
 /** ||a - b|| / ||b|| (b is the reference). */
 export function relL2(a: ArrayLike<number>, b: ArrayLike<number>): number {

@@ -1,5 +1,5 @@
 /**
- * Every layer rule of src/onnx/compile.ts against tfjs: small models built in code with seeded
+ * Every layer rule of src/engines/onnx/compile.ts against tfjs: small models built in code with seeded
  * weights, run on both engines with the same pixels (batch 3, one target class per image). The
  * scores, the input gradients and the target values must agree within a relative L2 of 1e-4.
  * Pooling ties, negative maxima and 'same' average pooling: pooling.test.ts.
@@ -7,9 +7,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { initBackend } from '../../src/backend/index.js';
-import { PREPROCESSING_NAMES, type PreprocessingName } from '../../src/models/preprocess.js';
-import { compileLayersModel } from '../../src/onnx/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
+import { PREPROCESSING_NAMES, type PreprocessingName } from '../../src/core/preprocess.js';
+import { compileLayersModel } from '../../src/engines/onnx/index.js';
 import { ap, compareEngines, functional, randomPixels, seedWeights } from './helpers.js';
 
 const TOLERANCE = 1e-4;

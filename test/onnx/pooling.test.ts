@@ -11,9 +11,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { initBackend } from '../../src/backend/index.js';
-import { imageModelFromLayers } from '../../src/convert/keras/image-model.js';
-import { onnxImageModel } from '../../src/onnx/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
+import { imageModelFromLayers } from '../../src/models/keras.js';
+import { onnxImageModel } from '../../src/engines/onnx/index.js';
 import { ap, functional, randomPixels, relL2, seedWeights, targetsFor } from './helpers.js';
 
 const TOLERANCE = 1e-4;

@@ -6,11 +6,12 @@
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { integratedGradients } from '../../src/attribution/index.js';
-import { initBackend } from '../../src/backend/index.js';
-import { importKerasModel, imageModelFromLayers } from '../../src/convert/keras/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
+import { importKerasModel } from '../../src/convert/keras/index.js';
+import { imageModelFromLayers } from '../../src/models/keras.js';
 import { generateShapes } from '../../src/datasets/shapes.js';
 import { loadImageModel, type LoadedImageModel } from '../../src/models/load.js';
-import { withEngine } from '../../src/onnx/index.js';
+import { withEngine } from '../../src/engines/onnx/index.js';
 import { SHARED } from '../helpers/cli.js';
 import { randomPixels, relL2, targetsFor } from './helpers.js';
 

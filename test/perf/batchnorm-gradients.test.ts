@@ -7,9 +7,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { seededRandom } from '../../src/attribution/random.js';
-import { imageModelFromLayers } from '../../src/convert/keras/image-model.js';
+import { imageModelFromLayers } from '../../src/models/keras.js';
 import { centralDifferences, relativeError } from '../helpers/finite-differences.js';
 
 const SHAPE: [number, number, number] = [5, 4, 3];

@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { importKerasModel } from '../../src/convert/keras/index.js';
 import { foldBatchNorm } from '../../src/models/optimize/index.js';
 import { SHARED } from '../helpers/cli.js';

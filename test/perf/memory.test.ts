@@ -1,8 +1,8 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../src/backend/index.js';
-import { isHeapExhausted, memoryBudgetBytes, withMemoryBudget, type BatchPlan } from '../../src/backend/memory.js';
-import { isLensError } from '../../src/errors.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
+import { isHeapExhausted, memoryBudgetBytes, withMemoryBudget, type BatchPlan } from '../../src/engines/tfjs/memory.js';
+import { isLensError } from '../../src/core/errors.js';
 import { SHAPE, linearModel } from './fixtures/linear-model.js';
 
 describe('batches split to fit memory', () => {

@@ -1,5 +1,5 @@
 /**
- * Pooling input gradients (src/backend/gradients.ts) on wasm and cpu against references that
+ * Pooling input gradients (src/engines/tfjs/gradients.ts) on wasm and cpu against references that
  * use no tfjs gradient:
  * - max pooling: a plain-JS argmax that sends each window's gradient to its first maximum in
  *   row-major order (as TensorFlow's CPU kernel and onnxruntime do), on inputs with many ties and
@@ -11,9 +11,9 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { seededRandom } from '../../src/attribution/random.js';
-import { imageModelFromLayers } from '../../src/convert/keras/image-model.js';
+import { imageModelFromLayers } from '../../src/models/keras.js';
 import { centralDifferences, centralProbes, relativeError } from '../helpers/finite-differences.js';
 
 type Shape4 = [number, number, number, number];

@@ -1,8 +1,8 @@
 import { spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import { describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
-import { enableWasmThreads } from '../../src/backend/wasm-threads.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
+import { enableWasmThreads } from '../../src/engines/tfjs/wasm-threads.js';
 import { REPO_ROOT } from '../helpers/cli.js';
 import type { ChildReport } from './fixtures/wasm-threads-child.js';
 

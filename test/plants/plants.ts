@@ -42,7 +42,7 @@ export const PLANTS: Plant[] = [
   {
     name: 'tflite-gradient-doubled',
     what: 'TFLite models report input gradients twice too large (scores unchanged)',
-    file: 'src/convert/tflite/index.ts',
+    file: 'src/models/tflite.ts',
     find: 'return tf.reshape(y, [x.shape[0], -1]) as tf.Tensor2D;',
     replace:
       'const flat = tf.reshape(y, [x.shape[0], -1]) as tf.Tensor2D;\n      return tf.customGrad((t: tf.Tensor) => ({ value: tf.clone(t), gradFunc: (dy: tf.Tensor) => tf.mul(dy, 2) }))(flat) as tf.Tensor2D;',
@@ -51,7 +51,7 @@ export const PLANTS: Plant[] = [
   {
     name: 'served-pixels-sent-as-jpeg',
     what: 'the remote model sends synthetic pixels as lossy JPEG (quality 95) instead of PNG',
-    file: 'src/serving/remote-model.ts',
+    file: 'src/models/remote.ts',
     find: 'pngs.push(await encodePng({ data: data.subarray(i * per, (i + 1) * per), height: h, width: w, channels: c }));',
     replace: "pngs.push(await (await import('../image/index.js')).encodeJpeg({ data: data.subarray(i * per, (i + 1) * per), height: h, width: w, channels: c }));",
     tests: ['test/export/serve.test.ts', 'test/serving/tools.test.ts'],

@@ -7,7 +7,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { compareBaselines, parseBaseline, type BaselineSpec } from '../../src/attribution/index.js';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { loadPixels } from '../../src/image/index.js';
 import { loadImageModel } from '../../src/models/load.js';
 import { gridPanels, renderGrid, rgbaFromImage, sharedScale, visualize, type GridOptions } from '../../src/render/index.js';

@@ -4,15 +4,17 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { SHARED } from '../helpers/cli.js';
-import { initBackend } from '../../src/backend/index.js';
-import { convertSavedModel, imageModelFromSavedModel, loadSavedModel } from '../../src/savedmodel/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
+import { convertSavedModel } from '../../src/convert/savedmodel.js';
+import { loadSavedModel } from '../../src/engines/tfjs/savedmodel.js';
+import { imageModelFromSavedModel } from '../../src/models/savedmodel.js';
 import { loadGraphModelFromDir } from '../../src/convert/graph/index.js';
 
 const CNN = resolve(SHARED, 'testdata/savedmodels-cnn');
 const tmp = mkdtempSync(join(tmpdir(), 'lens-cnn-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 beforeAll(async () => {
-  // Full gradients need the cpu backend (see src/backend).
+  // Full gradients need the cpu backend (see src/engines/tfjs).
   await initBackend({ backend: 'cpu' });
 });
 

@@ -9,9 +9,10 @@
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { loadImageModel } from '../../src/models/load.js';
-import { loadSavedModel, readTensorBundle } from '../../src/savedmodel/index.js';
+import { readTensorBundle } from '../../src/savedmodel/index.js';
+import { loadSavedModel } from '../../src/engines/tfjs/savedmodel.js';
 import { SHARED } from '../helpers/cli.js';
 import {
   averagePool,

@@ -4,18 +4,17 @@ import { join, resolve } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import { SHARED } from '../helpers/cli.js';
-import { initBackend } from '../../src/backend/index.js';
-import { isLensError } from '../../src/errors.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
+import { isLensError } from '../../src/core/errors.js';
 import {
   findSignature,
-  loadSavedModel,
   modelMetadataJson,
   opHistogram,
   readSavedModel,
   selectMetaGraph,
   signatureDefMapJson,
-  type LoadedSavedModel,
 } from '../../src/savedmodel/index.js';
+import { loadSavedModel, type LoadedSavedModel } from '../../src/engines/tfjs/savedmodel.js';
 import { registerGraphOp, unregisterGraphOp } from '../../src/convert/graph/index.js';
 import { hostFromNested, hostToNested, type HostTensor } from '../../src/tensor/index.js';
 

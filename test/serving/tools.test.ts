@@ -9,20 +9,20 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
-import { initBackend } from '../../src/backend/index.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
 import { SHARED } from '../helpers/cli.js';
-import { decodeImageBytes } from '../../src/export/image-ops.js';
+import { decodeImageBytes } from '../../src/engines/tfjs/image-ops.js';
 import {
   createClient,
-  createRemoteModel,
   createServable,
   profile,
-  profileChart,
   profileCsv,
   startServer,
   type RunningServer,
   type ServingClient,
 } from '../../src/serving/index.js';
+import { createRemoteModel } from '../../src/models/remote.js';
+import { profileChart } from '../../src/render/profile-chart.js';
 
 let server: RunningServer;
 let dir: string;

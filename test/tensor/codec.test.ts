@@ -1,7 +1,7 @@
 import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
-import { initBackend } from '../../src/backend/index.js';
-import { isLensError } from '../../src/errors.js';
+import { initBackend } from '../../src/engines/tfjs/index.js';
+import { isLensError } from '../../src/core/errors.js';
 import { protoType } from '../../src/proto/index.js';
 import {
   baseDataType,

@@ -42,7 +42,7 @@ export function register(program: Command): void {
         'when SIGTERM stopped it after the current image; a rerun skips finished images and retries failed ones.',
     )
     .action(async (flags: BatchFlags) => {
-      const { LensError } = await import('../../errors.js');
+      const { LensError } = await import('../../core/errors.js');
       const { readImageList, runShard, checkShard } = await import('../../batch/index.js');
       const { createAttributionExplainer } = await import('../../batch/explain.js');
       const int = (v: string, flag: string, min: number): number => {

@@ -54,7 +54,7 @@ async function loadMask(path: string, height: number, width: number): Promise<Ui
 async function compare(opts: CompareOptions): Promise<void> {
   const attribution = await import('../../attribution/index.js');
   const support = await import('../attribution-support.js');
-  const { LensError } = await import('../../errors.js');
+  const { LensError } = await import('../../core/errors.js');
   const render = await import('../../render/index.js');
   const { writeFileAtomic } = await import('../../fs/atomic.js');
   const { existsSync } = await import('node:fs');

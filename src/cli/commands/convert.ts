@@ -26,7 +26,7 @@ export function register(program: Command): void {
     .option('--json', 'print a JSON summary')
     .option('--no-progress', 'no progress bar')
     .action(async (dir: string, outDir: string, opts: ConvertCliOptions) => {
-      const { convertSavedModel } = await import('../../savedmodel/convert.js');
+      const { convertSavedModel } = await import('../../convert/savedmodel.js');
       const showBar = opts.progress !== false && process.stderr.isTTY;
       const { SingleBar, Presets } = await import('cli-progress');
       const bar = new SingleBar({ format: 'convert [{bar}] {percentage}% {phase}', stream: process.stderr }, Presets.shades_classic);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { LensError } from '../../errors.js';
+import { LensError } from '../../core/errors.js';
 
 interface DemoFlags {
   out: string;
@@ -30,7 +30,7 @@ export function register(program: Command): void {
     .option('--no-progress', 'no progress on stderr')
     .option('--json', 'print the result (files, predictions, metrics) as JSON')
     .action(async (flags: DemoFlags) => {
-      const { LensError } = await import('../../errors.js');
+      const { LensError } = await import('../../core/errors.js');
       const whole = (value: string, flag: string, min: number) => {
         const n = Number(value);
         if (!Number.isInteger(n) || n < min) throw new LensError('INVALID_ARGUMENT', `${flag} must be a whole number >= ${min}, got "${value}"`);

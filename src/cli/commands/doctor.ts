@@ -11,10 +11,10 @@ export function register(program: Command): void {
     .option('--backend <name>', 'force a backend: auto, tensorflow-gpu, tensorflow, wasm, cpu (or LENS_BACKEND)')
     .option('--json', 'print JSON')
     .action(async (opts: { backend?: string; json?: boolean }) => {
-      const { initBackend, describeBackend, GPU_INSTALL_COMMAND, NATIVE_CPU_INSTALL_COMMAND } = await import('../../backend/index.js');
+      const { initBackend, describeBackend, GPU_INSTALL_COMMAND, NATIVE_CPU_INSTALL_COMMAND } = await import('../../engines/tfjs/index.js');
       const { availableParallelism } = await import('node:os');
-      const { loadOnnxRuntime, onnxThreads } = await import('../../onnx/runtime.js');
-      const { preferredEngine } = await import('../../onnx/model.js');
+      const { loadOnnxRuntime, onnxThreads } = await import('../../engines/onnx/runtime.js');
+      const { preferredEngine } = await import('../../engines/onnx/model.js');
       const info = await initBackend(opts.backend !== undefined ? { backend: opts.backend } : {});
       const { choice, tfjsReason } = preferredEngine();
       const runtime = await loadOnnxRuntime();

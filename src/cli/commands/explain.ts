@@ -68,9 +68,9 @@ export function register(program: Command): void {
 async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boolean): Promise<void> {
   // Attribution first: it registers tfjs gradients before the backend installs its own kernels.
   const attribution = await import('../../attribution/index.js');
-  const { LensError } = await import('../../errors.js');
+  const { LensError } = await import('../../core/errors.js');
   const { parseVisualizationMethod, parseAttributionSign } = await import('../../render/index.js');
-  const { initBackend } = await import('../../backend/index.js');
+  const { initBackend } = await import('../../engines/tfjs/index.js');
 
   const method = attribution.parseMethod(opts.method);
   const methodName = attribution.methodLabel(method);
@@ -80,9 +80,9 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
   const mapTolerance = opts.mapTolerance === undefined ? undefined : support.finiteNumber(opts.mapTolerance, '--map-tolerance');
   const targetSpec = attribution.parseTarget(opts.target);
   const tolerance = support.finiteNumber(opts.tolerance, '--tolerance');
-  const { CANVASES } = await import('../../attribution/save.js');
+  const { CANVASES } = await import('../../report/save.js');
   if (!(CANVASES as readonly string[]).includes(opts.canvas)) throw new LensError('INVALID_ARGUMENT', `--canvas must be one of ${CANVASES.join(', ')}, got "${opts.canvas}"`);
-  const canvas = opts.canvas as import('../../attribution/save.js').Canvas;
+  const canvas = opts.canvas as import('../../report/save.js').Canvas;
   const smooth = opts.smooth === undefined ? undefined : support.finiteNumber(opts.smooth, '--smooth');
   if (smooth !== undefined && smooth < 0) throw new LensError('INVALID_ARGUMENT', `--smooth must be >= 0, got ${smooth}`);
   const num = (v: string | undefined, flag: string) => (v === undefined ? undefined : support.positiveInt(v, flag));
@@ -97,7 +97,7 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
     ? await loadImageModel(opts.model, support.modelLoadFlags(opts))
     : undefined;
   if (local && !opts.json) process.stderr.write(`engine: ${local.engine.detail}${local.engine.reason ? ` (${local.engine.reason})` : ''}\n`);
-  let served: import('../../models/model.js').ImageModel | undefined;
+  let served: import('../../core/model.js').ImageModel | undefined;
   let closeServed = () => {};
   if (opts.server) {
     const remote = await openServedModel(support.hostPort(opts.server), opts.servedModel ?? local?.name, opts, local);
@@ -157,7 +157,8 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
         let stem = `${support.imageStem(name)}.${methodName.replace(':', '-')}${targets.length > 1 ? `.t${target.index}` : ''}`;
         for (let k = 2; usedStems.has(stem); k++) stem = `${stem.replace(/~\d+$/, '')}~${k}`;
         usedStems.add(stem);
-        const files = await attribution.saveAttribution(attr, image, {
+        const { saveAttribution } = await import('../../report/save.js');
+        const files = await saveAttribution(attr, image, {
           dir: opts.out,
           stem,
           viz,
@@ -209,9 +210,9 @@ async function openServedModel(
   target: string,
   name: string | undefined,
   opts: ExplainOptions,
-  local: import('../../models/model.js').ImageModel | undefined,
-): Promise<{ model: import('../../models/model.js').ImageModel; close(): void }> {
-  const { LensError } = await import('../../errors.js');
+  local: import('../../core/model.js').ImageModel | undefined,
+): Promise<{ model: import('../../core/model.js').ImageModel; close(): void }> {
+  const { LensError } = await import('../../core/errors.js');
   if (!name) throw new LensError('INVALID_ARGUMENT', '--served-model NAME is needed with --server when no --model is given');
   return support.openServedModel({
     target,

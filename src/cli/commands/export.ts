@@ -39,7 +39,7 @@ export function register(program: Command): void {
     .option('--force', 'replace an existing version folder')
     .option('--json', 'print the export summary as JSON')
     .action(async (modelSpec: string, outBase: string, flags: ExportFlags) => {
-      const { LensError } = await import('../../errors.js');
+      const { LensError } = await import('../../core/errors.js');
       const bad = (m: string) => new LensError('INVALID_ARGUMENT', m);
       const version = Number(flags.version);
       if (!Number.isSafeInteger(version) || version < 0) throw bad(`--version must be a whole number >= 0, got "${flags.version}"`);

@@ -22,7 +22,7 @@ export function register(program: Command): void {
   addConnectionFlags(command)
     .option('--json', 'print {"address", "service", "status"}')
     .action(async (address: string, flags: HealthFlags) => {
-      const { LensError } = await import('../../errors.js');
+      const { LensError } = await import('../../core/errors.js');
       const timeoutMs = Number(flags.timeout);
       if (!(timeoutMs > 0)) throw new LensError('INVALID_ARGUMENT', `--timeout must be a positive number of ms, got "${flags.timeout}"`);
       const { transport, ...connection } = connectionOptions(flags);

@@ -41,7 +41,8 @@ export function register(program: Command): void {
       const sm = await import('../../savedmodel/index.js');
       const info = await sm.readSavedModel(dir);
       if (opts.nodes !== undefined) {
-        const model = await sm.loadSavedModel(dir, { tags: (opts.tags ?? 'serve').split(','), signature: opts.nodes, ...(opts.cut ? { cutAt: opts.cut } : {}) });
+        const { loadSavedModel } = await import('../../engines/tfjs/savedmodel.js');
+        const model = await loadSavedModel(dir, { tags: (opts.tags ?? 'serve').split(','), signature: opts.nodes, ...(opts.cut ? { cutAt: opts.cut } : {}) });
         try {
           const g = await model.graph();
           const nodes = (g.converted.artifacts.modelTopology as { node: { name: string; op: string; input: string[] }[] }).node;

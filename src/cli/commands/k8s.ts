@@ -133,7 +133,7 @@ export function register(program: Command): void {
         '  lens k8s render --model-name resnet --enable-batching --max-batch-size 32 --replicas 2 --max-replicas 8 --batch-shards 8 --workbench --out deploy/resnet',
     )
     .action(async (flags: RenderFlags) => {
-      const { LensError } = await import('../../errors.js');
+      const { LensError } = await import('../../core/errors.js');
       const { renderManifests, writeRendered, toYaml, DEFAULT_WORKBENCH_IMAGE } = await import('../../k8s/index.js');
       const int = (v: string | undefined, flag: string): number | undefined => {
         if (v === undefined) return undefined;
@@ -274,7 +274,7 @@ export function register(program: Command): void {
     .option('--json', 'print the findings as JSON')
     .addHelpText('after', '\nExample:\n  lens k8s validate k8s/overlays/gpu deploy/resnet\nExits 1 when an object fails its schema or breaks a security rule (warnings do not fail).')
     .action(async (paths: string[], flags: { json?: boolean }) => {
-      const { LensError } = await import('../../errors.js');
+      const { LensError } = await import('../../core/errors.js');
       const { validateTargets } = await import('../../k8s/check.js');
       const results = await validateTargets(paths);
       if (flags.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);

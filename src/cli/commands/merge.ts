@@ -28,7 +28,7 @@ export function register(program: Command): void {
         'Exits 1 when listed images have no result yet (rerun the missing shards, then merge again).',
     )
     .action(async (flags: MergeFlags) => {
-      const { LensError } = await import('../../errors.js');
+      const { LensError } = await import('../../core/errors.js');
       const { mergeShards, readImageList } = await import('../../batch/index.js');
       const { parseDuration } = await import('../../batch/duration.js');
       const items = flags.list ? (await readImageList(flags.list)).items : undefined;

@@ -39,7 +39,7 @@ export function register(program: Command): void {
     .option('--timeout <ms>', 'deadline per request', '30000')
     .option('--json', 'print [{"image", "top_k": [{"index", "label", "probability"}]}]')
     .action(async (images: string[], flags: PredictFlags) => {
-      const { LensError } = await import('../../errors.js');
+      const { LensError } = await import('../../core/errors.js');
       const bad = (m: string) => new LensError('INVALID_ARGUMENT', m);
       const k = Number(flags.topK);
       if (!Number.isInteger(k) || k < 1) throw bad(`--top-k must be a positive integer, got "${flags.topK}"`);
@@ -50,18 +50,18 @@ export function register(program: Command): void {
       if (!(timeoutMs > 0)) throw bad(`--timeout must be a positive number of ms, got "${flags.timeout}"`);
       const connection = connectionOptions(flags);
       const tf = await import('@tensorflow/tfjs-core');
-      const { initBackend } = await import('../../backend/index.js');
+      const { initBackend } = await import('../../engines/tfjs/index.js');
       const { loadPixels, parseResizeMode, pixelsToTensor, readImageBytes } = await import('../../image/index.js');
       const { readLabelsFile } = await import('../../models/labels.js');
-      const { topK } = await import('../../models/model.js');
+      const { topK } = await import('../../core/model.js');
       const { createClient } = await import('../../serving/client.js');
-      const { createRemoteModel } = await import('../../serving/remote-model.js');
+      const { createRemoteModel } = await import('../../models/remote.js');
       const resize = parseResizeMode(flags.resize);
       await initBackend();
       const client = createClient({ target: flags.server, timeoutMs, ...connection });
       try {
         const labels = flags.labels ? await readLabelsFile(flags.labels) : undefined;
-        const { describeImageInput } = await import('../../serving/remote-model.js');
+        const { describeImageInput } = await import('../../models/remote.js');
         const { bytesForDecodeJpeg } = await import('../../image/format.js');
         const ref = {
           model: flags.model,

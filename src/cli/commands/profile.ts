@@ -45,7 +45,7 @@ export function register(program: Command): void {
     .option('--timeout <ms>', 'deadline per request', '60000')
     .option('--json', 'print the result as JSON')
     .action(async (flags: ProfileFlags) => {
-      const { LensError } = await import('../../errors.js');
+      const { LensError } = await import('../../core/errors.js');
       let batchSizes: number[];
       let concurrency: number[];
       try {
@@ -64,7 +64,7 @@ export function register(program: Command): void {
       const { join } = await import('node:path');
       const { SingleBar, Presets } = await import('cli-progress');
       const { profile, profileCsv } = await import('../../serving/profiler.js');
-      const { profileChart } = await import('../../serving/profile-chart.js');
+      const { profileChart } = await import('../../render/profile-chart.js');
       const bar = new SingleBar({ format: 'profile [{bar}] {value}/{total} requests | batch {batch} x concurrency {conc} ({phase})', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
       let started = false;
       const result = await profile(

@@ -26,8 +26,8 @@ export function register(program: Command): void {
     .option('--json', "print TF Serving's columnar REST reply: {\"outputs\": ...}")
     .action(async (dir: string, opts: RunOptions) => {
       const { readFile } = await import('node:fs/promises');
-      const { LensError } = await import('../../errors.js');
-      const { loadSavedModel } = await import('../../savedmodel/load.js');
+      const { LensError } = await import('../../core/errors.js');
+      const { loadSavedModel } = await import('../../engines/tfjs/savedmodel.js');
       const { hostFromNested, hostToNested } = await import('../../tensor/index.js');
       const { predictReplyJson } = await import('../../serving/rest-json.js');
       const model = await loadSavedModel(dir, {

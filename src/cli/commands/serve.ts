@@ -85,7 +85,7 @@ export function register(program: Command): void {
       const { readFile } = await import('node:fs/promises');
       const { startServer } = await import('../../serving/server.js');
       const { savedModelLoader } = await import('../../serving/savedmodel-servable.js');
-      const { LensError } = await import('../../errors.js');
+      const { LensError } = await import('../../core/errors.js');
       const bad = (m: string) => new LensError('INVALID_ARGUMENT', m);
       let port: number;
       let restPort: number;

@@ -24,7 +24,7 @@ export function register(program: Command): void {
     .option('--start <n>', 'index of the first image in the seeded sequence', '0')
     .option('--json', 'print the manifest summary as JSON')
     .action(async (outDir: string, flags: ShapesFlags) => {
-      const { LensError } = await import('../../errors.js');
+      const { LensError } = await import('../../core/errors.js');
       const whole = (value: string, flag: string) => {
         const n = Number(value);
         if (!Number.isInteger(n)) throw new LensError('INVALID_ARGUMENT', `${flag} must be a whole number, got "${value}"`);

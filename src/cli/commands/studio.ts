@@ -32,7 +32,7 @@ export function register(program: Command): void {
 }
 
 async function studio(images: string[], flags: StudioFlags): Promise<void> {
-  const { LensError } = await import('../../errors.js');
+  const { LensError } = await import('../../core/errors.js');
   const port = Number(flags.port);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new LensError('INVALID_ARGUMENT', `--port must be 0..65535, got "${flags.port}"`);
   const maxUploadBytes = Math.round(support.finiteNumber(flags.maxUploadMb, '--max-upload-mb') * 1024 * 1024);

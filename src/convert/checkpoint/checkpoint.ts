@@ -11,7 +11,7 @@
  */
 import { existsSync, readFileSync, readdirSync, statSync } from 'node:fs';
 import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
-import { LensError } from '../../errors.js';
+import { LensError } from '../../core/errors.js';
 
 /** The `checkpoint` state file of a model directory. */
 export interface CheckpointState {

@@ -10,7 +10,7 @@
  */
 import { readTensorBundle } from '../../savedmodel/bundle.js';
 import { dataTypeName } from '../../tensor/index.js';
-import { errorMessage } from '../../errors.js';
+import { errorMessage } from '../../core/errors.js';
 import { listCheckpoints, type GraphFileKind } from './checkpoint.js';
 import { cutTensors, readGraphFile, type CutTensor, type GraphFileOptions } from './graph-file.js';
 

@@ -20,7 +20,7 @@
 import { statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
 import { resolve } from 'node:path';
-import { LensError, errorMessage } from '../../errors.js';
+import { LensError, errorMessage } from '../../core/errors.js';
 import { decodeMessage } from '../../proto/index.js';
 import { readTensorBundle } from '../../savedmodel/bundle.js';
 import type { GraphDefMessage, MetaGraphDefMessage, MetaGraphInfo, NodeDefMessage, SignatureTensor } from '../../savedmodel/savedmodel.js';

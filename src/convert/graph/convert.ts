@@ -13,7 +13,7 @@
  * const model = loadGraphModelSync(graph.artifacts);
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import { LensError } from '../../errors.js';
+import { LensError } from '../../core/errors.js';
 import type { AttrValueMessage, MetaGraphInfo, SignatureInfo, TensorInfoMessage } from '../../savedmodel/savedmodel.js';
 import { findSignature } from '../../savedmodel/savedmodel.js';
 import {

@@ -9,7 +9,7 @@
  * The result is a plain map of nodes whose inputs are all "node:k" tensor references, and an alias
  * table that maps each former call output ("call:k") to the tensor that now produces it.
  */
-import { LensError } from '../../errors.js';
+import { LensError } from '../../core/errors.js';
 import { builtinOpDefs } from './builtin-ops.js';
 import type {
   AttrValueMessage,

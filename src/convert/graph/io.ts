@@ -11,7 +11,7 @@ import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
 import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
-import { LensError } from '../../errors.js';
+import { LensError } from '../../core/errors.js';
 import { writeFileAtomic } from '../../fs/atomic.js';
 import type { ConvertedGraph } from './convert.js';
 

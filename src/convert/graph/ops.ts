@@ -12,7 +12,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { deregisterOp, registerOp, type GraphNode, type OpExecutor } from '@tensorflow/tfjs-converter';
-import { LensError } from '../../errors.js';
+import { LensError } from '../../core/errors.js';
 
 /** A kernel for a graph op: gets the node's input tensors and attrs, returns its outputs. */
 export type GraphOpKernel = (node: GraphNode) => tf.Tensor | tf.Tensor[] | Promise<tf.Tensor | tf.Tensor[]>;

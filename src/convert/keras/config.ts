@@ -8,7 +8,7 @@
  * numbers, dropout variants that tfjs lacks become Dropout (both are the identity at inference),
  * and Keras 3 node/shape/dtype notation is rewritten in Keras 2 form.
  */
-import { LensError } from '../../errors.js';
+import { LensError } from '../../core/errors.js';
 
 /** Layer classes the importer rebuilds (tfjs-layers implements them with Keras semantics). */
 export const SUPPORTED_KERAS_LAYERS: readonly string[] = [

@@ -5,7 +5,7 @@
  */
 import { openSync, readSync, closeSync, statSync } from 'node:fs';
 import type { Dataset, File as H5File, Group } from 'h5wasm/node';
-import { LensError, errorMessage } from '../../errors.js';
+import { LensError, errorMessage } from '../../core/errors.js';
 
 export type { Dataset, Group, H5File };
 

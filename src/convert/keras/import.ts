@@ -4,7 +4,7 @@
  * architecture the caller provides.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
-import { LensError, errorMessage } from '../../errors.js';
+import { LensError, errorMessage } from '../../core/errors.js';
 import { isGroup, readHdf5, stringAttr, type Group, type H5File } from './h5.js';
 import { translateKerasConfig } from './config.js';
 import { assignKerasWeights, readWeightsGroup, type KerasWeightSet } from './weights.js';

@@ -21,7 +21,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { unzipSync } from 'fflate';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { LensError, errorMessage } from '../../errors.js';
+import { LensError, errorMessage } from '../../core/errors.js';
 import { translateKerasConfig, unsupportedLayers } from './config.js';
 import { isGroup, openHdf5, type Group } from './h5.js';
 import { assignKerasWeights, datasetFloats, type KerasWeight, type KerasWeightSet } from './weights.js';

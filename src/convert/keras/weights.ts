@@ -9,7 +9,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
-import { LensError, errorMessage } from '../../errors.js';
+import { LensError, errorMessage } from '../../core/errors.js';
 import { withAtomicFile } from '../../fs/atomic.js';
 import { createHdf5, hdf5Reason, isDataset, isGroup, readHdf5, stringListAttr, type Group, type H5File } from './h5.js';
 

@@ -6,7 +6,7 @@
  * approximates, and it is what gradients need.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { LensError } from '../../errors.js';
+import { LensError } from '../../core/errors.js';
 import type { TfliteModel, TfliteOperator, TfliteTensor } from './reader.js';
 
 /** Operators the graph runs. */

@@ -4,10 +4,8 @@
  * quantization and labels from the file's embedded metadata when present.
  */
 import { readFile } from 'node:fs/promises';
-import * as tf from '@tensorflow/tfjs-core';
-import { LensError, errorMessage } from '../../errors.js';
-import { createTfModel, type ImageModel } from '../../models/model.js';
-import { affineOf, type PreprocessingName } from '../../models/preprocess.js';
+import { LensError, errorMessage } from '../../core/errors.js';
+import { affineOf, type PreprocessingName } from '../../core/preprocess.js';
 import { embeddedLabels } from './embedded.js';
 import { TfliteGraph, type SoftmaxTail } from './graph.js';
 import { parseTflite, type TfliteModel } from './reader.js';
@@ -106,49 +104,4 @@ export async function importTflite(path: string): Promise<TfliteImport> {
   const labels = embeddedLabels(bytes, classes);
   if (labels) result.labels = labels;
   return result;
-}
-
-export interface TfliteImageModelOptions {
-  name: string;
-  /** Overrides the preprocessing derived from the input quantization (default 'raw' for float inputs). */
-  preprocessing?: PreprocessingName;
-  labels?: readonly string[];
-  /** Return the model's own output (probabilities) even when logits are reachable. */
-  probabilities?: boolean;
-}
-
-/**
- * An ImageModel over an imported TFLite graph. Without an explicit preprocessing, a quantized
- * input's own map is used: the matching preset, or its exact affine map inside the graph (reported as 'raw').
- *
- * @example
- * const model = imageModelFromTflite(await importTflite('mobilenet_v2_1.0_224_quant.tflite'), { name: 'mobilenet_v2' });
- * model.output; // 'logit' (the input of the final SOFTMAX)
- */
-export function imageModelFromTflite(imp: TfliteImport, options: TfliteImageModelOptions): ImageModel {
-  const fold = options.preprocessing === undefined && imp.preprocessing === undefined ? imp.inputAffine : undefined;
-  const preprocessing = options.preprocessing ?? imp.preprocessing ?? 'raw';
-  const useLogits = imp.softmax !== undefined && !options.probabilities;
-  const until = useLogits ? imp.softmax!.logits : imp.graph.output.index;
-  const beta = useLogits ? imp.softmax!.beta : 1;
-  const labels = options.labels ?? imp.labels?.labels;
-  if (labels && labels.length !== imp.classes) {
-    throw new LensError('SHAPE_MISMATCH', `${imp.path} has ${imp.classes} classes but ${labels.length} labels were given`);
-  }
-  return createTfModel({
-    name: options.name,
-    inputShape: imp.inputShape,
-    classes: imp.classes,
-    ...(labels ? { labels } : {}),
-    output: imp.softmax && !useLogits ? 'probability' : 'logit',
-    preprocessing,
-    scores: (x) => {
-      const input = fold ? tf.add(tf.mul(x, fold.scale), fold.offset) : x;
-      let y = imp.graph.run(input, until);
-      // The softmax computes softmax(beta * logits); the logit of that model is beta * logits.
-      if (beta !== 1) y = tf.mul(y, beta);
-      return tf.reshape(y, [x.shape[0], -1]) as tf.Tensor2D;
-    },
-    dispose: () => imp.graph.dispose(),
-  });
 }

@@ -4,7 +4,7 @@
  * a damaged file gives a MODEL_CORRUPT error instead of a crash.
  */
 import { ByteBuffer } from 'flatbuffers';
-import { LensError, errorMessage } from '../../errors.js';
+import { LensError, errorMessage } from '../../core/errors.js';
 import { ACTIVATIONS, FIELDS, FILE_IDENTIFIER, PADDING, TENSOR_TYPES, operatorName } from './schema.js';
 
 /** Quantization of a tensor: real = scale * (q - zeroPoint), per tensor or per channel. */

@@ -10,7 +10,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { LensError, errorMessage } from '../../errors.js';
+import { LensError, errorMessage } from '../../core/errors.js';
 
 /** One batch normalisation that was folded. */
 export interface FoldedPair {

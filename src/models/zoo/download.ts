@@ -7,7 +7,7 @@ import { createHash } from 'node:crypto';
 import { createReadStream, existsSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
-import { LensError, errorMessage } from '../../errors.js';
+import { LensError, errorMessage } from '../../core/errors.js';
 import { withAtomicFile, writeFileAtomic } from '../../fs/atomic.js';
 
 /**

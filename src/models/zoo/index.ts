@@ -6,10 +6,10 @@
  *   from Keras's published weights file.
  */
 import { join } from 'node:path';
-import { LensError } from '../../errors.js';
-import type { ImageModel } from '../model.js';
-import type { PreprocessingName } from '../preprocess.js';
-import type { EngineChoice, EngineInfo } from '../../onnx/model.js';
+import { LensError } from '../../core/errors.js';
+import type { ImageModel } from '../../core/model.js';
+import type { PreprocessingName } from '../../core/preprocess.js';
+import type { EngineChoice, EngineInfo } from '../../engines/onnx/model.js';
 import { adoptExistingFile, cacheDir as defaultCacheDir, downloadFile, readDownloadRecord, type DownloadProgress, type DownloadRecord } from './download.js';
 
 export { buildResNet50, type ResNet50, type ResNet50Options } from './resnet50.js';
@@ -38,7 +38,7 @@ export interface ZooModelInfo {
 interface ZooBuildOptions {
   labels?: readonly string[];
   preprocessing?: PreprocessingName;
-  /** Engine for forward and gradient passes (see src/onnx/model.ts). */
+  /** Engine for forward and gradient passes (see src/engines/onnx/model.ts). */
   engine?: EngineChoice | string;
 }
 
@@ -63,11 +63,11 @@ const ZOO: readonly ZooEntry[] = [
     ],
     async build([weights], { labels, preprocessing, engine }) {
       const { buildResNet50 } = await import('./resnet50.js');
-      const { imageModelFromLayers } = await import('../../convert/keras/image-model.js');
-      const { withLayerAccess } = await import('../../attribution/layer-access.js');
+      const { imageModelFromLayers } = await import('../keras.js');
+      const { withLayerAccess } = await import('../layer-access.js');
       const net = await buildResNet50({ weights: weights! });
       const { imagenetLabels } = await import('../labels.js');
-      const { withEngine } = await import('../../onnx/model.js');
+      const { withEngine } = await import('../../engines/onnx/model.js');
       const facts = { name: 'resnet50', preprocessing: preprocessing ?? 'caffe', labels: labels ?? imagenetLabels(1000) };
       const model = imageModelFromLayers(net.model, facts);
       return withEngine(withLayerAccess(model, net.model, model.head.scores), net.model, { ...facts, ...(engine !== undefined ? { engine } : {}) });

@@ -7,7 +7,7 @@
  * attribution the pre-softmax logits, which Keras's fused `Dense(activation='softmax')` hides.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
-import { LensError } from '../../errors.js';
+import { LensError } from '../../core/errors.js';
 import { assignKerasWeights, readKerasWeights, type KerasWeightSet } from '../../convert/keras/weights.js';
 
 /** Keras Applications' BatchNormalization epsilon for ResNet. */

@@ -11,8 +11,8 @@
 import { execFileSync } from 'node:child_process';
 import { freemem } from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
-import { LensError, errorMessage, isLensError } from '../errors.js';
-import type { GradientResult, ImageModel } from '../models/model.js';
+import { LensError, errorMessage, isLensError } from '../../core/errors.js';
+import type { GradientResult, ImageModel } from '../../core/model.js';
 import { currentBackend, type BackendInfo } from './index.js';
 
 const MiB = 2 ** 20;

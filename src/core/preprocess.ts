@@ -11,7 +11,7 @@
  * - bgr: RGB -> BGR, pixels unchanged (graphs that normalise in-graph, e.g. Azure Custom Vision exports)
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { LensError } from '../errors.js';
+import { LensError } from './errors.js';
 
 export const PREPROCESSING_NAMES = ['raw', 'unit', 'symmetric', 'caffe', 'torch', 'bgr'] as const;
 export type PreprocessingName = (typeof PREPROCESSING_NAMES)[number];

@@ -7,7 +7,7 @@
  * Calls are async so that remote models and worker-thread pools fit the same shape.
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { LensError } from '../errors.js';
+import { LensError } from './errors.js';
 import { preprocess, type PreprocessingName } from './preprocess.js';
 
 export type ScoreKind = 'logit' | 'probability';

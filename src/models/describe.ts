@@ -6,9 +6,9 @@ import { pathToFileURL } from 'node:url';
 import { isAbsolute, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { LensError, errorMessage } from '../errors.js';
-import type { ImageModel } from '../models/model.js';
-import type { PreprocessingName } from '../models/preprocess.js';
+import { LensError, errorMessage } from '../core/errors.js';
+import type { ImageModel } from '../core/model.js';
+import type { PreprocessingName } from '../core/preprocess.js';
 
 /**
  * A model a worker can load by itself:
@@ -114,7 +114,7 @@ export function absoluteDescription(source: ModelDescription): ModelDescription 
 export async function loadModelDescription(source: ModelDescription, options: LoadDescriptionOptions = {}): Promise<ImageModel> {
   switch (source.kind) {
     case 'spec': {
-      const { loadImageModel } = await import('../models/load.js');
+      const { loadImageModel } = await import('./load.js');
       return loadImageModel(source.spec, {
         ...(source.preprocess ? { preprocess: source.preprocess } : {}),
         ...(source.labels ? { labels: source.labels } : {}),
@@ -127,17 +127,17 @@ export async function loadModelDescription(source: ModelDescription, options: Lo
       let artifacts = source.artifacts;
       if (!artifacts) {
         if (!source.path) throw new LensError('INVALID_ARGUMENT', `layers description ${source.name} needs artifacts or a model.json path`);
-        const { readModelArtifacts } = await import('../models/load.js');
+        const { readModelArtifacts } = await import('./load.js');
         artifacts = await readModelArtifacts(source.path);
       }
       let layers = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));
       if (options.foldBatchNorm ?? true) {
-        const { foldBatchNorm } = await import('../models/optimize/fold-batchnorm.js');
+        const { foldBatchNorm } = await import('./optimize/fold-batchnorm.js');
         const folded = await foldBatchNorm(layers);
         layers.dispose();
         layers = folded.model;
       }
-      const { imageModelFromLayers } = await import('../convert/keras/image-model.js');
+      const { imageModelFromLayers } = await import('./keras.js');
       return imageModelFromLayers(layers, {
         name: source.name,
         preprocessing: source.preprocessing,

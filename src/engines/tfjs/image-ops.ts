@@ -17,10 +17,10 @@
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import type { GraphNode } from '@tensorflow/tfjs-converter';
-import { registerGraphOp } from '../convert/graph/ops.js';
-import { LensError, errorMessage } from '../errors.js';
-import { decodeBmp } from '../image/bmp.js';
-import { sniffImageFormat } from '../image/format.js';
+import { registerGraphOp } from '../../convert/graph/ops.js';
+import { LensError, errorMessage } from '../../core/errors.js';
+import { decodeBmp } from '../../image/bmp.js';
+import { sniffImageFormat } from '../../image/format.js';
 
 /** Ops registered by {@link registerImageOps}. */
 export const IMAGE_OPS = ['DecodeJpeg', 'DecodePng', 'DecodeBmp', 'DecodeGif', 'DecodeImage'] as const;

@@ -10,7 +10,7 @@
  * subgraphs are folded; TF1 dropout at keep probability 1 folds away (floor(1 + U[0,1)) = 1).
  */
 import * as tf from '@tensorflow/tfjs-core';
-import type { PreprocessingName } from '../models/preprocess.js';
+import type { PreprocessingName } from '../../core/preprocess.js';
 import { Compiler, assembleCompiled, convKernel, depthwiseKernel, transpose2d, unsupported, type CompiledModel, type Value } from './compile.js';
 
 /** A graph attribute in proto3 JSON form, as tfjs model.json and serving-lens's converter write it. */

@@ -16,8 +16,8 @@
  * the gradient of one class score per image.
  */
 import * as tfl from '@tensorflow/tfjs-layers';
-import { LensError } from '../errors.js';
-import { affineOf, type PreprocessingName } from '../models/preprocess.js';
+import { LensError } from '../../core/errors.js';
+import { affineOf, type PreprocessingName } from '../../core/preprocess.js';
 import { OnnxGraphBuilder, type OnnxDim } from './graph.js';
 
 /** A value in the graph: its name and its shape without the batch ([C,H,W] or [F]). */

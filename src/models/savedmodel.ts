@@ -10,13 +10,13 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import { LensError } from '../errors.js';
-import { checkPixels, createTfModel, type ImageModel, type ScoreKind } from '../models/model.js';
-import { parsePreprocessing, preprocess, type PreprocessingName } from '../models/preprocess.js';
+import { LensError } from '../core/errors.js';
+import { checkPixels, createTfModel, type ImageModel, type ScoreKind } from '../core/model.js';
+import { parsePreprocessing, preprocess, type PreprocessingName } from '../core/preprocess.js';
 import type { GraphTensor } from '../convert/graph/convert.js';
 import { needsAsyncExecution } from '../convert/graph/ops.js';
-import type { EngineChoice, EngineInfo } from '../onnx/model.js';
-import { loadSavedModel, type LoadedGraph } from './load.js';
+import type { EngineChoice, EngineInfo } from '../engines/onnx/model.js';
+import { loadSavedModel, type LoadedGraph } from '../engines/tfjs/savedmodel.js';
 
 export interface ImageModelFromSavedModelOptions {
   /** MetaGraph tags (default ["serve"]). */
@@ -172,10 +172,10 @@ export async function imageModelFromSavedModel(dir: string, options: ImageModelF
       preprocessing,
       dispose: () => loaded.dispose(),
     };
-    const { withCompiledEngine } = await import('../onnx/model.js');
+    const { withCompiledEngine } = await import('../engines/onnx/model.js');
     const engineOptions = { name, preprocessing, ...(labels ? { labels } : {}), ...(options.engine !== undefined ? { engine: options.engine } : {}) };
     if (!graph.converted.async) {
-      const { compileTfGraph, tfGraphSourceOf } = await import('../onnx/graph-compile.js');
+      const { compileTfGraph, tfGraphSourceOf } = await import('../engines/onnx/graph-compile.js');
       const source = () => tfGraphSourceOf(graph.converted.artifacts, graph.model.weights, input.name, output.name, inputShape);
       return await withCompiledEngine(createTfModel({ ...spec, scores: run }), () => compileTfGraph(source(), { name, preprocessing }), engineOptions);
     }

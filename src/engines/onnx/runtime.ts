@@ -10,7 +10,7 @@
  */
 import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../../core/errors.js';
 
 /** An onnxruntime tensor, as far as serving-lens reads and builds them. */
 export interface OrtTensor {

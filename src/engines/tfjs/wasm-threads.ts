@@ -30,7 +30,7 @@ import { dirname, join } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { BackendWasm, getThreadsCount, setThreadsCount, version_wasm } from '@tensorflow/tfjs-backend-wasm';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../../core/errors.js';
 
 /** The tfjs-backend-wasm version whose internal files and module contract this was verified against. */
 export const VERIFIED_WASM_VERSION = '4.22.0';

@@ -15,10 +15,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { freemem } from 'node:os';
-import { currentBackend } from '../backend/index.js';
-import { LensError, errorMessage } from '../errors.js';
-import { checkPixels, type GradientResult, type ImageModel } from '../models/model.js';
-import type { PreprocessingName } from '../models/preprocess.js';
+import { currentBackend } from '../tfjs/index.js';
+import { LensError, errorMessage } from '../../core/errors.js';
+import { checkPixels, type GradientResult, type ImageModel } from '../../core/model.js';
+import type { PreprocessingName } from '../../core/preprocess.js';
 import { compileLayersModel, type CompiledModel } from './compile.js';
 import { loadOnnxRuntime, onnxThreads, type OrtSession, type OrtTensor } from './runtime.js';
 
@@ -210,7 +210,7 @@ export async function onnxImageModelFromCompiled(compiled: CompiledModel, option
 export async function withEngine<M extends ImageModel>(model: M, layers: tfl.LayersModel, options: OnnxModelOptions & { engine?: EngineChoice | string }): Promise<M & { engine: EngineInfo }> {
   const tfjs = { forward: model.forward.bind(model), gradient: model.gradient?.bind(model) };
   const compile = async () => {
-    const { foldBatchNorm } = await import('../models/optimize/fold-batchnorm.js');
+    const { foldBatchNorm } = await import('../../models/optimize/fold-batchnorm.js');
     const folded = await foldBatchNorm(layers);
     try {
       return compileLayersModel(folded.model, { name: options.name, preprocessing: options.preprocessing, ...(options.probabilities ? { probabilities: true } : {}) });

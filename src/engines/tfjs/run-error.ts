@@ -15,7 +15,7 @@
  * // 'Matrix size-incompatible: In[0]: [1,3], In[1]: [2,1]\n\t [[{{node MatMul}}]]'
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { errorMessage } from '../errors.js';
+import { errorMessage } from '../../core/errors.js';
 
 /** A node of the converted graph (tfjs graph-model topology). */
 export interface RunNode {

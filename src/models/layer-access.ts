@@ -13,10 +13,10 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
-import { LensError } from '../errors.js';
-import type { ImageModel } from '../models/model.js';
-import { preprocess, type PreprocessingName } from '../models/preprocess.js';
-import { seededRandom } from './random.js';
+import { LensError } from '../core/errors.js';
+import type { ImageModel } from '../core/model.js';
+import { preprocess, type PreprocessingName } from '../core/preprocess.js';
+import { seededRandom } from '../attribution/random.js';
 
 /** A layer as the hook lists it. */
 export interface LayerInfo {

@@ -5,9 +5,9 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { LensError } from '../../errors.js';
-import { createTfModel, type ImageModel } from '../../models/model.js';
-import type { PreprocessingName } from '../../models/preprocess.js';
+import { LensError } from '../core/errors.js';
+import { createTfModel, type ImageModel } from '../core/model.js';
+import type { PreprocessingName } from '../core/preprocess.js';
 
 /** How the scores of a LayersModel are computed. */
 export interface LayersHead {

@@ -1,15 +1,15 @@
 /**
  * A tfjs graph model (model.json with `format: "graph-model"`) as an ImageModel, executed by
  * tfjs-converter, or compiled to onnxruntime when the engine choice allows and every op it needs
- * has a rule (src/onnx/graph-compile.ts). When the output node is a Softmax, scores are taken at
+ * has a rule (src/engines/onnx/graph-compile.ts). When the output node is a Softmax, scores are taken at
  * its input (the logits).
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
-import { LensError, errorMessage } from '../errors.js';
-import { createTfModel, type ImageModel } from './model.js';
-import type { PreprocessingName } from './preprocess.js';
-import type { EngineChoice, EngineInfo } from '../onnx/model.js';
+import { LensError, errorMessage } from '../core/errors.js';
+import { createTfModel, type ImageModel } from '../core/model.js';
+import type { PreprocessingName } from '../core/preprocess.js';
+import type { EngineChoice, EngineInfo } from '../engines/onnx/model.js';
 
 interface GraphNodeJson {
   name: string;
@@ -80,8 +80,8 @@ export async function imageModelFromGraphModel(artifacts: tf.io.ModelArtifacts, 
     }),
     { finalSoftmax },
   );
-  const { withCompiledEngine } = await import('../onnx/model.js');
-  const { compileTfGraph, tfGraphSourceOf } = await import('../onnx/graph-compile.js');
+  const { withCompiledEngine } = await import('../engines/onnx/model.js');
+  const { compileTfGraph, tfGraphSourceOf } = await import('../engines/onnx/graph-compile.js');
   const facts = { name: options.name, preprocessing: options.preprocessing };
   // Names given to execute() are signature keys first (as tfjs-converter maps them), else tensor names.
   const signature = artifacts.signature as { inputs?: Record<string, { name?: string }>; outputs?: Record<string, { name?: string }> } | undefined;

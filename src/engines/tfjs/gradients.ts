@@ -47,7 +47,7 @@ import * as tf from '@tensorflow/tfjs-core';
 // when first loaded. Loading it here, before any installGradients() call, keeps it from later
 // replacing the gradients registered below.
 import '@tensorflow/tfjs-layers';
-import { LensError } from '../errors.js';
+import { LensError } from '../../core/errors.js';
 
 type Shape4 = [number, number, number, number];
 

@@ -9,8 +9,8 @@
  * g.output(g.op('Mul', [x, g.constant('two', new Float32Array([2]), [])]), 'y', [g.dynamic('N'), 3]);
  * const bytes = g.encode();
  */
-import { encodeMessage } from '../proto/index.js';
-import { LensError } from '../errors.js';
+import { encodeMessage } from '../../proto/index.js';
+import { LensError } from '../../core/errors.js';
 
 /** ONNX TensorProto.DataType values used here. */
 const DATA_TYPE = { float32: 1, int32: 6, int64: 7, bool: 9 } as const;

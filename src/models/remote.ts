@@ -16,14 +16,14 @@
  * const scores = await model.forward(pixels);   // [N, 1001] probabilities
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { LensError } from '../errors.js';
+import { LensError } from '../core/errors.js';
 import { encodePng } from '../image/index.js';
-import { resolveLabels } from '../models/labels.js';
-import { checkPixels, type ImageModel, type ScoreKind } from '../models/model.js';
+import { resolveLabels } from './labels.js';
+import { checkPixels, type ImageModel, type ScoreKind } from '../core/model.js';
 import type { HostTensor } from '../tensor/index.js';
-import type { ModelRef, ServingClient } from './client.js';
+import type { ModelRef, ServingClient } from '../serving/client.js';
 import { baseDataType } from '../tensor/index.js';
-import type { SignatureSpec, TensorSpec } from './signature.js';
+import type { SignatureSpec, TensorSpec } from '../serving/signature.js';
 
 export interface RemoteModelOptions extends ModelRef {
   client: ServingClient;

@@ -26,9 +26,9 @@ import {
   type AttributionSign,
   type VisualizationMethod,
 } from '../render/index.js';
-import { channelSum, gaussianBlur } from './image-ops.js';
-import { LensError } from '../errors.js';
-import type { Attribution, ImageInput } from './types.js';
+import { channelSum, gaussianBlur } from '../attribution/image-ops.js';
+import { LensError } from '../core/errors.js';
+import type { Attribution, ImageInput } from '../attribution/types.js';
 
 export const CANVASES = ['photo', 'model'] as const;
 /** `photo`: on the user's photo at its own size; `model`: the model input beside the map, at the model's size. */

@@ -10,14 +10,16 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { loadGraphModelSync, type GraphModel } from '@tensorflow/tfjs-converter';
-import { initBackend } from '../backend/index.js';
-import { assignedVariables, convertSignature, type ConvertedGraph, type GraphTensor } from '../convert/graph/convert.js';
-import { VariableStore } from '../convert/graph/ops.js';
-import { OBJECT_GRAPH_KEY, variableKeys } from '../convert/graph/variables.js';
-import { LensError, errorMessage } from '../errors.js';
-import { registerImageOps } from '../export/image-ops.js';
-import { hostToTensor, tensorToHost, tfDtypeOf, type HostTensor } from '../tensor/index.js';
-import { readTensorBundle, type TensorBundle } from './bundle.js';
+import { initBackend } from './index.js';
+import { assignedVariables, convertSignature, type ConvertedGraph, type GraphTensor } from '../../convert/graph/convert.js';
+import type { LoadProgress } from '../../convert/savedmodel.js';
+export type { LoadProgress } from '../../convert/savedmodel.js';
+import { VariableStore } from '../../convert/graph/ops.js';
+import { OBJECT_GRAPH_KEY, variableKeys } from '../../convert/graph/variables.js';
+import { LensError, errorMessage } from '../../core/errors.js';
+import { registerImageOps } from './image-ops.js';
+import { hostToTensor, tensorToHost, tfDtypeOf, type HostTensor } from '../../tensor/index.js';
+import { readTensorBundle, type TensorBundle } from '../../savedmodel/bundle.js';
 import { describeRunFailure, type RunNode } from './run-error.js';
 import {
   DEFAULT_SIGNATURE,
@@ -28,15 +30,7 @@ import {
   type MetaGraphInfo,
   type SavedModelInfo,
   type SignatureInfo,
-} from './savedmodel.js';
-
-/** Progress of loading: reading files, converting a signature, building its weights. */
-export interface LoadProgress {
-  phase: 'read' | 'convert' | 'load';
-  signature?: string;
-  /** 0..1 over the whole load. */
-  fraction: number;
-}
+} from '../../savedmodel/savedmodel.js';
 
 export interface LoadSavedModelOptions {
   /** MetaGraph tag set (default ["serve"]). */

@@ -5,13 +5,20 @@
  * const r = await convertSavedModel('export/1', 'web_model/');
  * // web_model/model.json + group1-shard1of1.bin; tf.loadGraphModel('file://web_model/model.json')
  */
-import { convertSignature, type ConvertedGraph, type GraphTensor } from '../convert/graph/convert.js';
-import { writeGraphModel } from '../convert/graph/io.js';
-import { OBJECT_GRAPH_KEY, variableKeys } from '../convert/graph/variables.js';
-import { LensError } from '../errors.js';
-import { readTensorBundle, type TensorBundle } from './bundle.js';
-import type { LoadProgress } from './load.js';
-import { DEFAULT_SIGNATURE, SERVE_TAG, readSavedModel, selectMetaGraph, type MetaGraphInfo } from './savedmodel.js';
+import { convertSignature, type ConvertedGraph, type GraphTensor } from './graph/convert.js';
+import { writeGraphModel } from './graph/io.js';
+import { OBJECT_GRAPH_KEY, variableKeys } from './graph/variables.js';
+import { LensError } from '../core/errors.js';
+import { readTensorBundle, type TensorBundle } from '../savedmodel/bundle.js';
+import { DEFAULT_SIGNATURE, SERVE_TAG, readSavedModel, selectMetaGraph, type MetaGraphInfo } from '../savedmodel/savedmodel.js';
+
+/** Progress of loading: reading files, converting a signature, building its weights. */
+export interface LoadProgress {
+  phase: 'read' | 'convert' | 'load';
+  signature?: string;
+  /** 0..1 over the whole load. */
+  fraction: number;
+}
 
 export interface ConvertSavedModelOptions {
   tags?: readonly string[];

@@ -19,7 +19,7 @@ import '@tensorflow/tfjs-backend-wasm';
 import '@tensorflow/tfjs-layers';
 import { createRequire } from 'node:module';
 import { isMainThread } from 'node:worker_threads';
-import { LensError, errorMessage } from '../errors.js';
+import { LensError, errorMessage } from '../../core/errors.js';
 import { installGradients } from './gradients.js';
 import { enableWasmThreads } from './wasm-threads.js';
 

@@ -7,9 +7,9 @@
  * await writeFile('profile.png', await profileChart(result));
  * await writeFile('profile.svg', await profileChart(result, { format: 'svg' }));
  */
-import { drawLineChart, type LineSeries } from '../render/chart.js';
-import type { PictureFormat } from '../render/draw.js';
-import type { ProfileResult } from './profiler.js';
+import { drawLineChart, type LineSeries } from './chart.js';
+import type { PictureFormat } from './draw.js';
+import type { ProfileResult } from '../serving/profiler.js';
 
 /** Renders the chart of a profile result, 960 x 540 unless sized, as PNG unless `format` says `svg`. */
 export async function profileChart(result: ProfileResult, options: { width?: number; height?: number; format?: PictureFormat } = {}): Promise<Buffer> {

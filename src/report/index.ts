@@ -1,0 +1,2 @@
+/** Explanations written to disk: attribution maps with their pictures and summaries. */
+export * from './save.js';
