@@ -23,6 +23,7 @@ export * from './serving/index.js';
 export * from './convert/keras/index.js';
 export * from './convert/tflite/index.js';
 export * from './convert/checkpoint/index.js';
+export * from './graph/index.js';
 export * from './export/index.js';
 export * from './datasets/index.js';
 export * from './batch/index.js';

@@ -13,9 +13,9 @@
  */
 import type { AttrValueMessage, MetaGraphDefMessage, NodeDefMessage } from '../savedmodel/savedmodel.js';
 import { baseDataType, dataTypeName } from '../tensor/index.js';
-import { attrKind, defaultAttrValue, describeAttr, expectedKind, listItems } from './attrs.js';
-import { argCount } from './graph.js';
-import { opDefs, type OpArgFact, type OpDefFact } from './op-defs.js';
+import { attrKind, defaultAttrValue, describeAttr, expectedKind, listItems } from '../graph/attrs.js';
+import { argCount } from '../graph/builder.js';
+import { opDefs, type OpArgFact, type OpDefFact } from '../graph/op-defs.js';
 
 interface Typed {
   node: NodeDefMessage;

@@ -23,12 +23,13 @@ import { LensError } from '../core/errors.js';
 import { loadImageModel, type LoadImageModelOptions, type LoadedImageModel, type ModelStructure } from '../models/load.js';
 import type { AffinePreprocessing, PreprocessingName } from '../core/preprocess.js';
 import { checkMetaGraph } from './check.js';
-import { GraphBuilder } from './graph.js';
-import { LayersExporter } from './layers.js';
+import { GraphBuilder } from '../graph/builder.js';
+import type { ModelBody } from '../graph/body.js';
+import { LayersExporter } from '../graph/keras.js';
 import { addHead, addJpegDecoder, addPreprocessing } from './serving-graph.js';
-import { exportTfliteGraph } from './tflite.js';
-import { exportConvertedGraph } from './graph-source.js';
-import { VariableSet } from './variables.js';
+import { exportTfliteGraph } from '../graph/tflite.js';
+import { exportConvertedGraph } from '../graph/converted.js';
+import { VariableSet } from '../graph/variables.js';
 import { buildMetaGraph, encodeSavedModel, writeVersionDir, type SignatureSpecForExport } from './write.js';
 
 export type ExportInput = 'jpeg' | 'float' | 'both';
@@ -87,12 +88,6 @@ export interface ExportResult {
   topK: number;
 }
 
-/** The parts of a graph the serving layer hangs on: the model from preprocessed pixels to scores. */
-export interface ModelBody {
-  inputShape: [number, number, number];
-  /** Emits the model on the preprocessed input; returns scores [N, classes] and whether they are probabilities. */
-  emit(g: GraphBuilder, vars: VariableSet, input: string, progress: (fraction: number) => void): Promise<{ scores: string; probabilities: boolean; classes: number }>;
-}
 
 function isLayersModel(m: unknown): m is tfl.LayersModel {
   return m instanceof tfl.LayersModel;

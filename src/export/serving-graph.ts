@@ -14,7 +14,7 @@
 import { LensError } from '../core/errors.js';
 import { affineOf, type PreprocessingName } from '../core/preprocess.js';
 import type { AffinePreprocessing } from '../core/preprocess.js';
-import { GraphBuilder, tensorRef } from './graph.js';
+import { GraphBuilder, tensorRef } from '../graph/builder.js';
 
 /** Frame name of the decode loop (TensorFlow names while frames `<scope>/while_context`). */
 const FRAME = 'map/while/while_context';

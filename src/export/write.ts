@@ -15,10 +15,10 @@ import { encodeMessage } from '../proto/index.js';
 import { writeTensorBundle } from '../savedmodel/bundle.js';
 import type { AttrValueMessage } from '../savedmodel/savedmodel.js';
 import { baseDataType } from '../tensor/index.js';
-import { attrValueOf, shapeProto } from './attrs.js';
-import type { GraphBuilder } from './graph.js';
-import { opDef, type OpArgFact, type OpDefFact } from './op-defs.js';
-import type { SaverDefMessage, VariableSet } from './variables.js';
+import { attrValueOf, shapeProto } from '../graph/attrs.js';
+import type { GraphBuilder } from '../graph/builder.js';
+import { opDef, type OpArgFact, type OpDefFact } from '../graph/op-defs.js';
+import type { SaverDefMessage, VariableSet } from '../graph/variables.js';
 
 /** The GraphDef version written (TensorFlow 2.14's producer and min_consumer, as in real exports). */
 export const GRAPH_VERSIONS = { producer: 1569, min_consumer: 12 } as const;

@@ -22,7 +22,7 @@ import { randomBytes } from 'node:crypto';
 import { LensError } from '../core/errors.js';
 import { encodeMessage } from '../proto/index.js';
 import { dataTypeName, dataTypeOfDtype, type HostTensor } from '../tensor/index.js';
-import { GraphBuilder, tensorRef } from './graph.js';
+import { GraphBuilder, tensorRef } from './builder.js';
 
 /** A variable of the exported graph and the value stored for it in the bundle. */
 export interface ExportVariable {

@@ -18,7 +18,7 @@
  */
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { LensError } from '../core/errors.js';
-import type { GraphBuilder } from './graph.js';
+import type { GraphBuilder } from './builder.js';
 import type { VariableSet } from './variables.js';
 
 type Layer = tfl.layers.Layer;

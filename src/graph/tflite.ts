@@ -10,8 +10,8 @@
 import type { TfliteImport, TfliteOperator, TfliteTensor } from '../convert/tflite/index.js';
 import { dequantize } from '../convert/tflite/index.js';
 import { LensError } from '../core/errors.js';
-import type { ModelBody } from './export.js';
-import type { GraphBuilder } from './graph.js';
+import type { ModelBody } from './body.js';
+import type { GraphBuilder } from './builder.js';
 import type { VariableSet } from './variables.js';
 
 const F = 'DT_FLOAT';

@@ -14,8 +14,8 @@ import { convertSavedModelSignature } from '../convert/savedmodel.js';
 import { LensError } from '../core/errors.js';
 import type { ModelStructure } from '../models/load.js';
 import type { AttrInput } from './attrs.js';
-import type { ModelBody } from './export.js';
-import type { GraphBuilder } from './graph.js';
+import type { ModelBody } from './body.js';
+import type { GraphBuilder } from './builder.js';
 import { opDefs, type AttrType } from './op-defs.js';
 
 interface JsonNode {
