@@ -8,6 +8,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { LensError } from '../core/errors.js';
 import { createTfModel, type ImageModel } from '../core/model.js';
 import type { PreprocessingName } from '../core/preprocess.js';
+import type { EngineChoice, EngineInfo } from '../engines/onnx/model.js';
 
 /** How the scores of a LayersModel are computed. */
 export interface LayersHead {
@@ -138,4 +139,22 @@ export function imageModelFromLayers(model: tfl.LayersModel, options: LayersImag
     dispose: () => model.dispose(),
   });
   return Object.assign(base, { head });
+}
+
+/**
+ * The ImageModel of a LayersModel as the loader serves it: layer access for Grad-CAM and
+ * randomisation checks, and forward and gradient passes on onnxruntime when the engine choice allows.
+ *
+ * @example
+ * const model = await layersImageModel(await importKerasModel('resnet8.h5'), { name: 'resnet8', preprocessing: 'raw' });
+ * model.engine.name; // 'onnxruntime'
+ */
+export async function layersImageModel(
+  layers: tfl.LayersModel,
+  options: LayersImageModelOptions & { engine?: EngineChoice | string },
+): Promise<ImageModel & { head: LayersHead; engine: EngineInfo }> {
+  const { withLayerAccess } = await import('./layer-access.js');
+  const { withEngine } = await import('../engines/onnx/model.js');
+  const model = imageModelFromLayers(layers, options);
+  return withEngine(withLayerAccess(model, layers, model.head.scores), layers, options);
 }

@@ -63,14 +63,10 @@ const ZOO: readonly ZooEntry[] = [
     ],
     async build([weights], { labels, preprocessing, engine }) {
       const { buildResNet50 } = await import('./resnet50.js');
-      const { imageModelFromLayers } = await import('../keras.js');
-      const { withLayerAccess } = await import('../layer-access.js');
+      const { layersImageModel } = await import('../keras.js');
       const net = await buildResNet50({ weights: weights! });
       const { imagenetLabels } = await import('../labels.js');
-      const { withEngine } = await import('../../engines/onnx/model.js');
-      const facts = { name: 'resnet50', preprocessing: preprocessing ?? 'caffe', labels: labels ?? imagenetLabels(1000) };
-      const model = imageModelFromLayers(net.model, facts);
-      return withEngine(withLayerAccess(model, net.model, model.head.scores), net.model, { ...facts, ...(engine !== undefined ? { engine } : {}) });
+      return layersImageModel(net.model, { name: 'resnet50', preprocessing: preprocessing ?? 'caffe', labels: labels ?? imagenetLabels(1000), ...(engine !== undefined ? { engine } : {}) });
     },
   },
 ];

@@ -1,0 +1,138 @@
+/**
+ * The contract between the loader (models/load.ts) and one model file format: how to recognise
+ * the format from a path, and how to turn it into an ImageModel. A format is one file in this
+ * folder, its name in `ModelFormat` and its handler in `MODEL_FORMATS` (index.ts). The types that
+ * describe a loaded model live here too, so that formats and the loader share them without a circle.
+ */
+import type * as tf from '@tensorflow/tfjs-core';
+import type { LayersModel } from '@tensorflow/tfjs-layers';
+import type { CutTensor } from '../../convert/checkpoint/graph-file.js';
+import type { TfliteImport } from '../../convert/tflite/index.js';
+import type { ImageModel, ScoreKind } from '../../core/model.js';
+import type { PreprocessingName } from '../../core/preprocess.js';
+import type { EngineChoice, EngineInfo } from '../../engines/onnx/model.js';
+
+/** Contents of a model folder's `lens.json`. */
+export interface LensSidecar {
+  name?: string;
+  inputShape?: [number, number, number];
+  classes?: number;
+  labels?: string[];
+  /** Label file (one per line), relative to the folder. */
+  labelsFile?: string;
+  preprocessing?: PreprocessingName;
+  output?: ScoreKind;
+  format?: 'layers' | 'graph' | 'savedmodel';
+  [extra: string]: unknown;
+}
+
+/** Every format's name (the names of MODEL_FORMATS in index.ts, and the zoo). */
+export type ModelFormat = 'savedmodel' | 'keras-h5' | 'keras3' | 'tflite' | 'layers' | 'graph' | 'checkpoint' | 'frozen-graph' | 'zoo';
+
+/** Where a loaded model came from and how its inputs and outputs were decided. */
+export interface LoadedModelInfo {
+  spec: string;
+  format: ModelFormat;
+  /** Resolved file or folder (absent for zoo models, which live in the cache). */
+  path?: string;
+  preprocessingSource: 'option' | 'sidecar' | 'zoo' | 'quantization' | 'default';
+  /** The model's own last operation is a softmax. */
+  finalSoftmax: boolean;
+  labelsSource?: string;
+  sidecar?: LensSidecar;
+  /** The model object underneath, for code that needs its structure (SavedModel export). */
+  structure?: ModelStructure;
+  /** Checkpoints and frozen graphs: where the graph was cut, and the checkpoint whose variables were frozen. */
+  graphCut?: { input: CutTensor; output: CutTensor; checkpoint?: { prefix: string; step?: number } };
+}
+
+/** What a loaded model is built from: a LayersModel, a TFLite graph, tfjs graph artifacts or a SavedModel. */
+export type ModelStructure =
+  | { kind: 'layers'; model: LayersModel }
+  | { kind: 'tflite'; tflite: TfliteImport }
+  | { kind: 'graph'; artifacts: tf.io.ModelArtifacts }
+  | { kind: 'savedmodel'; dir: string; signature?: string };
+
+/** A loaded model with where it came from and which engine runs its forward and gradient passes. */
+export type LoadedImageModel = ImageModel & { info: LoadedModelInfo; engine: EngineInfo };
+
+export interface LoadImageModelOptions {
+  /** Overrides every other source of preprocessing. */
+  preprocess?: PreprocessingName | string;
+  /** Labels, or a label file (one per line, a JSON array, or a JSON {index: name} object). */
+  labels?: readonly string[] | string;
+  /** SavedModel signature (default serving_default). */
+  signature?: string;
+  /** tfjs backend to initialise first (auto when omitted). */
+  backend?: string;
+  /** Cache directory for zoo models. */
+  cacheDir?: string;
+  /**
+   * Engine for forward and gradient passes of Keras/tfjs LayersModels, SavedModels and tfjs graph
+   * models: `auto` (onnxruntime's native kernels when available and every layer or op compiles, see
+   * src/engines/onnx), `onnxruntime` or `tfjs`. Default LENS_ENGINE, else auto. TFLite models run on tfjs.
+   */
+  engine?: EngineChoice | string;
+  /** TF1 checkpoint directories: the step (or prefix name) to load instead of the newest. */
+  checkpoint?: number | string;
+  /** Checkpoints and frozen graphs: the image input tensor (`NAME:0`), when it cannot be inferred. */
+  inputTensor?: string;
+  /** Checkpoints and frozen graphs: the scores output tensor (`NAME:0`), when it cannot be inferred. */
+  outputTensor?: string;
+}
+
+/** A path the user gave, as the loader found it on disk. */
+export interface FormatTarget {
+  /** Absolute path. */
+  path: string;
+  exists: boolean;
+  isDirectory: boolean;
+  /** lens.json of a folder target. */
+  sidecar?: LensSidecar;
+}
+
+/** What a format claims: the file or folder it loads, and the folder whose lens.json applies. */
+export interface DetectedModel {
+  path: string;
+  dir?: string;
+}
+
+/** What the loader settled before the format loads: name, labels and preprocessing from options and lens.json. */
+export interface FormatLoadContext {
+  path: string;
+  dir?: string;
+  name: string;
+  /** The name was set explicitly (lens.json or `default`), not derived from the path. */
+  namedExplicitly: boolean;
+  labels?: readonly string[];
+  /** From the option or lens.json; the format may derive its own when absent. */
+  preprocessing?: PreprocessingName;
+  sidecar?: LensSidecar;
+  options: LoadImageModelOptions;
+  /** `{ engine }` when the caller chose one. */
+  engine: { engine?: EngineChoice | string };
+}
+
+/** A loaded model and the facts only its format knows. */
+export interface FormatLoaded {
+  model: ImageModel & { engine: EngineInfo };
+  finalSoftmax: boolean;
+  /** Set when the format itself decided the preprocessing. */
+  preprocessingSource?: 'zoo' | 'quantization';
+  /** Set when the labels came from inside the file. */
+  labelsSource?: string;
+  structure?: LoadedModelInfo['structure'];
+  graphCut?: LoadedModelInfo['graphCut'];
+}
+
+/** Options that apply to some formats only; the loader refuses them elsewhere. */
+export type FormatOption = 'checkpoint' | 'inputTensor' | 'outputTensor';
+
+export interface ModelFormatHandler<Name extends string = string> {
+  readonly name: Name;
+  /** The format-only options it takes. */
+  readonly takes?: readonly FormatOption[];
+  /** Claims a target, or returns undefined to let the next format try. */
+  detect(target: FormatTarget): DetectedModel | undefined | Promise<DetectedModel | undefined>;
+  load(context: FormatLoadContext): Promise<FormatLoaded>;
+}
