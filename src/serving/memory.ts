@@ -11,7 +11,10 @@
 import { setFlagsFromString } from 'node:v8';
 import { runInNewContext } from 'node:vm';
 
-/** Requests worth this many bytes (body or message) are followed by a collection. */
+/**
+ * Requests worth this many bytes (body or message) are followed by a collection; requests whose
+ * input tensors hold this many run in the worker of large-requests.ts.
+ */
 export const LARGE_REQUEST_BYTES = 4 * 2 ** 20;
 
 /** What a request costs at least, whatever its size (the objects and promises of one call). */

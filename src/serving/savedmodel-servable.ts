@@ -11,6 +11,7 @@ import { decodeTensorProto, type HostTensor } from '../tensor/index.js';
 import { loadSavedModel, type LoadedSavedModel } from '../engines/tfjs/savedmodel.js';
 import type { SignatureDefMessage } from '../savedmodel/savedmodel.js';
 import { registerExampleOps } from './example-ops.js';
+import { LargeRequestWorker, isLargeRequest } from './large-requests.js';
 import type { ServableLoader } from './manager.js';
 import type { Servable } from './servable.js';
 import { signatureFromMessage, type SignatureSpec } from './signature.js';
@@ -20,8 +21,11 @@ export interface SavedModelLoaderOptions {
   tags?: readonly string[];
 }
 
-/** A servable over a loaded SavedModel. */
-export async function savedModelServable(model: LoadedSavedModel): Promise<Servable & { signatureDefs: Record<string, SignatureDefMessage> }> {
+/**
+ * A servable over a loaded SavedModel. Large requests run in a worker thread that gives their
+ * memory back when they stop (see large-requests.ts), unless the graph assigns variables.
+ */
+export async function savedModelServable(model: LoadedSavedModel, options: SavedModelLoaderOptions = {}): Promise<Servable & { signatureDefs: Record<string, SignatureDefMessage> }> {
   const defs = model.metaGraph.def.signature_def ?? {};
   const signatures: Record<string, SignatureSpec> = {};
   for (const [key, def] of Object.entries(defs)) {
@@ -37,16 +41,24 @@ export async function savedModelServable(model: LoadedSavedModel): Promise<Serva
     if (s.outputs.length === 0 || s.name.startsWith('__')) continue;
     await model.graph(s.name).catch(() => undefined);
   }
+  const large = new LargeRequestWorker(model.dir, options.tags ?? model.metaGraph.tags);
+  // A signature that does not convert answers its error from the main thread.
+  const stateful = (signature: string) => model.graph(signature).then((g) => g.converted.stateVariables.length > 0, () => true);
   return {
     signatures,
     signatureDefs: defs,
-    run: (signature, inputs, outputs) => model.predict(inputs, { signature, outputFilter: outputs }),
-    dispose: () => model.dispose(),
+    run: async (signature, inputs, outputs) =>
+      isLargeRequest(inputs) && !(await stateful(signature)) ? large.run(signature, inputs, outputs) : model.predict(inputs, { signature, outputFilter: outputs }),
+    dispose: async () => {
+      model.dispose();
+      await large.close();
+    },
   };
 }
 
 /** The loader `startServer` uses by default: one SavedModel per numeric version folder. */
 export function savedModelLoader(options: SavedModelLoaderOptions = {}): ServableLoader {
   registerExampleOps();
-  return async (dir) => savedModelServable(await loadSavedModel(dir, { tags: options.tags ?? ['serve'], lazy: true }));
+  const tags = options.tags ?? ['serve'];
+  return async (dir) => savedModelServable(await loadSavedModel(dir, { tags, lazy: true }), { tags });
 }

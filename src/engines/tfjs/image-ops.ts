@@ -23,7 +23,7 @@ import { decodeBmp } from '../../image/bmp.js';
 import { sniffImageFormat } from '../../image/format.js';
 
 /** Ops registered by {@link registerImageOps}. */
-export const IMAGE_OPS = ['DecodeJpeg', 'DecodePng', 'DecodeBmp', 'DecodeGif', 'DecodeImage'] as const;
+export { IMAGE_OPS } from './image-op-names.js';
 
 /** Decoded frames: pixel bytes [frames, height, width, channels]. */
 export interface DecodedImage {

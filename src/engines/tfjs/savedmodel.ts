@@ -17,14 +17,15 @@ export type { LoadProgress } from '../../convert/savedmodel.js';
 import { VariableStore } from '../../convert/graph/ops.js';
 import { OBJECT_GRAPH_KEY, variableKeys } from '../../convert/graph/variables.js';
 import { LensError, errorMessage } from '../../core/errors.js';
-import { registerImageOps } from './image-ops.js';
 import { hostToTensor, tensorToHost, tfDtypeOf, type HostTensor } from '../../tensor/index.js';
 import { readTensorBundle, type TensorBundle } from '../../savedmodel/bundle.js';
+import { IMAGE_OPS } from './image-op-names.js';
 import { describeRunFailure, type RunNode } from './run-error.js';
 import {
   DEFAULT_SIGNATURE,
   SERVE_TAG,
   findSignature,
+  opHistogram,
   readSavedModel,
   selectMetaGraph,
   type MetaGraphInfo,
@@ -128,6 +129,17 @@ function withoutFeedShapes(artifacts: tf.io.ModelArtifacts): tf.io.ModelArtifact
 }
 
 /**
+ * Registers the image decoding kernels (image-ops.ts) when the MetaGraph decodes images: they load
+ * the image codecs (sharp), which a graph without such ops (a server's half_plus_two) should not
+ * pay for in start-up time and memory.
+ */
+async function registerKernelsFor(metaGraph: MetaGraphInfo): Promise<void> {
+  const { graph, library } = opHistogram(metaGraph);
+  if (!IMAGE_OPS.some((op) => op in graph || op in library)) return;
+  (await import('./image-ops.js')).registerImageOps();
+}
+
+/**
  * Loads a SavedModel export directory for running in TensorFlow.js: reads saved_model.pb, picks
  * the MetaGraph by tags, opens the variables bundle and (unless `lazy`) converts the default
  * signature, so that errors such as an unsupported op show at load.
@@ -139,12 +151,12 @@ function withoutFeedShapes(artifacts: tf.io.ModelArtifacts): tf.io.ModelArtifact
  */
 export async function loadSavedModel(dir: string, options: LoadSavedModelOptions = {}): Promise<LoadedSavedModel> {
   await initBackend();
-  // Signatures that take encoded images (DecodeJpeg & co.) need kernels tfjs lacks.
-  registerImageOps();
   const progress = options.onProgress ?? (() => undefined);
   progress({ phase: 'read', fraction: 0 });
   const info = await readSavedModel(dir);
   const metaGraph = selectMetaGraph(info, options.tags ?? [SERVE_TAG]);
+  // Signatures that take encoded images (DecodeJpeg & co.) need kernels tfjs lacks.
+  await registerKernelsFor(metaGraph);
   const defaultSignature = signatureChoice(metaGraph, options.signature);
   let bundle: TensorBundle | undefined;
   let objectGraph: Uint8Array | undefined;

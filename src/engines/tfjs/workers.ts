@@ -9,16 +9,14 @@
  * one with a smaller batch limit and the share is retried. With the native `tensorflow` backend
  * (tfjs-node / tfjs-node-gpu), which threads by itself, the model runs in the main thread.
  */
-import { existsSync } from 'node:fs';
-import { createRequire } from 'node:module';
 import { availableParallelism } from 'node:os';
-import { pathToFileURL } from 'node:url';
-import { Worker } from 'node:worker_threads';
+import type { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { LensError } from '../../core/errors.js';
 import { checkPixels, type GradientResult, type ImageModel } from '../../core/model.js';
 import { describeBackend, initBackend } from './index.js';
 import { withMemoryBudget, type BatchPlan } from './memory.js';
+import { startWorker } from './worker-start.js';
 import { absoluteDescription, loadModelDescription, type ModelFacts, type ModelDescription } from '../../models/describe.js';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
@@ -56,20 +54,7 @@ const MAX_RESTARTS = 4;
 
 /** Starts the worker script from the compiled JS or, in development, from the TS sources via tsx. */
 function spawn(init: WorkerInit): Worker {
-  const here = import.meta.url;
-  if (!here.endsWith('.ts')) return new Worker(new URL('./worker-entry.js', here), { workerData: init });
-  // A .ts entry needs tsx's loader; a loader given on the command line does not reach a worker's
-  // entry module, so the worker registers it itself before importing the entry.
-  let api = '';
-  try {
-    api = createRequire(here).resolve('tsx/esm/api').replace(/\.cjs$/, '.mjs');
-  } catch {
-    // reported below
-  }
-  if (!api || !existsSync(api)) throw new LensError('BACKEND_UNAVAILABLE', 'workers started from the TypeScript sources need the tsx package (a dev dependency); run the compiled dist/ instead');
-  const entry = new URL('./worker-entry.ts', here).href;
-  const code = `import(${JSON.stringify(pathToFileURL(api).href)}).then((m) => { m.register(); return import(${JSON.stringify(entry)}); })`;
-  return new Worker(code, { eval: true, workerData: init });
+  return startWorker(import.meta.url, './worker-entry', init);
 }
 
 interface Pending {
