@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
 import { LensError, errorMessage } from '../core/errors.js';
-import { createTfModel, type ImageModel } from '../core/model.js';
+import { createTfModel, type ImageModel, type ScoreKind } from '../core/model.js';
 import type { PreprocessingName } from '../core/preprocess.js';
 import type { EngineChoice, EngineInfo } from '../engines/onnx/model.js';
 
@@ -25,6 +25,8 @@ export interface GraphImageModelOptions {
   inputShape?: readonly [number, number, number];
   /** Engine for forward and gradient: auto (default, LENS_ENGINE), onnxruntime or tfjs. */
   engine?: EngineChoice | string;
+  /** What the scores are, when the caller knows better than the graph's last op (default: from that op). */
+  output?: ScoreKind;
 }
 
 /**
@@ -73,7 +75,7 @@ export async function imageModelFromGraphModel(artifacts: tf.io.ModelArtifacts, 
       classes,
       ...(options.labels ? { labels: options.labels } : {}),
       // A Sigmoid output is one probability per label (multi-label heads).
-      output: (finalSoftmax && !logitsName) || outputNode?.op === 'Sigmoid' ? 'probability' : 'logit',
+      output: options.output ?? ((finalSoftmax && !logitsName) || outputNode?.op === 'Sigmoid' ? 'probability' : 'logit'),
       preprocessing: options.preprocessing,
       scores: (x) => tf.reshape(graph.execute(x, target) as tf.Tensor, [x.shape[0], -1]) as tf.Tensor2D,
       dispose: () => graph.dispose(),

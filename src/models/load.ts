@@ -334,10 +334,9 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
       const { imageModelFromTflite } = await import('./tflite.js');
       const imp = await importTflite(resolved.path);
       const fromQuantization = !preprocessing && imp.inputAffine !== undefined;
-      const model = imageModelFromTflite(imp, { name, ...(preprocessing ? { preprocessing } : {}), ...(labels ? { labels } : {}) });
+      const model = await imageModelFromTflite(imp, { name, ...(preprocessing ? { preprocessing } : {}), ...(labels ? { labels } : {}), ...engineOption });
       const source = labelsSource ?? (imp.labels && !labels ? `${resolved.path}#${imp.labels.file}` : undefined);
       return Object.assign(model, {
-        engine: tfjsEngine('tflite'),
         info: { ...base, preprocessingSource: fromQuantization ? ('quantization' as const) : preprocessingSource, finalSoftmax: imp.softmax !== undefined, ...(source ? { labelsSource: source } : {}), structure: { kind: 'tflite' as const, tflite: imp } },
       });
     }
@@ -393,7 +392,3 @@ async function withLayers<M extends ImageModel & { head: LayersHead }>(model: M,
   return withEngine(withLayerAccess(model, layers, model.head.scores), layers, options);
 }
 
-/** TFLite models stay on TensorFlow.js. */
-function tfjsEngine(format: ModelFormat): EngineInfo {
-  return { name: 'tfjs', detail: `tfjs ${currentBackend()?.name ?? 'backend'}`, reason: `${format} models run on TensorFlow.js (Keras and tfjs LayersModels, SavedModels and tfjs graph models compile to onnxruntime)` };
-}
