@@ -12,7 +12,7 @@ import { readFile } from 'node:fs/promises';
 import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
-import { currentBackend, initBackend } from '../engines/tfjs/index.js';
+import { initBackend } from '../engines/tfjs/index.js';
 import { LensError, errorMessage } from '../core/errors.js';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { LayersHead } from './keras.js';
