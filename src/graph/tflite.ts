@@ -3,10 +3,11 @@
  * TFLite operators, which both `lens export` and running a .tflite (onnxruntime or tfjs, through
  * the converted graph) use. Constants are dequantized (real = scale * (q - zero_point)), fused
  * activations applied, quantized activations computed in float: the float graph is what the
- * quantized one approximates, and it is what gradients need. Float constants (filters, biases, PReLU slopes, elementwise operands) become variables
- * named after their TFLite tensors; integer constants (shapes, axes, paddings) become Consts.
- * CONV_2D filters are transposed from TFLite's [out, kh, kw, in] to TensorFlow's [kh, kw, in, out]
- * and FULLY_CONNECTED weights from [out, in] to [in, out].
+ * quantized one approximates, and it is what gradients need. Float constants (filters, biases,
+ * PReLU slopes, elementwise operands) become variables named after their TFLite tensors; integer
+ * constants (shapes, axes, paddings) become Consts. CONV_2D filters are transposed from TFLite's
+ * [out, kh, kw, in] to TensorFlow's [kh, kw, in, out] and FULLY_CONNECTED weights from [out, in]
+ * to [in, out].
  */
 import type { SoftmaxTail, TfliteImport, TfliteOperator, TfliteTensor } from '../convert/tflite/index.js';
 import { dequantize } from '../convert/tflite/index.js';
@@ -180,13 +181,12 @@ class TfliteWriter {
     const { model } = this.imp;
     const until = logits?.logits ?? this.imp.output.index;
     this.values.set(this.imp.input.index, input);
-    for (const [i, op] of model.operators.entries()) {
-      if (this.values.has(until)) break;
+    model.operators.forEach((op, i) => {
       const out = this.tensor(op.outputs[0]!);
       const ref = this.g.scope(scopeName(out, op), () => this.apply(op));
       this.values.set(op.outputs[0]!, ref);
       progress((i + 1) / model.operators.length);
-    }
+    });
     let output = this.values.get(until);
     if (!output) throw new LensError('MODEL_CORRUPT', `${this.imp.path}: the output tensor is not computed by any operator`);
     if (logits && logits.beta !== 1) output = this.g.op('Mul', [output, this.g.float('logits/beta', logits.beta)], { T: F }, { name: 'logits' });
