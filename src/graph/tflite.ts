@@ -35,24 +35,13 @@ function scopeName(t: TfliteTensor, op: TfliteOperator): string {
   return base || `op${op.index}_${op.op.toLowerCase()}`;
 }
 
-/** Transposes a row-major [d0, d1, d2, d3] array by `perm`. */
-function transpose4(values: Float32Array, shape: readonly number[], perm: readonly number[]): Float32Array {
+/**
+ * Transposes a row-major [rows, cols] matrix. TFLite's CONV_2D filter [out, kh, kw, in] to
+ * TensorFlow's [kh, kw, in, out] is this transpose with cols = kh * kw * in.
+ */
+function transposeRows(values: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(values.length);
-  const outShape = perm.map((p) => shape[p]!);
-  const strides = [shape[1]! * shape[2]! * shape[3]!, shape[2]! * shape[3]!, shape[3]!, 1];
-  let o = 0;
-  const idx = [0, 0, 0, 0];
-  for (idx[0] = 0; idx[0] < outShape[0]!; idx[0]++) {
-    for (idx[1] = 0; idx[1] < outShape[1]!; idx[1]++) {
-      for (idx[2] = 0; idx[2] < outShape[2]!; idx[2]++) {
-        for (idx[3] = 0; idx[3] < outShape[3]!; idx[3]++) {
-          let src = 0;
-          for (let k = 0; k < 4; k++) src += idx[k]! * strides[perm[k]!]!;
-          out[o++] = values[src]!;
-        }
-      }
-    }
-  }
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c]!;
   return out;
 }
 
@@ -122,13 +111,11 @@ class TfliteWriter {
     let values = dequantize(t, this.imp.path);
     let shape = [...t.shape];
     if (layout === 'conv') {
-      values = transpose4(values, shape, [1, 2, 3, 0]);
+      values = transposeRows(values, shape[0]!, shape[1]! * shape[2]! * shape[3]!);
       shape = [shape[1]!, shape[2]!, shape[3]!, shape[0]!];
     } else if (layout === 'dense') {
       const [rows, cols] = shape as [number, number];
-      const out = new Float32Array(values.length);
-      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c]!;
-      values = out;
+      values = transposeRows(values, rows, cols);
       shape = [cols, rows];
     } else if (layout === 'depthwise') {
       const input = this.tensor(op.inputs[0]!);

@@ -27,6 +27,8 @@ export interface GraphImageModelOptions {
   engine?: EngineChoice | string;
   /** What the scores are, when the caller knows better than the graph's last op (default: from that op). */
   output?: ScoreKind;
+  /** Number of classes, when the caller knows it (default: from a forward pass on zeros). */
+  classes?: number;
 }
 
 /**
@@ -61,9 +63,7 @@ export async function imageModelFromGraphModel(artifacts: tf.io.ModelArtifacts, 
   const finalSoftmax = outputNode?.op === 'Softmax';
   const logitsName = finalSoftmax ? outputNode!.input?.[0]?.replace(/^\^/, '') : undefined;
   const target = logitsName ?? outputName;
-  const probe = tf.tidy(() => graph.execute(tf.zeros([1, ...inputShape]), target) as tf.Tensor);
-  const classes = probe.size;
-  probe.dispose();
+  const classes = options.classes ?? tf.tidy(() => (graph.execute(tf.zeros([1, ...inputShape]), target) as tf.Tensor).size);
   if (options.labels && options.labels.length !== classes) {
     graph.dispose();
     throw new LensError('SHAPE_MISMATCH', `graph model ${options.name} has ${classes} classes but ${options.labels.length} labels were given`);

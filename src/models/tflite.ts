@@ -46,6 +46,7 @@ export async function imageModelFromTflite(imp: TfliteImport, options: TfliteIma
     name: options.name,
     preprocessing,
     inputShape: imp.inputShape,
+    classes: imp.classes,
     output: probabilities ? 'probability' : 'logit',
     ...(labels ? { labels } : {}),
     ...(options.engine !== undefined ? { engine: options.engine } : {}),
