@@ -126,7 +126,7 @@ const notes = [
   'methodMedianMs: the attribution method alone, timed by the server (the panel caption); studioOverheadMedianMs: page time minus that (events, PNG rendering and decoding).',
   'slider: input event on the alpha slider to the next animation frame after the canvas drew that alpha (the F(alpha) and gradient charts re-render in the same frame); 21 positions.',
   `load average at the end of the run: ${loadavg().map((v) => v.toFixed(1)).join(', ')} (the machine is shared; numbers scale with it).`,
-  'MobileNetV2 is a TFLite model: TFLite models run on tfjs (here wasm), not on the onnxruntime engine, so its 50 input gradients at 224x224 run on the wasm backend.',
+  'MobileNetV2 is a TFLite model: it runs on the onnxruntime engine, compiled from its lowering to TensorFlow ops (src/graph/tflite.ts), like SavedModels.',
 ];
 if (QUICK) process.stdout.write(`${JSON.stringify(rows, null, 2)}\n${notes.join('\n')}\n`);
 else writeBenchResult('studio', 'lens studio in Chromium: time to a new IG and to a path-slider redraw', rows, notes);

@@ -49,6 +49,12 @@ export function argCount(arg: OpArgFact, attrs: Record<string, AttrValueMessage>
 /** A graph under construction. */
 export class GraphBuilder {
   readonly nodes: NodeDefMessage[] = [];
+  /**
+   * @param options.keepDefaultAttrs write every attr, defaults included (for consumers without
+   *   the op definitions, such as the in-memory conversion to run a built graph).
+   */
+  constructor(private readonly options: { keepDefaultAttrs?: boolean } = {}) {}
+
   private readonly taken = new Set<string>();
   private readonly counters = new Map<string, number>();
   private readonly used = new Set<string>();
@@ -125,7 +131,7 @@ export class GraphBuilder {
       const value = full[fact.name]!;
       const fallback = defaultAttrValue(fact, opName);
       // Left out when equal to the default: consumers add defaults back from their own registry.
-      if (!fallback || !sameAttrValue(value, fallback)) attr[fact.name] = value;
+      if (this.options.keepDefaultAttrs || !fallback || !sameAttrValue(value, fallback)) attr[fact.name] = value;
     }
     this.taken.add(name);
     this.used.add(opName);

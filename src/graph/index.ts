@@ -8,5 +8,6 @@ export { GraphBuilder, sanitizeNodeName, tensorRef, type NodeOptions } from './b
 export { VariableSet, type ExportVariable, type SaverDefMessage } from './variables.js';
 export type { ModelBody } from './body.js';
 export { LayersExporter, EXPORTABLE_LAYERS } from './keras.js';
-export { exportTfliteGraph, EXPORTABLE_TFLITE_OPS } from './tflite.js';
+export { exportTfliteGraph, EXPORTABLE_TFLITE_OPS, SUPPORTED_TFLITE_OPS, type TfliteBodyOptions } from './tflite.js';
+export { convertBody, type ConvertedBody } from './run.js';
 export { exportConvertedGraph } from './converted.js';

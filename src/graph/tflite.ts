@@ -1,13 +1,15 @@
 /**
- * An imported TFLite model written as TensorFlow ops, operator by operator, with the semantics
- * of the float graph serving-lens runs (src/convert/tflite/graph.ts): constants dequantized
- * (real = scale * (q - zero_point)), fused activations applied, quantized activations computed in
- * float. Float constants (filters, biases, PReLU slopes, elementwise operands) become variables
- * named after their TFLite tensors; integer constants (shapes, axes, paddings) become Consts.
- * CONV_2D filters are transposed from TFLite's [out, kh, kw, in] to TensorFlow's [kh, kw, in, out]
- * and FULLY_CONNECTED weights from [out, in] to [in, out].
+ * An imported TFLite model written as TensorFlow ops, operator by operator: the one lowering of
+ * TFLite operators, which both `lens export` and running a .tflite (onnxruntime or tfjs, through
+ * the converted graph) use. Constants are dequantized (real = scale * (q - zero_point)), fused
+ * activations applied, quantized activations computed in float: the float graph is what the
+ * quantized one approximates, and it is what gradients need. Float constants (filters, biases,
+ * PReLU slopes, elementwise operands) become variables named after their TFLite tensors; integer
+ * constants (shapes, axes, paddings) become Consts. CONV_2D filters are transposed from TFLite's
+ * [out, kh, kw, in] to TensorFlow's [kh, kw, in, out] and FULLY_CONNECTED weights from [out, in]
+ * to [in, out].
  */
-import type { TfliteImport, TfliteOperator, TfliteTensor } from '../convert/tflite/index.js';
+import type { SoftmaxTail, TfliteImport, TfliteOperator, TfliteTensor } from '../convert/tflite/index.js';
 import { dequantize } from '../convert/tflite/index.js';
 import { LensError } from '../core/errors.js';
 import type { ModelBody } from './body.js';
@@ -16,13 +18,16 @@ import type { VariableSet } from './variables.js';
 
 const F = 'DT_FLOAT';
 
-/** TFLite operators this module writes. */
-export const EXPORTABLE_TFLITE_OPS: readonly string[] = [
+/** TFLite operators this module writes (every operator serving-lens runs or exports). */
+export const SUPPORTED_TFLITE_OPS: readonly string[] = [
   'ADD', 'SUB', 'MUL', 'DIV', 'MAXIMUM', 'MINIMUM', 'CONV_2D', 'DEPTHWISE_CONV_2D', 'FULLY_CONNECTED',
   'AVERAGE_POOL_2D', 'MAX_POOL_2D', 'MEAN', 'SUM', 'REDUCE_MAX', 'RESHAPE', 'SQUEEZE', 'TRANSPOSE', 'PAD', 'PADV2',
   'CONCATENATION', 'SOFTMAX', 'LOGISTIC', 'TANH', 'RELU', 'RELU6', 'RELU_N1_TO_1', 'LEAKY_RELU', 'HARD_SWISH', 'PRELU',
   'RESIZE_BILINEAR', 'RESIZE_NEAREST_NEIGHBOR', 'QUANTIZE', 'DEQUANTIZE',
 ];
+
+/** The same list as {@link SUPPORTED_TFLITE_OPS} (its name from when export and running differed). */
+export const EXPORTABLE_TFLITE_OPS = SUPPORTED_TFLITE_OPS;
 
 /** A node-name scope from a TFLite tensor name ("a/b;c/d" -> "a/b"). */
 function scopeName(t: TfliteTensor, op: TfliteOperator): string {
@@ -30,40 +35,47 @@ function scopeName(t: TfliteTensor, op: TfliteOperator): string {
   return base || `op${op.index}_${op.op.toLowerCase()}`;
 }
 
-/** Transposes a row-major [d0, d1, d2, d3] array by `perm`. */
-function transpose4(values: Float32Array, shape: readonly number[], perm: readonly number[]): Float32Array {
+/**
+ * Transposes a row-major [rows, cols] matrix. TFLite's CONV_2D filter [out, kh, kw, in] to
+ * TensorFlow's [kh, kw, in, out] is this transpose with cols = kh * kw * in.
+ */
+function transposeRows(values: Float32Array, rows: number, cols: number): Float32Array {
   const out = new Float32Array(values.length);
-  const outShape = perm.map((p) => shape[p]!);
-  const strides = [shape[1]! * shape[2]! * shape[3]!, shape[2]! * shape[3]!, shape[3]!, 1];
-  let o = 0;
-  const idx = [0, 0, 0, 0];
-  for (idx[0] = 0; idx[0] < outShape[0]!; idx[0]++) {
-    for (idx[1] = 0; idx[1] < outShape[1]!; idx[1]++) {
-      for (idx[2] = 0; idx[2] < outShape[2]!; idx[2]++) {
-        for (idx[3] = 0; idx[3] < outShape[3]!; idx[3]++) {
-          let src = 0;
-          for (let k = 0; k < 4; k++) src += idx[k]! * strides[perm[k]!]!;
-          out[o++] = values[src]!;
-        }
-      }
-    }
-  }
+  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c]!;
   return out;
 }
 
-/** The body of a TFLite model for the exporter. */
-export function exportTfliteGraph(imp: TfliteImport): ModelBody {
+/** Options of {@link exportTfliteGraph}. */
+export interface TfliteBodyOptions {
+  /**
+   * Scores are the logits of a final SOFTMAX (its input times its beta: the softmax computes
+   * softmax(beta * x)) instead of the model's output. Ignored when the model has no final softmax.
+   */
+  logits?: boolean;
+}
+
+/**
+ * The body of a TFLite model as TensorFlow ops, for the exporter and for running the model.
+ * Throws UNSUPPORTED_OP naming each operator it cannot write (and where it first occurs).
+ *
+ * @example
+ * const body = exportTfliteGraph(await importTflite('mobilenet_v2_1.0_224_quant.tflite'), { logits: true });
+ * const { scores, probabilities } = await body.emit(g, vars, input, () => {}); // probabilities: false
+ */
+export function exportTfliteGraph(imp: TfliteImport, options: TfliteBodyOptions = {}): ModelBody {
   const model = imp.model;
-  const unsupported = [...new Set(model.operators.map((o) => o.op).filter((op) => !EXPORTABLE_TFLITE_OPS.includes(op)))];
+  const unsupported = [...new Set(model.operators.map((o) => o.op).filter((op) => !SUPPORTED_TFLITE_OPS.includes(op)))];
   if (unsupported.length) {
-    throw new LensError('MODEL_UNSUPPORTED', `${imp.path}: TFLite operator${unsupported.length > 1 ? 's' : ''} ${unsupported.join(', ')} cannot be exported (exportable: ${EXPORTABLE_TFLITE_OPS.join(', ')})`);
+    const where = unsupported.map((op) => `${op} (operator ${model.operators.find((o) => o.op === op)!.index})`);
+    throw new LensError('UNSUPPORTED_OP', `${imp.path}: unsupported TFLite operator${unsupported.length > 1 ? 's' : ''} ${where.join(', ')}; supported: ${SUPPORTED_TFLITE_OPS.join(', ')}`);
   }
+  const logits = options.logits && imp.softmax ? imp.softmax : undefined;
   return {
     inputShape: imp.inputShape,
     async emit(g, vars, input, progress) {
       const writer = new TfliteWriter(imp, g, vars);
-      const scores = writer.run(input, progress);
-      return { scores, probabilities: imp.softmax !== undefined, classes: imp.classes };
+      const scores = writer.run(input, progress, logits);
+      return { scores, probabilities: imp.softmax !== undefined && !logits, classes: imp.classes };
     },
   };
 }
@@ -78,7 +90,7 @@ class TfliteWriter {
     private readonly g: GraphBuilder,
     private readonly vars: VariableSet,
   ) {
-    this.staticBatch = imp.graph.input.shape[0] ?? 1;
+    this.staticBatch = imp.input.shape[0] ?? 1;
   }
 
   private tensor(index: number): TfliteTensor {
@@ -99,13 +111,11 @@ class TfliteWriter {
     let values = dequantize(t, this.imp.path);
     let shape = [...t.shape];
     if (layout === 'conv') {
-      values = transpose4(values, shape, [1, 2, 3, 0]);
+      values = transposeRows(values, shape[0]!, shape[1]! * shape[2]! * shape[3]!);
       shape = [shape[1]!, shape[2]!, shape[3]!, shape[0]!];
     } else if (layout === 'dense') {
       const [rows, cols] = shape as [number, number];
-      const out = new Float32Array(values.length);
-      for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = values[r * cols + c]!;
-      values = out;
+      values = transposeRows(values, rows, cols);
       shape = [cols, rows];
     } else if (layout === 'depthwise') {
       const input = this.tensor(op.inputs[0]!);
@@ -153,17 +163,20 @@ class TfliteWriter {
     }
   }
 
-  run(input: string, progress: (fraction: number) => void): string {
+  /** Writes the operators up to the output (or the softmax's logits, scaled by its beta); returns the scores [N, classes]. */
+  run(input: string, progress: (fraction: number) => void, logits?: SoftmaxTail): string {
     const { model } = this.imp;
-    this.values.set(this.imp.graph.input.index, input);
+    const until = logits?.logits ?? this.imp.output.index;
+    this.values.set(this.imp.input.index, input);
     model.operators.forEach((op, i) => {
       const out = this.tensor(op.outputs[0]!);
       const ref = this.g.scope(scopeName(out, op), () => this.apply(op));
       this.values.set(op.outputs[0]!, ref);
       progress((i + 1) / model.operators.length);
     });
-    const output = this.values.get(this.imp.graph.output.index);
+    let output = this.values.get(until);
     if (!output) throw new LensError('MODEL_CORRUPT', `${this.imp.path}: the output tensor is not computed by any operator`);
+    if (logits && logits.beta !== 1) output = this.g.op('Mul', [output, this.g.float('logits/beta', logits.beta)], { T: F }, { name: 'logits' });
     return this.g.op('Reshape', [output, this.g.int32('scores/shape', [-1, this.imp.classes])], { T: F, Tshape: 'DT_INT32' }, { name: 'scores' });
   }
 

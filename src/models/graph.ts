@@ -7,7 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
 import { LensError, errorMessage } from '../core/errors.js';
-import { createTfModel, type ImageModel } from '../core/model.js';
+import { createTfModel, type ImageModel, type ScoreKind } from '../core/model.js';
 import type { PreprocessingName } from '../core/preprocess.js';
 import type { EngineChoice, EngineInfo } from '../engines/onnx/model.js';
 
@@ -25,6 +25,10 @@ export interface GraphImageModelOptions {
   inputShape?: readonly [number, number, number];
   /** Engine for forward and gradient: auto (default, LENS_ENGINE), onnxruntime or tfjs. */
   engine?: EngineChoice | string;
+  /** What the scores are, when the caller knows better than the graph's last op (default: from that op). */
+  output?: ScoreKind;
+  /** Number of classes, when the caller knows it (default: from a forward pass on zeros). */
+  classes?: number;
 }
 
 /**
@@ -59,9 +63,7 @@ export async function imageModelFromGraphModel(artifacts: tf.io.ModelArtifacts, 
   const finalSoftmax = outputNode?.op === 'Softmax';
   const logitsName = finalSoftmax ? outputNode!.input?.[0]?.replace(/^\^/, '') : undefined;
   const target = logitsName ?? outputName;
-  const probe = tf.tidy(() => graph.execute(tf.zeros([1, ...inputShape]), target) as tf.Tensor);
-  const classes = probe.size;
-  probe.dispose();
+  const classes = options.classes ?? tf.tidy(() => (graph.execute(tf.zeros([1, ...inputShape]), target) as tf.Tensor).size);
   if (options.labels && options.labels.length !== classes) {
     graph.dispose();
     throw new LensError('SHAPE_MISMATCH', `graph model ${options.name} has ${classes} classes but ${options.labels.length} labels were given`);
@@ -73,7 +75,7 @@ export async function imageModelFromGraphModel(artifacts: tf.io.ModelArtifacts, 
       classes,
       ...(options.labels ? { labels: options.labels } : {}),
       // A Sigmoid output is one probability per label (multi-label heads).
-      output: (finalSoftmax && !logitsName) || outputNode?.op === 'Sigmoid' ? 'probability' : 'logit',
+      output: options.output ?? ((finalSoftmax && !logitsName) || outputNode?.op === 'Sigmoid' ? 'probability' : 'logit'),
       preprocessing: options.preprocessing,
       scores: (x) => tf.reshape(graph.execute(x, target) as tf.Tensor, [x.shape[0], -1]) as tf.Tensor2D,
       dispose: () => graph.dispose(),

@@ -78,9 +78,9 @@ describe('real Keras HDF5 files', () => {
 
   it('vww_96.h5 and vww_96_float.tflite agree within 1e-4', async () => {
     const keras = imageModelFromLayers(await importKerasModel(VWW_H5), { name: 'vww-h5', preprocessing: 'unit' });
-    const lite = imageModelFromTflite(await importTflite(VWW_TFLITE), { name: 'vww-tflite', preprocessing: 'unit' });
+    const lite = await imageModelFromTflite(await importTflite(VWW_TFLITE), { name: 'vww-tflite', preprocessing: 'unit' });
     const kerasProbs = imageModelFromLayers(await importKerasModel(VWW_H5), { name: 'vww-h5-p', preprocessing: 'unit', probabilities: true });
-    const liteProbs = imageModelFromTflite(await importTflite(VWW_TFLITE), { name: 'vww-tflite-p', preprocessing: 'unit', probabilities: true });
+    const liteProbs = await imageModelFromTflite(await importTflite(VWW_TFLITE), { name: 'vww-tflite-p', preprocessing: 'unit', probabilities: true });
     try {
       expect(keras.output).toBe('logit');
       expect(lite.output).toBe('logit');

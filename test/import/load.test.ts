@@ -61,9 +61,12 @@ describe('loadImageModel', () => {
     expect(model.name).toBe('mobilenet_v1_0.25_128_quant');
     expect(model.preprocessing).toBe('symmetric');
     expect(model.labels?.[89]).toBe('macaw');
-    const unit = await loadImageModel(V1, { preprocess: 'unit' });
+    // Compiled to onnxruntime through the lowering to TensorFlow ops, unless tfjs is chosen.
+    expect(model.engine.name).toBe('onnxruntime');
+    const unit = await loadImageModel(V1, { preprocess: 'unit', engine: 'tfjs' });
     expect(unit.info.preprocessingSource).toBe('option');
     expect(unit.preprocessing).toBe('unit');
+    expect(unit.engine).toMatchObject({ name: 'tfjs', reason: 'engine tfjs was chosen' });
     model.dispose();
     unit.dispose();
   });

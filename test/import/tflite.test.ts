@@ -42,30 +42,28 @@ beforeAll(async () => {
 describe('real TFLite files', () => {
   it('mobilenet_v2 quant: structure, quantization-derived preprocessing, embedded labels', async () => {
     const imp = await importTflite(V2);
-    try {
-      const counts: Record<string, number> = {};
-      for (const o of imp.model.operators) counts[o.op] = (counts[o.op] ?? 0) + 1;
-      expect(counts).toEqual({ CONV_2D: 36, DEPTHWISE_CONV_2D: 17, ADD: 10, AVERAGE_POOL_2D: 1, RESHAPE: 1, SOFTMAX: 1 });
-      expect(imp.model.tensors).toHaveLength(174);
-      expect(imp.inputShape).toEqual([224, 224, 3]);
-      expect(imp.classes).toBe(1001);
-      expect(imp.inputType).toBe('UINT8');
-      expect(imp.inputAffine!.scale).toBeCloseTo(1 / 128, 10);
-      expect(imp.inputAffine!.offset).toBeCloseTo(-1, 10);
-      expect(imp.preprocessing).toBe('symmetric');
-      expect(imp.softmax).toBeDefined();
-      // The label list embedded in the file's metadata zip is the shared label file.
-      expect(imp.labels!.file).toBe('imagenet_labels.txt');
-      expect(imp.labels!.labels).toEqual(sharedLabels('mobilenet_v2_1.0_224_quant'));
-    } finally {
-      imp.graph.dispose();
-    }
+    const counts: Record<string, number> = {};
+    for (const o of imp.model.operators) counts[o.op] = (counts[o.op] ?? 0) + 1;
+    expect(counts).toEqual({ CONV_2D: 36, DEPTHWISE_CONV_2D: 17, ADD: 10, AVERAGE_POOL_2D: 1, RESHAPE: 1, SOFTMAX: 1 });
+    expect(imp.model.tensors).toHaveLength(174);
+    expect(imp.inputShape).toEqual([224, 224, 3]);
+    expect(imp.classes).toBe(1001);
+    expect(imp.inputType).toBe('UINT8');
+    expect(imp.inputAffine!.scale).toBeCloseTo(1 / 128, 10);
+    expect(imp.inputAffine!.offset).toBeCloseTo(-1, 10);
+    expect(imp.preprocessing).toBe('symmetric');
+    expect(imp.softmax).toBeDefined();
+    // The label list embedded in the file's metadata zip is the shared label file.
+    expect(imp.labels!.file).toBe('imagenet_labels.txt');
+    expect(imp.labels!.labels).toEqual(sharedLabels('mobilenet_v2_1.0_224_quant'));
   });
 
   it('mobilenet_v2 quant: top-1 on the five photos are the expected ImageNet classes', async () => {
     const labels = sharedLabels('mobilenet_v2_1.0_224_quant');
-    const model = imageModelFromTflite(await importTflite(V2), { name: 'mobilenet_v2', labels });
+    const model = await imageModelFromTflite(await importTflite(V2), { name: 'mobilenet_v2', labels });
     try {
+      // The lowered TensorFlow graph compiles to onnxruntime, the default engine.
+      expect(model.engine.name).toBe('onnxruntime');
       expect(model.output).toBe('logit');
       expect(model.preprocessing).toBe('symmetric');
       const pixels = await Promise.all(IMAGES.map((f) => loadPixels(join(SHARED, 'images', f), { size: [224, 224], resize: 'squash' })));
@@ -86,7 +84,7 @@ describe('real TFLite files', () => {
 
   it('mobilenet_v1 0.25 quant runs with its own preprocessing and labels', async () => {
     const imp = await importTflite(V1);
-    const model = imageModelFromTflite(imp, { name: 'mobilenet_v1' });
+    const model = await imageModelFromTflite(imp, { name: 'mobilenet_v1' });
     try {
       expect(model.labels).toEqual(sharedLabels('mobilenet_v1_0.25_128_quant'));
       const pixels = await Promise.all(['parrot.jpg', 'bird.bmp'].map((f) => loadPixels(join(SHARED, 'images', f), { size: [128, 128], resize: 'squash' })));
@@ -94,7 +92,7 @@ describe('real TFLite files', () => {
       const scores = (await (await model.forward(x)).array()) as number[][];
       expect(scores.map((r) => topK(r, 1)[0]!.index)).toEqual([89, 20]);
       // The probability output (the model's own) sums to 1.
-      const probsModel = imageModelFromTflite(imp, { name: 'v1-probs', probabilities: true });
+      const probsModel = await imageModelFromTflite(imp, { name: 'v1-probs', probabilities: true });
       expect(probsModel.output).toBe('probability');
       const p = await probsModel.forward(x);
       expect(tf.sum(p, 1).arraySync() as number[]).toEqual([expect.closeTo(1, 4), expect.closeTo(1, 4)]);
@@ -104,10 +102,11 @@ describe('real TFLite files', () => {
     }
   });
 
-  it('gives gradients through the converted graph (cpu backend)', async () => {
+  it.each(['onnxruntime', 'tfjs'])('gives gradients through the converted graph on %s (cpu backend)', async (engine) => {
     await initBackend({ backend: 'cpu' });
-    const model = imageModelFromTflite(await importTflite(V1), { name: 'mobilenet_v1' });
+    const model = await imageModelFromTflite(await importTflite(V1), { name: 'mobilenet_v1', engine });
     try {
+      expect(model.engine.name).toBe(engine);
       const x = tf.randomUniform([1, 128, 128, 3], 0, 255, 'float32', 7) as tf.Tensor4D;
       const { gradients, values } = await model.gradient!(x, 89);
       const g = (await gradients.data()) as Float32Array;
@@ -208,10 +207,12 @@ describe('TFLite graphs built by the test', () => {
     const path = join(tmp, 'ops.tflite');
     writeFileSync(path, buildTflite(spec('FLOAT32')));
     const imp = await importTflite(path);
-    try {
+    for (const engine of ['onnxruntime', 'tfjs']) {
       expect(imp.preprocessing).toBeUndefined();
       expect(imp.softmax?.logits).toBe(19);
-      const model = imageModelFromTflite(imp, { name: 'ops' });
+      const model = await imageModelFromTflite(imp, { name: 'ops', engine });
+      const probsModel = await imageModelFromTflite(imp, { name: 'ops-p', engine, probabilities: true });
+      expect(model.engine.name).toBe(engine);
       expect(model.preprocessing).toBe('raw');
       expect(model.output).toBe('logit');
       const x = tf.randomUniform([3, 8, 8, 3], -2, 2, 'float32', 3) as tf.Tensor4D;
@@ -219,11 +220,12 @@ describe('TFLite graphs built by the test', () => {
       const want = reference(x);
       expect(got.shape).toEqual([3, 5]);
       expect(tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]).toBeLessThan(1e-4);
-      const probs = tf.tidy(() => imp.graph.run(x));
+      const probs = await probsModel.forward(x);
+      expect(probsModel.output).toBe('probability');
       expect(tf.max(tf.abs(tf.sub(probs, tf.softmax(want)))).dataSync()[0]).toBeLessThan(1e-5);
       tf.dispose([x, got, want, probs]);
-    } finally {
-      imp.graph.dispose();
+      model.dispose();
+      probsModel.dispose();
     }
   });
 
@@ -233,28 +235,28 @@ describe('TFLite graphs built by the test', () => {
     writeFileSync(unitPath, buildTflite(spec('UINT8', { scale: [1 / 255], zeroPoint: [0] })));
     const unit = await importTflite(unitPath);
     expect(unit.preprocessing).toBe('unit');
-    unit.graph.dispose();
     // int8 with scale 0.5 and zero point -1: the input receives p - 128, so real = 0.5 * (p - 127); no preset.
     const oddPath = join(tmp, 'odd.tflite');
     writeFileSync(oddPath, buildTflite(spec('INT8', { scale: [0.5], zeroPoint: [-1] })));
     const odd = await importTflite(oddPath);
-    try {
+    for (const engine of ['onnxruntime', 'tfjs']) {
       expect(odd.preprocessing).toBeUndefined();
       expect(odd.inputAffine).toEqual({ scale: 0.5, offset: -63.5 });
-      const model = imageModelFromTflite(odd, { name: 'odd' });
+      const model = await imageModelFromTflite(odd, { name: 'odd', engine });
+      expect(model.engine.name).toBe(engine);
       expect(model.preprocessing).toBe('raw');
       const pixels = tf.randomUniform([2, 8, 8, 3], 0, 255, 'float32', 5) as tf.Tensor4D;
       const got = await model.forward(pixels);
       const want = reference(tf.sub(tf.mul(pixels, 0.5), 63.5) as tf.Tensor4D);
       expect(tf.max(tf.abs(tf.sub(got, want))).dataSync()[0]).toBeLessThan(1e-3);
       // An explicit preprocessing replaces the quantization's map.
-      const explicit = imageModelFromTflite(odd, { name: 'odd', preprocessing: 'unit' });
+      const explicit = await imageModelFromTflite(odd, { name: 'odd', preprocessing: 'unit', engine });
       const got2 = await explicit.forward(pixels);
       const want2 = reference(tf.div(pixels, 255) as tf.Tensor4D);
       expect(tf.max(tf.abs(tf.sub(got2, want2))).dataSync()[0]).toBeLessThan(1e-4);
       tf.dispose([pixels, got, want, got2, want2]);
-    } finally {
-      odd.graph.dispose();
+      model.dispose();
+      explicit.dispose();
     }
   });
 
@@ -264,7 +266,8 @@ describe('TFLite graphs built by the test', () => {
     s.ops.push({ op: { custom: 'TFLite_Detection_PostProcess' }, inputs: [20], outputs: [20] });
     const path = join(tmp, 'unsupported.tflite');
     writeFileSync(path, buildTflite(s));
-    await expectLensError(importTflite(path), 'UNSUPPORTED_OP', /LOG_SOFTMAX \(operator 9\).*CUSTOM:TFLite_Detection_PostProcess \(operator 10\)/);
+    const imp = await importTflite(path);
+    await expectLensError(imageModelFromTflite(imp, { name: 'unsupported' }), 'UNSUPPORTED_OP', /LOG_SOFTMAX \(operator 9\).*CUSTOM:TFLite_Detection_PostProcess \(operator 10\)/);
   });
 
   it('rejects garbage, truncated and missing files with specific errors', async () => {

@@ -41,11 +41,11 @@ export const PLANTS: Plant[] = [
   },
   {
     name: 'tflite-gradient-doubled',
-    what: 'TFLite models report input gradients twice too large (scores unchanged)',
-    file: 'src/models/tflite.ts',
-    find: 'return tf.reshape(y, [x.shape[0], -1]) as tf.Tensor2D;',
+    what: 'TFLite models (converted graphs run on tfjs) report input gradients twice too large (scores unchanged)',
+    file: 'src/models/graph.ts',
+    find: 'scores: (x) => tf.reshape(graph.execute(x, target) as tf.Tensor, [x.shape[0], -1]) as tf.Tensor2D,',
     replace:
-      'const flat = tf.reshape(y, [x.shape[0], -1]) as tf.Tensor2D;\n      return tf.customGrad((t: tf.Tensor) => ({ value: tf.clone(t), gradFunc: (dy: tf.Tensor) => tf.mul(dy, 2) }))(flat) as tf.Tensor2D;',
+      'scores: (x) => tf.customGrad((t: tf.Tensor) => ({ value: tf.clone(t), gradFunc: (dy: tf.Tensor) => tf.mul(dy, 2) }))(tf.reshape(graph.execute(x, target) as tf.Tensor, [x.shape[0], -1])) as tf.Tensor2D,',
     tests: ['test/import/tflite.test.ts'],
   },
   {

@@ -1,18 +1,40 @@
 /**
- * TFLite import: `.tflite` flatbuffers (float, uint8 or int8 quantized) to executable float32
- * tfjs graphs and ImageModels, with the input preprocessing derived from the input tensor's
- * quantization and labels from the file's embedded metadata when present.
+ * TFLite import: `.tflite` flatbuffers (float, uint8 or int8 quantized) read into their tensors and
+ * operators, with the input preprocessing derived from the input tensor's quantization, the final
+ * softmax located, and labels from the file's embedded metadata when present. Running and
+ * exporting go through the lowering to TensorFlow ops (src/graph/tflite.ts).
  */
 import { readFile } from 'node:fs/promises';
 import { LensError, errorMessage } from '../../core/errors.js';
 import { affineOf, type PreprocessingName } from '../../core/preprocess.js';
 import { embeddedLabels } from './embedded.js';
-import { TfliteGraph, type SoftmaxTail } from './graph.js';
-import { parseTflite, type TfliteModel } from './reader.js';
+import { parseTflite, type TfliteModel, type TfliteTensor } from './reader.js';
 
 export { parseTflite, type TfliteModel, type TfliteTensor, type TfliteOperator, type TfliteQuantization, type TfliteOptions } from './reader.js';
-export { TfliteGraph, SUPPORTED_TFLITE_OPS, dequantize, type SoftmaxTail } from './graph.js';
+export { dequantize } from './dequantize.js';
 export { embeddedFiles, embeddedLabels } from './embedded.js';
+
+/** Where the final softmax is, when the model ends in one (looking through reshapes and (de)quantization). */
+export interface SoftmaxTail {
+  /** Tensor index of the softmax input (the logits). */
+  logits: number;
+  beta: number;
+}
+
+/** Operators that only move or re-encode values, looked through when finding a final softmax. */
+const PASSTHROUGH = new Set(['RESHAPE', 'SQUEEZE', 'QUANTIZE', 'DEQUANTIZE']);
+
+/** The final softmax of `model`, if its output comes from one. */
+function softmaxTail(model: TfliteModel, output: number): SoftmaxTail | undefined {
+  const producers = new Map(model.operators.flatMap((op) => op.outputs.map((o) => [o, op] as const)));
+  for (let index = output; ; ) {
+    const op = producers.get(index);
+    if (!op) return undefined;
+    if (op.op === 'SOFTMAX') return { logits: op.inputs[0]!, beta: op.options.beta ?? 1 };
+    if (!PASSTHROUGH.has(op.op)) return undefined;
+    index = op.inputs[0]!;
+  }
+}
 
 /** Pixel p (0..255) fed to a quantized input means the real value p * scale + offset. */
 export interface InputAffine {
@@ -23,7 +45,9 @@ export interface InputAffine {
 export interface TfliteImport {
   path: string;
   model: TfliteModel;
-  graph: TfliteGraph;
+  /** The model's one input and one output tensor. */
+  input: TfliteTensor;
+  output: TfliteTensor;
   inputShape: [number, number, number];
   classes: number;
   /** The input tensor's type (FLOAT32, UINT8, INT8). */
@@ -77,18 +101,20 @@ export async function importTflite(path: string): Promise<TfliteImport> {
     throw new LensError('NOT_FOUND', `cannot read TFLite model ${path}: ${errorMessage(e)}`);
   }
   const model = parseTflite(bytes, path);
-  const graph = new TfliteGraph(model);
-  const input = graph.input;
-  const output = graph.output;
+  if (model.inputs.length !== 1 || model.outputs.length !== 1) {
+    throw new LensError('MODEL_UNSUPPORTED', `${path}: expected one input and one output, found ${model.inputs.length} and ${model.outputs.length}`);
+  }
+  const input = model.tensors[model.inputs[0]!]!;
+  const output = model.tensors[model.outputs[0]!]!;
   if (input.shape.length !== 4) {
-    graph.dispose();
     throw new LensError('MODEL_UNSUPPORTED', `${path}: input ${input.name} has shape [${input.shape.join(',')}]; image models take [N,H,W,C]`);
   }
   const classes = output.shape.slice(1).reduce((a, b) => a * b, 1);
   const result: TfliteImport = {
     path,
     model,
-    graph,
+    input,
+    output,
     inputShape: [input.shape[1]!, input.shape[2]!, input.shape[3]!],
     classes,
     inputType: input.type,
@@ -99,7 +125,7 @@ export async function importTflite(path: string): Promise<TfliteImport> {
     const preset = presetForAffine(affine);
     if (preset) result.preprocessing = preset;
   }
-  const tail = graph.softmaxTail();
+  const tail = softmaxTail(model, output.index);
   if (tail) result.softmax = tail;
   const labels = embeddedLabels(bytes, classes);
   if (labels) result.labels = labels;

@@ -68,9 +68,9 @@ export interface LoadImageModelOptions {
   /** Cache directory for zoo models. */
   cacheDir?: string;
   /**
-   * Engine for forward and gradient passes of Keras/tfjs LayersModels, SavedModels and tfjs graph
-   * models: `auto` (onnxruntime's native kernels when available and every layer or op compiles, see
-   * src/engines/onnx), `onnxruntime` or `tfjs`. Default LENS_ENGINE, else auto. TFLite models run on tfjs.
+   * Engine for forward and gradient passes of Keras/tfjs LayersModels, SavedModels, tfjs graph and
+   * TFLite models: `auto` (onnxruntime's native kernels when available and every layer or op
+   * compiles, see src/engines/onnx), `onnxruntime` or `tfjs`. Default LENS_ENGINE, else auto.
    */
   engine?: EngineChoice | string;
   /** TF1 checkpoint directories: the step (or prefix name) to load instead of the newest. */
