@@ -7,6 +7,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { LensError } from '../../core/errors.js';
+import { halfToFloat } from '../../tensor/index.js';
 import type { TfliteModel, TfliteOperator, TfliteTensor } from './reader.js';
 
 /** Operators the graph runs. */
@@ -24,15 +25,6 @@ const PASSTHROUGH = new Set(['RESHAPE', 'SQUEEZE', 'QUANTIZE', 'DEQUANTIZE']);
 
 function product(shape: readonly number[]): number {
   return shape.reduce((a, b) => a * b, 1);
-}
-
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
 /** Raw stored values of a constant tensor as numbers (no dequantization). */
