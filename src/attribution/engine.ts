@@ -5,8 +5,6 @@
  * never on the number of points.
  */
 import * as tf from '@tensorflow/tfjs-core';
-// The Node bundle of tfjs-core registers no gradient functions; tfjs-layers' bundle registers them all.
-import '@tensorflow/tfjs-layers';
 import { LensError } from '../core/errors.js';
 import type { ImageModel, ScoreKind } from '../core/model.js';
 import type { ImageInput, PathTrace, ProgressCallback } from './types.js';

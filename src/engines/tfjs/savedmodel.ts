@@ -138,7 +138,8 @@ function withoutFeedShapes(artifacts: tf.io.ModelArtifacts): tf.io.ModelArtifact
  * const { y } = await m.predict({ x: hostFromNested([[1], [2]], 'float32') });
  */
 export async function loadSavedModel(dir: string, options: LoadSavedModelOptions = {}): Promise<LoadedSavedModel> {
-  await initBackend();
+  // Forward passes only (serving, lens run); models that are explained initialised gradients first.
+  await initBackend({ gradients: false });
   // Signatures that take encoded images (DecodeJpeg & co.) need kernels tfjs lacks.
   registerImageOps();
   const progress = options.onProgress ?? (() => undefined);
