@@ -94,7 +94,8 @@ export function patchWasmKernels(): void {
   registerWasmSegmentSum();
 }
 
-let gradientsRegistered = false;
+/** The stock gradients loaded and the replacements registered over them, once per process. */
+let registered: Promise<void> | undefined;
 
 /**
  * Registers the attribution-friendly gradients, after tfjs' stock gradients (idempotent). Call it
@@ -106,11 +107,10 @@ let gradientsRegistered = false;
  * await installGradients();
  */
 export async function installGradients(): Promise<void> {
-  if (!gradientsRegistered) {
-    await import('@tensorflow/tfjs-layers');
+  registered ??= import('@tensorflow/tfjs-layers').then(() => {
     for (const config of GRADIENTS) tf.registerGradient(config);
-    gradientsRegistered = true;
-  }
+  });
+  await registered;
   for (const backendName of Object.keys(tf.engine().registryFactory)) {
     for (const kernel of Object.keys(NOTED_KERNELS)) noteCalls(kernel, backendName);
     dropMissingBatchNormInputs(backendName);
