@@ -1,12 +1,12 @@
 /**
  * The input gradient of a convolution two ways, per backend, on ResNet50's layer shapes (batch 1):
  * the backend's Conv2DBackpropInput kernel, and the same gradient as one forward convolution
- * (src/engines/tfjs/gradients.ts, transformed filter cached as in attribution). The forward pass is
+ * (src/engines/tfjs/gradients/conv-input.ts, transformed filter cached as in attribution). The forward pass is
  * shown for scale. This is what `inputGradientMethod('auto')` is chosen from.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/engines/tfjs/index.js';
-import { conv2dInputGradient, type InputGradientMethod } from '../src/engines/tfjs/gradients.js';
+import { conv2dInputGradient, type InputGradientMethod } from '../src/engines/tfjs/gradients/index.js';
 import { median, timeRuns, writeBenchResult, type Cell } from './lib.js';
 
 /** [input side, input channels, kernel, stride, output channels] of ResNet50 layers. */

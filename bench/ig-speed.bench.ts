@@ -24,7 +24,7 @@ import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { describeBackend, initBackend } from '../src/engines/tfjs/index.js';
-import { setInputGradientMethod } from '../src/engines/tfjs/gradients.js';
+import { setInputGradientMethod } from '../src/engines/tfjs/gradients/index.js';
 import { withMemoryBudget, type BatchPlan } from '../src/engines/tfjs/memory.js';
 import { describeLayersModel } from '../src/models/describe.js';
 import { parallelGradientModel, type PoolEvent } from '../src/engines/tfjs/workers.js';
@@ -225,7 +225,7 @@ async function main(): Promise<void> {
     'onnxruntime rows: the same folded LayersModel compiled by src/engines/onnx (forward graph, and a gradient graph with hand-written backward rules: convolutions with flipped filters, ReLU masks, max-pool scatter); intra-op threads = cores; no filter gradients.',
     'peak RSS MiB is the process high-water mark while that engine ran; engines run one after another in one process, so later rows include earlier peaks.',
     'ms/image = median wall time of a call / batch. IG = integratedGradients(steps, gausslegendre, black baseline), batch 10 per call, one image; its ms/image is the whole attribution.',
-    'Engines fold inference batch norms into the convolutions and compute input gradients only (src/engines/tfjs/gradients.ts); calls are split to fit the wasm heap (src/engines/tfjs/memory.ts).',
+    'Engines fold inference batch norms into the convolutions and compute input gradients only (src/engines/tfjs/gradients/); calls are split to fit the wasm heap (src/engines/tfjs/memory.ts).',
     ...plans.map((p) => `Batch plan: ${p}`),
   );
   if (QUICK) {

@@ -5,10 +5,9 @@
  * never on the number of points.
  */
 import * as tf from '@tensorflow/tfjs-core';
-// The Node bundle of tfjs-core registers no gradient functions; tfjs-layers' bundle registers them all.
-import '@tensorflow/tfjs-layers';
 import { LensError } from '../core/errors.js';
 import type { ImageModel, ScoreKind } from '../core/model.js';
+import { concatFloat32 } from '../tensor/index.js';
 import type { ImageInput, PathTrace, ProgressCallback } from './types.js';
 
 /**
@@ -78,14 +77,11 @@ export async function forwardRows(
   progress?: { onProgress?: ProgressCallback; signal?: AbortSignal; stage?: string },
 ): Promise<Float32Array[]> {
   const [h, w, c] = model.inputShape;
-  const per = h * w * c;
   const rows: Float32Array[] = [];
   for (let start = 0; start < images.length; start += batchSize) {
     checkAborted(progress?.signal);
     const chunk = images.slice(start, start + batchSize);
-    const data = new Float32Array(per * chunk.length);
-    chunk.forEach((img, i) => data.set(img, i * per));
-    const input = tf.tensor4d(data, [chunk.length, h, w, c]);
+    const input = tf.tensor4d(concatFloat32(chunk), [chunk.length, h, w, c]);
     let scores: tf.Tensor2D;
     try {
       scores = await model.forward(input);
@@ -215,18 +211,8 @@ export async function pathSum(
       alphas: Float32Array.from(points.map((p) => p.alpha)),
       weights: Float32Array.from(points.map((p) => p.weight)),
       scores,
-      ...(trace === 'gradients' ? { gradients, classScores: concat(classScores) } : {}),
+      ...(trace === 'gradients' ? { gradients, classScores: concatFloat32(classScores) } : {}),
     };
-  }
-  return out;
-}
-
-function concat(rows: Float32Array[]): Float32Array {
-  const out = new Float32Array(rows.reduce((s, r) => s + r.length, 0));
-  let o = 0;
-  for (const r of rows) {
-    out.set(r, o);
-    o += r.length;
   }
   return out;
 }
@@ -249,9 +235,7 @@ export async function gradientsAt(
   for (let start = 0; start < images.length; start += batchSize) {
     checkAborted(options.signal);
     const chunk = images.slice(start, start + batchSize);
-    const data = new Float32Array(per * chunk.length);
-    chunk.forEach((img, i) => data.set(img, i * per));
-    const input = tf.tensor4d(data, [chunk.length, h, w, c]);
+    const input = tf.tensor4d(concatFloat32(chunk), [chunk.length, h, w, c]);
     try {
       const result = await model.gradient(input, target);
       const g = (await result.gradients.data()) as Float32Array;

@@ -262,6 +262,22 @@ export function hostTensor<D extends HostDType>(dtype: D, shape: readonly number
 }
 
 // ---------------------------------------------------------------------------------------------
+/**
+ * The arrays end to end in one new Float32Array (the images of a batch, the rows of a result).
+ *
+ * @example
+ * concatFloat32([Float32Array.of(1, 2), Float32Array.of(3)]); // Float32Array [1, 2, 3]
+ */
+export function concatFloat32(arrays: readonly Float32Array[]): Float32Array {
+  const out = new Float32Array(arrays.reduce((s, a) => s + a.length, 0));
+  let offset = 0;
+  for (const a of arrays) {
+    out.set(a, offset);
+    offset += a.length;
+  }
+  return out;
+}
+
 // half and bfloat16
 
 const f32 = new Float32Array(1);

@@ -1,6 +1,6 @@
 /**
  * Completeness on real trained models loaded with loadImageModel. These run on the default
- * backend (wasm), whose conv input gradients come from src/engines/tfjs/gradients.ts.
+ * backend (wasm), whose conv input gradients come from src/engines/tfjs/gradients/.
  */
 import { join } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';

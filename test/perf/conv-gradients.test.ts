@@ -2,7 +2,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../../src/engines/tfjs/index.js';
-import { conv2dInputGradient, depthwiseConv2dInputGradient, type ConvPadding, type InputGradientMethod } from '../../src/engines/tfjs/gradients.js';
+import { conv2dInputGradient, depthwiseConv2dInputGradient, type ConvPadding, type InputGradientMethod } from '../../src/engines/tfjs/gradients/index.js';
 
 /** A convolution case: input [N,H,W,C], kernel, output channels (or multiplier), geometry. */
 interface Case {

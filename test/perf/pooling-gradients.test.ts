@@ -1,5 +1,5 @@
 /**
- * Pooling input gradients (src/engines/tfjs/gradients.ts) on wasm and cpu against references that
+ * Pooling input gradients (src/engines/tfjs/gradients/avg-pool.ts, max-pool.ts) on wasm and cpu against references that
  * use no tfjs gradient:
  * - max pooling: a plain-JS argmax that sends each window's gradient to its first maximum in
  *   row-major order (as TensorFlow's CPU kernel and onnxruntime do), on inputs with many ties and

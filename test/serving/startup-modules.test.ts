@@ -16,7 +16,7 @@ const dir = await mkdtemp(join(tmpdir(), 'lens-modules-'));
 afterAll(() => rm(dir, { recursive: true, force: true }));
 
 /** Packages a half_plus_two server must not load. */
-const NOT_NEEDED = ['sharp', 'onnxruntime-node'];
+const NOT_NEEDED = ['sharp', 'onnxruntime-node', '@tensorflow/tfjs-layers'];
 
 describe('lens serve start-up', () => {
   it('serves half_plus_two without loading sharp or onnxruntime', async () => {

@@ -8,6 +8,7 @@ import {
   bfloat16ToFloat,
   dataTypeName,
   checkTensorLimits,
+  concatFloat32,
   decodeTensorProto,
   dtypeOfDataType,
   encodeTensorProto,
@@ -61,6 +62,17 @@ const samples: HostTensor[] = [
   { dtype: 'float32', shape: [], values: new Float32Array([42]) },
   { dtype: 'float32', shape: [0, 3], values: new Float32Array(0) },
 ];
+
+describe('concatFloat32', () => {
+  it('puts arrays end to end in a new array, empty ones included', () => {
+    const a = Float32Array.of(1, 2);
+    const joined = concatFloat32([a, new Float32Array(0), Float32Array.of(3, 4, 5)]);
+    expect(Array.from(joined)).toEqual([1, 2, 3, 4, 5]);
+    joined[0] = 9;
+    expect(a[0]).toBe(1);
+    expect(concatFloat32([]).length).toBe(0);
+  });
+});
 
 describe('request tensor limits', () => {
   it('a tensor gets what its bytes pay for, plus a bounded broadcast; strings are bounded in count and bytes', () => {

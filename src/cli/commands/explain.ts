@@ -66,7 +66,6 @@ export function register(program: Command): void {
 }
 
 async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boolean): Promise<void> {
-  // Attribution first: it registers tfjs gradients before the backend installs its own kernels.
   const attribution = await import('../../attribution/index.js');
   const { LensError } = await import('../../core/errors.js');
   const { parseVisualizationMethod, parseAttributionSign } = await import('../../render/index.js');

@@ -38,8 +38,6 @@ async function studio(images: string[], flags: StudioFlags): Promise<void> {
   const maxUploadBytes = Math.round(support.finiteNumber(flags.maxUploadMb, '--max-upload-mb') * 1024 * 1024);
   if (maxUploadBytes < 1) throw new LensError('INVALID_ARGUMENT', '--max-upload-mb must be positive');
   if (flags.server) support.hostPort(flags.server);
-  // Attribution first: it registers tfjs gradients before the backend installs its own kernels.
-  await import('../../attribution/index.js');
   const { startStudio } = await import('../../studio/server.js');
   const model = flags.model ?? (flags.server ? undefined : process.env.LENS_MODEL || 'default');
   const running = await startStudio({

@@ -11,6 +11,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { LensError, errorMessage } from '../../core/errors.js';
 import { withAtomicFile } from '../../fs/atomic.js';
+import { halfToFloat } from '../../tensor/index.js';
 import { createHdf5, hdf5Reason, isDataset, isGroup, readHdf5, stringListAttr, type Group, type H5File } from './h5.js';
 
 /** One weight array as stored in the file. */
@@ -32,15 +33,6 @@ export interface KerasWeightSet {
 export function shortWeightName(name: string): string {
   const last = name.split('/').pop() ?? name;
   return last.replace(/:\d+$/, '');
-}
-
-function halfToFloat(h: number): number {
-  const sign = h & 0x8000 ? -1 : 1;
-  const exp = (h >> 10) & 0x1f;
-  const frac = h & 0x3ff;
-  if (exp === 0) return sign * 2 ** -14 * (frac / 1024);
-  if (exp === 31) return frac ? NaN : sign * Infinity;
-  return sign * 2 ** (exp - 15) * (1 + frac / 1024);
 }
 
 export function datasetFloats(ds: ReturnType<H5File['get']>, where: string): { shape: number[]; values: Float32Array } {

@@ -18,6 +18,7 @@
 import * as tfl from '@tensorflow/tfjs-layers';
 import { LensError } from '../../core/errors.js';
 import { affineOf, type PreprocessingName } from '../../core/preprocess.js';
+import { planInputGradientAxis } from '../../graph/conv-geometry.js';
 import { OnnxGraphBuilder, type OnnxDim } from './graph.js';
 
 /** A value in the graph: its name and its shape without the batch ([C,H,W] or [F]). */
@@ -318,11 +319,12 @@ export class Compiler {
         // the filters flipped and in/out swapped, padded by (k-1)*d minus the forward pads: it
         // runs on the same fast kernels (and layout) as the forward pass, unlike ConvTranspose.
         const flipped = g.constant(`${p.hint}_w_flipped`, flipTransposeKernel(weights, p.cout, cin, p.kernel[0], p.kernel[1], p.group), [cin, p.cout / p.group, p.kernel[0], p.kernel[1]]);
-        const span = [(p.kernel[0] - 1) * p.dilations[0], (p.kernel[1] - 1) * p.dilations[1]] as const;
+        const ph = planInputGradientAxis(p.kernel[0], p.strides[0], p.dilations[0], padH[0], h, ho);
+        const pw = planInputGradientAxis(p.kernel[1], p.strides[1], p.dilations[1], padW[0], w, wo);
         const dx = g.op('Conv', [grad, flipped], {
           kernel_shape: { ints: p.kernel },
           dilations: { ints: p.dilations },
-          pads: { ints: [span[0] - padH[0], span[1] - padW[0], span[0] - padH[1], span[1] - padW[1]] },
+          pads: { ints: [ph.before, pw.before, ph.after, pw.after] },
           group: { i: p.group },
         }, unitStride ? `${p.hint}_grad` : `${p.hint}_grad_sparse`);
         return [unitStride ? dx : this.spreadStrided(dx, cin, ho, wo, h, w, p.strides, `${p.hint}_grad`)];

@@ -19,6 +19,7 @@ import { currentBackend } from '../tfjs/index.js';
 import { LensError, errorMessage } from '../../core/errors.js';
 import { checkPixels, type GradientResult, type ImageModel } from '../../core/model.js';
 import type { PreprocessingName } from '../../core/preprocess.js';
+import { concatFloat32 } from '../../tensor/index.js';
 import { compileLayersModel, type CompiledModel } from './compile.js';
 import { loadOnnxRuntime, onnxThreads, type OrtSession, type OrtTensor } from './runtime.js';
 
@@ -147,17 +148,7 @@ export async function onnxImageModelFromCompiled(compiled: CompiledModel, option
       parts.push(Object.fromEntries(Object.entries(out).map(([k, v]) => [k, v.data as Float32Array])));
     }
     if (parts.length === 1) return parts[0]!;
-    const joined: Record<string, Float32Array> = {};
-    for (const key of Object.keys(parts[0]!)) {
-      const all = new Float32Array(parts.reduce((a, p) => a + p[key]!.length, 0));
-      let offset = 0;
-      for (const p of parts) {
-        all.set(p[key]!, offset);
-        offset += p[key]!.length;
-      }
-      joined[key] = all;
-    }
-    return joined;
+    return Object.fromEntries(Object.keys(parts[0]!).map((key) => [key, concatFloat32(parts.map((p) => p[key]!))]));
   };
   const engine: EngineInfo = { name: 'onnxruntime', detail: `onnxruntime-node ${runtime.version} (CPU, ${threads} thread${threads === 1 ? '' : 's'})`, layers: compiled.layers, batchLimit };
   let disposed = false;

@@ -1,5 +1,7 @@
 /**
- * Choosing and initialising the TensorFlow.js backend, in one place.
+ * Choosing and initialising the TensorFlow.js engine, in one place: importing a module of the
+ * engine registers nothing; `initBackend()` loads the backend package it picks, patches its
+ * kernels and, unless told not to, installs the gradients attribution needs (gradients/).
  *
  * Order of preference: `tensorflow` through `@tensorflow/tfjs-node-gpu` (CUDA), then
  * `@tensorflow/tfjs-node` (libtensorflow on the CPU), then `wasm` (XNNPACK with SIMD), then the
@@ -12,16 +14,11 @@
  * console.log(info.name, info.simd);           // 'wasm' true
  */
 import * as tf from '@tensorflow/tfjs-core';
-import '@tensorflow/tfjs-backend-cpu';
-import '@tensorflow/tfjs-backend-wasm';
-// tfjs-core's Node bundle registers no gradient functions; tfjs-layers' bundle registers all of
-// core's on import. Imported here, first, so that installGradients() below overrides them.
-import '@tensorflow/tfjs-layers';
 import { createRequire } from 'node:module';
 import { isMainThread } from 'node:worker_threads';
 import { LensError, errorMessage } from '../../core/errors.js';
-import { installGradients } from './gradients.js';
-import { enableWasmThreads } from './wasm-threads.js';
+import { installGradients, patchWasmKernels } from './gradients/index.js';
+import type { WasmThreadsResult } from './wasm-threads.js';
 
 /** What the user may ask for. `tensorflow-gpu`/`tensorflow` need the optional native packages. */
 export type BackendChoice = 'auto' | 'tensorflow-gpu' | 'tensorflow' | 'wasm' | 'cpu';
@@ -96,17 +93,25 @@ async function tryNative(choice: 'tensorflow-gpu' | 'tensorflow'): Promise<strin
   return pkg;
 }
 
+/** Loads a portable backend's package (it registers the backend on import) and sets the backend. */
 async function tryPortable(name: 'wasm' | 'cpu'): Promise<void> {
+  await (name === 'wasm' ? import('@tensorflow/tfjs-backend-wasm') : import('@tensorflow/tfjs-backend-cpu'));
   if (!(await tf.setBackend(name))) throw new Error(`tfjs backend "${name}" failed to initialise`);
+}
+
+/** XNNPACK threads for wasm, in the main thread only (each pool worker already takes a core). */
+async function wasmThreads(): Promise<WasmThreadsResult | undefined> {
+  if (!isMainThread) return undefined;
+  const { enableWasmThreads } = await import('./wasm-threads.js');
+  return enableWasmThreads();
 }
 
 async function select(choice: BackendChoice): Promise<BackendInfo> {
   const order: BackendChoice[] = choice === 'auto' ? ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] : [choice];
   const skipped: BackendInfo['skipped'] = [];
   for (const candidate of order) {
-    // XNNPACK threads for wasm, in the main thread only (each pool worker already takes a core).
     // Outside the try: a bad LENS_WASM_THREADS is the user's error, not a reason to skip wasm.
-    const wasmThreads = candidate === 'wasm' && isMainThread ? await enableWasmThreads() : undefined;
+    const threadsResult = candidate === 'wasm' ? await wasmThreads() : undefined;
     try {
       let pkg: string;
       let name: BackendName;
@@ -121,12 +126,11 @@ async function select(choice: BackendChoice): Promise<BackendInfo> {
         continue;
       }
       await tf.ready();
-      // Input gradients without filter gradients, on every backend (see gradients.ts).
-      installGradients();
+      patchWasmKernels();
       const simd = name === 'wasm' ? Boolean(await tf.env().getAsync('WASM_HAS_SIMD_SUPPORT')) : false;
       const threads = name === 'wasm' ? Boolean(await tf.env().getAsync('WASM_HAS_MULTITHREAD_SUPPORT')) : false;
-      const threadCount = threads && wasmThreads?.enabled ? wasmThreads.threads : 1;
-      const threadsReason = name !== 'wasm' ? undefined : !isMainThread ? 'a pool worker (one core each)' : wasmThreads?.reason;
+      const threadCount = threads && threadsResult?.enabled ? threadsResult.threads : 1;
+      const threadsReason = name !== 'wasm' ? undefined : !isMainThread ? 'a pool worker (one core each)' : threadsResult?.reason;
       return {
         name,
         package: pkg,
@@ -148,13 +152,33 @@ async function select(choice: BackendChoice): Promise<BackendInfo> {
   );
 }
 
+/** What {@link initBackend} sets up. */
+export interface InitBackendOptions {
+  /** Backend to use (default LENS_BACKEND, else `auto`). */
+  backend?: BackendChoice | string;
+  /**
+   * Install the input gradients attribution needs (gradients/), which loads tfjs' stock gradients
+   * with tfjs-layers. Default true; false for forward-only work such as serving.
+   */
+  gradients?: boolean;
+}
+
 /**
- * Initialises the backend once per process and returns what runs. Later calls return the same
- * answer unless a different explicit backend is asked for.
+ * Initialises the engine: the backend once per process, and the gradients once asked for. Later
+ * calls return the same answer unless a different explicit backend is asked for.
+ *
+ * @example
+ * await initBackend({ gradients: false }); // forward passes only: tfjs-layers stays unloaded
  */
-export async function initBackend(options: { backend?: BackendChoice | string } = {}): Promise<BackendInfo> {
-  const choice = parseChoice(options.backend ?? process.env.LENS_BACKEND);
-  if (current && (choice === 'auto' || matches(current, choice))) return current;
+export async function initBackend(options: InitBackendOptions = {}): Promise<BackendInfo> {
+  const info = await selectBackend(parseChoice(options.backend ?? process.env.LENS_BACKEND));
+  // Input gradients without filter gradients, on every backend registered so far.
+  if (options.gradients ?? true) await installGradients();
+  return info;
+}
+
+function selectBackend(choice: BackendChoice): Promise<BackendInfo> {
+  if (current && (choice === 'auto' || matches(current, choice))) return Promise.resolve(current);
   if (pending && choice === 'auto') return pending;
   pending = select(choice).then(
     (info) => {

@@ -150,7 +150,8 @@ async function registerKernelsFor(metaGraph: MetaGraphInfo): Promise<void> {
  * const { y } = await m.predict({ x: hostFromNested([[1], [2]], 'float32') });
  */
 export async function loadSavedModel(dir: string, options: LoadSavedModelOptions = {}): Promise<LoadedSavedModel> {
-  await initBackend();
+  // Forward passes only (serving, lens run); models that are explained initialised gradients first.
+  await initBackend({ gradients: false });
   const progress = options.onProgress ?? (() => undefined);
   progress({ phase: 'read', fraction: 0 });
   const info = await readSavedModel(dir);

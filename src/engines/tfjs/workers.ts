@@ -13,6 +13,7 @@ import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { LensError } from '../../core/errors.js';
+import { concatFloat32 } from '../../tensor/index.js';
 import { checkPixels, type GradientResult, type ImageModel } from '../../core/model.js';
 import { describeBackend, initBackend } from './index.js';
 import { withMemoryBudget, type BatchPlan } from './memory.js';
@@ -278,16 +279,6 @@ export async function parallelGradientModel(source: ModelDescription, options: P
     );
   }
 
-  const concat = (arrays: Float32Array[]): Float32Array => {
-    const out = new Float32Array(arrays.reduce((s, a) => s + a.length, 0));
-    let o = 0;
-    for (const a of arrays) {
-      out.set(a, o);
-      o += a.length;
-    }
-    return out;
-  };
-
   const close = async () => {
     await Promise.all(slots.map((s) => s.stop()));
   };
@@ -305,7 +296,7 @@ export async function parallelGradientModel(source: ModelDescription, options: P
     },
     async forward(pixels) {
       const replies = await dispatch('forward', pixels);
-      return tf.tensor2d(concat(replies.map((r) => r.scores!)), [pixels.shape[0], facts.classes]);
+      return tf.tensor2d(concatFloat32(replies.map((r) => r.scores!)), [pixels.shape[0], facts.classes]);
     },
     close,
     dispose() {
@@ -319,8 +310,8 @@ export async function parallelGradientModel(source: ModelDescription, options: P
       }
       const replies = await dispatch('gradient', pixels, target);
       return {
-        gradients: tf.tensor4d(concat(replies.map((r) => r.gradients!)), pixels.shape),
-        values: tf.tensor1d(concat(replies.map((r) => r.values!))),
+        gradients: tf.tensor4d(concatFloat32(replies.map((r) => r.gradients!)), pixels.shape),
+        values: tf.tensor1d(concatFloat32(replies.map((r) => r.values!))),
       };
     };
   }
