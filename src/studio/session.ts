@@ -18,6 +18,7 @@ import type { LoadedImageModel } from '../models/load.js';
 import type { ImageModel } from '../core/model.js';
 import type { RemoteImageModel } from '../models/remote.js';
 import { topK } from '../core/model.js';
+import { pathProfile } from '../report/views.js';
 
 /** Which model a request is about. */
 export type ModelKind = 'local' | 'served';
@@ -329,46 +330,10 @@ export class StudioSession {
   /** The IG path of a cached attribution, reduced to what the path explorer draws. */
   async path(key: string): Promise<PathData> {
     const { attribution: attr, request } = this.cached(key);
-    const trace = attr.path;
-    if (!trace || !attr.completeness) throw new LensError('INVALID_ARGUMENT', `the path explorer needs Integrated Gradients; this is ${attr.method}`);
-    const baselines = await this.baselineImages(request);
-    const x = this.image(request.image).pixels.data;
-    const points = trace.alphas.length;
-    // Fixed rules lay points out baseline by baseline; adaptive ones integrate from the first.
-    const perBaseline = points % baselines.length === 0 ? points / baselines.length : points;
-    const integrand: number[] = [];
-    const magnitude: number[] = [];
-    for (let p = 0; p < points; p++) {
-      const g = trace.gradients?.[p];
-      if (!g) {
-        integrand.push(Number.NaN);
-        magnitude.push(Number.NaN);
-        continue;
-      }
-      const base = baselines[Math.min(baselines.length - 1, Math.floor(p / perBaseline))]!;
-      let dot = 0;
-      let abs = 0;
-      for (let i = 0; i < g.length; i++) {
-        dot += (x[i]! - base[i]!) * g[i]!;
-        abs += Math.abs(g[i]!);
-      }
-      integrand.push(dot);
-      magnitude.push(abs / g.length);
-    }
+    if (!attr.completeness) throw new LensError('INVALID_ARGUMENT', `the path explorer needs Integrated Gradients; this is ${attr.method}`);
+    const { pointsPerBaseline: _, ...profile } = pathProfile(attr, this.image(request.image).pixels, await this.baselineImages(request));
     const c = attr.completeness;
-    return {
-      alphas: Array.from(trace.alphas),
-      weights: Array.from(trace.weights),
-      scores: Array.from(trace.scores),
-      integrand,
-      gradientMagnitude: magnitude,
-      inputScore: c.inputScore,
-      baselineScore: c.baselineScore,
-      delta: c.delta,
-      relative: c.relative,
-      rule: attr.rule ?? '',
-      baselines: baselines.length,
-    };
+    return { ...profile, inputScore: c.inputScore, baselineScore: c.baselineScore, delta: c.delta, relative: c.relative, rule: attr.rule ?? '' };
   }
 
   /** Deletion and insertion curves of cached attributions, on the image they explain. */
