@@ -92,6 +92,7 @@ export class StudioSession {
   private readonly predictions = new Map<string, Prediction[]>();
   private readonly scores = new Map<string, Float32Array>();
   private readonly cache = new Map<string, StudioAttribution>();
+  private readonly curveCache = new Map<string, { deletion: attribution.Curve; insertion: attribution.Curve }>();
   private queue: Promise<unknown> = Promise.resolve();
   private uploadDir?: string;
   private counter = 0;
@@ -270,6 +271,11 @@ export class StudioSession {
     return [r.model, r.image, r.method, r.baseline, r.steps ?? '', r.rule, r.target, r.seed].join('|');
   }
 
+  /** Whether a request would be answered from the cache. */
+  isCached(request: ExplainRequest): boolean {
+    return this.cache.has(StudioSession.keyOf(request));
+  }
+
   cached(key: string): StudioAttribution {
     const hit = this.cache.get(key);
     if (!hit) throw new LensError('NOT_FOUND', 'this attribution is no longer in the cache: explain again');
@@ -341,6 +347,11 @@ export class StudioSession {
     const out = [];
     for (const key of keys) {
       const { attribution: attr, request } = this.cached(key);
+      const hit = this.curveCache.get(`${key}|${steps}`);
+      if (hit) {
+        out.push({ key, ...hit });
+        continue;
+      }
       const model = this.model(request.model);
       const image = this.image(request.image).pixels;
       const [deletion, insertion] = await this.run(async () => [
@@ -348,6 +359,9 @@ export class StudioSession {
         await attribution.attributionCurve(model, image, attr, 'insertion', { steps }),
       ]);
       out.push({ key, deletion: deletion!, insertion: insertion! });
+      this.curveCache.set(`${key}|${steps}`, { deletion: deletion!, insertion: insertion! });
+      // As many curve pairs are kept as attributions.
+      while (this.curveCache.size > this.cacheSize) this.curveCache.delete(this.curveCache.keys().next().value!);
     }
     return out;
   }
