@@ -265,13 +265,17 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
           ...(qInt(req, 'steps') !== undefined ? { steps: qInt(req, 'steps')! } : {}),
         };
         session.image(base.image);
+        const view = rendering(req);
         const panels = baselines.length;
         const run = async (request: ExplainRequest, b: number, preview: boolean) => {
           stream.send('progress', { done: 0, total: 1, stage: `${preview ? 'preview: ' : ''}${request.method} ${request.baseline}`, panel: b, panels });
           const entry = await session.explain(request, (p) => stream.send('progress', { ...p, ...(preview ? { stage: `preview: ${p.stage ?? request.method}` } : {}), panel: b, panels }), stream.signal);
           const a = entry.attribution;
           log(`studio: ${preview ? 'preview ' : ''}${a.method} ${a.baseline ?? ''} on ${session.image(base.image).name}: ${entry.millis > 0 ? `${entry.millis.toFixed(0)} ms` : 'cached'}`);
-          stream.send(preview ? 'preview' : 'result', panelResult(entry, b, preview));
+          if (!preview) return stream.send('result', panelResult(entry, b, false));
+          // The coarse picture travels in the event: a request for it would wait behind the final computation.
+          const picture = await encodeRgbaPng(visualize(a, { method: view.viz, sign: view.sign, image: session.image(base.image).pixels }));
+          stream.send('preview', { ...panelResult(entry, b, true), picture: `data:image/png;base64,${picture.toString('base64')}` });
         };
         // A coarse pass over every panel first, so pictures appear at once even on slow models.
         const coarse = previewSteps(base);

@@ -51,6 +51,8 @@ export interface PanelResult {
   panel: number;
   /** A coarse pass (few steps), replaced by the `result` of the same panel. */
   preview: boolean;
+  /** A preview's picture (own colour scale) as a PNG data URL, so it shows without waiting for the server. */
+  picture?: string;
   baseline: string;
   millis: number;
   method: string;

@@ -318,7 +318,7 @@ function Panels(props: { panels: PanelResult[]; image: ImageInfo; viz: string; s
             <figure class={`panel${p.preview ? ' preview' : ''}`} key={p.panel} data-key={p.key} data-preview={String(p.preview)}>
               <div class="stack">
                 <img
-                  src={`api/panel.png?${query({ key: p.key, viz: props.viz, sign: props.sign, scale: ownScale ? undefined : scale ?? undefined })}`}
+                  src={p.picture ?? `api/panel.png?${query({ key: p.key, viz: props.viz, sign: props.sign, scale: ownScale ? undefined : scale ?? undefined })}`}
                   alt={`${p.method} with baseline ${p.baseline}${p.preview ? ' (coarse preview)' : ''}`}
                   width={192}
                   height={192}
@@ -577,7 +577,7 @@ function App() {
     setExplored(null);
     setProgress({ done: 0, total: 1 });
     const started = performance.now();
-    const url = `api/explain?${query({ image: image.id, model: form.model, method: form.method, baselines: baselines.join(','), steps: form.steps, rule: form.rule, target: form.target, seed: form.seed })}`;
+    const url = `api/explain?${query({ image: image.id, model: form.model, method: form.method, baselines: baselines.join(','), steps: form.steps, rule: form.rule, target: form.target, seed: form.seed, viz, sign })}`;
     // Panel by panel: a coarse preview first (IG with many steps), replaced by the final result.
     const shown: PanelResult[] = [];
     const show = () => setPanels(shown.filter((p) => p !== undefined));

@@ -94,6 +94,10 @@ describe('lens studio API', () => {
     const shown = events.filter((e) => e.event === 'preview' || e.event === 'result').map((e) => `${e.event} ${e.data.panel} ${e.data.steps}`);
     expect(shown).toEqual(['preview 0 8', 'preview 1 8', 'result 0 40', 'result 1 40']);
     expect(events.filter((e) => e.event === 'progress').some((e) => String(e.data.stage).startsWith('preview: '))).toBe(true);
+    // The coarse picture comes inside the event, drawn as the panels are.
+    const picture = String(events.find((e) => e.event === 'preview')!.data.picture);
+    expect(picture).toMatch(/^data:image\/png;base64,/);
+    expect(await sharp(Buffer.from(picture.split(',')[1]!, 'base64')).metadata()).toMatchObject({ width: 64, height: 64, format: 'png' });
     // Short requests need no preview; cached ones neither.
     const short = await readEvents(explainUrl({ image: 'i2', baselines: 'black', steps: '12', seed: '3' }));
     expect(short.some((e) => e.event === 'preview')).toBe(false);
