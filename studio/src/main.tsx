@@ -153,7 +153,7 @@ function Select(props: { id: string; label: string; value: string; options: read
  * A view's downloads as the CLI writes them (PNG with text chunks, .npy, JSON, drawn on the server
  * by the CLI's code) and the `lens` command line that writes the same files.
  */
-function ViewExports(props: { base: string; params: Record<string, string | number | undefined>; what: string; onError(m: string): void }) {
+function ViewExports(props: { base: string; params: Record<string, string | number | undefined>; what: string; detail?: string; onError(m: string): void }) {
   const [command, setCommand] = useState<string | null>(null);
   const params = query(props.params);
   const showCommand = () =>
@@ -164,6 +164,10 @@ function ViewExports(props: { base: string; params: Record<string, string | numb
   return (
     <div class="view-exports" role="group" aria-label={`Export the ${props.what}`}>
       <div class="links">
+        <span class="note">
+          Download the {props.what}
+          {props.detail ? ` (${props.detail})` : ''}:
+        </span>{' '}
         <a href={`${props.base}/png?${params}`} download>
           PNG
         </a>
@@ -282,7 +286,7 @@ function PathExplorer(props: { panel: PanelResult; imageId: string; viz: string;
           <Chart title="gradient magnitude per point (saturation)" xLabel="α" yLabel="mean |∂F/∂x|" xRange={[0, 1]} series={[{ name: 'mean |gradient|', x: view.xs, y: view.magnitude, color: '#2ca02c', dots: true }]} marker={alpha} height={180} />
         </div>
       </div>
-      <ViewExports base="api/export/path" params={{ key: props.panel.key, alpha, viz: props.viz, sign: props.sign }} what="path view" onError={props.onError} />
+      <ViewExports base="api/export/path" params={{ key: props.panel.key, alpha, viz: props.viz, sign: props.sign }} what="path view" detail={`α = ${alpha.toFixed(2)}`} onError={props.onError} />
     </section>
   );
 }
