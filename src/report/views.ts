@@ -201,19 +201,22 @@ export interface NamedCurves {
  * @example
  * show(await curvesChartPng([{ name: 'black deletion', curve: deletion }, { name: 'black insertion', curve: insertion }]));
  */
-export async function curvesChartPng(curves: readonly { name: string; curve: Curve }[], options: { title?: string } = {}): Promise<Buffer> {
+export async function curvesChartPng(curves: readonly { name: string; curve: Curve; color?: string }[], options: { title?: string; width?: number; height?: number } = {}): Promise<Buffer> {
   if (curves.length === 0) throw new LensError('INVALID_ARGUMENT', 'no curves to draw');
   return drawLineChart({
     title: options.title ?? 'deletion and insertion curves',
-    xLabel: 'share of pixels moved',
+    xLabel: 'share of pixels removed / inserted',
     yLabel: 'probability of the target',
     legend: 'top-right',
-    series: curves.map(({ name, curve }) => ({
+    series: curves.map(({ name, curve, color }) => ({
       name: `${name} (AUC ${curve.auc.toFixed(3)})`,
       x: Array.from(curve.fractions),
       y: Array.from(curve.scores),
       dashed: curve.kind === 'insertion',
+      ...(color ? { color } : {}),
     })),
+    ...(options.width ? { width: options.width } : {}),
+    ...(options.height ? { height: options.height } : {}),
   });
 }
 
@@ -233,17 +236,10 @@ export async function saveCurvesView(curves: readonly NamedCurves[], options: Vi
   const points = curves[0]!.deletion.fractions.length;
   if (curves.some((c) => c.deletion.fractions.length !== points || c.insertion.fractions.length !== points)) throw new LensError('SHAPE_MISMATCH', 'curves on one chart need the same points');
   const files = viewFiles(options);
-  const png = await drawLineChart({
-    title: `${options.title ? `${options.title}: ` : ''}deletion (solid) and insertion (dashed)`,
-    xLabel: 'share of pixels removed / inserted',
-    yLabel: 'probability of the target',
-    legend: 'top-right',
-    series: curves.flatMap((c, i) =>
-      (['deletion', 'insertion'] as const).map((kind) => ({ name: `${c.name} ${kind} (AUC ${c[kind].auc.toFixed(3)})`, x: Array.from(c[kind].fractions), y: Array.from(c[kind].scores), color: PALETTE[i % PALETTE.length]!, dashed: kind === 'insertion' })),
-    ),
-    width: 960,
-    height: 540,
-  });
+  const png = await curvesChartPng(
+    curves.flatMap((c, i) => (['deletion', 'insertion'] as const).map((kind) => ({ name: `${c.name} ${kind}`, curve: c[kind], color: PALETTE[i % PALETTE.length]! }))),
+    { title: `${options.title ? `${options.title}: ` : ''}deletion (solid) and insertion (dashed)`, width: 960, height: 540 },
+  );
   await writePngAtomic(files.png, png, { view: 'curves', curves: curves.map((c) => c.name).join(','), curve_steps: points - 1, ...nameText(options), Software: 'serving-lens' });
   const scores = new Float32Array(curves.length * 2 * points);
   curves.forEach((c, i) => {
