@@ -115,15 +115,19 @@ function rendering(req: Request) {
   return { viz: parseVisualizationMethod(q(req, 'viz', 'blended_heat_map')), sign: parseAttributionSign(q(req, 'sign', 'absolute_value')) };
 }
 
-/** Server-sent events on a response; `closed` turns true when the browser goes away. */
+/**
+ * Server-sent events on a response; `signal` aborts when the browser goes away. `send` resolves
+ * once the event is handed to the socket, which matters before a long synchronous computation.
+ */
 function eventStream(req: Request, res: Response) {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
   const abort = new AbortController();
   req.on('close', () => abort.abort());
   return {
     signal: abort.signal,
-    send(event: string, data: unknown) {
-      if (!res.writableEnded) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    send(event: string, data: unknown): Promise<void> {
+      if (res.writableEnded) return Promise.resolve();
+      return new Promise((resolve) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`, () => resolve()));
     },
     end() {
       if (!res.writableEnded) res.end();
@@ -275,7 +279,8 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
           if (!preview) return stream.send('result', panelResult(entry, b, false));
           // The coarse picture travels in the event: a request for it would wait behind the final computation.
           const picture = await encodeRgbaPng(visualize(a, { method: view.viz, sign: view.sign, image: session.image(base.image).pixels }));
-          stream.send('preview', { ...panelResult(entry, b, true), picture: `data:image/png;base64,${picture.toString('base64')}` });
+          // Flushed before the next computation, which may hold the event loop (tfjs on wasm) for its whole length.
+          await stream.send('preview', { ...panelResult(entry, b, true), picture: `data:image/png;base64,${picture.toString('base64')}` });
         };
         // A coarse pass over every panel first, so pictures appear at once even on slow models.
         const coarse = previewSteps(base);
