@@ -131,7 +131,7 @@ for (const w of workloads) {
 }
 const notes = [
   'explain: click on Explain to the first panel picture decoded in the page (server-sent events, IG 50 steps gausslegendre, black baseline, a new seed per run so the cache does not answer); the first run (engine warm-up) is left out.',
-  'preview: click on Explain to the first coarse picture decoded (IG 8 steps, computed before the 50-step result; previewRuns counts the runs where the page drew it before the final picture replaced it).',
+  'preview: click on Explain to the first coarse picture decoded (IG 8 steps, computed before the 50-step result when the model would take over a second by its last run; previewRuns counts the runs that had one, so none on a model that answers at once).',
   'methodMedianMs: the attribution method alone, timed by the server (the panel caption); studioOverheadMedianMs: page time minus that (the coarse preview computed first, events, PNG rendering and decoding).',
   'slider: input event on the alpha slider to the next animation frame after the canvas drew that alpha (the F(alpha) and gradient charts re-render in the same frame); 21 positions.',
   `load average at the end of the run: ${loadavg().map((v) => v.toFixed(1)).join(', ')} (the machine is shared; numbers scale with it).`,

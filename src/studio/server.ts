@@ -42,14 +42,21 @@ export interface RunningStudio {
   close(): Promise<void>;
 }
 
-/** IG requests of at least this many steps show a coarse preview first. */
+/** IG requests of at least this many steps may show a coarse preview first. */
 export const PREVIEW_MIN_STEPS = 24;
 /** Steps of the coarse preview. */
 export const PREVIEW_STEPS = 8;
+/** A request the model should finish within this many milliseconds needs no preview (it would only delay the picture). */
+export const PREVIEW_WORTH_MS = 1000;
 
-/** The steps of a coarse first pass for a request, or undefined when it needs none (quick anyway, or not IG). */
-function previewSteps(request: Omit<ExplainRequest, 'baseline'>): number | undefined {
-  return request.method === 'ig' && request.steps !== undefined && request.steps >= PREVIEW_MIN_STEPS ? PREVIEW_STEPS : undefined;
+/**
+ * The steps of a coarse first pass for an IG request, or undefined when it needs none: few steps,
+ * or a model fast enough (by its last computation) to show the final picture at once.
+ */
+function previewSteps(session: StudioSession, request: Omit<ExplainRequest, 'baseline'>): number | undefined {
+  if (request.method !== 'ig' || request.steps === undefined || request.steps < PREVIEW_MIN_STEPS) return undefined;
+  const expected = session.expectedMillis(request.model, request.steps);
+  return expected !== undefined && expected < PREVIEW_WORTH_MS ? undefined : PREVIEW_STEPS;
 }
 
 /** What the page shows of one explained panel (wire.ts `PanelResult`). */
@@ -283,7 +290,7 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
           await stream.send('preview', { ...panelResult(entry, b, true), picture: `data:image/png;base64,${picture.toString('base64')}` });
         };
         // A coarse pass over every panel first, so pictures appear at once even on slow models.
-        const coarse = previewSteps(base);
+        const coarse = previewSteps(session, base);
         if (coarse !== undefined) {
           for (let b = 0; b < panels; b++) {
             if (!session.isCached({ ...base, baseline: baselines[b]! })) await run({ ...base, baseline: baselines[b]!, steps: coarse }, b, true);

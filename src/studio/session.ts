@@ -92,6 +92,8 @@ export class StudioSession {
   private readonly predictions = new Map<string, Prediction[]>();
   private readonly scores = new Map<string, Float32Array>();
   private readonly cache = new Map<string, StudioAttribution>();
+  /** Milliseconds per gradient evaluation of the last computed attribution, per model. */
+  private readonly msPerGradient = new Map<ModelKind, number>();
   private readonly curveCache = new Map<string, { deletion: attribution.Curve; insertion: attribution.Curve }>();
   private queue: Promise<unknown> = Promise.resolve();
   private uploadDir?: string;
@@ -271,6 +273,12 @@ export class StudioSession {
     return [r.model, r.image, r.method, r.baseline, r.steps ?? '', r.rule, r.target, r.seed].join('|');
   }
 
+  /** How long `gradients` gradient evaluations of a model should take, from the last one computed (undefined before). */
+  expectedMillis(kind: ModelKind, gradients: number): number | undefined {
+    const ms = this.msPerGradient.get(kind);
+    return ms === undefined ? undefined : ms * gradients;
+  }
+
   /** Whether a request would be answered from the cache. */
   isCached(request: ExplainRequest): boolean {
     return this.cache.has(StudioSession.keyOf(request));
@@ -321,6 +329,7 @@ export class StudioSession {
     const started = performance.now();
     const attr = await this.run(() => attribution.runMethod(method, model, image.pixels, settings));
     const entry: StudioAttribution = { key, request, attribution: attr, millis: performance.now() - started };
+    if (attr.gradientEvaluations > 0) this.msPerGradient.set(request.model, entry.millis / attr.gradientEvaluations);
     this.cache.set(key, entry);
     while (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
     return entry;

@@ -45,6 +45,25 @@ describe('lens studio API', () => {
     expect(body.images.map((i: { name: string }) => i.name)).toEqual([BIRD, CAT]);
   });
 
+  it('shows a coarse preview of every panel before the final results of a long IG', async () => {
+    // The first explanation of the session: the studio cannot know yet that this model is fast.
+    const events = await readEvents(explainUrl({ image: 'i2', baselines: 'black,white', steps: '500', seed: '3' }));
+    const shown = events.filter((e) => e.event === 'preview' || e.event === 'result').map((e) => `${e.event} ${e.data.panel} ${e.data.steps}`);
+    expect(shown).toEqual(['preview 0 8', 'preview 1 8', 'result 0 500', 'result 1 500']);
+    expect(events.filter((e) => e.event === 'progress').some((e) => String(e.data.stage).startsWith('preview: '))).toBe(true);
+    // The coarse picture comes inside the event, drawn as the panels are.
+    const picture = String(events.find((e) => e.event === 'preview')!.data.picture);
+    expect(picture).toMatch(/^data:image\/png;base64,/);
+    expect(await sharp(Buffer.from(picture.split(',')[1]!, 'base64')).metadata()).toMatchObject({ width: 64, height: 64, format: 'png' });
+    // Requests the model finishes at once need no preview (few steps, or a fast model by its last run); cached ones neither.
+    for (const steps of ['12', '40']) {
+      const quick = await readEvents(explainUrl({ image: 'i2', baselines: 'black', steps, seed: '3' }));
+      expect(quick.some((e) => e.event === 'preview')).toBe(false);
+    }
+    const again = await readEvents(explainUrl({ image: 'i2', baselines: 'black,white', steps: '500', seed: '3' }));
+    expect(again.some((e) => e.event === 'preview')).toBe(false);
+  });
+
   it('streams progress and one result per baseline, then answers the same request from the cache', async () => {
     const events = await readEvents(explainUrl({ baselines: 'black,blur:sigma=3' }));
     const results = events.filter((e) => e.event === 'result');
@@ -87,22 +106,6 @@ describe('lens studio API', () => {
     const [mine, theirs] = await Promise.all([raw(png), raw(readFileSync(join(out, cliPng!)))]);
     expect(mine.info).toEqual(theirs.info);
     expect(readPngText(readFileSync(join(out, cliPng!)))).toEqual(text);
-  });
-
-  it('shows a coarse preview of every panel before the final results of a long IG', async () => {
-    const events = await readEvents(explainUrl({ image: 'i2', baselines: 'black,white', steps: '40', seed: '3' }));
-    const shown = events.filter((e) => e.event === 'preview' || e.event === 'result').map((e) => `${e.event} ${e.data.panel} ${e.data.steps}`);
-    expect(shown).toEqual(['preview 0 8', 'preview 1 8', 'result 0 40', 'result 1 40']);
-    expect(events.filter((e) => e.event === 'progress').some((e) => String(e.data.stage).startsWith('preview: '))).toBe(true);
-    // The coarse picture comes inside the event, drawn as the panels are.
-    const picture = String(events.find((e) => e.event === 'preview')!.data.picture);
-    expect(picture).toMatch(/^data:image\/png;base64,/);
-    expect(await sharp(Buffer.from(picture.split(',')[1]!, 'base64')).metadata()).toMatchObject({ width: 64, height: 64, format: 'png' });
-    // Short requests need no preview; cached ones neither.
-    const short = await readEvents(explainUrl({ image: 'i2', baselines: 'black', steps: '12', seed: '3' }));
-    expect(short.some((e) => e.event === 'preview')).toBe(false);
-    const again = await readEvents(explainUrl({ image: 'i2', baselines: 'black,white', steps: '40', seed: '3' }));
-    expect(again.some((e) => e.event === 'preview')).toBe(false);
   });
 
   it('exports the path and curves views as lens explain --path-view and --curves write them', async () => {

@@ -186,7 +186,8 @@ describe.runIf(chromiumAvailable())('lens studio in Chromium', () => {
 
   it('shows a coarse picture first and refines it, with the progress bar meanwhile', async () => {
     await page.getByLabel('white', { exact: true }).uncheck();
-    await page.locator('#steps').fill('400');
+    // Long enough (over PREVIEW_WORTH_MS on the bundled model) that the studio previews it.
+    await page.locator('#steps').fill('1200');
     await page.evaluate('performance.clearMarks(); performance.clearMeasures()');
     await page.getByRole('button', { name: 'Explain' }).click();
     await expect.poll(() => page.locator('#explain-progress').count()).toBe(1);
@@ -195,7 +196,7 @@ describe.runIf(chromiumAvailable())('lens studio in Chromium', () => {
     expect(marks.preview.length).toBeGreaterThan(0);
     expect(Math.min(...marks.preview)).toBeLessThan(Math.min(...marks.final));
     await expect.poll(() => page.locator('figure.panel').first().getAttribute('data-preview')).toBe('false');
-    await expect.poll(() => page.locator('figure.panel').first().innerText()).toMatch(/400 steps/);
+    await expect.poll(() => page.locator('figure.panel').first().innerText()).toMatch(/1200 steps/);
     expect(errors).toEqual([]);
   });
 });
