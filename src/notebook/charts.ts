@@ -1,7 +1,7 @@
 /**
  * Charts for notebooks, drawn with src/render's `drawLineChart` and returned as PNG bytes: the
  * model's scores and gradients along an Integrated Gradients path (the plots of the TF Serving
- * tutorial's model-understanding notebook), and deletion/insertion curves.
+ * tutorial's model-understanding notebook); deletion/insertion curves are src/report's `curvesChartPng`.
  *
  * @example
  * const ig = await integratedGradients(model, image, { baseline: grey, returnPath: 'gradients' });
@@ -9,9 +9,9 @@
  * show(await pathGradientsChartPng(ig, image, grey));
  */
 import { LensError } from '../core/errors.js';
-import type { Curve } from '../attribution/metrics.js';
 import type { Attribution, ImageInput, PathTrace } from '../attribution/types.js';
 import { drawLineChart, type LineSeries } from '../render/index.js';
+import { pathProfile } from '../report/views.js';
 
 function requirePath(attribution: Attribution): PathTrace {
   if (!attribution.path) throw new LensError('INVALID_ARGUMENT', `attribution ${attribution.method} carries no path: run it with returnPath: true or 'gradients'`);
@@ -81,26 +81,15 @@ export async function pathScoresChartPng(attribution: Attribution, options: Path
  */
 export async function pathGradientsChartPng(attribution: Attribution, image: ImageInput, baseline: ImageInput, options: { title?: string } = {}): Promise<Buffer> {
   const path = requirePath(attribution);
-  const gradients = path.gradients;
-  if (!gradients || gradients.length !== path.alphas.length) {
+  if (!path.gradients || path.gradients.length !== path.alphas.length) {
     throw new LensError('INVALID_ARGUMENT', "the attribution's path has no gradients: run integrated gradients with returnPath: 'gradients'");
   }
   if (baseline.data.length !== image.data.length) throw new LensError('SHAPE_MISMATCH', `baseline has ${baseline.data.length} values but the image has ${image.data.length}`);
+  const profile = pathProfile(attribution, image, [baseline.data]);
   const idx = order(path);
   const x = idx.map((i) => path.alphas[i]!);
-  const meanAbs: number[] = [];
-  const integrand: number[] = [];
-  for (const i of idx) {
-    const g = gradients[i]!;
-    let abs = 0;
-    let dot = 0;
-    for (let j = 0; j < g.length; j++) {
-      abs += Math.abs(g[j]!);
-      dot += g[j]! * (image.data[j]! - baseline.data[j]!);
-    }
-    meanAbs.push(abs / g.length);
-    integrand.push(dot);
-  }
+  const meanAbs = idx.map((i) => profile.gradientMagnitude[i]!);
+  const integrand = idx.map((i) => profile.integrand[i]!);
   let running = 0;
   const total = idx.reduce((s, i, k) => s + path.weights[i]! * integrand[k]!, 0);
   const cumulative = idx.map((i, k) => {
@@ -116,29 +105,5 @@ export async function pathGradientsChartPng(attribution: Attribution, image: Ima
       { name: 'mean |gradient|', x, y: meanAbs },
       { name: 'cumulative share of sum(attribution)', x, y: cumulative, axis: 'right' },
     ],
-  });
-}
-
-/**
- * Deletion and insertion curves (score of the target against the share of pixels removed or
- * inserted in attribution order), one line per curve, with their AUC in the legend.
- *
- * @example
- * const curves = await Promise.all(['deletion', 'insertion'].map((k) => attributionCurve(model, image, ig, k)));
- * show(await curvesChartPng(curves.map((c) => ({ name: `black ${c.kind}`, curve: c }))));
- */
-export async function curvesChartPng(curves: readonly { name: string; curve: Curve }[], options: { title?: string } = {}): Promise<Buffer> {
-  if (curves.length === 0) throw new LensError('INVALID_ARGUMENT', 'no curves to draw');
-  return drawLineChart({
-    title: options.title ?? 'deletion and insertion curves',
-    xLabel: 'share of pixels moved',
-    yLabel: 'probability of the target',
-    legend: 'top-right',
-    series: curves.map(({ name, curve }) => ({
-      name: `${name} (AUC ${curve.auc.toFixed(3)})`,
-      x: Array.from(curve.fractions),
-      y: Array.from(curve.scores),
-      dashed: curve.kind === 'insertion',
-    })),
   });
 }

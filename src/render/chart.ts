@@ -18,8 +18,9 @@
  */
 import type { SKRSContext2D } from '@napi-rs/canvas';
 import { LensError } from '../core/errors.js';
-import { finishCanvas, fitText, newCanvas, type PictureFormat } from './draw.js';
+import { drawRgba, finishCanvas, fitText, newCanvas, type PictureFormat } from './draw.js';
 import { fontSpec } from './fonts.js';
+import type { RgbaImage } from './rgba.js';
 
 export type AxisScale = 'linear' | 'log2' | 'log10';
 
@@ -62,6 +63,10 @@ export interface LineChartOptions {
   fontSize?: number;
   /** Default `top-left` (inside the plot). */
   legend?: 'top-left' | 'top-right' | 'bottom-left' | 'bottom-right' | 'none';
+  /** A vertical line at this x (e.g. the alpha a path view shows), labelled with its value. */
+  xMarker?: number;
+  /** A picture left of the plot (e.g. the interpolated image at `xMarker`), `size` pixels square (default 192), captioned below. */
+  aside?: { image: RgbaImage; caption?: readonly string[]; size?: number };
 }
 
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
@@ -156,7 +161,9 @@ export async function drawLineChart(options: LineChartOptions): Promise<Buffer> 
   const { canvas, ctx } = newCanvas(width, height, '#ffffff', options.format ?? 'png');
   ctx.font = fontSpec(fontSize);
   const labelWidth = (axis: Axis | undefined) => (axis ? Math.max(...axis.ticks.map((t) => ctx.measureText(tickLabel(t)).width)) : 0);
-  const plotLeft = Math.ceil(12 + (options.yLabel && yAxis ? lineHeight + 4 : 0) + labelWidth(yAxis) + 8);
+  const asideSize = options.aside ? (options.aside.size ?? 192) : 0;
+  const asideWidth = options.aside ? asideSize + 24 : 0;
+  const plotLeft = Math.ceil(asideWidth + 12 + (options.yLabel && yAxis ? lineHeight + 4 : 0) + labelWidth(yAxis) + 8);
   const plotRight = width - Math.ceil(y2Axis ? 12 + (options.y2Label ? lineHeight + 4 : 0) + labelWidth(y2Axis) + 8 : 24);
   const plotTop = options.title ? Math.ceil(2.2 * lineHeight) : lineHeight;
   const plotBottom = height - Math.ceil(8 + lineHeight + (options.xLabel ? lineHeight + 6 : 0) + 8);
@@ -210,12 +217,17 @@ export async function drawLineChart(options: LineChartOptions): Promise<Buffer> 
     ctx.fillText(fitText(ctx, options.xLabel, plotRight - plotLeft), (plotLeft + plotRight) / 2, height - 8);
   }
   ctx.textBaseline = 'top';
-  if (options.yLabel && yAxis) rotatedLabel(ctx, options.yLabel, 12, (plotTop + plotBottom) / 2, -Math.PI / 2, plotBottom - plotTop);
+  if (options.yLabel && yAxis) rotatedLabel(ctx, options.yLabel, asideWidth + 12, (plotTop + plotBottom) / 2, -Math.PI / 2, plotBottom - plotTop);
   if (options.y2Label && y2Axis) rotatedLabel(ctx, options.y2Label, width - 12, (plotTop + plotBottom) / 2, Math.PI / 2, plotBottom - plotTop);
   if (options.title) {
     ctx.font = fontSpec(Math.round(fontSize * 1.15), 'bold');
     ctx.fillText(fitText(ctx, options.title, width - 24), width / 2, Math.round(lineHeight * 0.5));
     ctx.font = fontSpec(fontSize);
+  }
+
+  if (options.aside) {
+    drawRgba(ctx, options.aside.image, 12, plotTop, asideSize, asideSize);
+    (options.aside.caption ?? []).forEach((line, i) => ctx.fillText(fitText(ctx, line, asideSize + 12), 12 + asideSize / 2, plotTop + asideSize + 6 + i * lineHeight));
   }
 
   // Series, clipped to the plot.
@@ -255,6 +267,17 @@ export async function drawLineChart(options: LineChartOptions): Promise<Buffer> 
     }
   });
   ctx.restore();
+
+  if (options.xMarker !== undefined && Number.isFinite(options.xMarker)) {
+    const x = Math.round(px(options.xMarker)) + 0.5;
+    ctx.strokeStyle = '#f5a623';
+    ctx.lineWidth = 2;
+    vLine(ctx, x, plotTop, plotBottom);
+    ctx.fillStyle = '#b36b00';
+    ctx.textAlign = 'center';
+    ctx.textBaseline = 'bottom';
+    ctx.fillText(tickLabel(options.xMarker), x, plotTop - 2);
+  }
 
   const legend = options.legend ?? 'top-left';
   if (legend !== 'none') drawLegend(ctx, series, colors, legend, { left: plotLeft, right: plotRight, top: plotTop, bottom: plotBottom }, lineHeight);

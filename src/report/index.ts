@@ -1,2 +1,3 @@
 /** Explanations written to disk: attribution maps with their pictures and summaries. */
 export * from './save.js';
+export * from './views.js';

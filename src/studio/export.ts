@@ -1,12 +1,14 @@
 /**
- * What the studio hands back as files: the explanation written by the CLI's own writer
- * (`saveAttribution`: PNG panel with text chunks, `.npy`, JSON), a grid of panels as SVG, and the
- * `lens` command line that reproduces a view.
+ * What the studio hands back as files: the explanation and its views written by the CLI's own
+ * writers (`saveAttribution`: PNG panel with text chunks, `.npy`, JSON; `savePathView` and
+ * `saveCurvesView` for the path explorer and the deletion/insertion curves), a grid of panels as
+ * SVG, and the `lens` command line that reproduces a view.
  */
 import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { saveAttribution } from '../report/save.js';
+import { methodLabel, parseMethod } from '../attribution/index.js';
+import { saveAttribution, saveCurvesView, savePathView, type NamedCurves, type SavedFiles } from '../report/index.js';
 import { loadPixels } from '../image/index.js';
 import { imageStem } from '../cli/attribution-support.js';
 import { attributionTitle, encodeRgbaPng, rgbaFromImage, visualize, type AttributionSign, type VisualizationMethod } from '../render/index.js';
@@ -20,6 +22,21 @@ export interface ExportedFiles {
   json: Buffer;
 }
 
+/** Runs one of the CLI's writers into a throwaway folder and reads the files back. */
+async function inMemory(stem: string, write: (dir: string) => Promise<SavedFiles>): Promise<ExportedFiles> {
+  const dir = await mkdtemp(join(tmpdir(), 'lens-studio-export-'));
+  try {
+    const files = await write(dir);
+    const [png, npy, json] = await Promise.all([readFile(files.png), readFile(files.npy), readFile(files.json)]);
+    return { stem, png, npy, json };
+  } finally {
+    await rm(dir, { recursive: true, force: true });
+  }
+}
+
+/** The file stem `lens explain` gives one attribution of an image (one baseline). */
+const explainStem = (entry: StudioAttribution, image: StudioImage) => `${imageStem(image.name)}.${methodLabel(parseMethod(entry.request.method)).replace(':', '-')}`;
+
 /**
  * Writes an attribution with `lens explain`'s writer into a throwaway folder and reads the files back.
  *
@@ -27,17 +44,34 @@ export interface ExportedFiles {
  * const { png } = await exportAttribution(entry, image, { viz: 'heat_map', sign: 'positive', model: 'shapes' });
  */
 export async function exportAttribution(entry: StudioAttribution, image: StudioImage, options: { viz: VisualizationMethod; sign: AttributionSign; model: string }): Promise<ExportedFiles> {
-  const dir = await mkdtemp(join(tmpdir(), 'lens-studio-export-'));
-  try {
-    const stem = `${imageStem(image.name)}.${entry.request.method.replace(':', '-')}`;
-    // As lens explain: the picture is drawn on the photo at its own size when the image came from a file.
-    const photo = image.path && image.pixels.geometry ? await loadPixels(image.path, { channels: image.pixels.channels === 1 ? 1 : 3 }) : undefined;
-    const files = await saveAttribution(entry.attribution, image.pixels, { dir, stem, viz: options.viz, sign: options.sign, imageName: image.name, extra: { model: options.model }, ...(photo ? { photo } : {}) });
-    const [png, npy, json] = await Promise.all([readFile(files.png), readFile(files.npy), readFile(files.json)]);
-    return { stem, png, npy, json };
-  } finally {
-    await rm(dir, { recursive: true, force: true });
-  }
+  const stem = explainStem(entry, image);
+  // As lens explain: the picture is drawn on the photo at its own size when the image came from a file.
+  const photo = image.path && image.pixels.geometry ? await loadPixels(image.path, { channels: image.pixels.channels === 1 ? 1 : 3 }) : undefined;
+  return inMemory(stem, (dir) => saveAttribution(entry.attribution, image.pixels, { dir, stem, viz: options.viz, sign: options.sign, imageName: image.name, extra: { model: options.model }, ...(photo ? { photo } : {}) }));
+}
+
+/**
+ * The path explorer at one alpha as `lens explain --path-view ALPHA` writes it (STEM.path.png, .npy, .json).
+ *
+ * @example
+ * const { png } = await exportPathView(entry, image, await session.baselineImages(entry.request), { alpha: 0.5, model: 'shapes' });
+ */
+export function exportPathView(entry: StudioAttribution, image: StudioImage, baselines: readonly Float32Array[], options: { alpha: number; model: string }): Promise<ExportedFiles> {
+  const stem = `${explainStem(entry, image)}.path`;
+  return inMemory(stem, (dir) => savePathView(entry.attribution, image.pixels, baselines, { dir, stem, alpha: options.alpha, imageName: image.name, extra: { model: options.model } }));
+}
+
+/**
+ * The deletion/insertion curves of panels (one image, one method, several baselines) as
+ * `lens explain --baseline A,B --curves N` writes them (STEM.curves.png, .npy, .json).
+ *
+ * @example
+ * const { png } = await exportCurvesView(entries, image, curves, { model: 'shapes' });
+ */
+export function exportCurvesView(entries: readonly StudioAttribution[], image: StudioImage, curves: readonly NamedCurves[], options: { model: string }): Promise<ExportedFiles> {
+  const method = methodLabel(parseMethod(entries[0]!.request.method));
+  const stem = `${explainStem(entries[0]!, image)}.curves`;
+  return inMemory(stem, (dir) => saveCurvesView(curves, { dir, stem, title: `${imageStem(image.name)}: ${method}`, imageName: image.name, extra: { model: options.model, method } }));
 }
 
 const escapeXml = (s: string) => s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
@@ -82,14 +116,21 @@ function shellWord(word: string): string {
 }
 
 /**
- * The `lens explain` command line that writes the same files as the studio's export of this view.
+ * The `lens explain` command line that writes the same files as the studio's export of this view:
+ * one panel, its path view (`pathView`: the alpha) or the curves of several panels of one request
+ * (`curves`: the points; the panels' baselines go in one list).
  *
  * @example
  * explainCommandLine(entry, image, { model: 'default', viz: 'heat_map', sign: 'all' });
  * // lens explain shapes/0.png --model default --method ig --baseline black --steps 50 --rule gausslegendre --target top1 --viz heat_map --sign all --seed 0
  */
-export function explainCommandLine(entry: StudioAttribution, image: StudioImage, options: Pick<SessionOptions, 'model' | 'server' | 'servedModel' | 'connection' | 'preprocess' | 'labels' | 'resize'> & { viz: string; sign: string }): string {
-  const r = entry.request;
+export function explainCommandLine(
+  entries: StudioAttribution | readonly StudioAttribution[],
+  image: StudioImage,
+  options: Pick<SessionOptions, 'model' | 'server' | 'servedModel' | 'connection' | 'preprocess' | 'labels' | 'resize'> & { viz: string; sign: string; pathView?: number; curves?: number },
+): string {
+  const all = Array.isArray(entries) ? entries : [entries as StudioAttribution];
+  const r = all[0]!.request;
   const words = ['lens', 'explain', image.path ?? image.name];
   if (r.model === 'local' && options.model) words.push('--model', options.model);
   if (r.model === 'served' && options.server) {
@@ -100,12 +141,14 @@ export function explainCommandLine(entry: StudioAttribution, image: StudioImage,
     if (c.hostHeader) words.push('--host-header', c.hostHeader);
     if (c.tls) words.push('--tls');
   }
-  words.push('--method', r.method, '--baseline', r.baseline);
+  words.push('--method', r.method, '--baseline', all.map((e) => e.request.baseline).join(','));
   if (r.steps !== undefined) words.push('--steps', String(r.steps));
   words.push('--rule', r.rule, '--target', r.target, '--viz', options.viz, '--sign', options.sign, '--seed', String(r.seed));
   if (options.preprocess) words.push('--preprocess', options.preprocess);
   if (options.labels) words.push('--labels', options.labels);
   if (options.resize && options.resize !== 'pad') words.push('--resize', options.resize);
+  if (options.pathView !== undefined) words.push('--path-view', String(options.pathView));
+  if (options.curves !== undefined) words.push('--curves', String(options.curves));
   return words.map(shellWord).join(' ');
 }
 

@@ -10,4 +10,4 @@
 export { startStudio, studioApp, WEB_DIR, type RunningStudio, type StudioOptions } from './server.js';
 export { StudioSession, type ExplainRequest, type ModelKind, type SessionOptions, type StudioAttribution, type StudioImage } from './session.js';
 export type * from './wire.js';
-export { explainCommandLine, exportAttribution, gridSvg, type ExportedFiles } from './export.js';
+export { explainCommandLine, exportAttribution, exportCurvesView, exportPathView, gridSvg, type ExportedFiles } from './export.js';

@@ -16,8 +16,9 @@ import { splitBaselineList } from '../cli/attribution-support.js';
 import { LensError, errorMessage } from '../core/errors.js';
 import { encodePng } from '../image/index.js';
 import { ATTRIBUTION_SIGNS, VISUALIZATION_METHODS, createRgba, encodeRgbaPng, parseAttributionSign, parseVisualizationMethod, sharedScale, visualize } from '../render/index.js';
-import { compareCommandLine, explainCommandLine, exportAttribution, gridSvg } from './export.js';
-import { StudioSession, type ExplainRequest, type ModelKind, type SessionOptions, type StudioImage } from './session.js';
+import { compareCommandLine, explainCommandLine, exportAttribution, exportCurvesView, exportPathView, gridSvg, type ExportedFiles } from './export.js';
+import { StudioSession, type ExplainRequest, type ModelKind, type SessionOptions, type StudioAttribution, type StudioImage } from './session.js';
+import type { PanelResult } from './wire.js';
 
 /** Where `npm run build` puts the front end (same relative place from src/studio and dist/studio). */
 export const WEB_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../dist/studio-web');
@@ -40,6 +41,46 @@ export interface RunningStudio {
   session: StudioSession;
   close(): Promise<void>;
 }
+
+/** IG requests of at least this many steps may show a coarse preview first. */
+export const PREVIEW_MIN_STEPS = 24;
+/** Steps of the coarse preview. */
+export const PREVIEW_STEPS = 8;
+/** A request the model should finish within this many milliseconds needs no preview (it would only delay the picture). */
+export const PREVIEW_WORTH_MS = 1000;
+
+/**
+ * The steps of a coarse first pass for an IG request, or undefined when it needs none: few steps,
+ * or a model fast enough (by its last computation) to show the final picture at once.
+ */
+function previewSteps(session: StudioSession, request: Omit<ExplainRequest, 'baseline'>): number | undefined {
+  if (request.method !== 'ig' || request.steps === undefined || request.steps < PREVIEW_MIN_STEPS) return undefined;
+  const expected = session.expectedMillis(request.model, request.steps);
+  return expected !== undefined && expected < PREVIEW_WORTH_MS ? undefined : PREVIEW_STEPS;
+}
+
+/** What the page shows of one explained panel (wire.ts `PanelResult`). */
+function panelResult(entry: StudioAttribution, panel: number, preview: boolean): PanelResult {
+  const a = entry.attribution;
+  return {
+    key: entry.key,
+    panel,
+    preview,
+    baseline: entry.request.baseline,
+    millis: entry.millis,
+    method: a.method,
+    target: a.target,
+    output: a.output,
+    steps: a.steps ?? null,
+    rule: a.rule ?? null,
+    description: a.baseline ?? null,
+    completeness: a.completeness ?? null,
+    hasPath: a.path !== undefined && a.completeness !== undefined,
+    gradientEvaluations: a.gradientEvaluations,
+  };
+}
+
+const EXPORT_TYPES = { png: 'png', npy: 'application/octet-stream', json: 'application/json' } as const;
 
 const isLoopback = (host: string) => host === '127.0.0.1' || host === 'localhost' || host === '::1' || host.startsWith('127.');
 
@@ -81,15 +122,19 @@ function rendering(req: Request) {
   return { viz: parseVisualizationMethod(q(req, 'viz', 'blended_heat_map')), sign: parseAttributionSign(q(req, 'sign', 'absolute_value')) };
 }
 
-/** Server-sent events on a response; `closed` turns true when the browser goes away. */
+/**
+ * Server-sent events on a response; `signal` aborts when the browser goes away. `send` resolves
+ * once the event is handed to the socket, which matters before a long synchronous computation.
+ */
 function eventStream(req: Request, res: Response) {
   res.writeHead(200, { 'content-type': 'text/event-stream', 'cache-control': 'no-cache', connection: 'keep-alive' });
   const abort = new AbortController();
   req.on('close', () => abort.abort());
   return {
     signal: abort.signal,
-    send(event: string, data: unknown) {
-      if (!res.writableEnded) res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`);
+    send(event: string, data: unknown): Promise<void> {
+      if (res.writableEnded) return Promise.resolve();
+      return new Promise((resolve) => res.write(`event: ${event}\ndata: ${JSON.stringify(data)}\n\n`, () => resolve()));
     },
     end() {
       if (!res.writableEnded) res.end();
@@ -231,27 +276,27 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
           ...(qInt(req, 'steps') !== undefined ? { steps: qInt(req, 'steps')! } : {}),
         };
         session.image(base.image);
-        for (let b = 0; b < baselines.length; b++) {
-          const baseline = baselines[b]!;
-          stream.send('progress', { done: 0, total: 1, stage: `${base.method} ${baseline}`, panel: b, panels: baselines.length });
-          const entry = await session.explain({ ...base, baseline }, (p) => stream.send('progress', { ...p, panel: b, panels: baselines.length }), stream.signal);
+        const view = rendering(req);
+        const panels = baselines.length;
+        const run = async (request: ExplainRequest, b: number, preview: boolean) => {
+          stream.send('progress', { done: 0, total: 1, stage: `${preview ? 'preview: ' : ''}${request.method} ${request.baseline}`, panel: b, panels });
+          const entry = await session.explain(request, (p) => stream.send('progress', { ...p, ...(preview ? { stage: `preview: ${p.stage ?? request.method}` } : {}), panel: b, panels }), stream.signal);
           const a = entry.attribution;
-          log(`studio: ${a.method} ${a.baseline ?? ''} on ${session.image(base.image).name}: ${entry.millis > 0 ? `${entry.millis.toFixed(0)} ms` : 'cached'}`);
-          stream.send('result', {
-            key: entry.key,
-            baseline,
-            millis: entry.millis,
-            method: a.method,
-            target: a.target,
-            output: a.output,
-            steps: a.steps ?? null,
-            rule: a.rule ?? null,
-            description: a.baseline ?? null,
-            completeness: a.completeness ?? null,
-            hasPath: a.path !== undefined && a.completeness !== undefined,
-            gradientEvaluations: a.gradientEvaluations,
-          });
+          log(`studio: ${preview ? 'preview ' : ''}${a.method} ${a.baseline ?? ''} on ${session.image(base.image).name}: ${entry.millis > 0 ? `${entry.millis.toFixed(0)} ms` : 'cached'}`);
+          if (!preview) return stream.send('result', panelResult(entry, b, false));
+          // The coarse picture travels in the event: a request for it would wait behind the final computation.
+          const picture = await encodeRgbaPng(visualize(a, { method: view.viz, sign: view.sign, image: session.image(base.image).pixels }));
+          // Flushed before the next computation, which may hold the event loop (tfjs on wasm) for its whole length.
+          await stream.send('preview', { ...panelResult(entry, b, true), picture: `data:image/png;base64,${picture.toString('base64')}` });
+        };
+        // A coarse pass over every panel first, so pictures appear at once even on slow models.
+        const coarse = previewSteps(session, base);
+        if (coarse !== undefined) {
+          for (let b = 0; b < panels; b++) {
+            if (!session.isCached({ ...base, baseline: baselines[b]! })) await run({ ...base, baseline: baselines[b]!, steps: coarse }, b, true);
+          }
         }
+        for (let b = 0; b < panels; b++) await run({ ...base, baseline: baselines[b]! }, b, false);
         stream.send('done', {});
       } catch (e) {
         if (!stream.signal.aborted) {
@@ -265,6 +310,11 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
   });
 
   const keysOf = (req: Request) => q(req, 'keys').split('~').filter(Boolean);
+  const curveSteps = (req: Request) => {
+    const steps = qInt(req, 'steps', 16)!;
+    if (steps < 2 || steps > 256) throw new LensError('INVALID_ARGUMENT', 'steps must be 2..256');
+    return steps;
+  };
 
   app.get(
     '/api/scale',
@@ -311,9 +361,7 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
   app.get(
     '/api/curves',
     handle(async (req, res) => {
-      const steps = qInt(req, 'steps', 16)!;
-      if (steps < 2 || steps > 256) throw new LensError('INVALID_ARGUMENT', 'steps must be 2..256');
-      const curves = await session.curves(keysOf(req), steps);
+      const curves = await session.curves(keysOf(req), curveSteps(req));
       res.json({
         curves: curves.map((c) => ({
           key: c.key,
@@ -385,6 +433,48 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
     }),
   );
 
+  /** Sends one of a view's files, or the command line that writes them. */
+  const sendView = async (res: Response, kind: string, image: StudioImage, command: () => string, files: () => Promise<ExportedFiles>) => {
+    if (kind === 'command') return void res.json({ command: command(), generated: image.path === undefined });
+    if (kind !== 'png' && kind !== 'npy' && kind !== 'json') throw new LensError('NOT_FOUND', `unknown export "${kind}": png, npy, json or command`);
+    const exported = await files();
+    res.type(EXPORT_TYPES[kind]).attachment(`${exported.stem}.${kind}`).send(exported[kind]);
+  };
+  app.get(
+    '/api/export/path/:kind',
+    handle(async (req, res) => {
+      const entry = session.cached(q(req, 'key'));
+      const image = session.image(entry.request.image);
+      const alpha = Number(q(req, 'alpha', '0.5'));
+      if (!(alpha >= 0 && alpha <= 1)) throw new LensError('INVALID_ARGUMENT', `alpha must be between 0 and 1, got "${q(req, 'alpha')}"`);
+      await sendView(
+        res,
+        String(req.params.kind),
+        image,
+        () => explainCommandLine(entry, image, { ...session.options, ...rendering(req), pathView: alpha }),
+        async () => exportPathView(entry, image, await session.baselineImages(entry.request), { alpha, model: session.model(entry.request.model).name }),
+      );
+    }),
+  );
+  app.get(
+    '/api/export/curves/:kind',
+    handle(async (req, res) => {
+      const entries = keysOf(req).map((k) => session.cached(k));
+      if (entries.length === 0) throw new LensError('INVALID_ARGUMENT', 'nothing to export');
+      const image = session.image(entries[0]!.request.image);
+      const steps = curveSteps(req);
+      await sendView(
+        res,
+        String(req.params.kind),
+        image,
+        () => explainCommandLine(entries, image, { ...session.options, ...rendering(req), curves: steps }),
+        async () => {
+          const curves = await session.curves(entries.map((e) => e.key), steps);
+          return exportCurvesView(entries, image, curves.map((c, i) => ({ name: entries[i]!.request.baseline, deletion: c.deletion, insertion: c.insertion })), { model: session.model(entries[0]!.request.model).name });
+        },
+      );
+    }),
+  );
   app.get(
     '/api/export/:kind',
     handle(async (req, res) => {
@@ -414,8 +504,7 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
       }
       if (kind !== 'png' && kind !== 'npy' && kind !== 'json') throw new LensError('NOT_FOUND', `unknown export "${kind}": png, npy, json, grid.svg or command`);
       const files = await exportAttribution(entry, image, { viz, sign, model: session.model(entry.request.model).name });
-      const types = { png: 'png', npy: 'application/octet-stream', json: 'application/json' } as const;
-      res.type(types[kind]).attachment(`${files.stem}.${kind}`).send(files[kind]);
+      res.type(EXPORT_TYPES[kind]).attachment(`${files.stem}.${kind}`).send(files[kind]);
     }),
   );
 

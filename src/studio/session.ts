@@ -18,6 +18,7 @@ import type { LoadedImageModel } from '../models/load.js';
 import type { ImageModel } from '../core/model.js';
 import type { RemoteImageModel } from '../models/remote.js';
 import { topK } from '../core/model.js';
+import { pathProfile } from '../report/views.js';
 
 /** Which model a request is about. */
 export type ModelKind = 'local' | 'served';
@@ -91,6 +92,9 @@ export class StudioSession {
   private readonly predictions = new Map<string, Prediction[]>();
   private readonly scores = new Map<string, Float32Array>();
   private readonly cache = new Map<string, StudioAttribution>();
+  /** Milliseconds per gradient evaluation of the last computed attribution, per model. */
+  private readonly msPerGradient = new Map<ModelKind, number>();
+  private readonly curveCache = new Map<string, { deletion: attribution.Curve; insertion: attribution.Curve }>();
   private queue: Promise<unknown> = Promise.resolve();
   private uploadDir?: string;
   private counter = 0;
@@ -269,6 +273,17 @@ export class StudioSession {
     return [r.model, r.image, r.method, r.baseline, r.steps ?? '', r.rule, r.target, r.seed].join('|');
   }
 
+  /** How long `gradients` gradient evaluations of a model should take, from the last one computed (undefined before). */
+  expectedMillis(kind: ModelKind, gradients: number): number | undefined {
+    const ms = this.msPerGradient.get(kind);
+    return ms === undefined ? undefined : ms * gradients;
+  }
+
+  /** Whether a request would be answered from the cache. */
+  isCached(request: ExplainRequest): boolean {
+    return this.cache.has(StudioSession.keyOf(request));
+  }
+
   cached(key: string): StudioAttribution {
     const hit = this.cache.get(key);
     if (!hit) throw new LensError('NOT_FOUND', 'this attribution is no longer in the cache: explain again');
@@ -314,6 +329,7 @@ export class StudioSession {
     const started = performance.now();
     const attr = await this.run(() => attribution.runMethod(method, model, image.pixels, settings));
     const entry: StudioAttribution = { key, request, attribution: attr, millis: performance.now() - started };
+    if (attr.gradientEvaluations > 0) this.msPerGradient.set(request.model, entry.millis / attr.gradientEvaluations);
     this.cache.set(key, entry);
     while (this.cache.size > this.cacheSize) this.cache.delete(this.cache.keys().next().value!);
     return entry;
@@ -329,46 +345,10 @@ export class StudioSession {
   /** The IG path of a cached attribution, reduced to what the path explorer draws. */
   async path(key: string): Promise<PathData> {
     const { attribution: attr, request } = this.cached(key);
-    const trace = attr.path;
-    if (!trace || !attr.completeness) throw new LensError('INVALID_ARGUMENT', `the path explorer needs Integrated Gradients; this is ${attr.method}`);
-    const baselines = await this.baselineImages(request);
-    const x = this.image(request.image).pixels.data;
-    const points = trace.alphas.length;
-    // Fixed rules lay points out baseline by baseline; adaptive ones integrate from the first.
-    const perBaseline = points % baselines.length === 0 ? points / baselines.length : points;
-    const integrand: number[] = [];
-    const magnitude: number[] = [];
-    for (let p = 0; p < points; p++) {
-      const g = trace.gradients?.[p];
-      if (!g) {
-        integrand.push(Number.NaN);
-        magnitude.push(Number.NaN);
-        continue;
-      }
-      const base = baselines[Math.min(baselines.length - 1, Math.floor(p / perBaseline))]!;
-      let dot = 0;
-      let abs = 0;
-      for (let i = 0; i < g.length; i++) {
-        dot += (x[i]! - base[i]!) * g[i]!;
-        abs += Math.abs(g[i]!);
-      }
-      integrand.push(dot);
-      magnitude.push(abs / g.length);
-    }
+    if (!attr.completeness) throw new LensError('INVALID_ARGUMENT', `the path explorer needs Integrated Gradients; this is ${attr.method}`);
+    const { pointsPerBaseline: _, ...profile } = pathProfile(attr, this.image(request.image).pixels, await this.baselineImages(request));
     const c = attr.completeness;
-    return {
-      alphas: Array.from(trace.alphas),
-      weights: Array.from(trace.weights),
-      scores: Array.from(trace.scores),
-      integrand,
-      gradientMagnitude: magnitude,
-      inputScore: c.inputScore,
-      baselineScore: c.baselineScore,
-      delta: c.delta,
-      relative: c.relative,
-      rule: attr.rule ?? '',
-      baselines: baselines.length,
-    };
+    return { ...profile, inputScore: c.inputScore, baselineScore: c.baselineScore, delta: c.delta, relative: c.relative, rule: attr.rule ?? '' };
   }
 
   /** Deletion and insertion curves of cached attributions, on the image they explain. */
@@ -376,6 +356,11 @@ export class StudioSession {
     const out = [];
     for (const key of keys) {
       const { attribution: attr, request } = this.cached(key);
+      const hit = this.curveCache.get(`${key}|${steps}`);
+      if (hit) {
+        out.push({ key, ...hit });
+        continue;
+      }
       const model = this.model(request.model);
       const image = this.image(request.image).pixels;
       const [deletion, insertion] = await this.run(async () => [
@@ -383,6 +368,9 @@ export class StudioSession {
         await attribution.attributionCurve(model, image, attr, 'insertion', { steps }),
       ]);
       out.push({ key, deletion: deletion!, insertion: insertion! });
+      this.curveCache.set(`${key}|${steps}`, { deletion: deletion!, insertion: insertion! });
+      // As many curve pairs are kept as attributions.
+      while (this.curveCache.size > this.cacheSize) this.curveCache.delete(this.curveCache.keys().next().value!);
     }
     return out;
   }

@@ -44,9 +44,15 @@ export interface Completeness {
   relative: number;
 }
 
-/** One explained panel (an SSE `result` of /api/explain). */
+/** One explained panel (an SSE `result` of /api/explain, or a coarse `preview` of it). */
 export interface PanelResult {
   key: string;
+  /** Which of the requested baselines this is. */
+  panel: number;
+  /** A coarse pass (few steps), replaced by the `result` of the same panel. */
+  preview: boolean;
+  /** A preview's picture (own colour scale) as a PNG data URL, so it shows without waiting for the server. */
+  picture?: string;
   baseline: string;
   millis: number;
   method: string;

@@ -28,13 +28,14 @@ export async function getJson<T>(url: string, init?: RequestInit): Promise<T> {
 export const postJson = <T>(url: string, body: unknown) => getJson<T>(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body: JSON.stringify(body) });
 
 /**
- * Follows a server-sent event stream: `progress`, `result`, then `done` or `failure`.
+ * Follows a server-sent event stream: `progress`, `preview` (a coarse result) and `result`, then `done` or `failure`.
  * Resolves when the stream ends; rejects with the server's message on `failure`.
  */
-export function followEvents<R>(url: string, on: { progress?: (p: Progress) => void; result: (r: R) => void }): { done: Promise<void>; cancel(): void } {
+export function followEvents<R>(url: string, on: { progress?: (p: Progress) => void; preview?: (r: R) => void; result: (r: R) => void }): { done: Promise<void>; cancel(): void } {
   const source = new EventSource(url);
   const done = new Promise<void>((resolve, reject) => {
     source.addEventListener('progress', (e) => on.progress?.(JSON.parse((e as MessageEvent<string>).data) as Progress));
+    source.addEventListener('preview', (e) => on.preview?.(JSON.parse((e as MessageEvent<string>).data) as R));
     source.addEventListener('result', (e) => on.result(JSON.parse((e as MessageEvent<string>).data) as R));
     source.addEventListener('done', () => {
       source.close();

@@ -149,8 +149,45 @@ function Select(props: { id: string; label: string; value: string; options: read
   );
 }
 
+/**
+ * A view's downloads as the CLI writes them (PNG with text chunks, .npy, JSON, drawn on the server
+ * by the CLI's code) and the `lens` command line that writes the same files.
+ */
+function ViewExports(props: { base: string; params: Record<string, string | number | undefined>; what: string; detail?: string; onError(m: string): void }) {
+  const [command, setCommand] = useState<string | null>(null);
+  const params = query(props.params);
+  const showCommand = () =>
+    getJson<{ command: string; generated: boolean }>(`${props.base}/command?${params}`).then(
+      (r) => setCommand(r.generated ? `# generated image: write it with lens shapes first\n${r.command}` : r.command),
+      (e: Error) => props.onError(e.message),
+    );
+  return (
+    <div class="view-exports" role="group" aria-label={`Export the ${props.what}`}>
+      <div class="links">
+        <span class="note">
+          Download the {props.what}
+          {props.detail ? ` (${props.detail})` : ''}:
+        </span>{' '}
+        <a href={`${props.base}/png?${params}`} download>
+          PNG
+        </a>
+        <a href={`${props.base}/npy?${params}`} download>
+          .npy
+        </a>
+        <a href={`${props.base}/json?${params}`} download>
+          JSON
+        </a>
+        <button type="button" onClick={showCommand}>
+          lens command
+        </button>
+      </div>
+      {command !== null && <textarea readOnly rows={2} aria-label={`Command line that writes the ${props.what}`} value={command} />}
+    </div>
+  );
+}
+
 /** The interpolated image x' + alpha (x - x') is canvas alpha compositing: baseline, then the image at opacity alpha. */
-function PathExplorer(props: { panel: PanelResult; imageId: string }) {
+function PathExplorer(props: { panel: PanelResult; imageId: string; viz: string; sign: string; onError(m: string): void }) {
   const [path, setPath] = useState<PathData | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [alpha, setAlpha] = useState(0.5);
@@ -249,6 +286,7 @@ function PathExplorer(props: { panel: PanelResult; imageId: string }) {
           <Chart title="gradient magnitude per point (saturation)" xLabel="α" yLabel="mean |∂F/∂x|" xRange={[0, 1]} series={[{ name: 'mean |gradient|', x: view.xs, y: view.magnitude, color: '#2ca02c', dots: true }]} marker={alpha} height={180} />
         </div>
       </div>
+      <ViewExports base="api/export/path" params={{ key: props.panel.key, alpha, viz: props.viz, sign: props.sign }} what="path view" detail={`α = ${alpha.toFixed(2)}`} onError={props.onError} />
     </section>
   );
 }
@@ -281,9 +319,15 @@ function Panels(props: { panels: PanelResult[]; image: ImageInfo; viz: string; s
         {props.panels.map((p) => {
           const ownScale = own.has(p.key) || scale === null;
           return (
-            <figure class="panel" key={p.key} data-key={p.key}>
+            <figure class={`panel${p.preview ? ' preview' : ''}`} key={p.panel} data-key={p.key} data-preview={String(p.preview)}>
               <div class="stack">
-                <img src={`api/panel.png?${query({ key: p.key, viz: props.viz, sign: props.sign, scale: ownScale ? undefined : scale ?? undefined })}`} alt={`${p.method} with baseline ${p.baseline}`} width={192} height={192} />
+                <img
+                  src={p.picture ?? `api/panel.png?${query({ key: p.key, viz: props.viz, sign: props.sign, scale: ownScale ? undefined : scale ?? undefined })}`}
+                  alt={`${p.method} with baseline ${p.baseline}${p.preview ? ' (coarse preview)' : ''}`}
+                  width={192}
+                  height={192}
+                  onLoad={() => performance.mark(p.preview ? 'lens-preview-drawn' : 'lens-final-drawn', { detail: p.key })}
+                />
                 {mask && <img class="mask" src={`api/images/${props.image.id}/mask.png`} alt="ground-truth mask" width={192} height={192} />}
               </div>
               <figcaption>
@@ -298,7 +342,7 @@ function Panels(props: { panels: PanelResult[]; image: ImageInfo; viz: string; s
                   </>
                 )}
                 <br />
-                <span class="note">{p.millis > 0 ? `${fmt(p.millis / 1000, 3)} s` : 'cached'}</span>
+                <span class="note">{p.preview ? `preview (${p.steps} steps), refining… · ` : ''}{p.millis > 0 ? `${fmt(p.millis / 1000, 3)} s` : 'cached'}</span>
               </figcaption>
               <label>
                 <input
@@ -350,12 +394,14 @@ function Panels(props: { panels: PanelResult[]; image: ImageInfo; viz: string; s
   );
 }
 
-function Curves(props: { panels: PanelResult[]; onError(m: string): void }) {
+const CURVE_STEPS = 16;
+
+function Curves(props: { panels: PanelResult[]; viz: string; sign: string; onError(m: string): void }) {
   const [curves, setCurves] = useState<{ key: string; deletion: CurveData; insertion: CurveData }[] | null>(null);
   const [busy, setBusy] = useState(false);
   const load = () => {
     setBusy(true);
-    getJson<{ curves: { key: string; deletion: CurveData; insertion: CurveData }[] }>(`api/curves?${query({ keys: props.panels.map((p) => p.key).join('~'), steps: 16 })}`)
+    getJson<{ curves: { key: string; deletion: CurveData; insertion: CurveData }[] }>(`api/curves?${query({ keys: props.panels.map((p) => p.key).join('~'), steps: CURVE_STEPS })}`)
       .then((r) => setCurves(r.curves), (e: Error) => props.onError(e.message))
       .finally(() => setBusy(false));
   };
@@ -370,6 +416,7 @@ function Curves(props: { panels: PanelResult[]; onError(m: string): void }) {
         {busy ? 'Computing curves…' : 'Deletion / insertion curves'}
       </button>
       {curves && <Chart title="deletion (solid) and insertion (dashed) on the same axes" xLabel="share of pixels removed / inserted" yLabel="probability of the target" series={series} xRange={[0, 1]} width={640} height={280} />}
+      {curves && <ViewExports base="api/export/curves" params={{ keys: curves.map((c) => c.key).join('~'), steps: CURVE_STEPS, viz: props.viz, sign: props.sign }} what="curves" onError={props.onError} />}
     </section>
   );
 }
@@ -534,20 +581,30 @@ function App() {
     setExplored(null);
     setProgress({ done: 0, total: 1 });
     const started = performance.now();
-    const url = `api/explain?${query({ image: image.id, model: form.model, method: form.method, baselines: baselines.join(','), steps: form.steps, rule: form.rule, target: form.target, seed: form.seed })}`;
-    const results: PanelResult[] = [];
+    const url = `api/explain?${query({ image: image.id, model: form.model, method: form.method, baselines: baselines.join(','), steps: form.steps, rule: form.rule, target: form.target, seed: form.seed, viz, sign })}`;
+    // Panel by panel: a coarse preview first (IG with many steps), replaced by the final result.
+    const shown: PanelResult[] = [];
+    const show = () => setPanels(shown.filter((p) => p !== undefined));
+    let results = 0;
     const stream = followEvents<PanelResult>(url, {
       progress: setProgress,
+      preview: (r) => {
+        if (shown[r.panel] && !shown[r.panel]!.preview) return;
+        shown[r.panel] = r;
+        show();
+        if (!performance.getEntriesByName('lens-first-preview').some((m) => m.startTime >= started)) performance.measure('lens-first-preview', { start: started });
+      },
       result: (r) => {
-        results.push(r);
-        setPanels([...results]);
-        if (results.length === 1) performance.measure('lens-first-panel', { start: started });
+        shown[r.panel] = r;
+        show();
+        results += 1;
+        if (results === 1) performance.measure('lens-first-panel', { start: started });
       },
     });
     cancel.current = stream.cancel;
     stream.done.then(
       () => {
-        document.body.dataset.explained = String(results.length);
+        document.body.dataset.explained = String(results);
         setProgress(null);
       },
       (e: Error) => {
@@ -638,8 +695,8 @@ function App() {
             </div>
           </form>
           {image && panels.length > 0 && <Panels panels={panels} image={image} viz={viz} sign={sign} onExplore={setExplored} onError={showError} />}
-          {explored && image && <PathExplorer panel={explored} imageId={image.id} />}
-          {panels.length > 0 && <Curves panels={panels} onError={showError} />}
+          {explored && image && <PathExplorer panel={explored} imageId={image.id} viz={viz} sign={sign} onError={showError} />}
+          {panels.length > 0 && <Curves panels={panels} viz={viz} sign={sign} onError={showError} />}
           {state.local && <Metrics form={form} baselines={baselines} imageCount={state.images.length} viz={viz} sign={sign} onError={showError} />}
           <Served state={state} onError={showError} onReconnected={() => void refresh()} />
         </div>

@@ -74,6 +74,22 @@ describe('lens explain', () => {
     expect(bad.stderr).toMatch(/unknown method "lime"/);
   });
 
+  it('explains one image per baseline of a list, with the path view and the curves of all baselines', async () => {
+    const out = join(dir, 'explain-views');
+    const r = await runLens(['explain', '--model', modelDir, join(imagesDir, 'a.png'), '--baseline', 'black,gaussian:sigma=0.2,samples=2', '--steps', '8', '--path-view', '0.5', '--curves', '4', '--out', out, '--json', '--backend', 'cpu']);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+    expect(lines.map((l) => l.baseline)).toEqual(['black', 'gaussian(sigma=0.2,samples=2)']);
+    expect(lines.map((l) => l.files.path)).toEqual([join(out, 'a.ig.black.path.png'), join(out, 'a.ig.gaussian-sigma=0.2-samples=2.path.png')]);
+    const curves = JSON.parse(await readFile(join(out, 'a.ig.curves.json'), 'utf8')) as { curves: { name: string }[]; fractions: number[] };
+    expect(curves.curves.map((c) => c.name)).toEqual(['black', 'gaussian:sigma=0.2,samples=2']);
+    expect(curves.fractions).toEqual([0, 0.25, 0.5, 0.75, 1]);
+    const outOfRange = await runLens(['explain', '--model', modelDir, join(imagesDir, 'a.png'), '--path-view', '2', '--out', out]);
+    expect(outOfRange.stderr.trim()).toBe('lens: --path-view takes alpha between 0 and 1, got 2');
+    const notIg = await runLens(['explain', '--model', modelDir, join(imagesDir, 'a.png'), '--method', 'occlusion', '--path-view', '0.5', '--out', out]);
+    expect(notIg.stderr.trim()).toBe('lens: --path-view draws the Integrated Gradients path: use --method ig, not occlusion');
+  });
+
   it('takes the nonuniform and adaptive rules through --rule and records their cost', async () => {
     const out = join(dir, 'explain-rules');
     const image = join(imagesDir, 'a.png');

@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeNpy, readPngText } from '../../src/index.js';
+import { decodeNpy, loadPixels, readPngText } from '../../src/index.js';
 import { SHARED, runLens } from '../helpers/cli.js';
 import { buildStudioWeb, readEvents, startStudioCli, type RunningProcess } from './helpers.js';
 
@@ -43,6 +43,25 @@ describe('lens studio API', () => {
     const { body } = await getJson('api/state');
     expect(body.local.name).toBe('shapes-resnet');
     expect(body.images.map((i: { name: string }) => i.name)).toEqual([BIRD, CAT]);
+  });
+
+  it('shows a coarse preview of every panel before the final results of a long IG', async () => {
+    // The first explanation of the session: the studio cannot know yet that this model is fast.
+    const events = await readEvents(explainUrl({ image: 'i2', baselines: 'black,white', steps: '500', seed: '3' }));
+    const shown = events.filter((e) => e.event === 'preview' || e.event === 'result').map((e) => `${e.event} ${e.data.panel} ${e.data.steps}`);
+    expect(shown).toEqual(['preview 0 8', 'preview 1 8', 'result 0 500', 'result 1 500']);
+    expect(events.filter((e) => e.event === 'progress').some((e) => String(e.data.stage).startsWith('preview: '))).toBe(true);
+    // The coarse picture comes inside the event, drawn as the panels are.
+    const picture = String(events.find((e) => e.event === 'preview')!.data.picture);
+    expect(picture).toMatch(/^data:image\/png;base64,/);
+    expect(await sharp(Buffer.from(picture.split(',')[1]!, 'base64')).metadata()).toMatchObject({ width: 64, height: 64, format: 'png' });
+    // Requests the model finishes at once need no preview (few steps, or a fast model by its last run); cached ones neither.
+    for (const steps of ['12', '40']) {
+      const quick = await readEvents(explainUrl({ image: 'i2', baselines: 'black', steps, seed: '3' }));
+      expect(quick.some((e) => e.event === 'preview')).toBe(false);
+    }
+    const again = await readEvents(explainUrl({ image: 'i2', baselines: 'black,white', steps: '500', seed: '3' }));
+    expect(again.some((e) => e.event === 'preview')).toBe(false);
   });
 
   it('streams progress and one result per baseline, then answers the same request from the cache', async () => {
@@ -87,6 +106,56 @@ describe('lens studio API', () => {
     const [mine, theirs] = await Promise.all([raw(png), raw(readFileSync(join(out, cliPng!)))]);
     expect(mine.info).toEqual(theirs.info);
     expect(readPngText(readFileSync(join(out, cliPng!)))).toEqual(text);
+  });
+
+  it('exports the path and curves views as lens explain --path-view and --curves write them', async () => {
+    const results = (await readEvents(explainUrl({ image: 'i2', baselines: 'black,white', steps: '16', rule: 'riemann_middle' }))).filter((e) => e.event === 'result');
+    const black = encodeURIComponent(String(results[0]!.data.key));
+    const pathQuery = `key=${black}&alpha=0.25&viz=heat_map&sign=positive`;
+    const pathPng = Buffer.from(await (await fetch(api(`api/export/path/png?${pathQuery}`))).arrayBuffer());
+    expect(readPngText(pathPng)).toMatchObject({ view: 'path', alpha: '0.25', method: 'integrated_gradients', baseline: 'black', steps: '16', rule: 'riemann_middle', model: 'shapes-resnet', image: CAT });
+    // The interpolated image beside the chart: a quarter of the way from black, drawn 3x (192 px) at (12, 42).
+    const { data, info } = await sharp(pathPng).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const cat = (await loadPixels(CAT, { size: [64, 64], resize: 'pad' })).data;
+    for (const [x, y] of [[32, 32], [20, 40]] as const) {
+      const at = ((42 + 3 * y + 1) * info.width + 12 + 3 * x + 1) * 3;
+      [0, 1, 2].forEach((c) => expect(Math.abs(data[at + c]! - 0.25 * cat[(y * 64 + x) * 3 + c]!)).toBeLessThanOrEqual(1));
+    }
+    const table = decodeNpy(Buffer.from(await (await fetch(api(`api/export/path/npy?${pathQuery}`))).arrayBuffer()));
+    expect(table.shape).toEqual([16, 5]);
+    const rows = Array.from({ length: 16 }, (_, r) => Array.from((table.data as Float32Array).subarray(r * 5, r * 5 + 5)));
+    rows.forEach((row, r) => expect(row[0]).toBeCloseTo((r + 0.5) / 16, 6));
+    // Weights times the integrand add up to the attribution's sum.
+    expect(rows.reduce((s, row) => s + row[1]! * row[3]!, 0)).toBeCloseTo((results[0]!.data.completeness as { sum: number }).sum, 3);
+    const { body: pathCommand } = await getJson(`api/export/path/command?${pathQuery}`);
+    expect(pathCommand.command).toBe(`lens explain ${CAT} --model default --method ig --baseline black --steps 16 --rule riemann_middle --target top1 --viz heat_map --sign positive --seed 0 --path-view 0.25`);
+
+    const keys = encodeURIComponent(results.map((r) => String(r.data.key)).join('~'));
+    const curvesQuery = `keys=${keys}&steps=8&viz=heat_map&sign=positive`;
+    const curvesPng = Buffer.from(await (await fetch(api(`api/export/curves/png?${curvesQuery}`))).arrayBuffer());
+    expect(readPngText(curvesPng)).toMatchObject({ view: 'curves', curves: 'black,white', curve_steps: '8', method: 'ig', model: 'shapes-resnet', image: CAT });
+    const curves = decodeNpy(Buffer.from(await (await fetch(api(`api/export/curves/npy?${curvesQuery}`))).arrayBuffer()));
+    expect(curves.shape).toEqual([2, 2, 9]);
+    const { body: preds } = await getJson('api/images/i2/predictions');
+    // Nothing deleted yet: the model's own probability; everything inserted: the same.
+    expect((curves.data as Float32Array)[0]).toBeCloseTo(preds.predictions[0].probability, 5);
+    expect((curves.data as Float32Array)[2 * 9 - 1]).toBeCloseTo(preds.predictions[0].probability, 5);
+    const { body: curvesCommand } = await getJson(`api/export/curves/command?${curvesQuery}`);
+    expect(curvesCommand.command).toBe(`lens explain ${CAT} --model default --method ig --baseline black,white --steps 16 --rule riemann_middle --target top1 --viz heat_map --sign positive --seed 0 --curves 8`);
+
+    // The command lines write the same numbers and the same text chunks.
+    for (const [command, stem, png, npy] of [
+      [pathCommand.command, 'cat.ig.path', pathPng, table],
+      [curvesCommand.command, 'cat.ig.curves', curvesPng, curves],
+    ] as const) {
+      const out = mkdtempSync(join(tmpdir(), 'studio-view-'));
+      const cli = await runLens([...String(command).split(' ').slice(1), '--out', out, '--no-progress']);
+      expect(cli.code, cli.stderr).toBe(0);
+      expect(readPngText(readFileSync(join(out, `${stem}.png`)))).toEqual(readPngText(png));
+      const theirs = decodeNpy(readFileSync(join(out, `${stem}.npy`)));
+      expect(theirs.shape).toEqual(npy.shape);
+      (npy.data as Float32Array).forEach((v, i) => expect((theirs.data as Float32Array)[i]).toBeCloseTo(v, 4));
+    }
   });
 
   it('gives the IG path: the rule’s weights times the integrand add up to the attribution', async () => {

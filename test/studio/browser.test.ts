@@ -84,6 +84,38 @@ describe.runIf(chromiumAvailable())('lens studio in Chromium', () => {
     expect(svg.toString()).toMatch(/^<\?xml[^]*<svg [^>]*xmlns="http:\/\/www\.w3\.org\/2000\/svg"[^]*<style>[^]*F\(α\) along the path/);
     const drawn = await sharp(svg).raw().toBuffer({ resolveWithObject: true });
     expect(drawn.info.width).toBe(520);
+
+    // The path view as PNG, drawn by the CLI's code: the interpolated image at alpha 1 (the image itself, 3x) beside the chart.
+    const pathDownload = page.waitForEvent('download');
+    await page.getByRole('group', { name: 'Export the path view' }).getByRole('link', { name: 'PNG' }).click();
+    const pathPng = readFileSync(await (await pathDownload).path());
+    expect(readPngText(pathPng)).toMatchObject({ view: 'path', alpha: '1', method: 'integrated_gradients', baseline: 'black', steps: '50', model: 'shapes-resnet', image: BIRD, Software: 'serving-lens' });
+    const path = await sharp(pathPng).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    const at = ((42 + 3 * 32 + 1) * path.info.width + 12 + 3 * 32 + 1) * 3;
+    expected.forEach((v, c) => expect(Math.abs(path.data[at + c]! - v)).toBeLessThanOrEqual(1));
+    await page.getByRole('group', { name: 'Export the path view' }).getByRole('button', { name: 'lens command' }).click();
+    await expect.poll(() => page.getByLabel('Command line that writes the path view').inputValue()).toMatch(/^lens explain .*bird\.bmp .*--baseline black .*--path-view 1$/);
+  });
+
+  it('exports the deletion and insertion curves of both panels as one PNG', async () => {
+    await page.getByRole('button', { name: 'Deletion / insertion curves' }).click();
+    const exports = page.getByRole('group', { name: 'Export the curves' });
+    await exports.waitFor();
+    const download = page.waitForEvent('download');
+    await exports.getByRole('link', { name: 'PNG' }).click();
+    const png = readFileSync(await (await download).path());
+    expect(readPngText(png)).toMatchObject({ view: 'curves', curves: 'black,white', curve_steps: '16', method: 'ig', model: 'shapes-resnet', image: BIRD });
+    const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    // Each panel's curves in its own colour: black's blue (#1f77b4) and white's red (#d62728).
+    const count = (rgb: number[]) => {
+      let n = 0;
+      for (let p = 0; p < info.width * info.height; p++) if (rgb.every((v, c) => Math.abs(data[p * 3 + c]! - v) <= 8)) n++;
+      return n;
+    };
+    expect(count([0x1f, 0x77, 0xb4])).toBeGreaterThan(200);
+    expect(count([0xd6, 0x27, 0x28])).toBeGreaterThan(200);
+    await exports.getByRole('button', { name: 'lens command' }).click();
+    await expect.poll(() => page.getByLabel('Command line that writes the curves').inputValue()).toMatch(/^lens explain .*bird\.bmp .*--baseline black,white .*--curves 16$/);
   });
 
   it('exports a PNG with the CLI’s text chunks and the picture’s pixels', async () => {
@@ -149,6 +181,22 @@ describe.runIf(chromiumAvailable())('lens studio in Chromium', () => {
     await page.getByRole('button', { name: 'Explain' }).click();
     await page.waitForFunction('document.body.dataset.explained === "2"');
     expect(await page.locator('figure.panel').count()).toBe(2);
+    expect(errors).toEqual([]);
+  });
+
+  it('shows a coarse picture first and refines it, with the progress bar meanwhile', async () => {
+    await page.getByLabel('white', { exact: true }).uncheck();
+    // Long enough (over PREVIEW_WORTH_MS on the bundled model) that the studio previews it.
+    await page.locator('#steps').fill('1200');
+    await page.evaluate('performance.clearMarks(); performance.clearMeasures()');
+    await page.getByRole('button', { name: 'Explain' }).click();
+    await expect.poll(() => page.locator('#explain-progress').count()).toBe(1);
+    await page.waitForFunction("performance.getEntriesByName('lens-final-drawn').length > 0");
+    const marks = (await page.evaluate("({ preview: performance.getEntriesByName('lens-preview-drawn').map((m) => m.startTime), final: performance.getEntriesByName('lens-final-drawn').map((m) => m.startTime) })")) as { preview: number[]; final: number[] };
+    expect(marks.preview.length).toBeGreaterThan(0);
+    expect(Math.min(...marks.preview)).toBeLessThan(Math.min(...marks.final));
+    await expect.poll(() => page.locator('figure.panel').first().getAttribute('data-preview')).toBe('false');
+    await expect.poll(() => page.locator('figure.panel').first().innerText()).toMatch(/1200 steps/);
     expect(errors).toEqual([]);
   });
 });

@@ -16,6 +16,8 @@ interface ExplainOptions extends support.AttributionFlagValues, ConnectionFlagVa
   cells?: string;
   maxSigma?: string;
   path?: boolean;
+  pathView?: string;
+  curves?: string;
   server?: string;
   servedModel?: string;
   servedOutput?: string;
@@ -51,6 +53,8 @@ export function register(program: Command): void {
     .option('--cells <n>', 'RISE grid cells per side')
     .option('--max-sigma <s>', 'Blur IG largest blur in pixels')
     .option('--path', 'IG: keep per-step scores and mean gradients in the JSON summary')
+    .option('--path-view <alpha>', 'IG: also write STEM.path.png/.npy/.json: the image interpolated at alpha (0..1) from the baseline, F(alpha) at the rule\'s points and the integrand per point')
+    .option('--curves <n>', 'also write STEM.curves.png/.npy/.json: deletion and insertion curves with n points after the first, every baseline on the same axes')
     .option('--map-tolerance <e>', 'IG: place the steps until the estimated relative L2 error of the map is at most e (e.g. 0.01); --steps is then the budget (default 1024)')
     .option('--server <host:port>', 'TF Serving address: check that --model answers like the served model first (forward-only methods may omit --model)')
     .option('--served-model <name>', 'name of the served model (default: the local model name)');
@@ -87,6 +91,10 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
   const num = (v: string | undefined, flag: string) => (v === undefined ? undefined : support.positiveInt(v, flag));
   const real = (v: string | undefined, flag: string) => (v === undefined ? undefined : support.finiteNumber(v, flag));
   const numbers = support.attributionNumbers(opts);
+  const pathAlpha = opts.pathView === undefined ? undefined : support.finiteNumber(opts.pathView, '--path-view');
+  if (pathAlpha !== undefined && !(pathAlpha >= 0 && pathAlpha <= 1)) throw new LensError('INVALID_ARGUMENT', `--path-view takes alpha between 0 and 1, got ${pathAlpha}`);
+  if (pathAlpha !== undefined && method.name !== 'ig') throw new LensError('INVALID_ARGUMENT', `--path-view draws the Integrated Gradients path: use --method ig, not ${methodName}`);
+  const curveSteps = opts.curves === undefined ? undefined : support.positiveInt(opts.curves, '--curves');
   const paths = support.expandImagePaths(imageArgs);
   if (!opts.model && !opts.server) throw new LensError('INVALID_ARGUMENT', 'give --model MODEL (a local model), or --server HOST:PORT --served-model NAME for forward-only methods');
   await initBackend(opts.backend !== undefined ? { backend: opts.backend } : {});
@@ -119,9 +127,11 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
       process.stderr.write(`verified: ${local.name} answers like served model ${served.name} on ${report.images.length} image(s)\n`);
     }
     const references = opts.references ? await support.loadModelImages(support.expandImagePaths(opts.references), model, opts.resize) : undefined;
-    const baseline = await attribution.resolveBaseline(attribution.parseBaseline(opts.baseline), async (p) => (await support.loadModelImages([p], model, opts.resize))[0]!);
-    const settings: import('../../attribution/index.js').MethodSettings = {
-      baseline,
+    // Several comma-separated baselines explain each image once per baseline (as the studio's panels).
+    const baselineTexts = support.splitBaselineList(opts.baseline);
+    if (baselineTexts.length === 0) throw new LensError('INVALID_ARGUMENT', '--baseline is empty');
+    const baselines = await Promise.all(baselineTexts.map((b) => attribution.resolveBaseline(attribution.parseBaseline(b), async (p) => (await support.loadModelImages([p], model, opts.resize))[0]!)));
+    const settings: Omit<import('../../attribution/index.js').MethodSettings, 'baseline'> = {
       // --map-tolerance places the steps itself, unless a rule is named (then the library says they clash).
       ...(mapTolerance === undefined || ruleGiven ? { rule } : {}),
       ...(mapTolerance !== undefined ? { mapTolerance } : {}),
@@ -136,9 +146,10 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
       ...(opts.masks !== undefined ? { masks: num(opts.masks, '--masks')! } : {}),
       ...(opts.cells !== undefined ? { cells: num(opts.cells, '--cells')! } : {}),
       ...(opts.maxSigma !== undefined ? { maxSigma: real(opts.maxSigma, '--max-sigma')! } : {}),
-      ...(opts.path ? { returnPath: 'gradients' as const } : {}),
+      ...(opts.path || pathAlpha !== undefined ? { returnPath: 'gradients' as const } : {}),
     };
     const usedStems = new Set<string>();
+    const report = await import('../../report/index.js');
     const { loadPixels } = await import('../../image/index.js');
     for (const { name, image } of named) {
       // The photo at its own size, to draw on (the model saw it resized).
@@ -146,55 +157,45 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
       const [scores] = await attribution.forwardRows(model, [image.data], 1);
       const targets = attribution.resolveTargets(model, scores!, targetSpec);
       for (const target of targets) {
-        const bar = await support.progressBar(support.wantsProgressBar(opts));
-        let attr;
-        try {
-          attr = await attribution.runMethod(method, model, image, { ...settings, target: target.index, ...(bar.onProgress ? { onProgress: bar.onProgress } : {}) });
-        } finally {
-          bar.stop();
+        const curves: import('../../report/index.js').NamedCurves[] = [];
+        const baseStem = `${support.imageStem(name)}.${methodName.replace(':', '-')}${targets.length > 1 ? `.t${target.index}` : ''}`;
+        for (let b = 0; b < baselines.length; b++) {
+          const bar = await support.progressBar(support.wantsProgressBar(opts));
+          let attr;
+          try {
+            attr = await attribution.runMethod(method, model, image, { ...settings, baseline: baselines[b]!, target: target.index, ...(bar.onProgress ? { onProgress: bar.onProgress } : {}) });
+          } finally {
+            bar.stop();
+          }
+          let stem = baselines.length > 1 ? `${baseStem}.${baselineTexts[b]!.replace(/[^A-Za-z0-9=._-]+/g, '-')}` : baseStem;
+          for (let k = 2; usedStems.has(stem); k++) stem = `${stem.replace(/~\d+$/, '')}~${k}`;
+          usedStems.add(stem);
+          const files: Record<string, string> = {
+            ...(await report.saveAttribution(attr, image, {
+              dir: opts.out,
+              stem,
+              viz,
+              sign,
+              canvas,
+              ...(photo ? { photo } : {}),
+              ...(smooth !== undefined ? { smooth } : {}),
+              imageName: name,
+              extra: { model: model.name },
+            })),
+          };
+          if (pathAlpha !== undefined) {
+            const { images: starts } = attribution.makeBaselines(model, image, baselines[b]!, attribution.seededRandom(numbers.seed));
+            files.path = (await report.savePathView(attr, image, starts, { dir: opts.out, stem: `${stem}.path`, alpha: pathAlpha, imageName: name, extra: { model: model.name } })).png;
+          }
+          if (curveSteps !== undefined) {
+            const curve = { steps: curveSteps, ...(numbers.batchSize !== undefined ? { batchSize: numbers.batchSize } : {}) };
+            curves.push({ name: baselineTexts[b]!, deletion: await attribution.attributionCurve(model, image, attr, 'deletion', curve), insertion: await attribution.attributionCurve(model, image, attr, 'insertion', curve) });
+          }
+          printSummary(name, model, local, attr, files, opts.json === true);
         }
-        let stem = `${support.imageStem(name)}.${methodName.replace(':', '-')}${targets.length > 1 ? `.t${target.index}` : ''}`;
-        for (let k = 2; usedStems.has(stem); k++) stem = `${stem.replace(/~\d+$/, '')}~${k}`;
-        usedStems.add(stem);
-        const { saveAttribution } = await import('../../report/save.js');
-        const files = await saveAttribution(attr, image, {
-          dir: opts.out,
-          stem,
-          viz,
-          sign,
-          canvas,
-          ...(photo ? { photo } : {}),
-          ...(smooth !== undefined ? { smooth } : {}),
-          imageName: name,
-          extra: { model: model.name },
-        });
-        const summary = {
-          image: name,
-          model: model.name,
-          engine: local ? local.engine.detail : 'TF Serving (forward passes over the wire)',
-          target: { index: attr.target.index, ...(attr.target.label !== undefined ? { label: attr.target.label } : {}), probability: attr.target.probability, score: attr.target.score },
-          output: attr.output,
-          method: attr.method,
-          baseline: attr.baseline ?? null,
-          steps: attr.steps ?? null,
-          rule: attr.rule ?? null,
-          completeness: attr.completeness
-            ? { delta: attr.completeness.delta, relative: attr.completeness.relative, sum: attr.completeness.sum, inputScore: attr.completeness.inputScore, baselineScore: attr.completeness.baselineScore }
-            : null,
-          gradientEvaluations: attr.gradientEvaluations,
-          forwardEvaluations: attr.forwardEvaluations,
-          mapErrorEstimate: attr.mapErrorEstimate ?? null,
-          ...(attr.geometry ? { geometry: attr.geometry } : {}),
-          files,
-        };
-        if (opts.json) {
-          process.stdout.write(`${JSON.stringify(summary)}\n`);
-        } else {
-          const who = attr.target.label ?? `class ${attr.target.index}`;
-          const setup = [attr.method, attr.baseline, attr.steps !== undefined ? `${attr.steps} steps` : undefined, attr.rule].filter(Boolean).join(' ');
-          const delta = attr.completeness ? `  delta ${attr.completeness.delta.toPrecision(3)} (${(attr.completeness.relative * 100).toPrecision(3)}% of F(x)-F(x'), ${attr.output})` : '';
-          const mapError = attr.mapErrorEstimate !== undefined ? `  map error ~${(attr.mapErrorEstimate * 100).toPrecision(2)}% (${attr.gradientEvaluations} gradients)` : '';
-          process.stdout.write(`${name}: ${who} p=${attr.target.probability.toFixed(4)}  ${setup}${delta}${mapError}\n  -> ${files.png}\n`);
+        if (curveSteps !== undefined) {
+          const saved = await report.saveCurvesView(curves, { dir: opts.out, stem: `${baseStem}.curves`, title: `${support.imageStem(name)}: ${methodName}`, imageName: name, extra: { model: model.name, method: methodName } });
+          if (!opts.json) process.stdout.write(`  -> ${saved.png}\n`);
         }
       }
     }
@@ -202,6 +203,45 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
     closeServed();
     local?.dispose();
   }
+}
+
+/** Prints what was written for one attribution: a line for people, or one JSON object. */
+function printSummary(
+  name: string,
+  model: import('../../core/model.js').ImageModel,
+  local: import('../../models/load.js').LoadedImageModel | undefined,
+  attr: import('../../attribution/index.js').Attribution,
+  files: Record<string, string>,
+  json: boolean,
+): void {
+  const summary = {
+    image: name,
+    model: model.name,
+    engine: local ? local.engine.detail : 'TF Serving (forward passes over the wire)',
+    target: { index: attr.target.index, ...(attr.target.label !== undefined ? { label: attr.target.label } : {}), probability: attr.target.probability, score: attr.target.score },
+    output: attr.output,
+    method: attr.method,
+    baseline: attr.baseline ?? null,
+    steps: attr.steps ?? null,
+    rule: attr.rule ?? null,
+    completeness: attr.completeness
+      ? { delta: attr.completeness.delta, relative: attr.completeness.relative, sum: attr.completeness.sum, inputScore: attr.completeness.inputScore, baselineScore: attr.completeness.baselineScore }
+      : null,
+    gradientEvaluations: attr.gradientEvaluations,
+    forwardEvaluations: attr.forwardEvaluations,
+    mapErrorEstimate: attr.mapErrorEstimate ?? null,
+    ...(attr.geometry ? { geometry: attr.geometry } : {}),
+    files,
+  };
+  if (json) {
+    process.stdout.write(`${JSON.stringify(summary)}\n`);
+    return;
+  }
+  const who = attr.target.label ?? `class ${attr.target.index}`;
+  const setup = [attr.method, attr.baseline, attr.steps !== undefined ? `${attr.steps} steps` : undefined, attr.rule].filter(Boolean).join(' ');
+  const delta = attr.completeness ? `  delta ${attr.completeness.delta.toPrecision(3)} (${(attr.completeness.relative * 100).toPrecision(3)}% of F(x)-F(x'), ${attr.output})` : '';
+  const mapError = attr.mapErrorEstimate !== undefined ? `  map error ~${(attr.mapErrorEstimate * 100).toPrecision(2)}% (${attr.gradientEvaluations} gradients)` : '';
+  process.stdout.write(`${name}: ${who} p=${attr.target.probability.toFixed(4)}  ${setup}${delta}${mapError}\n  -> ${files.png}\n${files.path ? `  -> ${files.path}\n` : ''}`);
 }
 
 /** The served model as a forward-only ImageModel, through the serving client. */
