@@ -81,7 +81,7 @@ export async function imageModelFromGraphModel(artifacts: tf.io.ModelArtifacts, 
     { finalSoftmax },
   );
   const { withCompiledEngine } = await import('../engines/onnx/model.js');
-  const { compileTfGraph, tfGraphSourceOf } = await import('../engines/onnx/graph-compile.js');
+  const [{ compileTfGraph }, { tfGraphSourceOf }] = await Promise.all([import('../engines/onnx/graph-compile.js'), import('../engines/onnx/graph-source.js')]);
   const facts = { name: options.name, preprocessing: options.preprocessing };
   // Names given to execute() are signature keys first (as tfjs-converter maps them), else tensor names.
   const signature = artifacts.signature as { inputs?: Record<string, { name?: string }>; outputs?: Record<string, { name?: string }> } | undefined;

@@ -175,7 +175,7 @@ export async function imageModelFromSavedModel(dir: string, options: ImageModelF
     const { withCompiledEngine } = await import('../engines/onnx/model.js');
     const engineOptions = { name, preprocessing, ...(labels ? { labels } : {}), ...(options.engine !== undefined ? { engine: options.engine } : {}) };
     if (!graph.converted.async) {
-      const { compileTfGraph, tfGraphSourceOf } = await import('../engines/onnx/graph-compile.js');
+      const [{ compileTfGraph }, { tfGraphSourceOf }] = await Promise.all([import('../engines/onnx/graph-compile.js'), import('../engines/onnx/graph-source.js')]);
       const source = () => tfGraphSourceOf(graph.converted.artifacts, graph.model.weights, input.name, output.name, inputShape);
       return await withCompiledEngine(createTfModel({ ...spec, scores: run }), () => compileTfGraph(source(), { name, preprocessing }), engineOptions);
     }

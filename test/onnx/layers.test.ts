@@ -1,5 +1,6 @@
 /**
- * Every layer rule of src/engines/onnx/compile.ts against tfjs: small models built in code with seeded
+ * Every Keras layer the onnxruntime engine compiles (lowered to TensorFlow ops by src/graph/keras.ts,
+ * compiled by src/engines/onnx/graph-compile.ts) against tfjs: small models built in code with seeded
  * weights, run on both engines with the same pixels (batch 3, one target class per image). The
  * scores, the input gradients and the target values must agree within a relative L2 of 1e-4.
  * Pooling ties, negative maxima and 'same' average pooling: pooling.test.ts.
@@ -108,6 +109,11 @@ const CASES: Case[] = [
         y = ap(tfl.layers.activation({ activation: 'sigmoid' }), y);
         return head(y);
       }),
+  },
+  {
+    name: 'ReLU capped at 3 (a Minimum with a constant)',
+    preprocessing: 'raw',
+    build: () => functional('relu_cap3', [6, 5, 3], (x) => head(ap(tfl.layers.reLU({ maxValue: 3 }), ap(tfl.layers.rescaling({ scale: 0.05, offset: -6 }), x)))),
   },
   {
     name: 'relu6 with pre-activations reaching past 6',
@@ -340,7 +346,7 @@ describe('onnxruntime layer rules agree with tfjs', () => {
     };
     const pixels = randomPixels([BATCH, 7, 6, 3], 78);
     const forCompile = build();
-    const compiled = compileLayersModel(forCompile, { name: 'nested_head', preprocessing: 'unit' });
+    const compiled = await compileLayersModel(forCompile, { name: 'nested_head', preprocessing: 'unit' });
     expect(compiled.finalSoftmax).toBe(true);
     expect(compiled.logits).toBe(true);
     forCompile.dispose();
@@ -359,9 +365,9 @@ describe('onnxruntime layer rules agree with tfjs', () => {
     layers.dispose();
   });
 
-  it('counts the layers it compiled by class', () => {
+  it('counts the layers it compiled by class', async () => {
     const layers = functional('counts', ODD, (x) => head(ap(conv({ filters: 2, kernelSize: 3 }), ap(conv({ filters: 2, kernelSize: 3 }), x))));
-    const compiled = compileLayersModel(layers, { name: 'counts', preprocessing: 'unit' });
+    const compiled = await compileLayersModel(layers, { name: 'counts', preprocessing: 'unit' });
     expect(compiled.layers).toEqual({ Conv2D: 2, Flatten: 1, Dense: 1 });
     expect(compiled.inputShape).toEqual(ODD);
     expect(compiled.classes).toBe(5);

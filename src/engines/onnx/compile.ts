@@ -1,9 +1,9 @@
 /**
- * Compiles a tfjs LayersModel into an ONNX graph that computes the class scores and, in a second
+ * The core of the ONNX compiler: it emits a model's forward graph (class scores) and, in a second
  * graph, the gradient of a weighted sum of those scores with respect to the input pixels.
  *
  * Why by hand: onnxruntime's inference builds have no automatic differentiation, and attribution
- * needs only input gradients. So each layer emits its forward nodes and records a backward rule;
+ * needs only input gradients. So each op emits its forward nodes and records a backward rule;
  * the backward pass is emitted in reverse order, as a tape would run it. Every backward rule uses
  * fast forward kernels: a convolution's input gradient is a transposed convolution with the same
  * weights, ReLU's is a select on the saved output, max pooling's a scatter of the saved argmax,
@@ -15,7 +15,6 @@
  * gradient NHWC. The `seed` input [N, classes] selects what is differentiated: one-hot rows give
  * the gradient of one class score per image.
  */
-import * as tfl from '@tensorflow/tfjs-layers';
 import { LensError } from '../../core/errors.js';
 import { affineOf, type PreprocessingName } from '../../core/preprocess.js';
 import { OnnxGraphBuilder, type OnnxDim } from './graph.js';
@@ -32,14 +31,6 @@ interface TapeEntry {
   output: Value;
   /** Emits the input gradients from the output gradient `g` (undefined: no gradient flows there). */
   backward(g: string): (string | undefined)[];
-}
-
-export interface CompileOptions {
-  /** Name for the graphs. */
-  name: string;
-  preprocessing: PreprocessingName;
-  /** Keep a final softmax (scores are probabilities); by default the scores are the logits before it. */
-  probabilities?: boolean;
 }
 
 /** The two compiled graphs and the facts the runtime needs. */
@@ -65,16 +56,10 @@ export interface CompiledModel {
   layers: Record<string, number>;
 }
 
-type Config = Record<string, unknown>;
-type Symbolic = tfl.SymbolicTensor;
-
 /** Throws MODEL_UNSUPPORTED naming the model and what has no ONNX rule. */
 export function unsupported(model: string, what: string): never {
   throw new LensError('MODEL_UNSUPPORTED', `cannot compile ${model} for onnxruntime: ${what}`);
 }
-
-const pair = (v: unknown, fallback: number): [number, number] =>
-  Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : typeof v === 'number' ? [v, v] : [fallback, fallback];
 
 /** Explicit [begin, end] pads per spatial axis for Keras 'same'/'valid' (TF puts the odd pixel at the end). */
 function spatialPads(padding: unknown, input: number, kernel: number, stride: number, dilation: number): [number, number] {
@@ -358,6 +343,17 @@ export class Compiler {
     return this.record([x], y, (grad) => [g.op('Mul', [grad, s], {}, `${hint}_grad`)]);
   }
 
+  /**
+   * max(x, c) or min(x, c) with one constant per channel (a ReLU capped at a value, the clipped
+   * sides of hard sigmoid). Backward: the gradient flows where x is the result.
+   */
+  bound(op: 'Max' | 'Min', x: Value, bound: Float32Array, hint: string): Value {
+    const g = this.g;
+    const c = g.constant(`${hint}_bound`, bound, x.shape.length === 3 ? [bound.length, 1, 1] : [bound.length]);
+    const y: Value = { name: g.op(op, [x.name, c], {}, hint), shape: x.shape };
+    return this.record([x], y, (grad) => [g.op('Where', [g.op(op === 'Max' ? 'GreaterOrEqual' : 'LessOrEqual', [x.name, c]), grad, this.zeroScalar()], {}, `${hint}_grad`)]);
+  }
+
   dense(x: Value, kernel: Float32Array, bias: Float32Array | undefined, units: number, hint: string): Value {
     if (x.shape.length !== 1) unsupported(this.modelName, `Dense layer ${hint} applied to a ${x.shape.length + 1}-D tensor`);
     const g = this.g;
@@ -572,224 +568,6 @@ export class Compiler {
     if (!parts) throw new LensError('INTERNAL', `${this.modelName}: the scores do not depend on the input`);
     return parts.length === 1 ? parts[0]! : g.op('Sum', parts);
   }
-}
-
-function weightsOf(layer: tfl.layers.Layer): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
-  for (const v of layer.weights) {
-    const short = v.originalName.split('/').pop()!.replace(/:\d+$/, '');
-    out.set(short, v.read().dataSync() as Float32Array);
-  }
-  return out;
-}
-
-function need(weights: Map<string, Float32Array>, name: string, layer: string, model: string): Float32Array {
-  const w = weights.get(name);
-  if (!w) unsupported(model, `layer ${layer} has no weight "${name}" (has ${[...weights.keys()].join(', ')})`);
-  return w;
-}
-
-const IDENTITY_LAYERS = new Set(['InputLayer', 'Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout']);
-const CONTAINERS = new Set(['Model', 'Functional', 'Sequential', 'LayersModel']);
-
-/** Emits one layer applied to known values; returns its output value. */
-function emitLayer(cc: Compiler, layer: tfl.layers.Layer, inputs: Value[], skipSoftmax: boolean): Value {
-  const cls = layer.getClassName();
-  const cfg = layer.getConfig() as Config;
-  const name = layer.name;
-  const model = cc.modelName;
-  const one = (): Value => {
-    if (inputs.length !== 1) unsupported(model, `layer ${name} (${cls}) has ${inputs.length} inputs`);
-    return inputs[0]!;
-  };
-  const act = (v: Value): Value => {
-    const a = typeof cfg.activation === 'string' ? cfg.activation : 'linear';
-    return cc.activation(a === 'softmax' && skipSoftmax ? 'linear' : a, v, `${name}_act`);
-  };
-  if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') unsupported(model, `layer ${name} uses ${String(cfg.dataFormat)}`);
-  cc.layerCounts[cls] = (cc.layerCounts[cls] ?? 0) + 1;
-  switch (cls) {
-    case 'Conv2D':
-    case 'DepthwiseConv2D':
-    case 'SeparableConv2D': {
-      const x = one();
-      const weights = weightsOf(layer);
-      const kernel = pair(cfg.kernelSize, 1);
-      const strides = pair(cfg.strides, 1);
-      const dilations = pair(cfg.dilationRate, 1);
-      const cin = x.shape[0]!;
-      const bias = cfg.useBias === false ? undefined : need(weights, 'bias', name, model);
-      if (cls === 'Conv2D') {
-        if (Number(cfg.groups ?? 1) !== 1) unsupported(model, `grouped Conv2D ${name}`);
-        const cout = Number(cfg.filters);
-        const w = convKernel(need(weights, 'kernel', name, model), kernel[0], kernel[1], cin, cout);
-        return act(cc.conv(x, w, bias, { cout, kernel, strides, dilations, padding: cfg.padding, group: 1, hint: name }));
-      }
-      // The multiplier comes from the kernel's size: tfjs SeparableConv2D.getConfig() omits depthMultiplier.
-      const dwKernel = need(weights, 'depthwise_kernel', name, model);
-      const mult = dwKernel.length / (kernel[0] * kernel[1] * cin);
-      const dw = depthwiseKernel(dwKernel, kernel[0], kernel[1], cin, mult);
-      if (cls === 'DepthwiseConv2D') {
-        return act(cc.conv(x, dw, bias, { cout: cin * mult, kernel, strides, dilations, padding: cfg.padding, group: cin, hint: name }));
-      }
-      const cout = Number(cfg.filters);
-      const mid = cc.conv(x, dw, undefined, { cout: cin * mult, kernel, strides, dilations, padding: cfg.padding, group: cin, hint: `${name}_depthwise` });
-      const pw = convKernel(need(weights, 'pointwise_kernel', name, model), 1, 1, cin * mult, cout);
-      return act(cc.conv(mid, pw, bias, { cout, kernel: [1, 1], strides: [1, 1], dilations: [1, 1], padding: 'valid', group: 1, hint: name }));
-    }
-    case 'Dense': {
-      const weights = weightsOf(layer);
-      const units = Number(cfg.units);
-      return act(cc.dense(one(), need(weights, 'kernel', name, model), cfg.useBias === false ? undefined : need(weights, 'bias', name, model), units, name));
-    }
-    case 'BatchNormalization': {
-      const x = one();
-      const axis = Array.isArray(cfg.axis) ? cfg.axis[0] : cfg.axis;
-      const rank = x.shape.length + 1;
-      if (!(axis === -1 || axis === rank - 1)) unsupported(model, `batch norm ${name} on axis ${String(axis)}`);
-      const weights = weightsOf(layer);
-      const mean = need(weights, 'moving_mean', name, model);
-      const variance = need(weights, 'moving_variance', name, model);
-      const gamma = cfg.scale === false ? undefined : need(weights, 'gamma', name, model);
-      const beta = cfg.center === false ? undefined : need(weights, 'beta', name, model);
-      const eps = Number(cfg.epsilon ?? 1e-3);
-      const scale = new Float32Array(mean.length);
-      const offset = new Float32Array(mean.length);
-      for (let c = 0; c < mean.length; c++) {
-        scale[c] = (gamma ? gamma[c]! : 1) / Math.sqrt(variance[c]! + eps);
-        offset[c] = (beta ? beta[c]! : 0) - mean[c]! * scale[c]!;
-      }
-      return cc.channelAffine(x, scale, offset, name);
-    }
-    case 'Rescaling': {
-      const x = one();
-      const c = x.shape[0]!;
-      return cc.channelAffine(x, new Float32Array(c).fill(Number(cfg.scale)), new Float32Array(c).fill(Number(cfg.offset ?? 0)), name);
-    }
-    case 'Activation':
-      return act(one());
-    case 'Softmax':
-      return skipSoftmax ? one() : cc.activation('softmax', one(), name);
-    case 'ReLU': {
-      const slope = Number(cfg.negativeSlope ?? 0);
-      const threshold = Number(cfg.threshold ?? 0);
-      if (slope !== 0 || threshold !== 0) unsupported(model, `ReLU ${name} with a negative slope or threshold`);
-      const max = cfg.maxValue === null || cfg.maxValue === undefined ? undefined : Number(cfg.maxValue);
-      if (max !== undefined && max !== 6) unsupported(model, `ReLU ${name} capped at ${max}`);
-      return cc.activation(max === 6 ? 'relu6' : 'relu', one(), name);
-    }
-    case 'LeakyReLU':
-      return cc.activation('leakyRelu', one(), name, Number(cfg.alpha ?? 0.3));
-    case 'ELU':
-      return cc.activation('elu', one(), name, Number(cfg.alpha ?? 1));
-    case 'Add':
-      return cc.add(inputs, name);
-    case 'Multiply':
-      return cc.multiply(inputs, name);
-    case 'Reshape':
-      return cc.reshape(one(), (cfg.targetShape as (number | null)[]).map((d) => (d === null ? -1 : Number(d))), name, `Reshape ${name}`);
-    case 'Concatenate':
-      return cc.concat(inputs, Number(cfg.axis ?? -1), name);
-    case 'MaxPooling2D':
-      return cc.maxPool(one(), pair(cfg.poolSize, 2), pair(cfg.strides ?? cfg.poolSize, 2), cfg.padding, name);
-    case 'AveragePooling2D':
-      return cc.avgPool(one(), pair(cfg.poolSize, 2), pair(cfg.strides ?? cfg.poolSize, 2), cfg.padding, name);
-    case 'GlobalAveragePooling2D':
-      if (cfg.keepDims === true) unsupported(model, `GlobalAveragePooling2D ${name} with keepDims`);
-      return cc.globalAvgPool(one(), name);
-    case 'ZeroPadding2D': {
-      const p = cfg.padding;
-      const [[top, bottom], [left, right]] = Array.isArray(p) && Array.isArray(p[0]) ? (p as [[number, number], [number, number]]) : (() => {
-        const [ph, pw] = pair(p, 1);
-        return [[ph, ph], [pw, pw]] as [[number, number], [number, number]];
-      })();
-      return cc.zeroPad(one(), top, bottom, left, right, name);
-    }
-    case 'Flatten':
-      return cc.flatten(one(), name);
-    case 'UpSampling2D': {
-      const interpolation = cfg.interpolation ?? 'nearest';
-      if (interpolation !== 'nearest') unsupported(model, `UpSampling2D ${name} with ${String(interpolation)} interpolation (only nearest)`);
-      return cc.upsampleNearest(one(), pair(cfg.size, 2), name);
-    }
-    default:
-      if (IDENTITY_LAYERS.has(cls)) return one();
-      return unsupported(model, `layer ${name} of class ${cls} has no ONNX rule`);
-  }
-}
-
-/** Visits a container's layers in order, resolving each layer's call on values already known. */
-function emitContainer(cc: Compiler, container: tfl.LayersModel, inputs: Value[], known: Map<number, Value>, finalLayer: tfl.layers.Layer | undefined, skipSoftmax: boolean): Value[] {
-  container.inputs.forEach((t, i) => known.set(t.id, inputs[i]!));
-  for (const layer of container.layers) {
-    if (layer.getClassName() === 'InputLayer') continue;
-    // The call of this layer inside this container: the inbound node whose inputs are all known.
-    const calls = layer.inboundNodes.filter((n) => n.inputTensors.length > 0 && n.inputTensors.every((t) => known.has(t.id)) && n.outputTensors.every((t) => !known.has(t.id)));
-    if (calls.length === 0) continue;
-    if (calls.length > 1) unsupported(cc.modelName, `layer ${layer.name} is called ${calls.length} times (shared layers)`);
-    const node = calls[0]!;
-    const args = node.inputTensors.map((t) => known.get(t.id)!);
-    let outs: Value[];
-    if (CONTAINERS.has(layer.getClassName()) || layer instanceof tfl.LayersModel) {
-      const inner = layer as unknown as tfl.LayersModel;
-      // `finalLayer` is the innermost layer that makes the scores (finalLayerOf), so it passes down as is.
-      outs = emitContainer(cc, inner, args, known, finalLayer, skipSoftmax);
-    } else {
-      outs = [emitLayer(cc, layer, args, skipSoftmax && layer === finalLayer)];
-    }
-    if (node.outputTensors.length !== outs.length) unsupported(cc.modelName, `layer ${layer.name} has ${node.outputTensors.length} outputs`);
-    node.outputTensors.forEach((t, i) => known.set(t.id, outs[i]!));
-  }
-  return container.outputs.map((t) => {
-    const v = known.get(t.id);
-    if (v) return v;
-    // A layer applied again to its own (or a later) output: that call came after the layer's turn.
-    const again = container.layers.find((l) => l.inboundNodes.some((n) => n.inputTensors.length > 0 && n.inputTensors.every((x) => known.has(x.id)) && n.outputTensors.some((x) => !known.has(x.id))));
-    return unsupported(cc.modelName, again ? `layer ${again.name} is called more than once (shared layers)` : `output ${t.name} of ${container.name} was not reached`);
-  });
-}
-
-/** The innermost layer that produces the model's output (through nested models). */
-function finalLayerOf(model: tfl.LayersModel): tfl.layers.Layer {
-  let layer = model.outputs[0]!.sourceLayer as tfl.layers.Layer;
-  while (layer instanceof tfl.LayersModel) layer = layer.outputs[0]!.sourceLayer as tfl.layers.Layer;
-  return layer;
-}
-
-function endsInSoftmax(layer: tfl.layers.Layer): boolean {
-  const cfg = layer.getConfig() as Config;
-  return layer.getClassName() === 'Softmax' || cfg.activation === 'softmax';
-}
-
-/**
- * Compiles a single-input, single-output image LayersModel (NHWC input, class scores output).
- * Batch norms are best folded first (`foldBatchNorm`); those left become per-channel affine maps.
- *
- * @example
- * const compiled = compileLayersModel((await foldBatchNorm(layers)).model, { name: 'resnet50', preprocessing: 'caffe' });
- * const session = await ort.InferenceSession.create(compiled.gradient);
- */
-export function compileLayersModel(model: tfl.LayersModel, options: CompileOptions): CompiledModel {
-  if (model.inputs.length !== 1 || model.outputs.length !== 1) {
-    unsupported(options.name, `it has ${model.inputs.length} inputs and ${model.outputs.length} outputs; image models need one of each`);
-  }
-  const shape = model.inputs[0]!.shape;
-  if (shape.length !== 4 || shape.slice(1).some((d) => d === null || d === undefined)) {
-    unsupported(options.name, `its input is [${shape.map((d) => d ?? '?').join(',')}]; image models need [N,H,W,C] with H, W and C known`);
-  }
-  const inputShape = [shape[1]!, shape[2]!, shape[3]!] as [number, number, number];
-  const cc = new Compiler(options.name);
-  const g = cc.g;
-  const batch: OnnxDim = g.dynamic('N');
-  const pixels = g.input('pixels', [batch, ...inputShape]);
-  const x = cc.preprocess(pixels, inputShape, options.preprocessing);
-  const final = finalLayerOf(model);
-  const finalSoftmax = endsInSoftmax(final);
-  const skipSoftmax = finalSoftmax && !options.probabilities;
-  const known = new Map<number, Value>();
-  let [scores] = emitContainer(cc, model, [x], known, final, skipSoftmax) as [Value];
-  if (scores.shape.length !== 1) scores = cc.flatten(scores, 'scores_flat');
-  return assembleCompiled(cc, { pixels, batch, inputShape, scores, logits: skipSoftmax, finalSoftmax });
 }
 
 /**

@@ -12,43 +12,19 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { PreprocessingName } from '../../core/preprocess.js';
 import { Compiler, assembleCompiled, convKernel, depthwiseKernel, transpose2d, unsupported, type CompiledModel, type Value } from './compile.js';
-
-/** A graph attribute in proto3 JSON form, as tfjs model.json and serving-lens's converter write it. */
-export interface TfGraphAttr {
-  i?: string | number;
-  f?: number;
-  b?: boolean;
-  /** Base64 bytes. */
-  s?: string;
-  type?: string;
-  list?: { i?: (string | number)[]; f?: number[]; s?: string[] };
-}
-
-/** One node of a converted graph. */
-export interface TfGraphNode {
-  name: string;
-  op: string;
-  input?: string[];
-  attr?: Record<string, TfGraphAttr>;
-}
-
-/** The graph to compile, and the tensors that feed it and hold the scores. */
-export interface TfGraphSource {
-  nodes: readonly TfGraphNode[];
-  /** The value of a Const node (the graph's weights), by node name. */
-  constant(name: string): tf.Tensor | undefined;
-  /** The fed image tensor, "name:0" (float NHWC). */
-  input: string;
-  /** The scores tensor, "name:0" ([N, classes]). */
-  output: string;
-  inputShape: [number, number, number];
-}
+import { foldLinearChains } from './fold.js';
+import { attrInts, attrString, constantValue, tensorKey, type TfGraphNode, type TfGraphSource } from './graph-source.js';
 
 export interface TfGraphCompileOptions {
   /** Name for the graphs and error messages. */
   name: string;
   /** Pixel preprocessing applied before the graph's input (as the tfjs path applies it). */
   preprocessing: PreprocessingName;
+  /**
+   * The layer (name and class) a node was lowered from, when the graph was lowered from layers:
+   * errors then name the layer, and the compiled model counts layers by class instead of ops.
+   */
+  origin?: (node: string) => { name: string; kind: string } | undefined;
 }
 
 /** What a tensor of the TensorFlow graph is during compilation. */
@@ -68,18 +44,6 @@ const PASS_THROUGH = new Set(['Identity', 'Snapshot', 'PlaceholderWithDefault'])
 /** TensorFlow activation ops (also as tfjs-converter fused ops) -> `Compiler.activation` kinds. */
 const ACTIVATIONS: Record<string, string> = { Relu: 'relu', Relu6: 'relu6', Sigmoid: 'sigmoid', Tanh: 'tanh', LeakyRelu: 'leakyRelu', Elu: 'elu', Softplus: 'softplus' };
 
-function tensorKey(ref: string): { node: string; index: number; key: string } {
-  const m = /^(.*):(\d+)$/.exec(ref);
-  const node = m ? m[1]! : ref;
-  const index = m ? Number(m[2]) : 0;
-  return { node, index, key: `${node}:${index}` };
-}
-
-const attrInts = (n: TfGraphNode, key: string): number[] | undefined => n.attr?.[key]?.list?.i?.map(Number);
-const attrString = (n: TfGraphNode, key: string): string | undefined => {
-  const s = n.attr?.[key]?.s;
-  return s === undefined ? undefined : Buffer.from(s, 'base64').toString('utf8');
-};
 const product = (dims: readonly number[]): number => dims.reduce((a, b) => a * b, 1);
 
 /**
@@ -92,7 +56,8 @@ const product = (dims: readonly number[]): number => dims.reduce((a, b) => a * b
  * const graph = await loaded.graph();
  * const compiled = compileTfGraph(tfGraphSourceOf(graph.converted.artifacts, graph.model.weights, 'Input:0', 'add_1:0', [32, 32, 3]), { name: 'cifar', preprocessing: 'raw' });
  */
-export function compileTfGraph(source: TfGraphSource, options: TfGraphCompileOptions): CompiledModel {
+export function compileTfGraph(given: TfGraphSource, options: TfGraphCompileOptions): CompiledModel {
+  const { source, folded } = foldLinearChains(given);
   const byName = new Map(source.nodes.map((n) => [n.name, n]));
   const cc = new Compiler(options.name);
   const g = cc.g;
@@ -101,6 +66,8 @@ export function compileTfGraph(source: TfGraphSource, options: TfGraphCompileOpt
   const image = cc.preprocess(pixels, source.inputShape, options.preprocessing);
   const known = new Map<string, Known>([[tensorKey(source.input).key, { kind: 'act', value: image }]]);
   const visiting = new Set<string>();
+  const countedLayers = new Set<string>();
+  if (!options.origin) for (const [op, n] of Object.entries(folded)) cc.layerCounts[op] = n;
 
   const resolve = (ref: string): Known => {
     const { node: nodeName, index, key } = tensorKey(ref);
@@ -117,7 +84,8 @@ export function compileTfGraph(source: TfGraphSource, options: TfGraphCompileOpt
   };
 
   const emit = (node: TfGraphNode, index: number): Known => {
-    const fail = (what: string): never => unsupported(options.name, `node ${node.name} (${node.op}) ${what}`);
+    const origin = options.origin?.(node.name);
+    const fail = (what: string): never => unsupported(options.name, `node ${node.name} (${node.op})${origin ? ` of layer ${origin.name} (${origin.kind})` : ''} ${what}`);
     const inputs = (node.input ?? []).filter((r) => !r.startsWith('^'));
     const arg = (i: number): Known => resolve(inputs[i] ?? fail(`lacks input ${i}`));
     const act = (i: number, rank?: 2 | 4): Value => {
@@ -147,16 +115,18 @@ export function compileTfGraph(source: TfGraphSource, options: TfGraphCompileOpt
       return fail(`has padding ${String(p)}`);
     };
     const output = (value: Value, extra: { softmax?: boolean } = {}): Known => {
-      cc.layerCounts[node.op] = (cc.layerCounts[node.op] ?? 0) + 1;
+      const counted = options.origin ? origin?.kind : node.op;
+      if (counted !== undefined && !(origin && countedLayers.has(origin.name))) cc.layerCounts[counted] = (cc.layerCounts[counted] ?? 0) + 1;
+      if (origin) countedLayers.add(origin.name);
       return { kind: 'act', value, ...extra };
     };
 
     if (index !== 0 && node.op !== 'IdentityN') fail(`output ${index} is used (only output 0 has a rule)`);
     switch (node.op) {
       case 'Const': {
-        const t = source.constant(node.name) ?? fail('has no value among the weights');
+        const t = constantValue(source, node.name) ?? fail('has no value among the weights');
         if (t.dtype !== 'float32' && t.dtype !== 'int32') return fail(`holds ${t.dtype} values`);
-        return { kind: 'const', data: t.dataSync().slice() as Float32Array | Int32Array, shape: [...t.shape] };
+        return { kind: 'const', data: t.data, shape: t.shape };
       }
       case 'Placeholder':
         return fail(`is a graph input other than the image ${source.input}`);
@@ -197,6 +167,13 @@ export function compileTfGraph(source: TfGraphSource, options: TfGraphCompileOpt
       case 'Mul':
       case 'RealDiv':
         return binary(node, arg(0), arg(1), fail, output);
+      case 'Maximum':
+      case 'Minimum': {
+        const [a, b] = [arg(0), arg(1)];
+        if (a.kind === 'const' && b.kind === 'const') return fold(node.op, a, b);
+        const [x, c] = a.kind === 'act' && b.kind === 'const' ? [a.value, b] : b.kind === 'act' && a.kind === 'const' ? [b.value, a] : fail('takes two tensors computed from the image (only a tensor and a constant have a rule)');
+        return output(cc.bound(node.op === 'Maximum' ? 'Max' : 'Min', x, perChannel(c, x, fail), node.name));
+      }
       case 'BiasAdd': {
         nhwc();
         const x = act(0);
@@ -218,7 +195,7 @@ export function compileTfGraph(source: TfGraphSource, options: TfGraphCompileOpt
       case '_FusedConv2D':
       case 'FusedDepthwiseConv2dNative': {
         nhwc();
-        const fused = node.op.includes('Fused') ? fusedOps(node, fail) : undefined;
+        const fused = node.attr?.fused_ops ? fusedOps(node, fail) : undefined;
         const depthwise = node.op.includes('Depthwise');
         const x = act(0, 4);
         const w = constant(1);
@@ -271,7 +248,7 @@ export function compileTfGraph(source: TfGraphSource, options: TfGraphCompileOpt
       }
       case 'MatMul':
       case '_FusedMatMul': {
-        const fused = node.op === '_FusedMatMul' ? fusedOps(node, fail) : undefined;
+        const fused = node.attr?.fused_ops ? fusedOps(node, fail) : undefined;
         if (node.attr?.transpose_a?.b === true) return fail('transposes its activation input (transpose_a)');
         const x = act(0, 2);
         const w = constant(1);
@@ -378,7 +355,7 @@ function fold(op: string, a: Const, b: Const): Const {
   return tf.tidy(() => {
     const ta = tf.tensor(a.data, a.shape, a.data instanceof Int32Array ? 'int32' : 'float32');
     const tb = tf.tensor(b.data, b.shape, b.data instanceof Int32Array ? 'int32' : 'float32');
-    const r = op === 'Add' ? tf.add(ta, tb) : op === 'Sub' ? tf.sub(ta, tb) : op === 'Mul' ? tf.mul(ta, tb) : tf.div(ta, tb);
+    const r = op === 'Add' ? tf.add(ta, tb) : op === 'Sub' ? tf.sub(ta, tb) : op === 'Mul' ? tf.mul(ta, tb) : op === 'Maximum' ? tf.maximum(ta, tb) : op === 'Minimum' ? tf.minimum(ta, tb) : tf.div(ta, tb);
     return { kind: 'const' as const, data: r.dataSync().slice() as Float32Array | Int32Array, shape: [...r.shape] };
   });
 }
@@ -398,31 +375,4 @@ function perChannel(c: Const, x: Value, fail: (what: string) => never): Float32A
 function reshape(cc: Compiler, x: Value, dims: number[], hint: string, fail: (what: string) => never): Value {
   if (dims[0] !== -1) return fail(`reshapes [N,${x.shape.join(',')}] to [${dims.join(',')}] (only per-image reshapes with a -1 batch)`);
   return cc.reshape(x, dims.slice(1), hint, `node ${hint} (Reshape)`);
-}
-
-/**
- * A compile source over converted graph artifacts (`modelTopology.node`) and the loaded graph
- * model's weight tensors.
- *
- * @example
- * const source = tfGraphSourceOf(graph.converted.artifacts, graph.model.weights, input.name, output.name, [28, 28, 1]);
- */
-export function tfGraphSourceOf(
-  artifacts: tf.io.ModelArtifacts,
-  weights: tf.NamedTensorMap | Record<string, tf.Tensor[]>,
-  input: string,
-  output: string,
-  inputShape: readonly [number, number, number],
-): TfGraphSource {
-  const nodes = (artifacts.modelTopology as { node?: TfGraphNode[] } | undefined)?.node ?? [];
-  return {
-    nodes,
-    constant: (name) => {
-      const w = weights[name];
-      return Array.isArray(w) ? w[0] : w;
-    },
-    input,
-    output,
-    inputShape: [inputShape[0], inputShape[1], inputShape[2]],
-  };
 }

@@ -1,6 +1,6 @@
 /**
  * ImageModels whose forward and gradient passes run on onnxruntime's native CPU kernels, compiled
- * from a tfjs LayersModel (compile.ts) or a converted TensorFlow graph (graph-compile.ts). Tensors
+ * from a TensorFlow graph (graph-compile.ts): converted, or lowered from a tfjs LayersModel (layers.ts). Tensors
  * still enter and leave as tfjs tensors, so attribution methods see the same `ImageModel` as
  * anywhere else.
  *
@@ -19,7 +19,8 @@ import { currentBackend } from '../tfjs/index.js';
 import { LensError, errorMessage } from '../../core/errors.js';
 import { checkPixels, type GradientResult, type ImageModel } from '../../core/model.js';
 import type { PreprocessingName } from '../../core/preprocess.js';
-import { compileLayersModel, type CompiledModel } from './compile.js';
+import type { CompiledModel } from './compile.js';
+import { compileLayersModel } from './layers.js';
 import { loadOnnxRuntime, onnxThreads, type OrtSession, type OrtTensor } from './runtime.js';
 
 export const ENGINE_CHOICES = ['auto', 'onnxruntime', 'tfjs'] as const;
@@ -77,17 +78,16 @@ export function onnxMemoryBudget(env: NodeJS.ProcessEnv = process.env): number {
 /**
  * Compiles `layers` and returns an ImageModel that runs on onnxruntime. Throws MODEL_UNSUPPORTED
  * (with the layer at fault) when a layer has no rule, BACKEND_UNAVAILABLE when onnxruntime-node
- * cannot load. Fold batch norms first for speed (`foldBatchNorm`).
+ * cannot load. Batch norms after a convolution or Dense layer fold into its weights.
  *
  * @example
- * const { model: folded } = await foldBatchNorm((await buildResNet50()).logits);
- * const model = await onnxImageModel(folded, { name: 'resnet50', preprocessing: 'caffe' });
+ * const model = await onnxImageModel((await buildResNet50()).logits, { name: 'resnet50', preprocessing: 'caffe' });
  * const { gradients } = await model.gradient(pixels, 207);
  */
 export async function onnxImageModel(layers: tfl.LayersModel, options: OnnxModelOptions): Promise<OnnxImageModel> {
   const runtime = await loadOnnxRuntime();
   if (!runtime.available) throw new LensError('BACKEND_UNAVAILABLE', runtime.reason);
-  return onnxImageModelFromCompiled(compileLayersModel(layers, { name: options.name, preprocessing: options.preprocessing, ...(options.probabilities ? { probabilities: true } : {}) }), options);
+  return onnxImageModelFromCompiled(await compileLayersModel(layers, { name: options.name, preprocessing: options.preprocessing, ...(options.probabilities ? { probabilities: true } : {}) }), options);
 }
 
 /** An ImageModel run by onnxruntime, with its compiled graphs. */
@@ -209,15 +209,7 @@ export async function onnxImageModelFromCompiled(compiled: CompiledModel, option
  */
 export async function withEngine<M extends ImageModel>(model: M, layers: tfl.LayersModel, options: OnnxModelOptions & { engine?: EngineChoice | string }): Promise<M & { engine: EngineInfo }> {
   const tfjs = { forward: model.forward.bind(model), gradient: model.gradient?.bind(model) };
-  const compile = async () => {
-    const { foldBatchNorm } = await import('../../models/optimize/fold-batchnorm.js');
-    const folded = await foldBatchNorm(layers);
-    try {
-      return compileLayersModel(folded.model, { name: options.name, preprocessing: options.preprocessing, ...(options.probabilities ? { probabilities: true } : {}) });
-    } finally {
-      folded.model.dispose();
-    }
-  };
+  const compile = () => compileLayersModel(layers, { name: options.name, preprocessing: options.preprocessing, ...(options.probabilities ? { probabilities: true } : {}) });
   const moved = await withCompiledEngine(model, compile, options);
   const access = (moved as { layerAccess?: { randomizeWeights?: (layers: readonly string[], seed: number) => () => void } }).layerAccess;
   if (moved.engine.name !== 'onnxruntime' || !access?.randomizeWeights) return moved;
