@@ -19,7 +19,8 @@ import type { LayersHead } from './keras.js';
 import type { TfliteImport } from '../convert/tflite/index.js';
 import type { CutTensor } from '../convert/checkpoint/graph-file.js';
 import type { ImageModel, ScoreKind } from '../core/model.js';
-import type { EngineChoice, EngineInfo, OnnxModelOptions } from '../engines/onnx/model.js';
+import type { EngineInfo, OnnxModelOptions } from '../engines/onnx/model.js';
+import { withLayersEngine, type EngineChoice } from './engine.js';
 import { readLabelsFile } from './labels.js';
 import { parsePreprocessing, type PreprocessingName } from '../core/preprocess.js';
 
@@ -301,7 +302,7 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
       const zooLabels = zooPreprocessing && !labels && layers.outputs[0]?.shape[1] === 1000 ? (await import('./labels.js')).imagenetLabels(1000) : undefined;
       const allLabels = labels ?? zooLabels;
       const facts = { name, preprocessing: preprocessing ?? zooPreprocessing ?? 'raw', ...(allLabels ? { labels: allLabels } : {}) };
-      const model = await withLayers(imageModelFromLayers(layers, facts), layers, { ...facts, ...engineOption });
+      const model = await withLayersEngine(imageModelFromLayers(layers, facts), layers, { ...facts, ...engineOption });
       const source = !preprocessing && zooPreprocessing ? ('zoo' as const) : preprocessingSource;
       return Object.assign(model, { info: { ...base, preprocessingSource: source, finalSoftmax: model.head.finalSoftmax, ...(labelsSource ? { labelsSource } : {}), structure: { kind: 'layers' as const, model: layers } } });
     }
@@ -310,7 +311,7 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
       const { imageModelFromLayers } = await import('./keras.js');
       const layers = await importKeras3Model(resolved.path);
       const facts = { name, preprocessing: preprocessing ?? 'raw', ...(labels ? { labels } : {}) };
-      const model = await withLayers(imageModelFromLayers(layers, facts), layers, { ...facts, ...engineOption });
+      const model = await withLayersEngine(imageModelFromLayers(layers, facts), layers, { ...facts, ...engineOption });
       return Object.assign(model, { info: { ...base, preprocessingSource, finalSoftmax: model.head.finalSoftmax, ...(labelsSource ? { labelsSource } : {}), structure: { kind: 'layers' as const, model: layers } } });
     }
     case 'checkpoint':
@@ -352,7 +353,7 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
         throw new LensError('MODEL_CORRUPT', `cannot load tfjs LayersModel ${resolved.path}: ${errorMessage(e)}`);
       }
       const facts = { name, preprocessing: preprocessing ?? 'raw', ...(labels ? { labels } : {}) };
-      const model = await withLayers(imageModelFromLayers(layers, facts), layers, { ...facts, ...engineOption });
+      const model = await withLayersEngine(imageModelFromLayers(layers, facts), layers, { ...facts, ...engineOption });
       return Object.assign(model, { info: { ...base, preprocessingSource, finalSoftmax: model.head.finalSoftmax, ...(labelsSource ? { labelsSource } : {}), structure: { kind: 'layers' as const, model: layers } } });
     }
     case 'graph': {
@@ -381,16 +382,6 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
       });
     }
   }
-}
-
-/**
- * Adds layer access (Grad-CAM, randomisation checks) to a LayersModel-backed model, then moves its
- * forward and gradient passes to onnxruntime when the engine choice allows.
- */
-async function withLayers<M extends ImageModel & { head: LayersHead }>(model: M, layers: LayersModel, options: OnnxModelOptions & { engine?: EngineChoice | string }): Promise<M & { engine: EngineInfo }> {
-  const { withLayerAccess } = await import('./layer-access.js');
-  const { withEngine } = await import('../engines/onnx/model.js');
-  return withEngine(withLayerAccess(model, layers, model.head.scores), layers, options);
 }
 
 /** TFLite models stay on TensorFlow.js. */

@@ -9,15 +9,9 @@ export { compileTfGraph, type TfGraphCompileOptions } from './graph-compile.js';
 export { tfGraphSourceOf, tfGraphSourceOfGraphDef, type TfGraphAttr, type TfGraphNode, type TfGraphSource } from './graph-source.js';
 export { loadOnnxRuntime, onnxThreads, type OnnxRuntime } from './runtime.js';
 export {
-  ENGINE_CHOICES,
   onnxImageModel,
   onnxImageModelFromCompiled,
-  preferredEngine,
   onnxMemoryBudget,
-  parseEngineChoice,
-  withCompiledEngine,
-  withEngine,
-  type EngineChoice,
   type EngineInfo,
   type OnnxImageModel,
   type OnnxModelOptions,

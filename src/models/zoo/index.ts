@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { LensError } from '../../core/errors.js';
 import type { ImageModel } from '../../core/model.js';
 import type { PreprocessingName } from '../../core/preprocess.js';
-import type { EngineChoice, EngineInfo } from '../../engines/onnx/model.js';
+import type { EngineInfo } from '../../engines/onnx/model.js';
+import { withLayersEngine, type EngineChoice } from '../engine.js';
 import { adoptExistingFile, cacheDir as defaultCacheDir, downloadFile, readDownloadRecord, type DownloadProgress, type DownloadRecord } from './download.js';
 
 export { buildResNet50, type ResNet50, type ResNet50Options } from './resnet50.js';
@@ -64,13 +65,11 @@ const ZOO: readonly ZooEntry[] = [
     async build([weights], { labels, preprocessing, engine }) {
       const { buildResNet50 } = await import('./resnet50.js');
       const { imageModelFromLayers } = await import('../keras.js');
-      const { withLayerAccess } = await import('../layer-access.js');
       const net = await buildResNet50({ weights: weights! });
       const { imagenetLabels } = await import('../labels.js');
-      const { withEngine } = await import('../../engines/onnx/model.js');
       const facts = { name: 'resnet50', preprocessing: preprocessing ?? 'caffe', labels: labels ?? imagenetLabels(1000) };
       const model = imageModelFromLayers(net.model, facts);
-      return withEngine(withLayerAccess(model, net.model, model.head.scores), net.model, { ...facts, ...(engine !== undefined ? { engine } : {}) });
+      return withLayersEngine(model, net.model, { ...facts, ...(engine !== undefined ? { engine } : {}) });
     },
   },
 ];
