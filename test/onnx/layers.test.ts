@@ -11,6 +11,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../../src/engines/tfjs/index.js';
 import { PREPROCESSING_NAMES, type PreprocessingName } from '../../src/core/preprocess.js';
 import { compileLayersModel } from '../../src/engines/onnx/index.js';
+import { decodeMessage } from '../../src/proto/index.js';
 import { ap, compareEngines, functional, randomPixels, seedWeights } from './helpers.js';
 
 const TOLERANCE = 1e-4;
@@ -372,6 +373,27 @@ describe('onnxruntime layer rules agree with tfjs', () => {
     expect(compiled.inputShape).toEqual(ODD);
     expect(compiled.classes).toBe(5);
     expect(compiled.finalSoftmax).toBe(false);
+    layers.dispose();
+  });
+
+  it('folds biases, batch norms and rescalings into the convolution or Dense layer before them, and agrees with tfjs', async () => {
+    const layers = functional('folds', ODD, (x) => {
+      const c = ap(tfl.layers.batchNormalization(), ap(conv({ filters: 4, kernelSize: 3 }), x));
+      const d = ap(tfl.layers.rescaling({ scale: 0.5, offset: 1 }), ap(dense(6), ap(flatten(), ap(tfl.layers.activation({ activation: 'relu' }), c))));
+      return ap(dense(3), ap(tfl.layers.activation({ activation: 'tanh' }), d));
+    });
+    seedWeights(layers, 88);
+    const compiled = await compileLayersModel(layers, { name: 'folds', preprocessing: 'raw' });
+    const ops = decodeMessage<{ graph: { node: { op_type: string }[] } }>('onnx.ModelProto', compiled.forward, 'forward graph').graph.node.map((n) => n.op_type);
+    // BiasAdd, FusedBatchNormV3 and Rescaling's Mul/AddV2 by constants leave no Mul or Add behind.
+    expect(ops.filter((op) => op === 'Mul' || op === 'Add')).toEqual([]);
+    expect(ops.filter((op) => op === 'Conv' || op === 'Gemm')).toEqual(['Conv', 'Gemm', 'Gemm']);
+    expect(compiled.layers).toEqual({ Conv2D: 1, Activation: 2, Flatten: 1, Dense: 2 });
+    const pixels = randomPixels([BATCH, ...ODD], 89);
+    const result = await compareEngines(layers, { preprocessing: 'raw', pixels });
+    expect(result.scores).toBeLessThan(TOLERANCE);
+    expect(result.gradients).toBeLessThan(TOLERANCE);
+    pixels.dispose();
     layers.dispose();
   });
 });

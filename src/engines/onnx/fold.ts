@@ -1,7 +1,7 @@
 /**
  * Folds the per-channel affine ops that follow a linear op into its weights, before compilation:
- * Conv2D, DepthwiseConv2dNative or MatMul, then any chain of BiasAdd and FusedBatchNorm(V2/V3)
- * with constant operands, becomes the linear op with new weights and a fused BiasAdd (the
+ * Conv2D, DepthwiseConv2dNative or MatMul, then any chain of BiasAdd, FusedBatchNorm(V2/V3) and
+ * Add/Sub/Mul/RealDiv by a constant (per channel or scalar), becomes the linear op with new weights and a fused BiasAdd (the
  * `fused_ops` attr of tfjs-converter's fused ops; the op name stays, so op counts still say what
  * the graph computes), as TensorFlow's fold_batch_norms graph transform does; readers of the
  * chain's last op read the linear op instead. The ONNX graph then has one Conv (or Gemm) where the
@@ -13,6 +13,8 @@ import { attrString, constantValue, tensorKey, type TfGraphNode, type TfGraphSou
 
 const LINEAR = new Set(['Conv2D', 'DepthwiseConv2dNative', 'MatMul']);
 const BATCH_NORMS = new Set(['FusedBatchNorm', 'FusedBatchNormV2', 'FusedBatchNormV3']);
+/** Per-channel affine ops with a constant second operand (BiasAdd is Add over the channel axis). */
+const ARITHMETIC = new Set(['BiasAdd', 'Add', 'AddV2', 'Sub', 'Mul', 'RealDiv']);
 const PASS_THROUGH = new Set(['Identity', 'Snapshot']);
 
 /**
@@ -45,21 +47,27 @@ export function foldLinearChains(source: TfGraphSource): { source: TfGraphSource
     const [{ node, output }] = list as [{ node: TfGraphNode; output: number }];
     return output === 0 && tensorKey(node.input![0]!).node === name ? node : undefined;
   };
-  const floats = (ref: string | undefined): Float32Array | undefined => {
+  const floatConstant = (ref: string | undefined): { data: Float32Array; shape: number[] } | undefined => {
     let name = ref === undefined ? undefined : tensorKey(ref).node;
     while (name !== undefined && PASS_THROUGH.has(byName.get(name)?.op ?? '')) name = tensorKey(byName.get(name)!.input![0]!).node;
     const node = name === undefined ? undefined : byName.get(name);
-    if (node?.op !== 'Const') return undefined;
-    const value = constantValue(source, node.name);
-    return value?.data instanceof Float32Array ? value.data : undefined;
+    const value = node?.op === 'Const' ? constantValue(source, node.name) : undefined;
+    return value?.data instanceof Float32Array ? { data: value.data, shape: value.shape } : undefined;
   };
-  /** The affine map of `node` when it is a foldable BiasAdd or batch norm over `channels`. */
-  const affineOf = (node: TfGraphNode, channels: number): ChannelAffine | undefined => {
+  const floats = (ref: string | undefined): Float32Array | undefined => floatConstant(ref)?.data;
+  /** The affine map of `node` when it is a foldable op over `channels` of a value of rank `rank`. */
+  const affineOf = (node: TfGraphNode, channels: number, rank: number): ChannelAffine | undefined => {
     const format = attrString(node, 'data_format');
     if (format !== undefined && format !== 'NHWC') return undefined;
-    if (node.op === 'BiasAdd') {
-      const bias = floats(node.input?.[1]);
-      return bias?.length === channels ? { scale: new Float32Array(channels).fill(1), offset: Float32Array.from(bias) } : undefined;
+    if (ARITHMETIC.has(node.op)) {
+      // The chain's value first, then a scalar or one constant per channel (Rescaling, a 2-D batch norm).
+      const raw = floatConstant(node.input?.[1]);
+      if (!raw || raw.shape.length > rank || raw.shape.some((d, i) => d !== 1 && i !== raw.shape.length - 1)) return undefined;
+      const c = raw.data.length === 1 ? new Float32Array(channels).fill(raw.data[0]!) : raw.data;
+      if (c.length !== channels) return undefined;
+      if (node.op === 'Mul') return { scale: Float32Array.from(c), offset: new Float32Array(channels) };
+      if (node.op === 'RealDiv') return { scale: c.map((d) => 1 / d), offset: new Float32Array(channels) };
+      return { scale: new Float32Array(channels).fill(1), offset: node.op === 'Sub' ? c.map((v) => -v) : Float32Array.from(c) };
     }
     // A batch norm's other outputs (batch statistics) must be unused.
     if (!BATCH_NORMS.has(node.op) || (readers.get(node.name) ?? []).some((r) => r.output !== 0)) return undefined;
@@ -86,7 +94,7 @@ export function foldLinearChains(source: TfGraphSource): { source: TfGraphSource
     let last = node;
     const chain: TfGraphNode[] = [];
     for (let next = soleReader(last.name); next; next = soleReader(last.name)) {
-      const step = affineOf(next, channels);
+      const step = affineOf(next, channels, node.op === 'MatMul' ? 2 : 4);
       if (!step) break;
       affine = affine ? composeAffine(affine, step) : step;
       chain.push(last);

@@ -15,8 +15,6 @@ export const ACTIVATIONS: Record<string, string> = { Relu: 'relu', Relu6: 'relu6
 export function activation(cc: Compiler, kind: string, x: Value, hint: string, alpha?: number): Value {
   const g = cc.g;
   switch (kind) {
-    case 'linear':
-      return x;
     case 'leakyRelu': {
       const slope = alpha ?? 0.2;
       const y: Value = { name: g.op('LeakyRelu', [x.name], { alpha: { f: slope } }, hint), shape: x.shape };
@@ -29,14 +27,6 @@ export function activation(cc: Compiler, kind: string, x: Value, hint: string, a
       return cc.record([x], y, (grad) => {
         const below = g.op('Mul', [grad, g.op('Add', [y.name, g.scalar(`${hint}_alpha`, scale)])]);
         return [g.op('Where', [g.op('Greater', [x.name, cc.zeroScalar()]), grad, below], {}, `${hint}_grad`)];
-      });
-    }
-    case 'hardSigmoid': {
-      // tfjs-layers: clip(0.2 x + 0.5, 0, 1); the slope 0.2 inside the clip range, 0 outside.
-      const y: Value = { name: g.op('HardSigmoid', [x.name], { alpha: { f: 0.2 }, beta: { f: 0.5 } }, hint), shape: x.shape };
-      return cc.record([x], y, (grad) => {
-        const inside = g.op('And', [g.op('Greater', [y.name, cc.zeroScalar()]), g.op('Less', [y.name, g.scalar('one', 1)])]);
-        return [g.op('Where', [inside, g.op('Mul', [grad, g.scalar(`${hint}_slope`, 0.2)]), cc.zeroScalar()], {}, `${hint}_grad`)];
       });
     }
     case 'softplus': {
@@ -67,16 +57,6 @@ export function activation(cc: Compiler, kind: string, x: Value, hint: string, a
       return cc.record([x], y, (grad) => {
         const one = g.scalar('one', 1);
         return [g.op('Mul', [grad, g.op('Sub', [one, g.op('Mul', [y.name, y.name])])], {}, `${hint}_grad`)];
-      });
-    }
-    case 'swish': {
-      const s = g.op('Sigmoid', [x.name]);
-      const y: Value = { name: g.op('Mul', [x.name, s], {}, hint), shape: x.shape };
-      return cc.record([x], y, (grad) => {
-        // d(x s(x))/dx = s + x s (1 - s) = s (1 + x (1 - s))
-        const one = g.scalar('one', 1);
-        const inner = g.op('Add', [one, g.op('Mul', [x.name, g.op('Sub', [one, s])])]);
-        return [g.op('Mul', [grad, g.op('Mul', [s, inner])], {}, `${hint}_grad`)];
       });
     }
     case 'softmax': {

@@ -24,23 +24,16 @@ export function outputSize(input: number, kernel: number, stride: number, dilati
   return Math.floor((input + pads[0] + pads[1] - (kernel - 1) * dilation - 1) / stride) + 1;
 }
 
-/** Keras kernel [kh,kw,cin,cout] -> ONNX [cout,cin,kh,kw]. */
+/**
+ * TensorFlow filter [kh,kw,cin,cout] -> ONNX [cout,cin,kh,kw]. A depthwise filter [kh,kw,cin,mult]
+ * is the filter [kh,kw,1,cin*mult] of the grouped convolution ONNX runs (channel c*mult+m).
+ */
 export function convKernel(k: Float32Array, kh: number, kw: number, cin: number, cout: number): Float32Array {
   const out = new Float32Array(k.length);
   for (let i = 0; i < kh; i++)
     for (let j = 0; j < kw; j++)
       for (let c = 0; c < cin; c++)
         for (let o = 0; o < cout; o++) out[((o * cin + c) * kh + i) * kw + j] = k[((i * kw + j) * cin + c) * cout + o]!;
-  return out;
-}
-
-/** Keras depthwise kernel [kh,kw,cin,mult] -> ONNX grouped [cin*mult,1,kh,kw]. */
-export function depthwiseKernel(k: Float32Array, kh: number, kw: number, cin: number, mult: number): Float32Array {
-  const out = new Float32Array(k.length);
-  for (let i = 0; i < kh; i++)
-    for (let j = 0; j < kw; j++)
-      for (let c = 0; c < cin; c++)
-        for (let m = 0; m < mult; m++) out[((c * mult + m) * kh + i) * kw + j] = k[((i * kw + j) * cin + c) * mult + m]!;
   return out;
 }
 
@@ -178,7 +171,7 @@ const convolution: OnnxOpRule = ({ cc, node, act, constant, fail, nhwc, padding,
   if (bias && bias.length !== cout) return fail(`adds ${bias.length} biases to ${cout} channels`);
   const common = { kernel: [kh, kw] as [number, number], strides: spatial('strides'), dilations: spatial('dilations'), padding: mode, ...(pads ? { pads } : {}), hint: node.name, cout };
   const y = depthwise
-    ? conv(cc, x, depthwiseKernel(weights, kh, kw, cin, last), bias, { ...common, group: cin })
+    ? conv(cc, x, convKernel(weights, kh, kw, 1, cout), bias, { ...common, group: cin })
     : conv(cc, x, convKernel(weights, kh, kw, cin, last), bias, { ...common, group: 1 });
   return output(fused?.activation ? activation(cc, fused.activation, y, `${node.name}_act`, fused.alpha) : y);
 };
