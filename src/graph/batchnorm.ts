@@ -61,7 +61,8 @@ export function composeAffine(first: ChannelAffine, second: ChannelAffine): Chan
  */
 export function foldAffineIntoKernel(kernel: ArrayLike<number>, bias: ArrayLike<number> | undefined, affine: ChannelAffine): { kernel: Float32Array; bias: Float32Array } {
   const channels = affine.scale.length;
-  const folded = Float32Array.from(kernel, (w, i) => w * affine.scale[i % channels]!);
+  const folded = new Float32Array(kernel.length);
+  for (let i = 0; i < kernel.length; i++) folded[i] = kernel[i]! * affine.scale[i % channels]!;
   const newBias = affine.offset.map((o, c) => (bias ? bias[c]! : 0) * affine.scale[c]! + o);
   return { kernel: folded, bias: newBias };
 }

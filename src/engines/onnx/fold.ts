@@ -86,9 +86,9 @@ export function foldLinearChains(source: TfGraphSource): { source: TfGraphSource
     if (!LINEAR.has(node.op) || node.attr?.transpose_a?.b === true || node.attr?.transpose_b?.b === true) continue;
     const format = attrString(node, 'data_format');
     if (format !== undefined && format !== 'NHWC') continue;
-    const weights = floats(node.input?.[1]);
-    const shape = weights ? constantValue(source, tensorKey(node.input![1]!).node)?.shape : undefined;
-    if (!weights || !shape) continue;
+    const filter = floatConstant(node.input?.[1]);
+    if (!filter) continue;
+    const { data: weights, shape } = filter;
     const channels = node.op === 'DepthwiseConv2dNative' ? shape[2]! * shape[3]! : shape[shape.length - 1]!;
     let affine: ChannelAffine | undefined;
     let last = node;
