@@ -54,7 +54,6 @@ export function foldLinearChains(source: TfGraphSource): { source: TfGraphSource
     const value = node?.op === 'Const' ? constantValue(source, node.name) : undefined;
     return value?.data instanceof Float32Array ? { data: value.data, shape: value.shape } : undefined;
   };
-  const floats = (ref: string | undefined): Float32Array | undefined => floatConstant(ref)?.data;
   /** The affine map of `node` when it is a foldable op over `channels` of a value of rank `rank`. */
   const affineOf = (node: TfGraphNode, channels: number, rank: number): ChannelAffine | undefined => {
     const format = attrString(node, 'data_format');
@@ -71,7 +70,7 @@ export function foldLinearChains(source: TfGraphSource): { source: TfGraphSource
     }
     // A batch norm's other outputs (batch statistics) must be unused.
     if (!BATCH_NORMS.has(node.op) || (readers.get(node.name) ?? []).some((r) => r.output !== 0)) return undefined;
-    const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) => floats(node.input?.[i]));
+    const [gamma, beta, mean, variance] = [1, 2, 3, 4].map((i) => floatConstant(node.input?.[i])?.data);
     if (![gamma, beta, mean, variance].every((v) => v?.length === channels)) return undefined;
     return batchNormAffine({ gamma: gamma!, beta: beta!, mean: mean!, variance: variance!, epsilon: node.attr?.epsilon?.f ?? 1e-4 });
   };

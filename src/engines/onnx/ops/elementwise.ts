@@ -42,14 +42,7 @@ export function add(cc: Compiler, xs: Value[], hint: string): Value {
  * scales [C,H,W] by [C,1,1]; swish written as x * sigmoid(x)). Backward: the product rule, each
  * operand's gradient summed over the axes it was broadcast along.
  */
-export function multiply(cc: Compiler, xs: Value[], hint: string): Value {
-  if (xs.length < 2) unsupported(cc.modelName, `${hint} multiplies ${xs.length} tensor(s)`);
-  let y = xs[0]!;
-  for (let k = 1; k < xs.length; k++) y = multiplyPair(cc, y, xs[k]!, k === xs.length - 1 ? hint : `${hint}_${k}`);
-  return y;
-}
-
-function multiplyPair(cc: Compiler, a: Value, b: Value, hint: string): Value {
+export function multiply(cc: Compiler, a: Value, b: Value, hint: string): Value {
   const describe = (v: Value) => `[N,${(v.shape.length === 3 ? [v.shape[1], v.shape[2], v.shape[0]] : v.shape).join(',')}]`;
   const incompatible = a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i] && d !== 1 && b.shape[i] !== 1);
   if (incompatible) unsupported(cc.modelName, `${hint} multiplies ${describe(a)} by ${describe(b)} (only equal ranks whose dims match or are 1)`);
@@ -105,7 +98,7 @@ const binary: OnnxOpRule = ({ cc, node, arg, fail, output }) => {
   }
   if (a.kind === 'act' && b.kind === 'act') {
     if (op === 'Add') return output(add(cc, [a.value, b.value], node.name));
-    if (op === 'Mul') return output(multiply(cc, [a.value, b.value], node.name));
+    if (op === 'Mul') return output(multiply(cc, a.value, b.value, node.name));
     return fail('combines two tensors computed from the image (only their sum and product have rules)');
   }
   if (a.kind === 'shape' || b.kind === 'shape') return fail('computes with a tensor shape');
