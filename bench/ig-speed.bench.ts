@@ -162,9 +162,7 @@ async function main(): Promise<void> {
   if (!runtime.available) notes.push(`onnxruntime: not measured (${runtime.reason})`);
   for (const workload of await workloads()) {
     if (runtime.available) {
-      const folded = (await foldBatchNorm(workload.layers)).model;
-      const model = await onnxImageModel(folded, { name: workload.name, preprocessing: workload.preprocessing });
-      folded.dispose();
+      const model = await onnxImageModel(workload.layers, { name: workload.name, preprocessing: workload.preprocessing });
       rows.push(...(await measure(workload, `onnxruntime ${runtime.version} (${onnxThreads()} threads)`, model)));
       model.dispose();
     }
@@ -222,7 +220,7 @@ async function main(): Promise<void> {
   }
   notes.push(
     `Backend in this thread: ${describeBackend(info)}; workers: ${CORES} x wasm, single-threaded each (wasm threads are for the main thread: the pool already takes every core).`,
-    'onnxruntime rows: the same folded LayersModel compiled by src/engines/onnx (forward graph, and a gradient graph with hand-written backward rules: convolutions with flipped filters, ReLU masks, max-pool scatter); intra-op threads = cores; no filter gradients.',
+    'onnxruntime rows: the same LayersModel lowered to TensorFlow ops (src/graph/keras.ts), batch norms folded into the convolutions (src/engines/onnx/fold.ts) and compiled by src/engines/onnx (forward graph, and a gradient graph with hand-written backward rules: convolutions with flipped filters, ReLU masks, max-pool scatter); intra-op threads = cores; no filter gradients.',
     'peak RSS MiB is the process high-water mark while that engine ran; engines run one after another in one process, so later rows include earlier peaks.',
     'ms/image = median wall time of a call / batch. IG = integratedGradients(steps, gausslegendre, black baseline), batch 10 per call, one image; its ms/image is the whole attribution.',
     'Engines fold inference batch norms into the convolutions and compute input gradients only (src/engines/tfjs/gradients/); calls are split to fit the wasm heap (src/engines/tfjs/memory.ts).',

@@ -74,9 +74,10 @@ export class LayersExporter {
 
   constructor(
     private readonly g: GraphBuilder,
-    private readonly vars: VariableSet,
+    /** Where weights go: variables for a SavedModel, or Consts (`constantWeights`) for a compiler. */
+    private readonly vars: Pick<VariableSet, 'add'>,
     /** Called after each layer is written (for progress). */
-    private readonly onLayer: (layer: string) => void = () => undefined,
+    private readonly onLayer: (layer: Layer) => void = () => undefined,
   ) {}
 
   /**
@@ -98,7 +99,7 @@ export class LayersExporter {
       const ins: string[] = [];
       for (const input of node.inputTensors) ins.push(await resolve(input));
       const outs = await this.layer(layer, ins, node.inputTensors);
-      this.onLayer(layer.name);
+      this.onLayer(layer);
       node.outputTensors.forEach((o, i) => {
         const ref = outs[i];
         if (ref !== undefined) memo.set(o.id, ref);

@@ -46,6 +46,14 @@ export interface SaverDefMessage {
 
 const colocate = (node: string) => ({ _class: { list: { s: [new TextEncoder().encode(`loc:@${node}`)] } } });
 
+/**
+ * Weights written as Const nodes instead of variables: the frozen graph a compiler reads.
+ *
+ * @example
+ * const exporter = new LayersExporter(g, constantWeights);
+ */
+export const constantWeights: Pick<VariableSet, 'add'> = { add: (g, name, value) => g.constant(name, value) };
+
 /** The variables of one graph, in creation order. */
 export class VariableSet {
   readonly list: ExportVariable[] = [];

@@ -9,7 +9,8 @@ import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
 import { LensError, errorMessage } from '../core/errors.js';
 import { createTfModel, type ImageModel, type ScoreKind } from '../core/model.js';
 import type { PreprocessingName } from '../core/preprocess.js';
-import type { EngineChoice, EngineInfo } from '../engines/onnx/model.js';
+import type { EngineInfo } from '../engines/onnx/model.js';
+import { withEngine, type EngineChoice } from './engine.js';
 
 interface GraphNodeJson {
   name: string;
@@ -82,15 +83,14 @@ export async function imageModelFromGraphModel(artifacts: tf.io.ModelArtifacts, 
     }),
     { finalSoftmax },
   );
-  const { withCompiledEngine } = await import('../engines/onnx/model.js');
-  const { compileTfGraph, tfGraphSourceOf } = await import('../engines/onnx/graph-compile.js');
+  const [{ compileTfGraph }, { tfGraphSourceOf }] = await Promise.all([import('../engines/onnx/graph-compile.js'), import('../engines/onnx/graph-source.js')]);
   const facts = { name: options.name, preprocessing: options.preprocessing };
   // Names given to execute() are signature keys first (as tfjs-converter maps them), else tensor names.
   const signature = artifacts.signature as { inputs?: Record<string, { name?: string }>; outputs?: Record<string, { name?: string }> } | undefined;
   const inputName = graph.inputs[0]!.name;
   const source = () => tfGraphSourceOf(artifacts, graph.weights, signature?.inputs?.[inputName]?.name ?? inputName, signature?.outputs?.[target]?.name ?? target, inputShape);
   try {
-    return await withCompiledEngine(tfjsModel, () => compileTfGraph(source(), facts), {
+    return await withEngine(tfjsModel, () => compileTfGraph(source(), facts), {
       ...facts,
       ...(options.labels ? { labels: options.labels } : {}),
       ...(options.engine !== undefined ? { engine: options.engine } : {}),

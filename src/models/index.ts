@@ -3,6 +3,7 @@
  * (`loadImageModel`), with the engine chosen in one place.
  */
 export * from './load.js';
+export { ENGINE_CHOICES, parseEngineChoice, preferredEngine, withCompiledEngine, withEngine, type EngineChoice, type EngineSource } from './engine.js';
 export * from './graph.js';
 export * from './labels.js';
 export * from './layer-access.js';

@@ -8,7 +8,8 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { LensError } from '../core/errors.js';
 import { createTfModel, type ImageModel } from '../core/model.js';
 import type { PreprocessingName } from '../core/preprocess.js';
-import type { EngineChoice, EngineInfo } from '../engines/onnx/model.js';
+import type { EngineInfo } from '../engines/onnx/model.js';
+import type { EngineChoice } from './engine.js';
 
 /** How the scores of a LayersModel are computed. */
 export interface LayersHead {
@@ -154,7 +155,7 @@ export async function layersImageModel(
   options: LayersImageModelOptions & { engine?: EngineChoice | string },
 ): Promise<ImageModel & { head: LayersHead; engine: EngineInfo }> {
   const { withLayerAccess } = await import('./layer-access.js');
-  const { withEngine } = await import('../engines/onnx/model.js');
+  const { withEngine } = await import('./engine.js');
   const model = imageModelFromLayers(layers, options);
   return withEngine(withLayerAccess(model, layers, model.head.scores), layers, options);
 }

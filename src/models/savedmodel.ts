@@ -15,7 +15,8 @@ import { checkPixels, createTfModel, type ImageModel, type ScoreKind } from '../
 import { parsePreprocessing, preprocess, type PreprocessingName } from '../core/preprocess.js';
 import type { GraphTensor } from '../convert/graph/convert.js';
 import { needsAsyncExecution } from '../convert/graph/ops.js';
-import type { EngineChoice, EngineInfo } from '../engines/onnx/model.js';
+import type { EngineInfo } from '../engines/onnx/model.js';
+import { withEngine, type EngineChoice } from './engine.js';
 import { loadSavedModel, type LoadedGraph } from '../engines/tfjs/savedmodel.js';
 
 export interface ImageModelFromSavedModelOptions {
@@ -172,12 +173,11 @@ export async function imageModelFromSavedModel(dir: string, options: ImageModelF
       preprocessing,
       dispose: () => loaded.dispose(),
     };
-    const { withCompiledEngine } = await import('../engines/onnx/model.js');
-    const engineOptions = { name, preprocessing, ...(labels ? { labels } : {}), ...(options.engine !== undefined ? { engine: options.engine } : {}) };
+      const engineOptions = { name, preprocessing, ...(labels ? { labels } : {}), ...(options.engine !== undefined ? { engine: options.engine } : {}) };
     if (!graph.converted.async) {
-      const { compileTfGraph, tfGraphSourceOf } = await import('../engines/onnx/graph-compile.js');
+      const [{ compileTfGraph }, { tfGraphSourceOf }] = await Promise.all([import('../engines/onnx/graph-compile.js'), import('../engines/onnx/graph-source.js')]);
       const source = () => tfGraphSourceOf(graph.converted.artifacts, graph.model.weights, input.name, output.name, inputShape);
-      return await withCompiledEngine(createTfModel({ ...spec, scores: run }), () => compileTfGraph(source(), { name, preprocessing }), engineOptions);
+      return await withEngine(createTfModel({ ...spec, scores: run }), () => compileTfGraph(source(), { name, preprocessing }), engineOptions);
     }
     // Control flow or async kernels: forward through executeAsync, no gradient.
     const asyncOps = Object.keys(graph.converted.opCounts).filter((op) => needsAsyncExecution([op]));
@@ -195,7 +195,7 @@ export async function imageModelFromSavedModel(dir: string, options: ImageModelF
       },
       dispose: () => loaded.dispose(),
     };
-    return await withCompiledEngine(asyncModel, { unsupported: `the graph needs asynchronous execution (ops ${asyncOps.join(', ')}); it runs on TensorFlow.js` }, engineOptions);
+    return await withEngine(asyncModel, { unsupported: `the graph needs asynchronous execution (ops ${asyncOps.join(', ')}); it runs on TensorFlow.js` }, engineOptions);
   } catch (e) {
     loaded.dispose();
     throw e;

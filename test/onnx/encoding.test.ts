@@ -59,7 +59,7 @@ describe('ONNX encoding', () => {
     seedWeights(layers, 9);
     const [kernel, bias] = layers.getLayer('only_conv').getWeights();
     keras = { kernel: kernel!.dataSync() as Float32Array, bias: bias!.dataSync() as Float32Array };
-    const compiled = compileLayersModel(layers, { name: 'one_conv', preprocessing: 'raw' });
+    const compiled = await compileLayersModel(layers, { name: 'one_conv', preprocessing: 'raw' });
     expect(compiled.classes).toBe(4 * 5 * 3);
     forward = decodeMessage<Model>('onnx.ModelProto', compiled.forward, 'forward graph');
     gradient = decodeMessage<Model>('onnx.ModelProto', compiled.gradient, 'gradient graph');
@@ -101,8 +101,8 @@ describe('ONNX encoding', () => {
   });
 
   it("stores the kernel as [out, in, kh, kw] and the bias as is, with TensorFlow's 'same' pads", () => {
-    const weights = forward.graph.initializer.find((t) => t.name.startsWith('only_conv_w'));
-    const bias = forward.graph.initializer.find((t) => t.name.startsWith('only_conv_b'));
+    const weights = forward.graph.initializer.find((t) => t.name.startsWith('only_conv/Conv2D_w'));
+    const bias = forward.graph.initializer.find((t) => t.name.startsWith('only_conv/Conv2D_b'));
     expect(weights?.data_type).toBe(1);
     expect(weights?.dims).toEqual([3, 2, 2, 3]);
     expect(bias?.dims).toEqual([3]);

@@ -9,7 +9,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../../src/engines/tfjs/index.js';
 import { imageModelFromLayers } from '../../src/models/keras.js';
 import { LensError } from '../../src/core/errors.js';
-import { ENGINE_CHOICES, parseEngineChoice, withEngine } from '../../src/engines/onnx/index.js';
+import { ENGINE_CHOICES, parseEngineChoice, withEngine } from '../../src/models/engine.js';
 import { ap, functional, randomPixels, relL2, seedWeights, targetsFor } from './helpers.js';
 
 const TOLERANCE = 1e-4;

@@ -15,7 +15,7 @@ import { initBackend } from '../../src/engines/tfjs/index.js';
 import { exportSavedModel } from '../../src/export/export.js';
 import { loadImageModel, type LoadedImageModel } from '../../src/models/load.js';
 import { buildShapesResNet } from '../../src/models/shapes-resnet.js';
-import { withCompiledEngine } from '../../src/engines/onnx/model.js';
+import { withCompiledEngine } from '../../src/models/engine.js';
 import { imageModelFromSavedModel } from '../../src/models/savedmodel.js';
 import { SHARED } from '../helpers/cli.js';
 import { randomPixels, relL2, seedWeights } from './helpers.js';

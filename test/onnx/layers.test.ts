@@ -1,5 +1,6 @@
 /**
- * Every layer rule of src/engines/onnx/compile.ts against tfjs: small models built in code with seeded
+ * Every Keras layer the onnxruntime engine compiles (lowered to TensorFlow ops by src/graph/keras.ts,
+ * compiled by src/engines/onnx/graph-compile.ts) against tfjs: small models built in code with seeded
  * weights, run on both engines with the same pixels (batch 3, one target class per image). The
  * scores, the input gradients and the target values must agree within a relative L2 of 1e-4.
  * Pooling ties, negative maxima and 'same' average pooling: pooling.test.ts.
@@ -10,6 +11,7 @@ import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../../src/engines/tfjs/index.js';
 import { PREPROCESSING_NAMES, type PreprocessingName } from '../../src/core/preprocess.js';
 import { compileLayersModel } from '../../src/engines/onnx/index.js';
+import { decodeMessage } from '../../src/proto/index.js';
 import { ap, compareEngines, functional, randomPixels, seedWeights } from './helpers.js';
 
 const TOLERANCE = 1e-4;
@@ -108,6 +110,11 @@ const CASES: Case[] = [
         y = ap(tfl.layers.activation({ activation: 'sigmoid' }), y);
         return head(y);
       }),
+  },
+  {
+    name: 'ReLU capped at 3 (a Minimum with a constant)',
+    preprocessing: 'raw',
+    build: () => functional('relu_cap3', [6, 5, 3], (x) => head(ap(tfl.layers.reLU({ maxValue: 3 }), ap(tfl.layers.rescaling({ scale: 0.05, offset: -6 }), x)))),
   },
   {
     name: 'relu6 with pre-activations reaching past 6',
@@ -340,7 +347,7 @@ describe('onnxruntime layer rules agree with tfjs', () => {
     };
     const pixels = randomPixels([BATCH, 7, 6, 3], 78);
     const forCompile = build();
-    const compiled = compileLayersModel(forCompile, { name: 'nested_head', preprocessing: 'unit' });
+    const compiled = await compileLayersModel(forCompile, { name: 'nested_head', preprocessing: 'unit' });
     expect(compiled.finalSoftmax).toBe(true);
     expect(compiled.logits).toBe(true);
     forCompile.dispose();
@@ -359,13 +366,34 @@ describe('onnxruntime layer rules agree with tfjs', () => {
     layers.dispose();
   });
 
-  it('counts the layers it compiled by class', () => {
+  it('counts the layers it compiled by class', async () => {
     const layers = functional('counts', ODD, (x) => head(ap(conv({ filters: 2, kernelSize: 3 }), ap(conv({ filters: 2, kernelSize: 3 }), x))));
-    const compiled = compileLayersModel(layers, { name: 'counts', preprocessing: 'unit' });
+    const compiled = await compileLayersModel(layers, { name: 'counts', preprocessing: 'unit' });
     expect(compiled.layers).toEqual({ Conv2D: 2, Flatten: 1, Dense: 1 });
     expect(compiled.inputShape).toEqual(ODD);
     expect(compiled.classes).toBe(5);
     expect(compiled.finalSoftmax).toBe(false);
+    layers.dispose();
+  });
+
+  it('folds biases, batch norms and rescalings into the convolution or Dense layer before them, and agrees with tfjs', async () => {
+    const layers = functional('folds', ODD, (x) => {
+      const c = ap(tfl.layers.batchNormalization(), ap(conv({ filters: 4, kernelSize: 3 }), x));
+      const d = ap(tfl.layers.rescaling({ scale: 0.5, offset: 1 }), ap(dense(6), ap(flatten(), ap(tfl.layers.activation({ activation: 'relu' }), c))));
+      return ap(dense(3), ap(tfl.layers.activation({ activation: 'tanh' }), d));
+    });
+    seedWeights(layers, 88);
+    const compiled = await compileLayersModel(layers, { name: 'folds', preprocessing: 'raw' });
+    const ops = decodeMessage<{ graph: { node: { op_type: string }[] } }>('onnx.ModelProto', compiled.forward, 'forward graph').graph.node.map((n) => n.op_type);
+    // BiasAdd, FusedBatchNormV3 and Rescaling's Mul/AddV2 by constants leave no Mul or Add behind.
+    expect(ops.filter((op) => op === 'Mul' || op === 'Add')).toEqual([]);
+    expect(ops.filter((op) => op === 'Conv' || op === 'Gemm')).toEqual(['Conv', 'Gemm', 'Gemm']);
+    expect(compiled.layers).toEqual({ Conv2D: 1, Activation: 2, Flatten: 1, Dense: 2 });
+    const pixels = randomPixels([BATCH, ...ODD], 89);
+    const result = await compareEngines(layers, { preprocessing: 'raw', pixels });
+    expect(result.scores).toBeLessThan(TOLERANCE);
+    expect(result.gradients).toBeLessThan(TOLERANCE);
+    pixels.dispose();
     layers.dispose();
   });
 });

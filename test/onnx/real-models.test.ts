@@ -11,7 +11,7 @@ import { importKerasModel } from '../../src/convert/keras/index.js';
 import { imageModelFromLayers } from '../../src/models/keras.js';
 import { generateShapes } from '../../src/datasets/shapes.js';
 import { loadImageModel, type LoadedImageModel } from '../../src/models/load.js';
-import { withEngine } from '../../src/engines/onnx/index.js';
+import { withEngine } from '../../src/models/engine.js';
 import { SHARED } from '../helpers/cli.js';
 import { randomPixels, relL2, targetsFor } from './helpers.js';
 

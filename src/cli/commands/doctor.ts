@@ -14,7 +14,7 @@ export function register(program: Command): void {
       const { initBackend, describeBackend, GPU_INSTALL_COMMAND, NATIVE_CPU_INSTALL_COMMAND } = await import('../../engines/tfjs/index.js');
       const { availableParallelism } = await import('node:os');
       const { loadOnnxRuntime, onnxThreads } = await import('../../engines/onnx/runtime.js');
-      const { preferredEngine } = await import('../../engines/onnx/model.js');
+      const { preferredEngine } = await import('../../models/engine.js');
       const info = await initBackend(opts.backend !== undefined ? { backend: opts.backend } : {});
       const { choice, tfjsReason } = preferredEngine();
       const runtime = await loadOnnxRuntime();

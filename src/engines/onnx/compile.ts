@@ -1,9 +1,9 @@
 /**
- * Compiles a tfjs LayersModel into an ONNX graph that computes the class scores and, in a second
+ * The core of the ONNX compiler: it emits a model's forward graph (class scores) and, in a second
  * graph, the gradient of a weighted sum of those scores with respect to the input pixels.
  *
  * Why by hand: onnxruntime's inference builds have no automatic differentiation, and attribution
- * needs only input gradients. So each layer emits its forward nodes and records a backward rule;
+ * needs only input gradients. So each op emits its forward nodes and records a backward rule;
  * the backward pass is emitted in reverse order, as a tape would run it. Every backward rule uses
  * fast forward kernels: a convolution's input gradient is a transposed convolution with the same
  * weights, ReLU's is a select on the saved output, max pooling's a scatter of the saved argmax,
@@ -15,10 +15,8 @@
  * gradient NHWC. The `seed` input [N, classes] selects what is differentiated: one-hot rows give
  * the gradient of one class score per image.
  */
-import * as tfl from '@tensorflow/tfjs-layers';
 import { LensError } from '../../core/errors.js';
 import { affineOf, type PreprocessingName } from '../../core/preprocess.js';
-import { planInputGradientAxis } from '../../graph/conv-geometry.js';
 import { OnnxGraphBuilder, type OnnxDim } from './graph.js';
 
 /** A value in the graph: its name and its shape without the batch ([C,H,W] or [F]). */
@@ -33,14 +31,6 @@ interface TapeEntry {
   output: Value;
   /** Emits the input gradients from the output gradient `g` (undefined: no gradient flows there). */
   backward(g: string): (string | undefined)[];
-}
-
-export interface CompileOptions {
-  /** Name for the graphs. */
-  name: string;
-  preprocessing: PreprocessingName;
-  /** Keep a final softmax (scores are probabilities); by default the scores are the logits before it. */
-  probabilities?: boolean;
 }
 
 /** The two compiled graphs and the facts the runtime needs. */
@@ -66,84 +56,19 @@ export interface CompiledModel {
   layers: Record<string, number>;
 }
 
-type Config = Record<string, unknown>;
-type Symbolic = tfl.SymbolicTensor;
-
 /** Throws MODEL_UNSUPPORTED naming the model and what has no ONNX rule. */
 export function unsupported(model: string, what: string): never {
   throw new LensError('MODEL_UNSUPPORTED', `cannot compile ${model} for onnxruntime: ${what}`);
 }
 
-const pair = (v: unknown, fallback: number): [number, number] =>
-  Array.isArray(v) ? [Number(v[0]), Number(v[1] ?? v[0])] : typeof v === 'number' ? [v, v] : [fallback, fallback];
-
-/** Explicit [begin, end] pads per spatial axis for Keras 'same'/'valid' (TF puts the odd pixel at the end). */
-function spatialPads(padding: unknown, input: number, kernel: number, stride: number, dilation: number): [number, number] {
-  if (padding === 'valid') return [0, 0];
-  if (padding !== 'same') throw new LensError('MODEL_UNSUPPORTED', `padding "${String(padding)}" is not supported`);
-  const out = Math.ceil(input / stride);
-  const total = Math.max((out - 1) * stride + (kernel - 1) * dilation + 1 - input, 0);
-  return [Math.floor(total / 2), total - Math.floor(total / 2)];
-}
-
-function outputSize(input: number, kernel: number, stride: number, dilation: number, pads: [number, number]): number {
-  return Math.floor((input + pads[0] + pads[1] - (kernel - 1) * dilation - 1) / stride) + 1;
-}
-
-/** Keras kernel [kh,kw,cin,cout] -> ONNX [cout,cin,kh,kw]. */
-export function convKernel(k: Float32Array, kh: number, kw: number, cin: number, cout: number): Float32Array {
-  const out = new Float32Array(k.length);
-  for (let i = 0; i < kh; i++)
-    for (let j = 0; j < kw; j++)
-      for (let c = 0; c < cin; c++)
-        for (let o = 0; o < cout; o++) out[((o * cin + c) * kh + i) * kw + j] = k[((i * kw + j) * cin + c) * cout + o]!;
-  return out;
-}
-
-/** Keras depthwise kernel [kh,kw,cin,mult] -> ONNX grouped [cin*mult,1,kh,kw]. */
-export function depthwiseKernel(k: Float32Array, kh: number, kw: number, cin: number, mult: number): Float32Array {
-  const out = new Float32Array(k.length);
-  for (let i = 0; i < kh; i++)
-    for (let j = 0; j < kw; j++)
-      for (let c = 0; c < cin; c++)
-        for (let m = 0; m < mult; m++) out[((c * mult + m) * kh + i) * kw + j] = k[((i * kw + j) * cin + c) * mult + m]!;
-  return out;
-}
-
 /**
- * Weights [cout, cin/G, kh, kw] of a G-group convolution -> the weights [cin, cout/G, kh, kw] of
- * the convolution computing its input gradient: in and out channels swapped within each group,
- * kernel rotated by 180 degrees.
- */
-function flipTransposeKernel(wt: Float32Array, cout: number, cin: number, kh: number, kw: number, group: number): Float32Array {
-  const cinG = cin / group;
-  const coutG = cout / group;
-  const out = new Float32Array(wt.length);
-  for (let gi = 0; gi < group; gi++)
-    for (let a = 0; a < cinG; a++)
-      for (let b = 0; b < coutG; b++)
-        for (let i = 0; i < kh; i++)
-          for (let j = 0; j < kw; j++) {
-            const src = (((gi * coutG + b) * cinG + a) * kh + (kh - 1 - i)) * kw + (kw - 1 - j);
-            out[(((gi * cinG + a) * coutG + b) * kh + i) * kw + j] = wt[src]!;
-          }
-  return out;
-}
-
-export function transpose2d(w: Float32Array, rows: number, cols: number): Float32Array {
-  const out = new Float32Array(w.length);
-  for (let r = 0; r < rows; r++) for (let c = 0; c < cols; c++) out[c * rows + r] = w[r * cols + c]!;
-  return out;
-}
-
-/**
- * Emits the graph of one model: forward nodes as layers (or graph nodes) are visited, backward
- * rules on a tape. Shared by the LayersModel and the TensorFlow graph compilers.
+ * Emits the graph of one model: forward nodes as graph nodes are visited (by the op rules in
+ * ops/), backward rules on a tape.
  *
  * @example
  * const cc = new Compiler('net');
  * const x = cc.preprocess(cc.g.input('pixels', [cc.g.dynamic('N'), 32, 32, 3]), [32, 32, 3], 'unit');
- * const y = cc.activation('relu', x, 'relu');
+ * const y = activation(cc, 'relu', x, 'relu');   // ops/activation.ts
  */
 export class Compiler {
   readonly g: OnnxGraphBuilder;
@@ -156,11 +81,13 @@ export class Compiler {
     this.g = new OnnxGraphBuilder(modelName);
   }
 
-  private zeroScalar(): string {
+  /** The float scalar 0, shared by the rules. */
+  zeroScalar(): string {
     return (this.zero ??= this.g.scalar('zero', 0));
   }
 
-  private axes23(): string {
+  /** The int64 axes [2, 3] (H and W of NCHW), shared by the rules. */
+  axes23(): string {
     return (this.batchAxis ??= this.g.ints('axes_hw', [2, 3]));
   }
 
@@ -200,357 +127,6 @@ export class Compiler {
     });
   }
 
-  /**
-   * An elementwise activation by its tfjs-layers name (TensorFlow ops map to these). `alpha` is
-   * LeakyReLU's negative slope (default 0.2, as TensorFlow's op) or ELU's scale (default 1).
-   */
-  activation(kind: string, x: Value, hint: string, alpha?: number): Value {
-    const g = this.g;
-    switch (kind) {
-      case 'linear':
-        return x;
-      case 'leakyRelu': {
-        const slope = alpha ?? 0.2;
-        const y: Value = { name: g.op('LeakyRelu', [x.name], { alpha: { f: slope } }, hint), shape: x.shape };
-        return this.record([x], y, (grad) => [g.op('Where', [g.op('Greater', [x.name, this.zeroScalar()]), grad, g.op('Mul', [grad, g.scalar(`${hint}_alpha`, slope)])], {}, `${hint}_grad`)]);
-      }
-      case 'elu': {
-        // dy/dx = 1 for x > 0, alpha e^x = y + alpha below.
-        const scale = alpha ?? 1;
-        const y: Value = { name: g.op('Elu', [x.name], { alpha: { f: scale } }, hint), shape: x.shape };
-        return this.record([x], y, (grad) => {
-          const below = g.op('Mul', [grad, g.op('Add', [y.name, g.scalar(`${hint}_alpha`, scale)])]);
-          return [g.op('Where', [g.op('Greater', [x.name, this.zeroScalar()]), grad, below], {}, `${hint}_grad`)];
-        });
-      }
-      case 'hardSigmoid': {
-        // tfjs-layers: clip(0.2 x + 0.5, 0, 1); the slope 0.2 inside the clip range, 0 outside.
-        const y: Value = { name: g.op('HardSigmoid', [x.name], { alpha: { f: 0.2 }, beta: { f: 0.5 } }, hint), shape: x.shape };
-        return this.record([x], y, (grad) => {
-          const inside = g.op('And', [g.op('Greater', [y.name, this.zeroScalar()]), g.op('Less', [y.name, g.scalar('one', 1)])]);
-          return [g.op('Where', [inside, g.op('Mul', [grad, g.scalar(`${hint}_slope`, 0.2)]), this.zeroScalar()], {}, `${hint}_grad`)];
-        });
-      }
-      case 'softplus': {
-        const y: Value = { name: g.op('Softplus', [x.name], {}, hint), shape: x.shape };
-        return this.record([x], y, (grad) => [g.op('Mul', [grad, g.op('Sigmoid', [x.name])], {}, `${hint}_grad`)]);
-      }
-      case 'relu': {
-        const y: Value = { name: g.op('Relu', [x.name], {}, hint), shape: x.shape };
-        return this.record([x], y, (grad) => [g.op('Where', [g.op('Greater', [y.name, this.zeroScalar()]), grad, this.zeroScalar()], {}, `${hint}_grad`)]);
-      }
-      case 'relu6': {
-        const six = g.scalar('six', 6);
-        const y: Value = { name: g.op('Clip', [x.name, this.zeroScalar(), six], {}, hint), shape: x.shape };
-        return this.record([x], y, (grad) => {
-          const inside = g.op('And', [g.op('Greater', [y.name, this.zeroScalar()]), g.op('Less', [y.name, six])]);
-          return [g.op('Where', [inside, grad, this.zeroScalar()], {}, `${hint}_grad`)];
-        });
-      }
-      case 'sigmoid': {
-        const y: Value = { name: g.op('Sigmoid', [x.name], {}, hint), shape: x.shape };
-        return this.record([x], y, (grad) => {
-          const one = g.scalar('one', 1);
-          return [g.op('Mul', [grad, g.op('Mul', [y.name, g.op('Sub', [one, y.name])])], {}, `${hint}_grad`)];
-        });
-      }
-      case 'tanh': {
-        const y: Value = { name: g.op('Tanh', [x.name], {}, hint), shape: x.shape };
-        return this.record([x], y, (grad) => {
-          const one = g.scalar('one', 1);
-          return [g.op('Mul', [grad, g.op('Sub', [one, g.op('Mul', [y.name, y.name])])], {}, `${hint}_grad`)];
-        });
-      }
-      case 'swish': {
-        const s = g.op('Sigmoid', [x.name]);
-        const y: Value = { name: g.op('Mul', [x.name, s], {}, hint), shape: x.shape };
-        return this.record([x], y, (grad) => {
-          // d(x s(x))/dx = s + x s (1 - s) = s (1 + x (1 - s))
-          const one = g.scalar('one', 1);
-          const inner = g.op('Add', [one, g.op('Mul', [x.name, g.op('Sub', [one, s])])]);
-          return [g.op('Mul', [grad, g.op('Mul', [s, inner])], {}, `${hint}_grad`)];
-        });
-      }
-      case 'softmax': {
-        if (x.shape.length !== 1) unsupported(this.modelName, `softmax over a ${x.shape.length + 1}-D tensor (${hint})`);
-        const y: Value = { name: g.op('Softmax', [x.name], { axis: { i: 1 } }, hint), shape: x.shape };
-        return this.record([x], y, (grad) => {
-          // dx = y * (g - sum(g * y))
-          const dot = g.op('ReduceSum', [g.op('Mul', [grad, y.name]), g.ints('axis1', [1])], { keepdims: { i: 1 } });
-          return [g.op('Mul', [y.name, g.op('Sub', [grad, dot])], {}, `${hint}_grad`)];
-        });
-      }
-      default:
-        return unsupported(this.modelName, `activation "${kind}" (${hint}) has no backward rule here`);
-    }
-  }
-
-  /** A (possibly grouped) convolution with ONNX weights [cout, cin/group, kh, kw]. */
-  /** `pads` [[top, bottom], [left, right]] replaces `padding` when given (TensorFlow's EXPLICIT padding). */
-  conv(
-    x: Value,
-    weights: Float32Array,
-    bias: Float32Array | undefined,
-    p: { cout: number; kernel: [number, number]; strides: [number, number]; dilations: [number, number]; padding: unknown; pads?: readonly [[number, number], [number, number]]; group: number; hint: string },
-  ): Value {
-    if (x.shape.length !== 3) unsupported(this.modelName, `${p.hint} takes a ${x.shape.length + 1}-D input`);
-    const g = this.g;
-    const [cin, h, w] = x.shape as [number, number, number];
-    const padH = p.pads ? p.pads[0] : spatialPads(p.padding, h, p.kernel[0], p.strides[0], p.dilations[0]);
-    const padW = p.pads ? p.pads[1] : spatialPads(p.padding, w, p.kernel[1], p.strides[1], p.dilations[1]);
-    const ho = outputSize(h, p.kernel[0], p.strides[0], p.dilations[0], padH);
-    const wo = outputSize(w, p.kernel[1], p.strides[1], p.dilations[1], padW);
-    const wName = g.constant(`${p.hint}_w`, weights, [p.cout, cin / p.group, p.kernel[0], p.kernel[1]]);
-    const inputs = [x.name, wName];
-    if (bias) inputs.push(g.constant(`${p.hint}_b`, bias, [p.cout]));
-    const attrs = {
-      kernel_shape: { ints: p.kernel },
-      strides: { ints: p.strides },
-      dilations: { ints: p.dilations },
-      pads: { ints: [padH[0], padW[0], padH[1], padW[1]] },
-      group: { i: p.group },
-    };
-    const y: Value = { name: g.op('Conv', inputs, attrs, p.hint), shape: [p.cout, ho, wo] };
-    return this.record([x], y, (grad) => {
-      const unitStride = p.strides[0] === 1 && p.strides[1] === 1;
-      const pointwise = p.kernel[0] === 1 && p.kernel[1] === 1 && padH[0] + padH[1] + padW[0] + padW[1] === 0;
-      if (unitStride || pointwise) {
-        // A stride-1 convolution's input gradient is a convolution of the output gradient with
-        // the filters flipped and in/out swapped, padded by (k-1)*d minus the forward pads: it
-        // runs on the same fast kernels (and layout) as the forward pass, unlike ConvTranspose.
-        const flipped = g.constant(`${p.hint}_w_flipped`, flipTransposeKernel(weights, p.cout, cin, p.kernel[0], p.kernel[1], p.group), [cin, p.cout / p.group, p.kernel[0], p.kernel[1]]);
-        const ph = planInputGradientAxis(p.kernel[0], p.strides[0], p.dilations[0], padH[0], h, ho);
-        const pw = planInputGradientAxis(p.kernel[1], p.strides[1], p.dilations[1], padW[0], w, wo);
-        const dx = g.op('Conv', [grad, flipped], {
-          kernel_shape: { ints: p.kernel },
-          dilations: { ints: p.dilations },
-          pads: { ints: [ph.before, pw.before, ph.after, pw.after] },
-          group: { i: p.group },
-        }, unitStride ? `${p.hint}_grad` : `${p.hint}_grad_sparse`);
-        return [unitStride ? dx : this.spreadStrided(dx, cin, ho, wo, h, w, p.strides, `${p.hint}_grad`)];
-      }
-      // Other strided convolutions: the transposed convolution with the same weights;
-      // output_padding restores the rows/columns the forward pass dropped.
-      const outPad = [h + padH[0] + padH[1] - (p.strides[0] * (ho - 1) + (p.kernel[0] - 1) * p.dilations[0] + 1), w + padW[0] + padW[1] - (p.strides[1] * (wo - 1) + (p.kernel[1] - 1) * p.dilations[1] + 1)];
-      return [g.op('ConvTranspose', [grad, wName], { ...attrs, output_padding: { ints: outPad } }, `${p.hint}_grad`)];
-    });
-  }
-
-  /**
-   * Places [N,C,Ho,Wo] at every stride-th pixel of a zero [N,C,H,W] tensor (the input gradient of a
-   * strided 1x1 convolution): interleave zeros by padding inner unit axes, then crop.
-   */
-  private spreadStrided(x: string, c: number, ho: number, wo: number, h: number, w: number, strides: [number, number], hint: string): string {
-    const g = this.g;
-    const [sh, sw] = strides;
-    const six = g.op('Unsqueeze', [x, g.ints(`${hint}_axes`, [3, 5])]);
-    const padded = g.op('Pad', [six, g.ints(`${hint}_interleave`, [0, 0, 0, 0, 0, 0, 0, 0, 0, sh - 1, 0, sw - 1])]);
-    const dense = g.op('Reshape', [padded, g.ints(`${hint}_dense_shape`, [-1, c, ho * sh, wo * sw])]);
-    if (ho * sh === h && wo * sw === w) return g.op('Identity', [dense], {}, hint);
-    return g.op('Slice', [dense, g.ints(`${hint}_starts`, [0, 0]), g.ints(`${hint}_ends`, [h, w]), this.axes23()], {}, hint);
-  }
-
-  /** y = x * scale[c] + offset[c] over the channel axis (a batch norm that could not be folded, Rescaling). */
-  channelAffine(x: Value, scale: Float32Array, offset: Float32Array, hint: string): Value {
-    const g = this.g;
-    const c = x.shape[0]!;
-    const dims = x.shape.length === 3 ? [c, 1, 1] : [c];
-    const s = g.constant(`${hint}_scale`, scale, dims);
-    const y: Value = { name: g.op('Add', [g.op('Mul', [x.name, s]), g.constant(`${hint}_offset`, offset, dims)], {}, hint), shape: x.shape };
-    return this.record([x], y, (grad) => [g.op('Mul', [grad, s], {}, `${hint}_grad`)]);
-  }
-
-  dense(x: Value, kernel: Float32Array, bias: Float32Array | undefined, units: number, hint: string): Value {
-    if (x.shape.length !== 1) unsupported(this.modelName, `Dense layer ${hint} applied to a ${x.shape.length + 1}-D tensor`);
-    const g = this.g;
-    const features = x.shape[0]!;
-    const inputs = [x.name, g.constant(`${hint}_w`, kernel, [features, units])];
-    if (bias) inputs.push(g.constant(`${hint}_b`, bias, [units]));
-    const y: Value = { name: g.op('Gemm', inputs, {}, hint), shape: [units] };
-    return this.record([x], y, (grad) => [g.op('MatMul', [grad, g.constant(`${hint}_wt`, transpose2d(kernel, features, units), [units, features])], {}, `${hint}_grad`)]);
-  }
-
-  add(xs: Value[], hint: string): Value {
-    const shape = xs[0]!.shape;
-    if (xs.some((v) => v.shape.join() !== shape.join())) unsupported(this.modelName, `${hint} adds tensors of different shapes (broadcasting)`);
-    const y: Value = { name: this.g.op('Sum', xs.map((v) => v.name), {}, hint), shape };
-    return this.record(xs, y, (grad) => xs.map(() => grad));
-  }
-
-  /**
-   * Elementwise product of activations of one rank, broadcasting dims of 1 (squeeze-and-excitation
-   * scales [C,H,W] by [C,1,1]; swish written as x * sigmoid(x)). Backward: the product rule, each
-   * operand's gradient summed over the axes it was broadcast along.
-   */
-  multiply(xs: Value[], hint: string): Value {
-    if (xs.length < 2) unsupported(this.modelName, `${hint} multiplies ${xs.length} tensor(s)`);
-    let y = xs[0]!;
-    for (let k = 1; k < xs.length; k++) y = this.multiplyPair(y, xs[k]!, k === xs.length - 1 ? hint : `${hint}_${k}`);
-    return y;
-  }
-
-  private multiplyPair(a: Value, b: Value, hint: string): Value {
-    const describe = (v: Value) => `[N,${(v.shape.length === 3 ? [v.shape[1], v.shape[2], v.shape[0]] : v.shape).join(',')}]`;
-    const incompatible = a.shape.length !== b.shape.length || a.shape.some((d, i) => d !== b.shape[i] && d !== 1 && b.shape[i] !== 1);
-    if (incompatible) unsupported(this.modelName, `${hint} multiplies ${describe(a)} by ${describe(b)} (only equal ranks whose dims match or are 1)`);
-    const g = this.g;
-    const shape = a.shape.map((d, i) => Math.max(d, b.shape[i]!));
-    const y: Value = { name: g.op('Mul', [a.name, b.name], {}, hint), shape };
-    /** Sums a full-shape gradient down to `v`'s shape (axes where v has 1 and the product does not). */
-    const gradOf = (grad: string, v: Value, other: Value, which: string): string => {
-      const axes = v.shape.flatMap((d, i) => (d === 1 && shape[i] !== 1 ? [i + 1] : []));
-      if (axes.length === 0) return g.op('Mul', [grad, other.name], {}, `${hint}_grad_${which}`);
-      return g.op('ReduceSum', [g.op('Mul', [grad, other.name]), g.ints(`${hint}_${which}_axes`, axes)], { keepdims: { i: 1 } }, `${hint}_grad_${which}`);
-    };
-    return this.record([a, b], y, (grad) => [gradOf(grad, a, b, 'a'), gradOf(grad, b, a, 'b')]);
-  }
-
-  concat(xs: Value[], axis: number, hint: string): Value {
-    const rank = xs[0]!.shape.length + 1;
-    const a = axis < 0 ? axis + rank : axis;
-    // Keras axes are NHWC; the channel axis is 1 in NCHW, and 2-D tensors keep theirs.
-    if (!((rank === 4 && a === 3) || (rank === 2 && a === 1))) unsupported(this.modelName, `${hint} concatenates along axis ${axis}, not channels`);
-    const g = this.g;
-    const sizes = xs.map((v) => v.shape[0]!);
-    const shape = [sizes.reduce((p, q) => p + q, 0), ...xs[0]!.shape.slice(1)];
-    const y: Value = { name: g.op('Concat', xs.map((v) => v.name), { axis: { i: 1 } }, hint), shape };
-    return this.record(xs, y, (grad) => g.multi('Split', [grad, g.ints(`${hint}_split`, sizes)], sizes.map((_, i) => `${hint}_grad${i}`), { axis: { i: 1 } }));
-  }
-
-  maxPool(x: Value, kernel: [number, number], strides: [number, number], padding: unknown, hint: string): Value {
-    const g = this.g;
-    const [c, h, w] = x.shape as [number, number, number];
-    const padH = spatialPads(padding, h, kernel[0], strides[0], 1);
-    const padW = spatialPads(padding, w, kernel[1], strides[1], 1);
-    const [y, indices] = g.multi('MaxPool', [x.name], [hint, `${hint}_argmax`], {
-      kernel_shape: { ints: kernel },
-      strides: { ints: strides },
-      pads: { ints: [padH[0], padW[0], padH[1], padW[1]] },
-    });
-    const out: Value = { name: y!, shape: [c, outputSize(h, kernel[0], strides[0], 1, padH), outputSize(w, kernel[1], strides[1], 1, padW)] };
-    return this.record([x], out, (grad) => {
-      // Each output's gradient goes to the input element that was its maximum; windows overlap,
-      // so contributions to one element add up. Indices are flat over the whole NCHW tensor.
-      const flat = g.ints('flat', [-1]);
-      const shape = g.op('Shape', [x.name]);
-      const zeros = g.op('Reshape', [g.op('ConstantOfShape', [shape]), flat]);
-      const scattered = g.op('ScatterElements', [zeros, g.op('Reshape', [indices!, flat]), g.op('Reshape', [grad, flat])], { axis: { i: 0 }, reduction: { s: 'add' } });
-      return [g.op('Reshape', [scattered, shape], {}, `${hint}_grad`)];
-    });
-  }
-
-  avgPool(x: Value, kernel: [number, number], strides: [number, number], padding: unknown, hint: string): Value {
-    const g = this.g;
-    const [c, h, w] = x.shape as [number, number, number];
-    const padH = spatialPads(padding, h, kernel[0], strides[0], 1);
-    const padW = spatialPads(padding, w, kernel[1], strides[1], 1);
-    const ho = outputSize(h, kernel[0], strides[0], 1, padH);
-    const wo = outputSize(w, kernel[1], strides[1], 1, padW);
-    const pads = [padH[0], padW[0], padH[1], padW[1]];
-    const y: Value = {
-      name: g.op('AveragePool', [x.name], { kernel_shape: { ints: kernel }, strides: { ints: strides }, pads: { ints: pads }, count_include_pad: { i: 0 } }, hint),
-      shape: [c, ho, wo],
-    };
-    return this.record([x], y, (grad) => {
-      // Keras averages over the window's pixels inside the image: divide by that count, then
-      // spread each output back over its window with a transposed convolution of ones.
-      const inverseCount = new Float32Array(ho * wo);
-      for (let i = 0; i < ho; i++) {
-        const rows = Math.min(i * strides[0] - padH[0] + kernel[0], h) - Math.max(i * strides[0] - padH[0], 0);
-        for (let j = 0; j < wo; j++) {
-          const cols = Math.min(j * strides[1] - padW[0] + kernel[1], w) - Math.max(j * strides[1] - padW[0], 0);
-          inverseCount[i * wo + j] = 1 / (rows * cols);
-        }
-      }
-      const scaled = g.op('Mul', [grad, g.constant(`${hint}_inverse_count`, inverseCount, [1, 1, ho, wo])]);
-      const ones = g.constant(`${hint}_ones`, new Float32Array(c * kernel[0] * kernel[1]).fill(1), [c, 1, kernel[0], kernel[1]]);
-      const outPad = [h + padH[0] + padH[1] - (strides[0] * (ho - 1) + kernel[0]), w + padW[0] + padW[1] - (strides[1] * (wo - 1) + kernel[1])];
-      return [
-        g.op('ConvTranspose', [scaled, ones], { kernel_shape: { ints: kernel }, strides: { ints: strides }, pads: { ints: pads }, group: { i: c }, output_padding: { ints: outPad } }, `${hint}_grad`),
-      ];
-    });
-  }
-
-  /** Mean over H and W: [C] by default, [C,1,1] with `keepDims`. */
-  globalAvgPool(x: Value, hint: string, keepDims = false): Value {
-    const g = this.g;
-    const [c, h, w] = x.shape as [number, number, number];
-    const y: Value = keepDims
-      ? { name: g.op('GlobalAveragePool', [x.name], {}, hint), shape: [c, 1, 1] }
-      : { name: g.op('Flatten', [g.op('GlobalAveragePool', [x.name], {}, `${hint}_4d`)], { axis: { i: 1 } }, hint), shape: [c] };
-    return this.record([x], y, (grad) => {
-      const spread = g.op('Expand', [keepDims ? grad : g.op('Unsqueeze', [grad, this.axes23()]), g.op('Shape', [x.name])]);
-      return [g.op('Mul', [spread, g.scalar(`${hint}_inverse_area`, 1 / (h * w))], {}, `${hint}_grad`)];
-    });
-  }
-
-  zeroPad(x: Value, top: number, bottom: number, left: number, right: number, hint: string): Value {
-    const g = this.g;
-    const [c, h, w] = x.shape as [number, number, number];
-    const y: Value = { name: g.op('Pad', [x.name, g.ints(`${hint}_pads`, [0, 0, top, left, 0, 0, bottom, right])], {}, hint), shape: [c, h + top + bottom, w + left + right] };
-    return this.record([x], y, (grad) => [g.op('Slice', [grad, g.ints(`${hint}_starts`, [top, left]), g.ints(`${hint}_ends`, [top + h, left + w]), this.axes23()], {}, `${hint}_grad`)]);
-  }
-
-  /**
-   * Nearest-neighbour upsampling by integer factors: every pixel repeated over a [sh, sw] block
-   * (TensorFlow's nearest resize at an integer scale, with or without half-pixel centres: both
-   * read source pixel floor(dst / s)). Backward: the sum over each block.
-   */
-  upsampleNearest(x: Value, scale: [number, number], hint: string): Value {
-    if (x.shape.length !== 3) unsupported(this.modelName, `${hint} upsamples a ${x.shape.length + 1}-D tensor`);
-    const g = this.g;
-    const [c, h, w] = x.shape as [number, number, number];
-    const [sh, sw] = scale;
-    const scales = g.constant(`${hint}_scales`, Float32Array.from([1, 1, sh, sw]), [4]);
-    const attrs = { mode: { s: 'nearest' }, coordinate_transformation_mode: { s: 'asymmetric' }, nearest_mode: { s: 'floor' } };
-    const y: Value = { name: g.op('Resize', [x.name, '', scales], attrs, hint), shape: [c, h * sh, w * sw] };
-    return this.record([x], y, (grad) => {
-      const blocks = g.op('Reshape', [grad, g.ints(`${hint}_blocks`, [-1, c, h, sh, w, sw])]);
-      return [g.op('ReduceSum', [blocks, g.ints(`${hint}_block_axes`, [3, 5])], { keepdims: { i: 0 } }, `${hint}_grad`)];
-    });
-  }
-
-  /** [F] -> [F,1,1]: the reshape of features to a 1x1 image, where NHWC and NCHW orders agree. */
-  toPixel(x: Value, hint: string): Value {
-    const g = this.g;
-    const f = x.shape[0]!;
-    const y: Value = { name: g.op('Reshape', [x.name, g.ints(`${hint}_shape`, [0, f, 1, 1])], {}, hint), shape: [f, 1, 1] };
-    return this.record([x], y, (grad) => [g.op('Reshape', [grad, g.ints(`${hint}_back_shape`, [0, f])], {}, `${hint}_grad`)]);
-  }
-
-  /**
-   * Reshapes that keep each image's data, with `dims` the NHWC target without the batch (one -1
-   * allowed): no change, flattening to [F], and [F] -> [1,1,F] (squeeze-and-excitation).
-   * `subject` names the layer or node in errors.
-   */
-  reshape(x: Value, dims: readonly number[], hint: string, subject = hint): Value {
-    const size = x.shape.reduce((p, q) => p * q, 1);
-    const current = x.shape.length === 3 ? [x.shape[1]!, x.shape[2]!, x.shape[0]!] : [...x.shape];
-    const unknown = dims.filter((d) => d === -1).length;
-    const known = dims.reduce((p, d) => (d === -1 ? p : p * d), 1);
-    const target = unknown === 1 && known > 0 && size % known === 0 ? dims.map((d) => (d === -1 ? size / known : d)) : [...dims];
-    if (unknown > 1 || target.some((d) => d <= 0) || target.reduce((p, d) => p * d, 1) !== size) {
-      unsupported(this.modelName, `${subject} reshapes [N,${current.join(',')}] to [N,${dims.join(',')}]`);
-    }
-    if (target.join() === current.join()) return x;
-    if (target.length === 1) return this.flatten(x, hint);
-    if (target.length === 3 && target[0] === 1 && target[1] === 1) return x.shape.length === 1 ? this.toPixel(x, hint) : this.toPixel(this.flatten(x, `${hint}_flat`), hint);
-    return unsupported(this.modelName, `${subject} reshapes [N,${current.join(',')}] to [N,${target.join(',')}] (only flattening, and features to [1,1,F])`);
-  }
-
-  /** Keras Flatten of NHWC data: channel-last order, so transpose back before reshaping. */
-  flatten(x: Value, hint: string): Value {
-    if (x.shape.length === 1) return x;
-    const g = this.g;
-    const [c, h, w] = x.shape as [number, number, number];
-    const nhwc = g.op('Transpose', [x.name], { perm: { ints: [0, 2, 3, 1] } });
-    const y: Value = { name: g.op('Reshape', [nhwc, g.ints(`${hint}_shape`, [0, -1])], {}, hint), shape: [c * h * w] };
-    return this.record([x], y, (grad) => {
-      const back = g.op('Reshape', [grad, g.ints(`${hint}_back_shape`, [-1, h, w, c])]);
-      return [g.op('Transpose', [back], { perm: { ints: [0, 3, 1, 2] } }, `${hint}_grad`)];
-    });
-  }
-
   /** Runs the tape backwards from the gradient of `output` and returns the gradient of `input`. */
   backward(output: Value, seed: string, input: Value): string {
     const g = this.g;
@@ -574,224 +150,6 @@ export class Compiler {
     if (!parts) throw new LensError('INTERNAL', `${this.modelName}: the scores do not depend on the input`);
     return parts.length === 1 ? parts[0]! : g.op('Sum', parts);
   }
-}
-
-function weightsOf(layer: tfl.layers.Layer): Map<string, Float32Array> {
-  const out = new Map<string, Float32Array>();
-  for (const v of layer.weights) {
-    const short = v.originalName.split('/').pop()!.replace(/:\d+$/, '');
-    out.set(short, v.read().dataSync() as Float32Array);
-  }
-  return out;
-}
-
-function need(weights: Map<string, Float32Array>, name: string, layer: string, model: string): Float32Array {
-  const w = weights.get(name);
-  if (!w) unsupported(model, `layer ${layer} has no weight "${name}" (has ${[...weights.keys()].join(', ')})`);
-  return w;
-}
-
-const IDENTITY_LAYERS = new Set(['InputLayer', 'Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout']);
-const CONTAINERS = new Set(['Model', 'Functional', 'Sequential', 'LayersModel']);
-
-/** Emits one layer applied to known values; returns its output value. */
-function emitLayer(cc: Compiler, layer: tfl.layers.Layer, inputs: Value[], skipSoftmax: boolean): Value {
-  const cls = layer.getClassName();
-  const cfg = layer.getConfig() as Config;
-  const name = layer.name;
-  const model = cc.modelName;
-  const one = (): Value => {
-    if (inputs.length !== 1) unsupported(model, `layer ${name} (${cls}) has ${inputs.length} inputs`);
-    return inputs[0]!;
-  };
-  const act = (v: Value): Value => {
-    const a = typeof cfg.activation === 'string' ? cfg.activation : 'linear';
-    return cc.activation(a === 'softmax' && skipSoftmax ? 'linear' : a, v, `${name}_act`);
-  };
-  if (cfg.dataFormat !== undefined && cfg.dataFormat !== 'channelsLast') unsupported(model, `layer ${name} uses ${String(cfg.dataFormat)}`);
-  cc.layerCounts[cls] = (cc.layerCounts[cls] ?? 0) + 1;
-  switch (cls) {
-    case 'Conv2D':
-    case 'DepthwiseConv2D':
-    case 'SeparableConv2D': {
-      const x = one();
-      const weights = weightsOf(layer);
-      const kernel = pair(cfg.kernelSize, 1);
-      const strides = pair(cfg.strides, 1);
-      const dilations = pair(cfg.dilationRate, 1);
-      const cin = x.shape[0]!;
-      const bias = cfg.useBias === false ? undefined : need(weights, 'bias', name, model);
-      if (cls === 'Conv2D') {
-        if (Number(cfg.groups ?? 1) !== 1) unsupported(model, `grouped Conv2D ${name}`);
-        const cout = Number(cfg.filters);
-        const w = convKernel(need(weights, 'kernel', name, model), kernel[0], kernel[1], cin, cout);
-        return act(cc.conv(x, w, bias, { cout, kernel, strides, dilations, padding: cfg.padding, group: 1, hint: name }));
-      }
-      // The multiplier comes from the kernel's size: tfjs SeparableConv2D.getConfig() omits depthMultiplier.
-      const dwKernel = need(weights, 'depthwise_kernel', name, model);
-      const mult = dwKernel.length / (kernel[0] * kernel[1] * cin);
-      const dw = depthwiseKernel(dwKernel, kernel[0], kernel[1], cin, mult);
-      if (cls === 'DepthwiseConv2D') {
-        return act(cc.conv(x, dw, bias, { cout: cin * mult, kernel, strides, dilations, padding: cfg.padding, group: cin, hint: name }));
-      }
-      const cout = Number(cfg.filters);
-      const mid = cc.conv(x, dw, undefined, { cout: cin * mult, kernel, strides, dilations, padding: cfg.padding, group: cin, hint: `${name}_depthwise` });
-      const pw = convKernel(need(weights, 'pointwise_kernel', name, model), 1, 1, cin * mult, cout);
-      return act(cc.conv(mid, pw, bias, { cout, kernel: [1, 1], strides: [1, 1], dilations: [1, 1], padding: 'valid', group: 1, hint: name }));
-    }
-    case 'Dense': {
-      const weights = weightsOf(layer);
-      const units = Number(cfg.units);
-      return act(cc.dense(one(), need(weights, 'kernel', name, model), cfg.useBias === false ? undefined : need(weights, 'bias', name, model), units, name));
-    }
-    case 'BatchNormalization': {
-      const x = one();
-      const axis = Array.isArray(cfg.axis) ? cfg.axis[0] : cfg.axis;
-      const rank = x.shape.length + 1;
-      if (!(axis === -1 || axis === rank - 1)) unsupported(model, `batch norm ${name} on axis ${String(axis)}`);
-      const weights = weightsOf(layer);
-      const mean = need(weights, 'moving_mean', name, model);
-      const variance = need(weights, 'moving_variance', name, model);
-      const gamma = cfg.scale === false ? undefined : need(weights, 'gamma', name, model);
-      const beta = cfg.center === false ? undefined : need(weights, 'beta', name, model);
-      const eps = Number(cfg.epsilon ?? 1e-3);
-      const scale = new Float32Array(mean.length);
-      const offset = new Float32Array(mean.length);
-      for (let c = 0; c < mean.length; c++) {
-        scale[c] = (gamma ? gamma[c]! : 1) / Math.sqrt(variance[c]! + eps);
-        offset[c] = (beta ? beta[c]! : 0) - mean[c]! * scale[c]!;
-      }
-      return cc.channelAffine(x, scale, offset, name);
-    }
-    case 'Rescaling': {
-      const x = one();
-      const c = x.shape[0]!;
-      return cc.channelAffine(x, new Float32Array(c).fill(Number(cfg.scale)), new Float32Array(c).fill(Number(cfg.offset ?? 0)), name);
-    }
-    case 'Activation':
-      return act(one());
-    case 'Softmax':
-      return skipSoftmax ? one() : cc.activation('softmax', one(), name);
-    case 'ReLU': {
-      const slope = Number(cfg.negativeSlope ?? 0);
-      const threshold = Number(cfg.threshold ?? 0);
-      if (slope !== 0 || threshold !== 0) unsupported(model, `ReLU ${name} with a negative slope or threshold`);
-      const max = cfg.maxValue === null || cfg.maxValue === undefined ? undefined : Number(cfg.maxValue);
-      if (max !== undefined && max !== 6) unsupported(model, `ReLU ${name} capped at ${max}`);
-      return cc.activation(max === 6 ? 'relu6' : 'relu', one(), name);
-    }
-    case 'LeakyReLU':
-      return cc.activation('leakyRelu', one(), name, Number(cfg.alpha ?? 0.3));
-    case 'ELU':
-      return cc.activation('elu', one(), name, Number(cfg.alpha ?? 1));
-    case 'Add':
-      return cc.add(inputs, name);
-    case 'Multiply':
-      return cc.multiply(inputs, name);
-    case 'Reshape':
-      return cc.reshape(one(), (cfg.targetShape as (number | null)[]).map((d) => (d === null ? -1 : Number(d))), name, `Reshape ${name}`);
-    case 'Concatenate':
-      return cc.concat(inputs, Number(cfg.axis ?? -1), name);
-    case 'MaxPooling2D':
-      return cc.maxPool(one(), pair(cfg.poolSize, 2), pair(cfg.strides ?? cfg.poolSize, 2), cfg.padding, name);
-    case 'AveragePooling2D':
-      return cc.avgPool(one(), pair(cfg.poolSize, 2), pair(cfg.strides ?? cfg.poolSize, 2), cfg.padding, name);
-    case 'GlobalAveragePooling2D':
-      if (cfg.keepDims === true) unsupported(model, `GlobalAveragePooling2D ${name} with keepDims`);
-      return cc.globalAvgPool(one(), name);
-    case 'ZeroPadding2D': {
-      const p = cfg.padding;
-      const [[top, bottom], [left, right]] = Array.isArray(p) && Array.isArray(p[0]) ? (p as [[number, number], [number, number]]) : (() => {
-        const [ph, pw] = pair(p, 1);
-        return [[ph, ph], [pw, pw]] as [[number, number], [number, number]];
-      })();
-      return cc.zeroPad(one(), top, bottom, left, right, name);
-    }
-    case 'Flatten':
-      return cc.flatten(one(), name);
-    case 'UpSampling2D': {
-      const interpolation = cfg.interpolation ?? 'nearest';
-      if (interpolation !== 'nearest') unsupported(model, `UpSampling2D ${name} with ${String(interpolation)} interpolation (only nearest)`);
-      return cc.upsampleNearest(one(), pair(cfg.size, 2), name);
-    }
-    default:
-      if (IDENTITY_LAYERS.has(cls)) return one();
-      return unsupported(model, `layer ${name} of class ${cls} has no ONNX rule`);
-  }
-}
-
-/** Visits a container's layers in order, resolving each layer's call on values already known. */
-function emitContainer(cc: Compiler, container: tfl.LayersModel, inputs: Value[], known: Map<number, Value>, finalLayer: tfl.layers.Layer | undefined, skipSoftmax: boolean): Value[] {
-  container.inputs.forEach((t, i) => known.set(t.id, inputs[i]!));
-  for (const layer of container.layers) {
-    if (layer.getClassName() === 'InputLayer') continue;
-    // The call of this layer inside this container: the inbound node whose inputs are all known.
-    const calls = layer.inboundNodes.filter((n) => n.inputTensors.length > 0 && n.inputTensors.every((t) => known.has(t.id)) && n.outputTensors.every((t) => !known.has(t.id)));
-    if (calls.length === 0) continue;
-    if (calls.length > 1) unsupported(cc.modelName, `layer ${layer.name} is called ${calls.length} times (shared layers)`);
-    const node = calls[0]!;
-    const args = node.inputTensors.map((t) => known.get(t.id)!);
-    let outs: Value[];
-    if (CONTAINERS.has(layer.getClassName()) || layer instanceof tfl.LayersModel) {
-      const inner = layer as unknown as tfl.LayersModel;
-      // `finalLayer` is the innermost layer that makes the scores (finalLayerOf), so it passes down as is.
-      outs = emitContainer(cc, inner, args, known, finalLayer, skipSoftmax);
-    } else {
-      outs = [emitLayer(cc, layer, args, skipSoftmax && layer === finalLayer)];
-    }
-    if (node.outputTensors.length !== outs.length) unsupported(cc.modelName, `layer ${layer.name} has ${node.outputTensors.length} outputs`);
-    node.outputTensors.forEach((t, i) => known.set(t.id, outs[i]!));
-  }
-  return container.outputs.map((t) => {
-    const v = known.get(t.id);
-    if (v) return v;
-    // A layer applied again to its own (or a later) output: that call came after the layer's turn.
-    const again = container.layers.find((l) => l.inboundNodes.some((n) => n.inputTensors.length > 0 && n.inputTensors.every((x) => known.has(x.id)) && n.outputTensors.some((x) => !known.has(x.id))));
-    return unsupported(cc.modelName, again ? `layer ${again.name} is called more than once (shared layers)` : `output ${t.name} of ${container.name} was not reached`);
-  });
-}
-
-/** The innermost layer that produces the model's output (through nested models). */
-function finalLayerOf(model: tfl.LayersModel): tfl.layers.Layer {
-  let layer = model.outputs[0]!.sourceLayer as tfl.layers.Layer;
-  while (layer instanceof tfl.LayersModel) layer = layer.outputs[0]!.sourceLayer as tfl.layers.Layer;
-  return layer;
-}
-
-function endsInSoftmax(layer: tfl.layers.Layer): boolean {
-  const cfg = layer.getConfig() as Config;
-  return layer.getClassName() === 'Softmax' || cfg.activation === 'softmax';
-}
-
-/**
- * Compiles a single-input, single-output image LayersModel (NHWC input, class scores output).
- * Batch norms are best folded first (`foldBatchNorm`); those left become per-channel affine maps.
- *
- * @example
- * const compiled = compileLayersModel((await foldBatchNorm(layers)).model, { name: 'resnet50', preprocessing: 'caffe' });
- * const session = await ort.InferenceSession.create(compiled.gradient);
- */
-export function compileLayersModel(model: tfl.LayersModel, options: CompileOptions): CompiledModel {
-  if (model.inputs.length !== 1 || model.outputs.length !== 1) {
-    unsupported(options.name, `it has ${model.inputs.length} inputs and ${model.outputs.length} outputs; image models need one of each`);
-  }
-  const shape = model.inputs[0]!.shape;
-  if (shape.length !== 4 || shape.slice(1).some((d) => d === null || d === undefined)) {
-    unsupported(options.name, `its input is [${shape.map((d) => d ?? '?').join(',')}]; image models need [N,H,W,C] with H, W and C known`);
-  }
-  const inputShape = [shape[1]!, shape[2]!, shape[3]!] as [number, number, number];
-  const cc = new Compiler(options.name);
-  const g = cc.g;
-  const batch: OnnxDim = g.dynamic('N');
-  const pixels = g.input('pixels', [batch, ...inputShape]);
-  const x = cc.preprocess(pixels, inputShape, options.preprocessing);
-  const final = finalLayerOf(model);
-  const finalSoftmax = endsInSoftmax(final);
-  const skipSoftmax = finalSoftmax && !options.probabilities;
-  const known = new Map<number, Value>();
-  let [scores] = emitContainer(cc, model, [x], known, final, skipSoftmax) as [Value];
-  if (scores.shape.length !== 1) scores = cc.flatten(scores, 'scores_flat');
-  return assembleCompiled(cc, { pixels, batch, inputShape, scores, logits: skipSoftmax, finalSoftmax });
 }
 
 /**

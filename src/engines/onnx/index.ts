@@ -1,21 +1,17 @@
 /**
- * Native CPU execution through onnxruntime: tfjs LayersModels and TensorFlow graphs (SavedModels,
- * tfjs graph models) compiled to ONNX graphs that return class scores and input gradients.
+ * Native CPU execution through onnxruntime: TensorFlow graphs (SavedModels, tfjs graph models, and
+ * tfjs LayersModels lowered by graph/keras.ts) compiled to ONNX graphs that return class scores and input gradients.
  */
 export { OnnxGraphBuilder, ONNX_OPSET, type OnnxAttribute, type OnnxDataType, type OnnxDim, type OnnxNode } from './graph.js';
-export { compileLayersModel, type CompileOptions, type CompiledModel } from './compile.js';
-export { compileTfGraph, tfGraphSourceOf, type TfGraphAttr, type TfGraphCompileOptions, type TfGraphNode, type TfGraphSource } from './graph-compile.js';
+export type { CompiledModel } from './compile.js';
+export { compileLayersModel, type CompileOptions } from './layers.js';
+export { compileTfGraph, type TfGraphCompileOptions } from './graph-compile.js';
+export { tfGraphSourceOf, tfGraphSourceOfGraphDef, type TfGraphAttr, type TfGraphNode, type TfGraphSource } from './graph-source.js';
 export { loadOnnxRuntime, onnxThreads, type OnnxRuntime } from './runtime.js';
 export {
-  ENGINE_CHOICES,
   onnxImageModel,
   onnxImageModelFromCompiled,
-  preferredEngine,
   onnxMemoryBudget,
-  parseEngineChoice,
-  withCompiledEngine,
-  withEngine,
-  type EngineChoice,
   type EngineInfo,
   type OnnxImageModel,
   type OnnxModelOptions,

@@ -1,30 +1,19 @@
 /**
  * ImageModels whose forward and gradient passes run on onnxruntime's native CPU kernels, compiled
- * from a tfjs LayersModel (compile.ts) or a converted TensorFlow graph (graph-compile.ts). Tensors
- * still enter and leave as tfjs tensors, so attribution methods see the same `ImageModel` as
- * anywhere else.
- *
- * Which engine runs a model (LENS_ENGINE, or the `engine` option):
- * - `auto` (default): onnxruntime when the tfjs backend is not native TensorFlow (tfjs-node or
- *   tfjs-node-gpu take precedence when installed), onnxruntime-node loads, and every layer or op
- *   compiles;
- *   otherwise TensorFlow.js, with the reason kept in `engine.reason`;
- * - `onnxruntime`: required; failing to load or compile is an error;
- * - `tfjs`: never use onnxruntime.
+ * from a TensorFlow graph (graph-compile.ts): converted, or lowered from a tfjs LayersModel
+ * (layers.ts). Tensors still enter and leave as tfjs tensors, so attribution methods see the same
+ * `ImageModel` as anywhere else. Which engine runs a model is chosen in src/models/engine.ts.
  */
 import * as tf from '@tensorflow/tfjs-core';
 import type * as tfl from '@tensorflow/tfjs-layers';
 import { freemem } from 'node:os';
-import { currentBackend } from '../tfjs/index.js';
 import { LensError, errorMessage } from '../../core/errors.js';
 import { checkPixels, type GradientResult, type ImageModel } from '../../core/model.js';
 import type { PreprocessingName } from '../../core/preprocess.js';
 import { concatFloat32 } from '../../tensor/index.js';
-import { compileLayersModel, type CompiledModel } from './compile.js';
+import type { CompiledModel } from './compile.js';
+import { compileLayersModel } from './layers.js';
 import { loadOnnxRuntime, onnxThreads, type OrtSession, type OrtTensor } from './runtime.js';
-
-export const ENGINE_CHOICES = ['auto', 'onnxruntime', 'tfjs'] as const;
-export type EngineChoice = (typeof ENGINE_CHOICES)[number];
 
 /** Which engine computes a model's forward and gradient passes, and why. */
 export interface EngineInfo {
@@ -37,12 +26,6 @@ export interface EngineInfo {
   layers?: Record<string, number>;
   /** Images per onnxruntime call that fit the memory budget; larger batches are split (onnxruntime engine only). */
   batchLimit?: { forward: number; gradient: number };
-}
-
-export function parseEngineChoice(value: string | undefined): EngineChoice {
-  const v = (value ?? 'auto').trim().toLowerCase();
-  if ((ENGINE_CHOICES as readonly string[]).includes(v)) return v as EngineChoice;
-  throw new LensError('INVALID_ARGUMENT', `unknown engine "${value}" (from LENS_ENGINE or --engine): expected one of ${ENGINE_CHOICES.join(', ')}`);
 }
 
 export interface OnnxModelOptions {
@@ -78,17 +61,16 @@ export function onnxMemoryBudget(env: NodeJS.ProcessEnv = process.env): number {
 /**
  * Compiles `layers` and returns an ImageModel that runs on onnxruntime. Throws MODEL_UNSUPPORTED
  * (with the layer at fault) when a layer has no rule, BACKEND_UNAVAILABLE when onnxruntime-node
- * cannot load. Fold batch norms first for speed (`foldBatchNorm`).
+ * cannot load. Batch norms after a convolution or Dense layer fold into its weights.
  *
  * @example
- * const { model: folded } = await foldBatchNorm((await buildResNet50()).logits);
- * const model = await onnxImageModel(folded, { name: 'resnet50', preprocessing: 'caffe' });
+ * const model = await onnxImageModel((await buildResNet50()).logits, { name: 'resnet50', preprocessing: 'caffe' });
  * const { gradients } = await model.gradient(pixels, 207);
  */
 export async function onnxImageModel(layers: tfl.LayersModel, options: OnnxModelOptions): Promise<OnnxImageModel> {
   const runtime = await loadOnnxRuntime();
   if (!runtime.available) throw new LensError('BACKEND_UNAVAILABLE', runtime.reason);
-  return onnxImageModelFromCompiled(compileLayersModel(layers, { name: options.name, preprocessing: options.preprocessing, ...(options.probabilities ? { probabilities: true } : {}) }), options);
+  return onnxImageModelFromCompiled(await compileLayersModel(layers, { name: options.name, preprocessing: options.preprocessing, ...(options.probabilities ? { probabilities: true } : {}) }), options);
 }
 
 /** An ImageModel run by onnxruntime, with its compiled graphs. */
@@ -187,105 +169,4 @@ export async function onnxImageModelFromCompiled(compiled: CompiledModel, option
       for (const s of [sessions.forward, sessions.gradient]) void s?.then((x) => x.release()).catch(() => undefined);
     },
   };
-}
-
-/**
- * Moves a LayersModel-backed ImageModel onto onnxruntime when the engine choice allows it:
- * forward and gradient are replaced, everything else (labels, layer access for Grad-CAM, info)
- * is kept. Returns the model unchanged, with `engine.reason`, when onnxruntime is not used.
- *
- * @example
- * const model = await withEngine(imageModelFromLayers(layers, opts), layers, opts);
- * console.log(model.engine.detail);
- */
-export async function withEngine<M extends ImageModel>(model: M, layers: tfl.LayersModel, options: OnnxModelOptions & { engine?: EngineChoice | string }): Promise<M & { engine: EngineInfo }> {
-  const tfjs = { forward: model.forward.bind(model), gradient: model.gradient?.bind(model) };
-  const compile = async () => {
-    const { foldBatchNorm } = await import('../../models/optimize/fold-batchnorm.js');
-    const folded = await foldBatchNorm(layers);
-    try {
-      return compileLayersModel(folded.model, { name: options.name, preprocessing: options.preprocessing, ...(options.probabilities ? { probabilities: true } : {}) });
-    } finally {
-      folded.model.dispose();
-    }
-  };
-  const moved = await withCompiledEngine(model, compile, options);
-  const access = (moved as { layerAccess?: { randomizeWeights?: (layers: readonly string[], seed: number) => () => void } }).layerAccess;
-  if (moved.engine.name !== 'onnxruntime' || !access?.randomizeWeights) return moved;
-  // The compiled graphs hold a copy of the weights. While layer access has re-initialised some
-  // (the randomisation sanity check), passes go back to the tfjs layers that hold the new weights.
-  const fast = { forward: moved.forward, gradient: moved.gradient! };
-  let randomized = 0;
-  const randomize = access.randomizeWeights.bind(access);
-  access.randomizeWeights = (names, seed) => {
-    const restore = randomize(names, seed);
-    randomized++;
-    let restored = false;
-    return () => {
-      restore();
-      if (!restored) randomized--;
-      restored = true;
-    };
-  };
-  return Object.assign(moved, {
-    forward: (pixels: tf.Tensor4D) => (randomized > 0 ? tfjs.forward(pixels) : fast.forward(pixels)),
-    gradient: (pixels: tf.Tensor4D, target: number | readonly number[]) => (randomized > 0 && tfjs.gradient ? tfjs.gradient(pixels, target) : fast.gradient(pixels, target)),
-  });
-}
-
-/**
- * The engine choice (option, else LENS_ENGINE, else auto), and why a model stays on tfjs before
- * onnxruntime is even tried: tfjs chosen, or native TensorFlow present under auto.
- *
- * @example
- * preferredEngine('auto').tfjsReason; // undefined on wasm; 'native TensorFlow (...) runs it' with tfjs-node
- */
-export function preferredEngine(engine?: EngineChoice | string): { choice: EngineChoice; tfjsReason?: string } {
-  const choice = parseEngineChoice(engine ?? process.env.LENS_ENGINE);
-  const backend = currentBackend();
-  if (choice === 'tfjs') return { choice, tfjsReason: 'engine tfjs was chosen' };
-  if (choice === 'auto' && backend?.name === 'tensorflow') return { choice, tfjsReason: `native TensorFlow (${backend.package}) runs it` };
-  return { choice };
-}
-
-/**
- * Moves an ImageModel onto onnxruntime with graphs from `compile` when the engine choice allows it
- * (same rules as {@link withEngine}); `compile` throws MODEL_UNSUPPORTED naming what has no rule,
- * which keeps the model on tfjs with that reason (or is rethrown when onnxruntime is required).
- * Pass `{ unsupported: why }` instead of `compile` when the graph is known not to compile (control flow).
- *
- * @example
- * const model = await withCompiledEngine(tfjsModel, () => compileTfGraph(source, opts), { ...opts, engine: 'auto' });
- */
-export async function withCompiledEngine<M extends ImageModel>(
-  model: M,
-  compile: (() => CompiledModel | Promise<CompiledModel>) | { unsupported: string },
-  options: OnnxModelOptions & { engine?: EngineChoice | string },
-): Promise<M & { engine: EngineInfo }> {
-  const { choice, tfjsReason } = preferredEngine(options.engine);
-  const stay = (reason: string): M & { engine: EngineInfo } => Object.assign(model, { engine: { name: 'tfjs' as const, detail: `tfjs ${currentBackend()?.name ?? 'backend'}`, reason } });
-  if (tfjsReason !== undefined) return stay(tfjsReason);
-  // A bad LENS_ORT_THREADS or LENS_ORT_MEMORY_MB is the user's error, not a reason to fall back.
-  if (options.threads === undefined) onnxThreads();
-  if (options.memoryBudgetBytes === undefined) onnxMemoryBudget();
-  let fast: OnnxImageModel;
-  try {
-    if (typeof compile !== 'function') throw new LensError('MODEL_UNSUPPORTED', `cannot compile ${options.name} for onnxruntime: ${compile.unsupported}`);
-    const runtime = await loadOnnxRuntime();
-    if (!runtime.available) throw new LensError('BACKEND_UNAVAILABLE', runtime.reason);
-    fast = await onnxImageModelFromCompiled(await compile(), options);
-  } catch (e) {
-    if (choice === 'onnxruntime') throw e;
-    return stay(errorMessage(e));
-  }
-  const tfjsDispose = model.dispose.bind(model);
-  return Object.assign(model, {
-    forward: (pixels: tf.Tensor4D) => fast.forward(pixels),
-    gradient: (pixels: tf.Tensor4D, target: number | readonly number[]) => fast.gradient(pixels, target),
-    engine: fast.engine,
-    dispose() {
-      fast.dispose();
-      tfjsDispose();
-    },
-  });
 }

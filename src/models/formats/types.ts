@@ -10,7 +10,8 @@ import type { CutTensor } from '../../convert/checkpoint/graph-file.js';
 import type { TfliteImport } from '../../convert/tflite/index.js';
 import type { ImageModel, ScoreKind } from '../../core/model.js';
 import type { PreprocessingName } from '../../core/preprocess.js';
-import type { EngineChoice, EngineInfo } from '../../engines/onnx/model.js';
+import type { EngineInfo } from '../../engines/onnx/model.js';
+import type { EngineChoice } from '../engine.js';
 
 /** Contents of a model folder's `lens.json`. */
 export interface LensSidecar {

@@ -11,6 +11,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { LensError, errorMessage } from '../../core/errors.js';
+import { batchNormAffine, foldAffineIntoKernel } from '../../graph/batchnorm.js';
 
 /** One batch normalisation that was folded. */
 export interface FoldedPair {
@@ -29,7 +30,10 @@ type Json = Record<string, unknown>;
 /** [layerName, nodeIndex, tensorIndex, kwargs?] in a functional model config. */
 type NodeRef = [string, number, number, ...unknown[]];
 
-/** Layers that end in a per-output-channel linear map, with the index of the weight to scale. */
+/**
+ * Layers that end in a per-output-channel linear map, with the index of the weight to scale (its
+ * output channel is the fastest-varying index, as `foldAffineIntoKernel` needs).
+ */
 const FOLDABLE: Record<string, { scaled: number; channelsLast: boolean }> = {
   Conv2D: { scaled: 0, channelsLast: true },
   DepthwiseConv2D: { scaled: 0, channelsLast: true },
@@ -137,31 +141,21 @@ function foldConfig(topology: Json, path: string, out: Map<string, Fold[]>): voi
 
 /** New [kernel, bias] of `layer` absorbing batch norm `bn`, both from the original model. */
 function foldedKernelAndBias(layer: tfl.layers.Layer, bn: tfl.layers.Layer): [tf.Tensor, tf.Tensor] {
-  return tf.tidy(() => {
-    const kind = FOLDABLE[layer.getClassName()]!;
-    const weights = layer.getWeights();
-    const bnCfg = bn.getConfig() as { scale?: boolean; center?: boolean; epsilon?: number };
-    const bnWeights = bn.getWeights();
-    // Keras / tfjs order: gamma (if scale), beta (if center), moving mean, moving variance.
-    let i = 0;
-    const gamma = bnCfg.scale === false ? undefined : bnWeights[i++];
-    const beta = bnCfg.center === false ? undefined : bnWeights[i++];
-    const mean = bnWeights[i++];
-    const variance = bnWeights[i++];
-    if (!mean || !variance) throw new LensError('MODEL_CORRUPT', `batch norm ${bn.name} lacks its moving statistics`);
-    const invStd = tf.rsqrt(tf.add(variance, bnCfg.epsilon ?? 1e-3));
-    const s = gamma ? tf.mul(gamma, invStd) : invStd;
-    const kernel = weights[kind.scaled]!;
-    const channels = s.shape[0]!;
-    const hasBias = weights.length > kind.scaled + 1;
-    const bias = hasBias ? weights[weights.length - 1]! : tf.zeros([channels]);
-    // Depthwise kernels are [kh, kw, C, M] with output channel c*M + m.
-    const scaleShape = layer.getClassName() === 'DepthwiseConv2D' ? [kernel.shape[2]!, kernel.shape[3]!] : [channels];
-    const newKernel = tf.mul(kernel, tf.reshape(s, scaleShape));
-    let newBias = tf.mul(tf.sub(bias, mean), s);
-    if (beta) newBias = tf.add(newBias, beta);
-    return [newKernel, newBias];
-  });
+  const kind = FOLDABLE[layer.getClassName()]!;
+  const weights = layer.getWeights();
+  const bnCfg = bn.getConfig() as { scale?: boolean; center?: boolean; epsilon?: number };
+  const bnWeights = bn.getWeights().map((w) => w.dataSync());
+  // Keras / tfjs order: gamma (if scale), beta (if center), moving mean, moving variance.
+  let i = 0;
+  const gamma = bnCfg.scale === false ? undefined : bnWeights[i++];
+  const beta = bnCfg.center === false ? undefined : bnWeights[i++];
+  const mean = bnWeights[i++];
+  const variance = bnWeights[i++];
+  if (!mean || !variance) throw new LensError('MODEL_CORRUPT', `batch norm ${bn.name} lacks its moving statistics`);
+  const kernel = weights[kind.scaled]!;
+  const bias = weights.length > kind.scaled + 1 ? weights[weights.length - 1]!.dataSync() : undefined;
+  const folded = foldAffineIntoKernel(kernel.dataSync(), bias, batchNormAffine({ mean, variance, ...(gamma ? { gamma } : {}), ...(beta ? { beta } : {}), epsilon: bnCfg.epsilon ?? 1e-3 }));
+  return [tf.tensor(folded.kernel, kernel.shape), tf.tensor1d(folded.bias)];
 }
 
 function isContainer(layer: tfl.layers.Layer): layer is tfl.LayersModel {

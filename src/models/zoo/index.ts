@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { LensError } from '../../core/errors.js';
 import type { ImageModel } from '../../core/model.js';
 import type { PreprocessingName } from '../../core/preprocess.js';
-import type { EngineChoice, EngineInfo } from '../../engines/onnx/model.js';
+import type { EngineInfo } from '../../engines/onnx/model.js';
+import type { EngineChoice } from '../engine.js';
 import { adoptExistingFile, cacheDir as defaultCacheDir, downloadFile, readDownloadRecord, type DownloadProgress, type DownloadRecord } from './download.js';
 
 export { buildResNet50, type ResNet50, type ResNet50Options } from './resnet50.js';
