@@ -8,7 +8,7 @@ import { LensError } from '../core/errors.js';
 import type { ImageModel } from '../core/model.js';
 import { affineOf } from '../core/preprocess.js';
 import { gaussianBlur, keepPadding } from './image-ops.js';
-import type { Random } from './random.js';
+import type { Random } from '../core/random.js';
 import type { ImageInput } from './types.js';
 
 /** Names accepted in strings (CLI `--baseline`, `--baselines`). */

@@ -6,7 +6,7 @@
 import { LensError } from '../core/errors.js';
 import type { ImageModel } from '../core/model.js';
 import { checkImage, defaultBatchSize, forwardRows, gradientsAt, requireGradient } from './engine.js';
-import { DEFAULT_SEED, seededRandom } from './random.js';
+import { DEFAULT_SEED, seededRandom } from '../core/random.js';
 import { resolveTarget } from './targets.js';
 import type { Attribution, AttributionMethod, CommonOptions, ImageInput } from './types.js';
 

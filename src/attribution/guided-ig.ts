@@ -14,7 +14,7 @@ import { makeBaselines, type BaselineSpec } from './baselines.js';
 import { checkAborted, checkImage, forwardRows, gradientsAt, requireGradient } from './engine.js';
 import { completenessOf } from './integrated-gradients.js';
 import { relativeL2, SPLIT_ERROR_FACTOR } from './integration.js';
-import { DEFAULT_SEED, seededRandom } from './random.js';
+import { DEFAULT_SEED, seededRandom } from '../core/random.js';
 import { resolveTarget } from './targets.js';
 import type { Attribution, CommonOptions, ImageInput } from './types.js';
 

@@ -15,7 +15,7 @@ import { total } from './image-ops.js';
 import { ADAPTIVE_INITIAL_SEGMENTS, ADAPTIVE_TOLERANCE, adaptivePath, nonUniformPath, type AdaptiveRuleContext } from './adaptive-rules.js';
 import { IG_RULES, isAdaptiveRule, quadrature, relativeL2, splitDifferenceWeights, type IgRule, type IntegrationRule } from './integration.js';
 import { MAP_ADAPTIVE_BUDGET, MAP_ADAPTIVE_INITIAL_SEGMENTS, MAP_TOLERANCE, mapAdaptivePath } from './map-tolerance.js';
-import { DEFAULT_SEED, seededRandom } from './random.js';
+import { DEFAULT_SEED, seededRandom } from '../core/random.js';
 import { resolveTarget } from './targets.js';
 import type { Attribution, CommonOptions, Completeness, ImageInput, PathTrace } from './types.js';
 

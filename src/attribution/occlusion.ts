@@ -7,7 +7,7 @@ import { LensError } from '../core/errors.js';
 import type { ImageModel } from '../core/model.js';
 import { makeBaselines, type BaselineSpec } from './baselines.js';
 import { checkImage, defaultBatchSize, forwardRows } from './engine.js';
-import { DEFAULT_SEED, seededRandom } from './random.js';
+import { DEFAULT_SEED, seededRandom } from '../core/random.js';
 import { resolveTarget } from './targets.js';
 import type { Attribution, CommonOptions, ImageInput } from './types.js';
 

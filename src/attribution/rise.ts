@@ -20,7 +20,7 @@ import type { ImageModel } from '../core/model.js';
 import { modelZeroPixel } from './baselines.js';
 import { checkImage, defaultBatchSize, forwardRows, toProbabilities } from './engine.js';
 import { broadcastChannels, resizeBilinear } from './image-ops.js';
-import { DEFAULT_SEED, seededRandom, type Random } from './random.js';
+import { DEFAULT_SEED, seededRandom, type Random } from '../core/random.js';
 import { resolveTarget } from './targets.js';
 import type { Attribution, CommonOptions, ImageInput } from './types.js';
 

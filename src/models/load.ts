@@ -16,7 +16,7 @@ import { currentBackend, initBackend } from '../engines/tfjs/index.js';
 import { LensError, errorMessage } from '../core/errors.js';
 import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { LayersHead } from './keras.js';
-import type { TfliteImport } from '../convert/tflite/index.js';
+import type { ModelStructure } from '../graph/body.js';
 import type { CutTensor } from '../convert/checkpoint/graph-file.js';
 import type { ImageModel, ScoreKind } from '../core/model.js';
 import type { EngineChoice, EngineInfo, OnnxModelOptions } from '../engines/onnx/model.js';
@@ -58,13 +58,6 @@ export interface LoadedModelInfo {
   /** Checkpoints and frozen graphs: where the graph was cut, and the checkpoint whose variables were frozen. */
   graphCut?: { input: CutTensor; output: CutTensor; checkpoint?: { prefix: string; step?: number } };
 }
-
-/** What a loaded model is built from: a LayersModel, a TFLite graph, tfjs graph artifacts or a SavedModel. */
-export type ModelStructure =
-  | { kind: 'layers'; model: LayersModel }
-  | { kind: 'tflite'; tflite: TfliteImport }
-  | { kind: 'graph'; artifacts: tf.io.ModelArtifacts }
-  | { kind: 'savedmodel'; dir: string; signature?: string };
 
 /** A loaded model with where it came from and which engine runs its forward and gradient passes. */
 export type LoadedImageModel = ImageModel & { info: LoadedModelInfo; engine: EngineInfo };
