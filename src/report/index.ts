@@ -1,2 +1,4 @@
 /** Explanations written to disk: attribution maps with their pictures and summaries. */
 export * from './save.js';
+export { compareMarkdown, compareCsv, formatMetric } from './compare.js';
+export { csvField } from './csv.js';

@@ -57,6 +57,7 @@ async function compare(opts: CompareOptions): Promise<void> {
   const { LensError } = await import('../../core/errors.js');
   const render = await import('../../render/index.js');
   const { writeFileAtomic } = await import('../../fs/atomic.js');
+  const { compareCsv, compareMarkdown } = await import('../../report/compare.js');
   const { existsSync } = await import('node:fs');
   const { join } = await import('node:path');
 
@@ -171,8 +172,8 @@ async function compare(opts: CompareOptions): Promise<void> {
     };
     await render.writePngAtomic(files.png, png, { method: 'integrated_gradients', baselines: result.baselines.join(','), steps, rule, model: model.name, output: model.output, scale: opts.scale, Software: 'serving-lens' });
     await writeFileAtomic(files.svg, svg);
-    await writeFileAtomic(files.csv, attribution.compareCsv(result));
-    const markdown = attribution.compareMarkdown(result, `${model.name}: IG baselines (${steps} steps, ${rule})`);
+    await writeFileAtomic(files.csv, compareCsv(result));
+    const markdown = compareMarkdown(result, `${model.name}: IG baselines (${steps} steps, ${rule})`);
     await writeFileAtomic(files.markdown, markdown);
     const json = { model: model.name, output: model.output, steps, rule, images: items.length, baselines: result.baselines, summary: result.summary, rows: result.rows, gradientEvaluations: result.gradientEvaluations, files };
     await render.writeJsonAtomic(files.json, json);
