@@ -11,6 +11,6 @@ export * from './shapes-resnet.js';
 export * from './tflite.js';
 export * from './zoo/index.js';
 export { imageModelFromSavedModel, type ImageModelFromSavedModelOptions } from './savedmodel.js';
-export { createRemoteModel, describeImageInput, type ServedImageInput, type RemoteModelOptions, type RemoteImageModel, type RemoteInputKind } from './remote.js';
+export { createRemoteModel, type RemoteModelOptions, type RemoteImageModel } from './remote.js';
 export { imageModelFromLayers, layersHead, type LayersHead, type LayersImageModelOptions } from './keras.js';
 export { describeLayersModel, loadModelDescription, type ModelDescription, type LoadDescriptionOptions } from './describe.js';

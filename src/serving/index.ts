@@ -71,4 +71,5 @@ export {
   type TensorSpec,
 } from './signature.js';
 export { formatFloat, isJsonList, NumberBlock, parseServingJson, parseServingJsonAsync, type ParseJsonOptions } from './json.js';
+export { describeImageInput, type ServedImageInput, type RemoteInputKind } from './image-input.js';
 export { profile, profileCsv, DEFAULT_BATCH_SIZES, type ProfileOptions, type ProfileResult, type ProfileRow, type ProfileProgress } from './profiler.js';

@@ -61,7 +61,7 @@ export function register(program: Command): void {
       const client = createClient({ target: flags.server, timeoutMs, ...connection });
       try {
         const labels = flags.labels ? await readLabelsFile(flags.labels) : undefined;
-        const { describeImageInput } = await import('../../models/remote.js');
+        const { describeImageInput } = await import('../../serving/image-input.js');
         const { bytesForDecodeJpeg } = await import('../../image/format.js');
         const ref = {
           model: flags.model,
