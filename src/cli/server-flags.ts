@@ -5,7 +5,7 @@
  */
 import type { Command } from 'commander';
 import { LensError } from '../core/errors.js';
-import type { ClientOptions, Transport } from '../serving/client.js';
+import type { ClientOptions, Transport } from '../serving/client-api.js';
 
 /** Values of the flags {@link addConnectionFlags} adds. */
 export interface ConnectionFlagValues {

@@ -21,7 +21,7 @@ import { encodePng } from '../image/index.js';
 import { resolveLabels } from './labels.js';
 import { checkPixels, type ImageModel, type ScoreKind } from '../core/model.js';
 import type { HostTensor } from '../tensor/index.js';
-import type { ModelRef, ServingClient } from '../serving/client.js';
+import type { ModelRef, ServingClient } from '../serving/client-api.js';
 import { baseDataType, dataTypeOfDtype } from '../tensor/index.js';
 import type { SignatureSpec, TensorSpec } from '../serving/signature.js';
 import { describeImageInput, type RemoteInputKind } from '../serving/image-input.js';

@@ -5,7 +5,7 @@
  */
 import { LensError } from '../core/errors.js';
 import { baseDataType, dataTypeOfDtype } from '../tensor/index.js';
-import type { ModelRef, ServingClient } from './client.js';
+import type { ModelRef, ServingClient } from './client-api.js';
 import type { SignatureSpec, TensorSpec } from './signature.js';
 
 /** How a remote model takes images. */
