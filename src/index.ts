@@ -6,7 +6,7 @@ export * from './fs/index.js';
 export * from './engines/tfjs/index.js';
 export * from './engines/tfjs/gradients.js';
 export * from './engines/tfjs/memory.js';
-export * from './engines/tfjs/workers.js';
+export * from './models/workers.js';
 export * from './engines/tfjs/wasm-threads.js';
 export * from './engines/onnx/index.js';
 export * from './core/model.js';
