@@ -242,3 +242,18 @@ function parseOne(text: string): ParsedBaseline {
   }
   return Object.keys(params).length === 0 ? (name as BaselineName) : ({ kind: name, ...params } as ParsedBaseline);
 }
+
+/**
+ * Splits a comma-separated baseline list, keeping `key=value` parameters with their baseline.
+ *
+ * @example
+ * splitBaselineList('black,gaussian:sigma=0.2,samples=4,blur'); // ['black', 'gaussian:sigma=0.2,samples=4', 'blur']
+ */
+export function splitBaselineList(value: string): string[] {
+  const out: string[] = [];
+  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
+    if (/^[a-z_]+=/i.test(part) && out.length > 0 && out[out.length - 1]!.includes(':')) out[out.length - 1] += `,${part}`;
+    else out.push(part);
+  }
+  return out;
+}

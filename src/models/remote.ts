@@ -16,7 +16,7 @@
  * const scores = await model.forward(pixels);   // [N, 1001] probabilities
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { LensError } from '../core/errors.js';
+import { LensError, isLensError } from '../core/errors.js';
 import { encodePng } from '../image/index.js';
 import { resolveLabels } from './labels.js';
 import { checkPixels, type ImageModel, type ScoreKind } from '../core/model.js';
@@ -25,6 +25,8 @@ import type { ModelRef, ServingClient } from '../serving/client-api.js';
 import { baseDataType, dataTypeOfDtype } from '../tensor/index.js';
 import type { SignatureSpec, TensorSpec } from '../serving/signature.js';
 import { describeImageInput, type RemoteInputKind } from '../serving/image-input.js';
+import { createClient } from '../serving/client.js';
+import { connectionOptions, type ConnectionSettings } from '../serving/connection.js';
 
 export interface RemoteModelOptions extends ModelRef {
   client: ServingClient;
@@ -192,4 +194,51 @@ export async function createRemoteModel(options: RemoteModelOptions): Promise<Re
     dispose() {},
   };
   return model;
+}
+
+/**
+ * Opens a served model as a forward-only ImageModel. `like` (the local copy) supplies the input
+ * size when the signature does not state it, and the labels. `output` (`logit` or `probability`)
+ * overrides the guess from the output's name.
+ *
+ * @example
+ * const { model, close } = await openServedModel({ target: 'localhost:8500', model: 'resnet', connection: { transport: 'rest' } });
+ */
+export async function openServedModel(options: {
+  target: string;
+  model: string;
+  /** Transport, TLS, Host header and metadata, as text (see serving/connection.ts). */
+  connection: ConnectionSettings;
+  version?: number;
+  signature?: string;
+  output?: string;
+  like?: ImageModel;
+}): Promise<{ model: RemoteImageModel; close(): void }> {
+  if (options.output !== undefined && options.output !== 'logit' && options.output !== 'probability') {
+    throw new LensError('INVALID_ARGUMENT', `--served-output must be logit or probability, got "${options.output}"`);
+  }
+  const client = createClient({ target: options.target, ...connectionOptions(options.connection) });
+  try {
+    const base = {
+      client,
+      model: options.model,
+      ...(options.version !== undefined ? { version: options.version } : {}),
+      ...(options.signature ? { signature: options.signature } : {}),
+      ...(options.output ? { outputKind: options.output as 'logit' | 'probability' } : {}),
+      ...(options.like?.labels ? { labels: options.like.labels } : {}),
+    };
+    // The served model's own input size wins; the local copy's size fills in only when the served
+    // model does not say it (unknown dimensions, encoded images without a pixel signature).
+    let model;
+    try {
+      model = await createRemoteModel(base);
+    } catch (e) {
+      if (!options.like || !isLensError(e, 'MODEL_UNSUPPORTED') || !/size|shape/.test(e.message)) throw e;
+      model = await createRemoteModel({ ...base, inputShape: options.like.inputShape });
+    }
+    return { model, close: () => client.close() };
+  } catch (e) {
+    client.close();
+    throw e;
+  }
 }

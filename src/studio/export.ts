@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { saveAttribution } from '../report/save.js';
 import { loadPixels } from '../image/index.js';
-import { imageStem } from '../cli/attribution-support.js';
+import { imageStem } from '../image/files.js';
 import { attributionTitle, encodeRgbaPng, rgbaFromImage, visualize, type AttributionSign, type VisualizationMethod } from '../render/index.js';
 import type { SessionOptions, StudioAttribution, StudioImage } from './session.js';
 

@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import * as support from '../attribution-support.js';
-import { addConnectionFlags, type ConnectionFlagValues } from '../server-flags.js';
+import { addConnectionFlags } from '../server-flags.js';
+import type { ConnectionSettings } from '../../serving/connection.js';
+import { modelLoadFlags } from '../../models/load-settings.js';
 
-interface ExplainOptions extends support.AttributionFlagValues, ConnectionFlagValues {
+interface ExplainOptions extends support.AttributionFlagValues, ConnectionSettings {
   model?: string;
   out: string;
   samples?: string;
@@ -71,6 +73,8 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
   const { LensError } = await import('../../core/errors.js');
   const { parseVisualizationMethod, parseAttributionSign } = await import('../../render/index.js');
   const { initBackend } = await import('../../engines/tfjs/index.js');
+  const { expandImagePaths, imageStem, loadModelImages } = await import('../../image/files.js');
+  const { hostPort } = await import('../../serving/connection.js');
 
   const method = attribution.parseMethod(opts.method);
   const methodName = attribution.methodLabel(method);
@@ -88,19 +92,19 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
   const num = (v: string | undefined, flag: string) => (v === undefined ? undefined : support.positiveInt(v, flag));
   const real = (v: string | undefined, flag: string) => (v === undefined ? undefined : support.finiteNumber(v, flag));
   const numbers = support.attributionNumbers(opts);
-  const paths = support.expandImagePaths(imageArgs);
+  const paths = expandImagePaths(imageArgs);
   if (!opts.model && !opts.server) throw new LensError('INVALID_ARGUMENT', 'give --model MODEL (a local model), or --server HOST:PORT --served-model NAME for forward-only methods');
   await initBackend(opts.backend !== undefined ? { backend: opts.backend } : {});
 
   const { loadImageModel } = await import('../../models/load.js');
   const local = opts.model
-    ? await loadImageModel(opts.model, support.modelLoadFlags(opts))
+    ? await loadImageModel(opts.model, modelLoadFlags(opts))
     : undefined;
   if (local && !opts.json) process.stderr.write(`engine: ${local.engine.detail}${local.engine.reason ? ` (${local.engine.reason})` : ''}\n`);
   let served: import('../../core/model.js').ImageModel | undefined;
   let closeServed = () => {};
   if (opts.server) {
-    const remote = await openServedModel(support.hostPort(opts.server), opts.servedModel ?? local?.name, opts, local);
+    const remote = await openServed(hostPort(opts.server), opts.servedModel ?? local?.name, opts, local);
     served = remote.model;
     closeServed = remote.close;
   }
@@ -112,15 +116,15 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
         `method ${methodName} needs gradients, which TF Serving does not compute: give --model with a local copy of the served model (it is checked against the server first), or use --method occlusion or rise`,
       );
     }
-    const pixels = await support.loadModelImages(paths, model, opts.resize);
+    const pixels = await loadModelImages(paths, model, opts.resize);
     const named = pixels.map((p, i) => ({ name: paths[i]!, image: p }));
     if (local && served) {
       // The model explained must be the model served.
       const report = await attribution.assertSameModel(local, served, named, { tolerance });
       process.stderr.write(`verified: ${local.name} answers like served model ${served.name} on ${report.images.length} image(s)\n`);
     }
-    const references = opts.references ? await support.loadModelImages(support.expandImagePaths(opts.references), model, opts.resize) : undefined;
-    const baseline = await attribution.resolveBaseline(attribution.parseBaseline(opts.baseline), async (p) => (await support.loadModelImages([p], model, opts.resize))[0]!);
+    const references = opts.references ? await loadModelImages(expandImagePaths(opts.references), model, opts.resize) : undefined;
+    const baseline = await attribution.resolveBaseline(attribution.parseBaseline(opts.baseline), async (p) => (await loadModelImages([p], model, opts.resize))[0]!);
     const settings: import('../../attribution/index.js').MethodSettings = {
       baseline,
       // --map-tolerance places the steps itself, unless a rule is named (then the library says they clash).
@@ -154,7 +158,7 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
         } finally {
           bar.stop();
         }
-        let stem = `${support.imageStem(name)}.${methodName.replace(':', '-')}${targets.length > 1 ? `.t${target.index}` : ''}`;
+        let stem = `${imageStem(name)}.${methodName.replace(':', '-')}${targets.length > 1 ? `.t${target.index}` : ''}`;
         for (let k = 2; usedStems.has(stem); k++) stem = `${stem.replace(/~\d+$/, '')}~${k}`;
         usedStems.add(stem);
         const { saveAttribution } = await import('../../report/save.js');
@@ -206,7 +210,7 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
 }
 
 /** The served model as a forward-only ImageModel, through the serving client. */
-async function openServedModel(
+async function openServed(
   target: string,
   name: string | undefined,
   opts: ExplainOptions,
@@ -214,7 +218,8 @@ async function openServedModel(
 ): Promise<{ model: import('../../core/model.js').ImageModel; close(): void }> {
   const { LensError } = await import('../../core/errors.js');
   if (!name) throw new LensError('INVALID_ARGUMENT', '--served-model NAME is needed with --server when no --model is given');
-  return support.openServedModel({
+  const { openServedModel } = await import('../../models/remote.js');
+  return openServedModel({
     target,
     model: name,
     connection: opts,
