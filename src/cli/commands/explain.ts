@@ -161,7 +161,7 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
         let stem = `${imageStem(name)}.${methodName.replace(':', '-')}${targets.length > 1 ? `.t${target.index}` : ''}`;
         for (let k = 2; usedStems.has(stem); k++) stem = `${stem.replace(/~\d+$/, '')}~${k}`;
         usedStems.add(stem);
-        const { saveAttribution } = await import('../../report/save.js');
+        const { explanationSummary, saveAttribution } = await import('../../report/save.js');
         const files = await saveAttribution(attr, image, {
           dir: opts.out,
           stem,
@@ -177,18 +177,7 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
           image: name,
           model: model.name,
           engine: local ? local.engine.detail : 'TF Serving (forward passes over the wire)',
-          target: { index: attr.target.index, ...(attr.target.label !== undefined ? { label: attr.target.label } : {}), probability: attr.target.probability, score: attr.target.score },
-          output: attr.output,
-          method: attr.method,
-          baseline: attr.baseline ?? null,
-          steps: attr.steps ?? null,
-          rule: attr.rule ?? null,
-          completeness: attr.completeness
-            ? { delta: attr.completeness.delta, relative: attr.completeness.relative, sum: attr.completeness.sum, inputScore: attr.completeness.inputScore, baselineScore: attr.completeness.baselineScore }
-            : null,
-          gradientEvaluations: attr.gradientEvaluations,
-          forwardEvaluations: attr.forwardEvaluations,
-          mapErrorEstimate: attr.mapErrorEstimate ?? null,
+          ...explanationSummary(attr),
           ...(attr.geometry ? { geometry: attr.geometry } : {}),
           files,
         };
