@@ -112,6 +112,7 @@ export async function compareBaselines(model: ImageModel, images: readonly Compa
       const entry = baselines[b]!;
       const common = {
         target: target.index,
+        inputScores: scores!,
         seed: (options.seed ?? 0) + i,
         ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
         ...(options.signal ? { signal: options.signal } : {}),

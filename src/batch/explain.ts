@@ -107,7 +107,7 @@ export async function createAttributionExplainer(options: AttributionExplainerOp
     const image = await loadAt(item.source);
     const [scores] = await attribution.forwardRows(model, [image.data], 1);
     const [info] = attribution.resolveTargets(model, scores!, target);
-    const attr = await attribution.runMethod(method, model, image, { ...settings, target: info!.index });
+    const attr = await attribution.runMethod(method, model, image, { ...settings, target: info!.index, inputScores: scores! });
     // The model-size panel of `lens explain --canvas model`, unsmoothed.
     const panel = await attributionPicture(attr, image, { viz, sign, canvas: 'model', smooth: 0, imageName: item.ref.replace(/[?#].*$/, '').split('/').pop() || item.ref });
     const png = render.addPngText(panel.bytes, render.attributionPngText(attr, { image: item.ref, model: model.name }));

@@ -154,7 +154,7 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
         const bar = await support.progressBar(support.wantsProgressBar(opts));
         let attr;
         try {
-          attr = await attribution.runMethod(method, model, image, { ...settings, target: target.index, ...(bar.onProgress ? { onProgress: bar.onProgress } : {}) });
+          attr = await attribution.runMethod(method, model, image, { ...settings, target: target.index, inputScores: scores!, ...(bar.onProgress ? { onProgress: bar.onProgress } : {}) });
         } finally {
           bar.stop();
         }
