@@ -15,13 +15,21 @@ const DT_FLOAT = dataTypeOfDtype('float32');
 const DT_UINT8 = dataTypeOfDtype('uint8');
 const DT_STRING = dataTypeOfDtype('string');
 
+/**
+ * The signature input or output the caller named, or a clear error listing the others.
+ *
+ * @example
+ * namedTensor(signature, 'outputs', 'scores', what); // ['scores', { dtype: 'DT_FLOAT', shape: [-1, 10] }]
+ */
+export function namedTensor(sig: SignatureSpec, side: 'inputs' | 'outputs', wanted: string, what: string): [string, TensorSpec] {
+  const spec = sig[side][wanted];
+  if (!spec) throw new LensError('UNKNOWN_TENSOR', `${what} has no ${side.slice(0, -1)} "${wanted}" (${side}: ${Object.keys(sig[side]).join(', ')})`);
+  return [wanted, spec];
+}
+
 function pickInput(sig: SignatureSpec, wanted: string | undefined, what: string): [string, TensorSpec] {
+  if (wanted) return namedTensor(sig, 'inputs', wanted, what);
   const entries = Object.entries(sig.inputs);
-  if (wanted) {
-    const spec = sig.inputs[wanted];
-    if (!spec) throw new LensError('UNKNOWN_TENSOR', `${what} has no input "${wanted}" (inputs: ${entries.map(([k]) => k).join(', ')})`);
-    return [wanted, spec];
-  }
   if (entries.length === 1) return entries[0]!;
   const image = entries.find(([, s]) => s.shape?.length === 4) ?? entries.find(([k]) => /image|input|bytes/i.test(k));
   if (!image) throw new LensError('UNKNOWN_TENSOR', `${what} has several inputs (${entries.map(([k]) => k).join(', ')}): choose one with --input`);
