@@ -24,7 +24,7 @@ import type { HostTensor } from '../tensor/index.js';
 import type { ModelRef, ServingClient } from '../serving/client-api.js';
 import { baseDataType, dataTypeOfDtype } from '../tensor/index.js';
 import type { SignatureSpec, TensorSpec } from '../serving/signature.js';
-import { describeImageInput, namedTensor, type RemoteInputKind } from '../serving/image-input.js';
+import { describeImageInput, signatureTensor, type RemoteInputKind } from '../serving/image-input.js';
 import { createClient } from '../serving/client.js';
 import { connectionOptions, type ConnectionSettings } from '../serving/connection.js';
 
@@ -63,7 +63,7 @@ const DT_FLOAT = dataTypeOfDtype('float32');
 const DT_STRING = dataTypeOfDtype('string');
 
 function pickOutput(sig: SignatureSpec, wanted: string | undefined, what: string): [string, TensorSpec] {
-  if (wanted) return namedTensor(sig, 'outputs', wanted, what);
+  if (wanted) return signatureTensor(sig, 'outputs', wanted, what);
   const entries = Object.entries(sig.outputs);
   for (const name of ['probabilities', 'scores', 'predictions', 'logits', 'output_0']) {
     const spec = sig.outputs[name];

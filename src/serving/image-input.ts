@@ -19,16 +19,16 @@ const DT_STRING = dataTypeOfDtype('string');
  * The signature input or output the caller named, or a clear error listing the others.
  *
  * @example
- * namedTensor(signature, 'outputs', 'scores', what); // ['scores', { dtype: 'DT_FLOAT', shape: [-1, 10] }]
+ * signatureTensor(signature, 'outputs', 'scores', what); // ['scores', { dtype: 'DT_FLOAT', shape: [-1, 10] }]
  */
-export function namedTensor(sig: SignatureSpec, side: 'inputs' | 'outputs', wanted: string, what: string): [string, TensorSpec] {
+export function signatureTensor(sig: SignatureSpec, side: 'inputs' | 'outputs', wanted: string, what: string): [string, TensorSpec] {
   const spec = sig[side][wanted];
   if (!spec) throw new LensError('UNKNOWN_TENSOR', `${what} has no ${side.slice(0, -1)} "${wanted}" (${side}: ${Object.keys(sig[side]).join(', ')})`);
   return [wanted, spec];
 }
 
 function pickInput(sig: SignatureSpec, wanted: string | undefined, what: string): [string, TensorSpec] {
-  if (wanted) return namedTensor(sig, 'inputs', wanted, what);
+  if (wanted) return signatureTensor(sig, 'inputs', wanted, what);
   const entries = Object.entries(sig.inputs);
   if (entries.length === 1) return entries[0]!;
   const image = entries.find(([, s]) => s.shape?.length === 4) ?? entries.find(([k]) => /image|input|bytes/i.test(k));

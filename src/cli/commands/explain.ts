@@ -104,7 +104,10 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
   let served: import('../../core/model.js').ImageModel | undefined;
   let closeServed = () => {};
   if (opts.server) {
-    const remote = await openServed(hostPort(opts.server), opts.servedModel ?? local?.name, opts, local);
+    const name = opts.servedModel ?? local?.name;
+    if (!name) throw new LensError('INVALID_ARGUMENT', '--served-model NAME is needed with --server when no --model is given');
+    const { openServedModel } = await import('../../models/remote.js');
+    const remote = await openServedModel({ target: hostPort(opts.server), model: name, connection: opts, ...(local ? { like: local } : {}), ...(opts.servedOutput ? { output: opts.servedOutput } : {}) });
     served = remote.model;
     closeServed = remote.close;
   }
@@ -196,23 +199,4 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
     closeServed();
     local?.dispose();
   }
-}
-
-/** The served model as a forward-only ImageModel, through the serving client. */
-async function openServed(
-  target: string,
-  name: string | undefined,
-  opts: ExplainOptions,
-  local: import('../../core/model.js').ImageModel | undefined,
-): Promise<{ model: import('../../core/model.js').ImageModel; close(): void }> {
-  const { LensError } = await import('../../core/errors.js');
-  if (!name) throw new LensError('INVALID_ARGUMENT', '--served-model NAME is needed with --server when no --model is given');
-  const { openServedModel } = await import('../../models/remote.js');
-  return openServedModel({
-    target,
-    model: name,
-    connection: opts,
-    ...(local ? { like: local } : {}),
-    ...(opts.servedOutput ? { output: opts.servedOutput } : {}),
-  });
 }
