@@ -22,9 +22,9 @@ import { resolveLabels } from './labels.js';
 import { checkPixels, type ImageModel, type ScoreKind } from '../core/model.js';
 import type { HostTensor } from '../tensor/index.js';
 import type { ModelRef, ServingClient } from '../serving/client-api.js';
-import { baseDataType, dataTypeOfDtype } from '../tensor/index.js';
+import { baseDataType } from '../tensor/index.js';
 import type { SignatureSpec, TensorSpec } from '../serving/signature.js';
-import { describeImageInput, signatureTensor, type RemoteInputKind } from '../serving/image-input.js';
+import { DT_FLOAT, DT_STRING, describeImageInput, signatureTensor, type RemoteInputKind } from '../serving/image-input.js';
 import { createClient } from '../serving/client.js';
 import { connectionOptions, type ConnectionSettings } from '../serving/connection.js';
 
@@ -58,9 +58,6 @@ export interface RemoteImageModel extends ImageModel {
   readonly signatureName: string;
   readonly signature: SignatureSpec;
 }
-
-const DT_FLOAT = dataTypeOfDtype('float32');
-const DT_STRING = dataTypeOfDtype('string');
 
 function pickOutput(sig: SignatureSpec, wanted: string | undefined, what: string): [string, TensorSpec] {
   if (wanted) return signatureTensor(sig, 'outputs', wanted, what);

@@ -125,16 +125,12 @@ export function explanationSummary(attribution: Attribution): ExplanationSummary
  * holds that).
  */
 export function attributionSummary(attribution: Attribution, imageName?: string): Record<string, unknown> {
-  const { height, width, channels, geometry, details, path } = attribution;
+  const { data: _data, path, ...meta } = attribution;
   return {
     ...(imageName !== undefined ? { image: imageName } : {}),
+    ...meta,
     ...explanationSummary(attribution),
-    height,
-    width,
-    channels,
-    ...(geometry ? { geometry } : {}),
-    ...(details ? { details } : {}),
-    shape: [height, width, channels],
+    shape: [attribution.height, attribution.width, attribution.channels],
     ...(path
       ? {
           path: {

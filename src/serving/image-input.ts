@@ -11,9 +11,9 @@ import type { SignatureSpec, TensorSpec } from './signature.js';
 /** How a remote model takes images. */
 export type RemoteInputKind = 'float' | 'uint8' | 'jpeg';
 
-const DT_FLOAT = dataTypeOfDtype('float32');
+export const DT_FLOAT = dataTypeOfDtype('float32');
 const DT_UINT8 = dataTypeOfDtype('uint8');
-const DT_STRING = dataTypeOfDtype('string');
+export const DT_STRING = dataTypeOfDtype('string');
 
 /**
  * The signature input or output the caller named, or a clear error listing the others.
