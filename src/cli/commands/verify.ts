@@ -49,17 +49,14 @@ async function verify(imageArgs: string[], opts: VerifyOptions): Promise<void> {
   const { expandImagePaths, loadModelImages } = await import('../../image/files.js');
   const { hostPort } = await import('../../serving/connection.js');
   const { openServedModel } = await import('../../models/remote.js');
+  const { modelLoadFlags } = await import('../../models/load-settings.js');
   const { loadImageModel } = await import('../../models/load.js');
   const tolerance = support.finiteNumber(opts.tolerance, '--tolerance');
   const topK = support.positiveInt(opts.topK, '--top-k');
   const version = opts.version !== undefined ? support.positiveInt(opts.version, '--version') : undefined;
   const server = hostPort(opts.server);
   const paths = expandImagePaths(imageArgs);
-  const local = await loadImageModel(opts.local, {
-    ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
-    ...(opts.labels ? { labels: opts.labels } : {}),
-    ...(opts.backend ? { backend: opts.backend } : {}),
-  });
+  const local = await loadImageModel(opts.local, modelLoadFlags(opts));
   const served = await openServedModel({
     target: server,
     model: opts.model,
