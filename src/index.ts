@@ -13,6 +13,7 @@ export * from './core/model.js';
 export * from './core/preprocess.js';
 export * from './image/index.js';
 export { bytesForDecodeJpeg, type ImageFormat } from './image/format.js';
+export * from './image/files.js';
 export * from './tensor/index.js';
 export * from './savedmodel/index.js';
 export * from './convert/graph/index.js';

@@ -72,4 +72,5 @@ export {
 } from './signature.js';
 export { formatFloat, isJsonList, NumberBlock, parseServingJson, parseServingJsonAsync, type ParseJsonOptions } from './json.js';
 export { describeImageInput, type ServedImageInput, type RemoteInputKind } from './image-input.js';
+export { connectionOptions, hostPort, type ConnectionSettings } from './connection.js';
 export { profile, profileCsv, DEFAULT_BATCH_SIZES, type ProfileOptions, type ProfileResult, type ProfileRow, type ProfileProgress } from './profiler.js';

@@ -301,6 +301,8 @@ export class StudioSession {
       rule: attribution.parseIntegrationRule(request.rule),
       seed: request.seed,
       target,
+      // F(x) once: the scores the studio shows are the method's input scores.
+      inputScores: await this.scoresOf(request.model, image.id),
       ...(request.steps !== undefined ? { steps: request.steps } : {}),
       ...(method.name === 'ig' ? { returnPath: 'gradients' as const } : {}),
       ...(method.name === 'eg' ? { references: [...this.images.values()].filter((i) => i.id !== image.id).map((i) => i.pixels) } : {}),
