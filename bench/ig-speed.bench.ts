@@ -27,7 +27,7 @@ import { describeBackend, initBackend } from '../src/engines/tfjs/index.js';
 import { setInputGradientMethod } from '../src/engines/tfjs/gradients/index.js';
 import { withMemoryBudget, type BatchPlan } from '../src/engines/tfjs/memory.js';
 import { describeLayersModel } from '../src/models/describe.js';
-import { parallelGradientModel, type PoolEvent } from '../src/engines/tfjs/workers.js';
+import { parallelGradientModel, type PoolEvent } from '../src/models/workers.js';
 import { integratedGradients } from '../src/attribution/index.js';
 import { importKerasModel } from '../src/convert/keras/index.js';
 import { imageModelFromLayers } from '../src/models/keras.js';

@@ -8,7 +8,7 @@ import { LensError } from '../core/errors.js';
 import type { ImageModel } from '../core/model.js';
 import { affineOf } from '../core/preprocess.js';
 import { gaussianBlur, keepPadding } from './image-ops.js';
-import type { Random } from './random.js';
+import type { Random } from '../core/random.js';
 import type { ImageInput } from './types.js';
 
 /** Names accepted in strings (CLI `--baseline`, `--baselines`). */
@@ -241,4 +241,19 @@ function parseOne(text: string): ParsedBaseline {
     }
   }
   return Object.keys(params).length === 0 ? (name as BaselineName) : ({ kind: name, ...params } as ParsedBaseline);
+}
+
+/**
+ * Splits a comma-separated baseline list, keeping `key=value` parameters with their baseline.
+ *
+ * @example
+ * splitBaselineList('black,gaussian:sigma=0.2,samples=4,blur'); // ['black', 'gaussian:sigma=0.2,samples=4', 'blur']
+ */
+export function splitBaselineList(value: string): string[] {
+  const out: string[] = [];
+  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
+    if (/^[a-z_]+=/i.test(part) && out.length > 0 && out[out.length - 1]!.includes(':')) out[out.length - 1] += `,${part}`;
+    else out.push(part);
+  }
+  return out;
 }

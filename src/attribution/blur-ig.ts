@@ -7,11 +7,11 @@
  * the integration in sigma, not the finite difference.
  */
 import type { ImageModel } from '../core/model.js';
-import { checkAborted, checkImage, defaultBatchSize, forwardRows, gradientsAt, requireGradient } from './engine.js';
+import { checkAborted, checkImage, defaultBatchSize, gradientsAt, requireGradient } from './engine.js';
 import { gaussianBlur } from './image-ops.js';
 import { completenessOf } from './integrated-gradients.js';
 import { relativeL2, splitDifferenceWeights } from './integration.js';
-import { resolveTarget } from './targets.js';
+import { scoreInput } from './targets.js';
 import type { Attribution, CommonOptions, ImageInput, PathTrace } from './types.js';
 import { LensError } from '../core/errors.js';
 
@@ -45,8 +45,7 @@ export async function blurIntegratedGradients(model: ImageModel, image: ImageInp
   const batchSize = options.batchSize ?? defaultBatchSize(model.inputShape);
   const sigmas = Array.from({ length: steps + 1 }, (_, i) => (options.sqrt ? maxSigma * Math.sqrt(i / steps) : (maxSigma * i) / steps));
   const start = gaussianBlur(image, maxSigma);
-  const rows = await forwardRows(model, [image.data, start.data], 2, { ...(options.signal ? { signal: options.signal } : {}) });
-  const target = resolveTarget(model, rows[0]!, options.target);
+  const { target, rows } = await scoreInput(model, image, options, [start.data], 2);
   const attribution = new Float64Array(image.data.length);
   const error = new Float64Array(image.data.length);
   // Points at sigma_0..sigma_{steps-1} (left ends) with their widths, as a rule on [0, 1] (the sigma range scaled).

@@ -6,10 +6,10 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { LensError } from '../core/errors.js';
 import type { ImageModel } from '../core/model.js';
-import { checkImage, forwardRows } from './engine.js';
+import { checkImage } from './engine.js';
 import { broadcastChannels, resizeBilinear } from './image-ops.js';
 import { hasLayerAccess, type LayerAccess } from '../models/layer-access.js';
-import { resolveTarget } from './targets.js';
+import { scoreInput } from './targets.js';
 import type { Attribution, CommonOptions, ImageInput } from './types.js';
 
 export interface GradCamOptions extends CommonOptions {
@@ -41,8 +41,7 @@ export async function gradCam(model: ImageModel, image: ImageInput, options: Gra
       `Grad-CAM needs the layers of model ${model.name}, which it does not expose: it works on models backed by a tfjs LayersModel (Keras .h5, tfjs model.json, the bundled model)`,
     );
   }
-  const [scores] = await forwardRows(model, [image.data], 1, { ...(options.signal ? { signal: options.signal } : {}) });
-  const target = resolveTarget(model, scores!, options.target);
+  const { target } = await scoreInput(model, image, options);
   const layer = options.layer ?? lastConvLayer(model.layerAccess);
   const input = tf.tensor4d(image.data, [1, image.height, image.width, image.channels]);
   let result: Awaited<ReturnType<LayerAccess['activationGradient']>>;

@@ -5,17 +5,16 @@
  */
 import { LensError } from '../core/errors.js';
 import type { ImageModel } from '../core/model.js';
-import { checkImage, defaultBatchSize, forwardRows, gradientsAt, requireGradient } from './engine.js';
-import { DEFAULT_SEED, seededRandom } from './random.js';
-import { resolveTarget } from './targets.js';
+import { checkImage, defaultBatchSize, gradientsAt, requireGradient } from './engine.js';
+import { DEFAULT_SEED, seededRandom } from '../core/random.js';
+import { scoreInput } from './targets.js';
 import type { Attribution, AttributionMethod, CommonOptions, ImageInput } from './types.js';
 
 async function gradientAttribution(model: ImageModel, image: ImageInput, options: CommonOptions, timesInput: boolean): Promise<Attribution> {
   const method = timesInput ? 'gradient_x_input' : 'gradient';
   requireGradient(model, method);
   checkImage(model, image);
-  const [scores] = await forwardRows(model, [image.data], 1, { ...(options.signal ? { signal: options.signal } : {}) });
-  const target = resolveTarget(model, scores!, options.target);
+  const { target } = await scoreInput(model, image, options);
   const { gradients } = await gradientsAt(model, [image.data], target.index, {
     batchSize: 1,
     stage: method,
@@ -90,8 +89,7 @@ async function noiseStatistics<O extends CommonOptions>(
   const seed = options.seed ?? DEFAULT_SEED;
   const copies = noisyCopies(image, samples, options.stdevFraction ?? 0.15, seed);
   // The target is fixed on the clean input, so every noisy copy explains the same class.
-  const [scores] = await forwardRows(model, [image.data], 1, { ...(options.signal ? { signal: options.signal } : {}) });
-  const target = resolveTarget(model, scores!, options.target);
+  const { target } = await scoreInput(model, image, options);
   const mean = new Float64Array(image.data.length);
   const meanSquare = new Float64Array(image.data.length);
   const add = (map: Float32Array): void => {

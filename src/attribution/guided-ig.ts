@@ -11,11 +11,11 @@
 import { LensError } from '../core/errors.js';
 import type { ImageModel } from '../core/model.js';
 import { makeBaselines, type BaselineSpec } from './baselines.js';
-import { checkAborted, checkImage, forwardRows, gradientsAt, requireGradient } from './engine.js';
+import { checkAborted, checkImage, gradientsAt, requireGradient } from './engine.js';
 import { completenessOf } from './integrated-gradients.js';
 import { relativeL2, SPLIT_ERROR_FACTOR } from './integration.js';
-import { DEFAULT_SEED, seededRandom } from './random.js';
-import { resolveTarget } from './targets.js';
+import { DEFAULT_SEED, seededRandom } from '../core/random.js';
+import { scoreInput } from './targets.js';
 import type { Attribution, CommonOptions, ImageInput } from './types.js';
 
 export interface GuidedIgOptions extends CommonOptions {
@@ -54,8 +54,7 @@ export async function guidedIntegratedGradients(model: ImageModel, image: ImageI
   if (!(maxDist >= 0 && maxDist <= 1)) throw new LensError('INVALID_ARGUMENT', `maxDist must be in [0, 1], got ${maxDist}`);
   const { images, description } = makeBaselines(model, image, options.baseline ?? 'black', seededRandom(options.seed ?? DEFAULT_SEED));
   const baseline = images[0]!;
-  const rows = await forwardRows(model, [image.data, baseline], 2, { ...(options.signal ? { signal: options.signal } : {}) });
-  const target = resolveTarget(model, rows[0]!, options.target);
+  const { target, rows } = await scoreInput(model, image, options, [baseline], 2);
 
   const n = image.data.length;
   const input = Float64Array.from(image.data);

@@ -3,7 +3,7 @@
  * ImageModel interface, with baselines, integration rules and quality metrics.
  */
 export * from './types.js';
-export { seededRandom, type Random } from './random.js';
+export { seededRandom, type Random } from '../core/random.js';
 export * from './integration.js';
 export { ADAPTIVE_INITIAL_SEGMENTS, ADAPTIVE_TOLERANCE } from './adaptive-rules.js';
 export * from './baselines.js';

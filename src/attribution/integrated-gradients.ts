@@ -10,13 +10,13 @@
 import { LensError } from '../core/errors.js';
 import type { ImageModel } from '../core/model.js';
 import { makeBaselines, type BaselineSpec } from './baselines.js';
-import { checkImage, defaultBatchSize, forwardRows, pathSum, requireGradient, type PathPoint } from './engine.js';
+import { checkImage, defaultBatchSize, pathSum, requireGradient, type PathPoint } from './engine.js';
 import { total } from './image-ops.js';
 import { ADAPTIVE_INITIAL_SEGMENTS, ADAPTIVE_TOLERANCE, adaptivePath, nonUniformPath, type AdaptiveRuleContext } from './adaptive-rules.js';
 import { IG_RULES, isAdaptiveRule, quadrature, relativeL2, splitDifferenceWeights, type IgRule, type IntegrationRule } from './integration.js';
 import { MAP_ADAPTIVE_BUDGET, MAP_ADAPTIVE_INITIAL_SEGMENTS, MAP_TOLERANCE, mapAdaptivePath } from './map-tolerance.js';
-import { DEFAULT_SEED, seededRandom } from './random.js';
-import { resolveTarget } from './targets.js';
+import { DEFAULT_SEED, seededRandom } from '../core/random.js';
+import { scoreInput } from './targets.js';
 import type { Attribution, CommonOptions, Completeness, ImageInput, PathTrace } from './types.js';
 
 export interface IntegratedGradientsOptions extends CommonOptions {
@@ -94,8 +94,7 @@ export async function integratedGradients(model: ImageModel, image: ImageInput, 
   const baselineSpec = options.baseline ?? 'black';
   const { images: baselines, description } = makeBaselines(model, image, baselineSpec, seededRandom(options.seed ?? DEFAULT_SEED));
   // F(x) and F(x') once, in one batched forward call.
-  const rows = await forwardRows(model, [image.data, ...baselines], batchSize, { ...(options.signal ? { signal: options.signal } : {}) });
-  const target = resolveTarget(model, rows[0]!, options.target);
+  const { target, rows } = await scoreInput(model, image, options, baselines, batchSize);
   const baselineScores = rows.slice(1).map((r) => r[target.index]!);
   const common = {
     batchSize,
@@ -239,8 +238,7 @@ export async function expectedGradients(model: ImageModel, image: ImageInput, op
   const used = [...new Set(drawn.map((d) => d.ref))];
   const slot = new Map(used.map((r, i) => [r, i]));
   const starts = used.map((r) => options.references[r]!.data);
-  const rows = await forwardRows(model, [image.data, ...starts], batchSize, { ...(options.signal ? { signal: options.signal } : {}) });
-  const target = resolveTarget(model, rows[0]!, options.target);
+  const { target, rows } = await scoreInput(model, image, options, starts, batchSize);
   const points: PathPoint[] = drawn.map((d) => ({ start: slot.get(d.ref)!, alpha: d.alpha, weight: 1 / samples }));
   const result = await pathSum(model, image, starts, points, target.index, {
     batchSize,

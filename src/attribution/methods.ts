@@ -100,7 +100,7 @@ export interface MethodSettings extends CommonOptions {
 
 function pick<T extends object>(settings: MethodSettings, keys: (keyof MethodSettings)[]): T {
   const out: Record<string, unknown> = {};
-  for (const k of ['target', 'batchSize', 'seed', 'onProgress', 'signal', ...keys] as (keyof MethodSettings)[]) {
+  for (const k of ['target', 'batchSize', 'seed', 'inputScores', 'onProgress', 'signal', ...keys] as (keyof MethodSettings)[]) {
     if (settings[k] !== undefined) out[k] = settings[k];
   }
   return out as T;
@@ -157,8 +157,9 @@ export async function runMethod(method: ParsedMethod | MethodName, model: ImageM
 function runParsed(m: ParsedMethod, model: ImageModel, image: ImageInput, settings: MethodSettings): Promise<Attribution> {
   if (m.name === 'smoothgrad' || m.name === 'vargrad') {
     const inner = single(m.inner ?? 'gradient');
-    // The inner method reports no progress of its own; the wrapper counts samples.
-    const { onProgress: _ignored, ...innerSettings } = settings;
+    // The inner method reports no progress of its own; the wrapper counts samples. It explains
+    // noisy copies, whose scores are not the input's.
+    const { onProgress: _ignored, inputScores: _input, ...innerSettings } = settings;
     const options = {
       ...pick<CommonOptions>(settings, []),
       ...(settings.samples !== undefined ? { samples: settings.samples } : {}),

@@ -18,7 +18,7 @@ import { checkImage, defaultBatchSize, forwardRows, toProbabilities } from './en
 import { contentMask } from '../image/geometry.js';
 import { channelSum, gaussianBlur, paddedContent } from './image-ops.js';
 import { hasLayerAccess } from '../models/layer-access.js';
-import { DEFAULT_SEED, seededRandom } from './random.js';
+import { DEFAULT_SEED, seededRandom } from '../core/random.js';
 import { spearman } from './stats.js';
 import type { Attribution, AttributionMethod, CommonOptions, ImageInput, ProgressCallback } from './types.js';
 

@@ -7,8 +7,8 @@ import { LensError } from '../core/errors.js';
 import type { ImageModel } from '../core/model.js';
 import { makeBaselines, type BaselineSpec } from './baselines.js';
 import { checkImage, defaultBatchSize, forwardRows } from './engine.js';
-import { DEFAULT_SEED, seededRandom } from './random.js';
-import { resolveTarget } from './targets.js';
+import { DEFAULT_SEED, seededRandom } from '../core/random.js';
+import { scoreInput } from './targets.js';
 import type { Attribution, CommonOptions, ImageInput } from './types.js';
 
 export interface OcclusionOptions extends CommonOptions {
@@ -43,8 +43,7 @@ export async function occlusion(model: ImageModel, image: ImageInput, options: O
     return out;
   };
   const windows = starts(h).flatMap((y) => starts(w).map((x) => [y, x] as const));
-  const [scores] = await forwardRows(model, [image.data], 1, { ...(options.signal ? { signal: options.signal } : {}) });
-  const target = resolveTarget(model, scores!, options.target);
+  const { target } = await scoreInput(model, image, options);
   const sum = new Float64Array(h * w);
   const count = new Float64Array(h * w);
   for (let b0 = 0; b0 < windows.length; b0 += batchSize) {

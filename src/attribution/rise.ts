@@ -20,8 +20,8 @@ import type { ImageModel } from '../core/model.js';
 import { modelZeroPixel } from './baselines.js';
 import { checkImage, defaultBatchSize, forwardRows, toProbabilities } from './engine.js';
 import { broadcastChannels, resizeBilinear } from './image-ops.js';
-import { DEFAULT_SEED, seededRandom, type Random } from './random.js';
-import { resolveTarget } from './targets.js';
+import { DEFAULT_SEED, seededRandom, type Random } from '../core/random.js';
+import { scoreInput } from './targets.js';
 import type { Attribution, CommonOptions, ImageInput } from './types.js';
 
 export interface RiseOptions extends CommonOptions {
@@ -75,8 +75,7 @@ export async function rise(model: ImageModel, image: ImageInput, options: RiseOp
   const { height: h, width: w, channels: c } = image;
   const batchSize = options.batchSize ?? defaultBatchSize(model.inputShape);
   const rng = seededRandom(options.seed ?? DEFAULT_SEED);
-  const [scores] = await forwardRows(model, [image.data], 1, { ...(options.signal ? { signal: options.signal } : {}) });
-  const target = resolveTarget(model, scores!, options.target);
+  const { target } = await scoreInput(model, image, options);
   const fillMode = options.riseFill ?? 'black';
   if (!(RISE_FILLS as readonly string[]).includes(fillMode)) throw new LensError('INVALID_ARGUMENT', `RISE fill must be one of ${RISE_FILLS.join(', ')}, got ${fillMode}`);
   const fill = fillMode === 'zero' ? modelZeroPixel(model) : new Array<number>(c).fill(0);

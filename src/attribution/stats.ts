@@ -7,7 +7,7 @@
  * similarity of maps).
  */
 import { LensError } from '../core/errors.js';
-import { seededRandom } from './random.js';
+import { seededRandom } from '../core/random.js';
 
 /** A mean with its confidence interval. */
 export interface MeanInterval {

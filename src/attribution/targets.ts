@@ -72,6 +72,28 @@ export function resolveTarget(model: ImageModel, scores: Float32Array, spec: Tar
 }
 
 /**
+ * F(x) and the target on it, with the scores of `others` from the same batched call: `rows` is
+ * [F(x), ...F(others)]. F(x) is `options.inputScores` when the caller gives it, so an explanation
+ * that resolved its targets first computes it once.
+ *
+ * @example
+ * const { target, rows } = await scoreInput(model, image, options, baselines, batchSize);
+ */
+export async function scoreInput(
+  model: ImageModel,
+  image: ImageInput,
+  options: Pick<CommonOptions, 'target' | 'inputScores' | 'signal'>,
+  others: readonly Float32Array[] = [],
+  batchSize = 1,
+): Promise<{ target: TargetInfo; rows: Float32Array[] }> {
+  const progress = options.signal ? { signal: options.signal } : {};
+  const rows = options.inputScores
+    ? [options.inputScores, ...(others.length > 0 ? await forwardRows(model, others, batchSize, progress) : [])]
+    : await forwardRows(model, [image.data, ...others], batchSize, progress);
+  return { target: resolveTarget(model, rows[0]!, options.target), rows };
+}
+
+/**
  * Runs a method once per target of `spec` (e.g. each of the top 3 classes).
  *
  * @example
@@ -88,6 +110,6 @@ export async function attributeTargets<O extends CommonOptions>(
   const [scores] = await forwardRows(model, [image.data], 1);
   const targets = resolveTargets(model, scores!, spec);
   const out: Attribution[] = [];
-  for (const t of targets) out.push(await method(model, image, { ...options, target: t.index } as O));
+  for (const t of targets) out.push(await method(model, image, { ...options, target: t.index, inputScores: scores } as O));
   return out;
 }

@@ -112,6 +112,11 @@ export interface CommonOptions {
   batchSize?: number;
   /** Seed for methods that draw random numbers. Default 0. */
   seed?: number;
+  /**
+   * F(x), the model's scores on the input, when the caller has them already (it resolved the
+   * targets with them): the method does not compute them again. Its cost still counts them.
+   */
+  inputScores?: Float32Array;
   onProgress?: ProgressCallback;
   /** Stops the computation between model calls. */
   signal?: AbortSignal;

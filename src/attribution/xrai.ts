@@ -166,6 +166,7 @@ export async function xrai(model: ImageModel, image: ImageInput, options: XraiOp
       baseline: { kind: 'average', of: ['black', 'white'] },
       steps: options.steps ?? 50,
       ...(options.target !== undefined ? { target: options.target } : {}),
+      ...(options.inputScores ? { inputScores: options.inputScores } : {}),
       ...(options.batchSize !== undefined ? { batchSize: options.batchSize } : {}),
       ...(options.onProgress ? { onProgress: options.onProgress } : {}),
       ...(options.signal ? { signal: options.signal } : {}),

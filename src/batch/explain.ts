@@ -66,7 +66,9 @@ export async function createAttributionExplainer(options: AttributionExplainerOp
   // Attribution first: it registers gradients before the backend installs its kernels.
   const attribution = await import('../attribution/index.js');
   const render = await import('../render/index.js');
+  const { attributionPicture, explanationSummary } = await import('../report/save.js');
   const { loadImageModel } = await import('../models/load.js');
+  const { modelLoadFlags } = await import('../models/load-settings.js');
   const { loadPixels, parseResizeMode } = await import('../image/index.js');
 
   const method = attribution.parseMethod(options.method ?? 'ig');
@@ -80,15 +82,7 @@ export async function createAttributionExplainer(options: AttributionExplainerOp
   const seed = options.seed ?? 0;
   if (!Number.isInteger(seed)) throw new LensError('INVALID_ARGUMENT', `--seed must be an integer, got ${seed}`);
 
-  const model = await loadImageModel(options.model, {
-    ...(options.preprocess ? { preprocess: options.preprocess } : {}),
-    ...(options.labels ? { labels: options.labels } : {}),
-    ...(options.backend ? { backend: options.backend } : {}),
-    ...(options.engine ? { engine: options.engine } : {}),
-    ...(options.checkpoint !== undefined ? { checkpoint: options.checkpoint } : {}),
-    ...(options.inputTensor ? { inputTensor: options.inputTensor } : {}),
-    ...(options.outputTensor ? { outputTensor: options.outputTensor } : {}),
-  });
+  const model = await loadImageModel(options.model, modelLoadFlags(options));
   if (attribution.FORWARD_ONLY_METHODS.includes(method.name) === false && !model.gradient) {
     model.dispose();
     throw new LensError('UNSUPPORTED', `model ${options.model} gives no gradients, which method ${methodName} needs; use --method occlusion or rise`);
@@ -113,28 +107,11 @@ export async function createAttributionExplainer(options: AttributionExplainerOp
     const image = await loadAt(item.source);
     const [scores] = await attribution.forwardRows(model, [image.data], 1);
     const [info] = attribution.resolveTargets(model, scores!, target);
-    const attr = await attribution.runMethod(method, model, image, { ...settings, target: info!.index });
-    const panel = await render.renderGrid({
-      cells: [
-        [
-          { image: render.rgbaFromImage(image), title: [item.ref.replace(/[?#].*$/, '').split('/').pop() || item.ref] },
-          { image: render.visualize(attr, { method: viz, sign, image }), title: [attr.method, ...render.attributionTitle(attr)] },
-        ],
-      ],
-      cellSize: Math.max(160, Math.min(320, Math.max(height, width))),
-    });
-    const png = render.addPngText(panel, render.attributionPngText(attr, { image: item.ref, model: model.name }));
-    const result: { [key: string]: JsonValue } = {
-      model: model.name,
-      target: { index: attr.target.index, ...(attr.target.label !== undefined ? { label: attr.target.label } : {}), probability: attr.target.probability, score: attr.target.score },
-      output: attr.output,
-      method: attr.method,
-      baseline: attr.baseline ?? null,
-      steps: attr.steps ?? null,
-      rule: attr.rule ?? null,
-      completeness: attr.completeness ? { delta: attr.completeness.delta, relative: attr.completeness.relative } : null,
-      gradientEvaluations: attr.gradientEvaluations,
-    };
+    const attr = await attribution.runMethod(method, model, image, { ...settings, target: info!.index, inputScores: scores! });
+    // The model-size panel of `lens explain --canvas model`, unsmoothed.
+    const panel = await attributionPicture(attr, image, { viz, sign, canvas: 'model', smooth: 0, imageName: item.ref.replace(/[?#].*$/, '').split('/').pop() || item.ref });
+    const png = render.addPngText(panel.bytes, render.attributionPngText(attr, { image: item.ref, model: model.name }));
+    const result: { [key: string]: JsonValue } = { model: model.name, ...explanationSummary(attr) };
     return { result, files: { png, ...(withNpy ? { npy: render.encodeNpy(attr.data, [attr.height, attr.width, attr.channels]) } : {}) } };
   };
 

@@ -7,6 +7,7 @@ import { join } from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { LensError } from '../core/errors.js';
 import { writeFileAtomic } from '../fs/atomic.js';
+import { csvField } from '../report/csv.js';
 import type { BatchItem } from './list.js';
 import {
   type BatchRecord,
@@ -229,8 +230,7 @@ function tableOf(report: MergeReport): { header: string[]; rows: string[][] } {
  */
 export function reportCsv(report: MergeReport): string {
   const { header, rows } = tableOf(report);
-  const cell = (s: string) => (/[",\r\n]/.test(s) ? `"${s.replace(/"/g, '""')}"` : s);
-  return `${[header, ...rows].map((r) => r.map(cell).join(',')).join('\r\n')}\r\n`;
+  return `${[header, ...rows].map((r) => r.map(csvField).join(',')).join('\r\n')}\r\n`;
 }
 
 /**

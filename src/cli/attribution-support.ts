@@ -1,18 +1,13 @@
 /**
  * What `lens explain`, `lens batch`, `lens compare` and `lens verify` share: the attribution flags
- * (defined once, with their parsing), finding image files, loading them at the model's input
- * size, a progress bar on stderr, and option parsing helpers.
+ * (defined once, with their parsing), a progress bar on stderr, and number flag parsing. The
+ * library parts the studio and notebooks use too live below: image files in image/files.ts,
+ * model loading settings in models/load-settings.ts, served models in models/remote.ts.
  * Commands add the shared flags when they register, so this module loads only light modules at
- * the top (images, models and the progress bar are imported inside the functions that use them),
- * which keeps `lens --help` fast.
+ * the top (the progress bar is imported when it is drawn), which keeps `lens --help` fast.
  */
-import { readdirSync, statSync } from 'node:fs';
-import { basename, extname, join } from 'node:path';
 import type { Command } from 'commander';
-import { LensError, isLensError } from '../core/errors.js';
-import type { Pixels } from '../image/index.js';
-import { isUrl } from '../image/url.js';
-import type { ImageModel } from '../core/model.js';
+import { LensError } from '../core/errors.js';
 import type { Progress, ProgressCallback } from '../attribution/types.js';
 
 /** Flags that more than one attribution command takes; see {@link addAttributionFlags}. */
@@ -118,94 +113,9 @@ export function attributionNumbers(flags: Pick<AttributionFlagValues, 'steps' | 
   };
 }
 
-/**
- * What the shared flags ask of model loading (--preprocess, --labels, --backend, --engine), as options for
- * loadImageModel.
- *
- * @example
- * await loadImageModel(flags.model, modelLoadFlags(flags));
- */
-export function modelLoadFlags(
-  flags: Pick<AttributionFlagValues, 'preprocess' | 'labels' | 'backend' | 'engine'> & Partial<Pick<AttributionFlagValues, 'checkpoint' | 'inputTensor' | 'outputTensor'>>,
-): { preprocess?: string; labels?: string; backend?: string; engine?: string; checkpoint?: number | string; inputTensor?: string; outputTensor?: string } {
-  return {
-    ...(flags.preprocess ? { preprocess: flags.preprocess } : {}),
-    ...(flags.labels ? { labels: flags.labels } : {}),
-    ...(flags.backend ? { backend: flags.backend } : {}),
-    ...(flags.engine ? { engine: flags.engine } : {}),
-    ...graphModelFlags(flags),
-  };
-}
-
-/**
- * --checkpoint (a step number, or a prefix name), --input-tensor and --output-tensor as loadImageModel options.
- *
- * @example
- * graphModelFlags({ checkpoint: '12000', inputTensor: 'Input:0' }); // { checkpoint: 12000, inputTensor: 'Input:0' }
- */
-export function graphModelFlags(flags: Partial<Pick<AttributionFlagValues, 'checkpoint' | 'inputTensor' | 'outputTensor'>>): { checkpoint?: number | string; inputTensor?: string; outputTensor?: string } {
-  return {
-    ...(flags.checkpoint !== undefined ? { checkpoint: /^\d+$/.test(flags.checkpoint) ? Number(flags.checkpoint) : flags.checkpoint } : {}),
-    ...(flags.inputTensor ? { inputTensor: flags.inputTensor } : {}),
-    ...(flags.outputTensor ? { outputTensor: flags.outputTensor } : {}),
-  };
-}
-
 /** Whether to draw a progress bar: not with --no-progress or --json, and only on a terminal. */
 export function wantsProgressBar(flags: Pick<AttributionFlagValues, 'progress' | 'json'>): boolean {
   return flags.progress && !flags.json && process.stderr.isTTY === true;
-}
-
-export const IMAGE_EXTENSIONS = ['.jpg', '.jpeg', '.png', '.bmp', '.webp', '.gif', '.tif', '.tiff'];
-
-/** Object masks that live beside images (`IMAGE.mask.png`), which folder expansion leaves out. */
-export function isMaskFile(path: string): boolean {
-  return /\.mask\.[a-z]+$/i.test(path);
-}
-
-/** Image files from arguments: files and URLs as given, folders expanded to their images (sorted, masks left out). */
-export function expandImagePaths(args: readonly string[]): string[] {
-  const out: string[] = [];
-  for (const a of args) {
-    if (isUrl(a)) {
-      out.push(a);
-      continue;
-    }
-    let isDir = false;
-    try {
-      isDir = statSync(a).isDirectory();
-    } catch {
-      throw new LensError('NOT_FOUND', `image ${a} does not exist`);
-    }
-    if (!isDir) {
-      out.push(a);
-      continue;
-    }
-    const files = readdirSync(a)
-      .filter((f) => IMAGE_EXTENSIONS.includes(extname(f).toLowerCase()))
-      .sort()
-      .map((f) => join(a, f))
-      .filter((p) => !isMaskFile(p));
-    if (files.length === 0) throw new LensError('NOT_FOUND', `folder ${a} holds no images (${IMAGE_EXTENSIONS.join(' ')})`);
-    out.push(...files);
-  }
-  return out;
-}
-
-/** A file name stem for outputs: the image's base name without extension. */
-export function imageStem(path: string): string {
-  const base = basename(path.split('?')[0] ?? path);
-  const ext = extname(base);
-  return (ext ? base.slice(0, -ext.length) : base) || 'image';
-}
-
-/** Loads images at the model's input size and channel count. */
-export async function loadModelImages(paths: readonly string[], model: Pick<ImageModel, 'inputShape'>, resize = 'pad'): Promise<Pixels[]> {
-  const { loadPixels, parseResizeMode } = await import('../image/index.js');
-  const mode = parseResizeMode(resize);
-  const [h, w, c] = model.inputShape;
-  if (c !== 1 && c !== 3) throw new LensError('MODEL_UNSUPPORTED', `the model takes ${c}-channel images; images can be loaded with 1 or 3 channels`);
-  return Promise.all(paths.map((p) => loadPixels(p, { size: [h, w], resize: mode, channels: c })));
 }
 
 /** A progress bar on stderr (when it is a terminal, or forced), as a progress callback. */
@@ -244,71 +154,4 @@ export function finiteNumber(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isFinite(n)) throw new LensError('INVALID_ARGUMENT', `${flag} must be a number, got "${value}"`);
   return n;
-}
-
-/** Parses HOST:PORT. */
-export function hostPort(value: string, flag = '--server'): string {
-  if (!/^[^\s:]+:\d{1,5}$/.test(value) && !/^\[[0-9a-f:]+\]:\d{1,5}$/i.test(value) && !/^https?:\/\//.test(value)) {
-    throw new LensError('INVALID_ARGUMENT', `${flag} must be HOST:PORT, got "${value}"`);
-  }
-  return value;
-}
-
-/**
- * Opens a served model as a forward-only ImageModel. `like` (the local copy) supplies the input
- * size when the signature does not state it, and the labels.
- */
-export async function openServedModel(options: {
-  target: string;
-  model: string;
-  /** Transport, TLS, Host header and metadata from the connection flags (see server-flags.ts). */
-  connection: import('./server-flags.js').ConnectionFlagValues;
-  version?: number;
-  signature?: string;
-  output?: string;
-  like?: ImageModel;
-}): Promise<{ model: import('../models/remote.js').RemoteImageModel; close(): void }> {
-  if (options.output !== undefined && options.output !== 'logit' && options.output !== 'probability') {
-    throw new LensError('INVALID_ARGUMENT', `--served-output must be logit or probability, got "${options.output}"`);
-  }
-  const { connectionOptions } = await import('./server-flags.js');
-  const { createClient } = await import('../serving/client.js');
-  const { createRemoteModel } = await import('../models/remote.js');
-  const client = createClient({ target: options.target, ...connectionOptions(options.connection) });
-  try {
-    const base = {
-      client,
-      model: options.model,
-      ...(options.version !== undefined ? { version: options.version } : {}),
-      ...(options.signature ? { signature: options.signature } : {}),
-      ...(options.output ? { outputKind: options.output as 'logit' | 'probability' } : {}),
-      ...(options.like?.labels ? { labels: options.like.labels } : {}),
-    };
-    // The served model's own input size wins; the local copy's size fills in only when the served
-    // model does not say it (unknown dimensions, encoded images without a pixel signature).
-    let model;
-    try {
-      model = await createRemoteModel(base);
-    } catch (e) {
-      if (!options.like || !isLensError(e, 'MODEL_UNSUPPORTED') || !/size|shape/.test(e.message)) throw e;
-      model = await createRemoteModel({ ...base, inputShape: options.like.inputShape });
-    }
-    return { model, close: () => client.close() };
-  } catch (e) {
-    client.close();
-    throw e;
-  }
-}
-
-/**
- * Splits a comma-separated baseline list, keeping `key=value` parameters with their baseline
- * (`black,gaussian:sigma=0.2,samples=4,blur` is three baselines).
- */
-export function splitBaselineList(value: string): string[] {
-  const out: string[] = [];
-  for (const part of value.split(',').map((p) => p.trim()).filter(Boolean)) {
-    if (/^[a-z_]+=/i.test(part) && out.length > 0 && out[out.length - 1]!.includes(':')) out[out.length - 1] += `,${part}`;
-    else out.push(part);
-  }
-  return out;
 }

@@ -12,9 +12,8 @@ import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { convertSavedModelSignature } from '../convert/savedmodel.js';
 import { LensError } from '../core/errors.js';
-import type { ModelStructure } from '../models/load.js';
 import type { AttrInput } from './attrs.js';
-import type { ModelBody } from './body.js';
+import type { ModelBody, ModelStructure } from './body.js';
 import type { GraphBuilder } from './builder.js';
 import { opDefs, type AttrType } from './op-defs.js';
 

@@ -12,6 +12,7 @@ export * from './shapes-resnet.js';
 export * from './tflite.js';
 export * from './zoo/index.js';
 export { imageModelFromSavedModel, type ImageModelFromSavedModelOptions } from './savedmodel.js';
-export { createRemoteModel, describeImageInput, type ServedImageInput, type RemoteModelOptions, type RemoteImageModel, type RemoteInputKind } from './remote.js';
+export { createRemoteModel, openServedModel, type RemoteModelOptions, type RemoteImageModel } from './remote.js';
+export { modelLoadFlags, graphModelFlags, type ModelLoadSettings } from './load-settings.js';
 export { imageModelFromLayers, layersHead, type LayersHead, type LayersImageModelOptions } from './keras.js';
 export { describeLayersModel, loadModelDescription, type ModelDescription, type LoadDescriptionOptions } from './describe.js';

@@ -16,7 +16,7 @@ import type { LayersModel } from '@tensorflow/tfjs-layers';
 import { LensError } from '../core/errors.js';
 import type { ImageModel } from '../core/model.js';
 import { preprocess, type PreprocessingName } from '../core/preprocess.js';
-import { seededRandom } from '../attribution/random.js';
+import { seededRandom } from '../core/random.js';
 
 /** A layer as the hook lists it. */
 export interface LayerInfo {

@@ -19,7 +19,8 @@ import type { FormatOption, FormatTarget, LensSidecar, LoadImageModelOptions, Lo
 import { readLabelsFile } from './labels.js';
 
 export { readModelArtifacts } from './formats/index.js';
-export type { LensSidecar, LoadImageModelOptions, LoadedImageModel, LoadedModelInfo, ModelFormat, ModelStructure } from './formats/types.js';
+export type { LensSidecar, LoadImageModelOptions, LoadedImageModel, LoadedModelInfo, ModelFormat } from './formats/types.js';
+export type { ModelStructure } from '../graph/body.js';
 
 /** The bundled default model, relative to the package root (src/models or dist/models -> ../../). */
 export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../models/shapes-resnet');

@@ -16,14 +16,17 @@
  * const scores = await model.forward(pixels);   // [N, 1001] probabilities
  */
 import * as tf from '@tensorflow/tfjs-core';
-import { LensError } from '../core/errors.js';
+import { LensError, isLensError } from '../core/errors.js';
 import { encodePng } from '../image/index.js';
 import { resolveLabels } from './labels.js';
 import { checkPixels, type ImageModel, type ScoreKind } from '../core/model.js';
 import type { HostTensor } from '../tensor/index.js';
-import type { ModelRef, ServingClient } from '../serving/client.js';
+import type { ModelRef, ServingClient } from '../serving/client-api.js';
 import { baseDataType } from '../tensor/index.js';
 import type { SignatureSpec, TensorSpec } from '../serving/signature.js';
+import { DT_FLOAT, DT_STRING, describeImageInput, signatureTensor, type RemoteInputKind } from '../serving/image-input.js';
+import { createClient } from '../serving/client.js';
+import { connectionOptions, type ConnectionSettings } from '../serving/connection.js';
 
 export interface RemoteModelOptions extends ModelRef {
   client: ServingClient;
@@ -42,9 +45,6 @@ export interface RemoteModelOptions extends ModelRef {
   timeoutMs?: number;
 }
 
-/** How a remote model takes images. */
-export type RemoteInputKind = 'float' | 'uint8' | 'jpeg';
-
 export interface RemoteImageModel extends ImageModel {
   /**
    * Scores [N, classes] for encoded images sent as they are (encoded-image inputs only), e.g.
@@ -59,30 +59,9 @@ export interface RemoteImageModel extends ImageModel {
   readonly signature: SignatureSpec;
 }
 
-const DT_FLOAT = 1;
-const DT_UINT8 = 4;
-const DT_STRING = 7;
-
-function pickInput(sig: SignatureSpec, wanted: string | undefined, what: string): [string, TensorSpec] {
-  const entries = Object.entries(sig.inputs);
-  if (wanted) {
-    const spec = sig.inputs[wanted];
-    if (!spec) throw new LensError('UNKNOWN_TENSOR', `${what} has no input "${wanted}" (inputs: ${entries.map(([k]) => k).join(', ')})`);
-    return [wanted, spec];
-  }
-  if (entries.length === 1) return entries[0]!;
-  const image = entries.find(([, s]) => s.shape?.length === 4) ?? entries.find(([k]) => /image|input|bytes/i.test(k));
-  if (!image) throw new LensError('UNKNOWN_TENSOR', `${what} has several inputs (${entries.map(([k]) => k).join(', ')}): choose one with --input`);
-  return image;
-}
-
 function pickOutput(sig: SignatureSpec, wanted: string | undefined, what: string): [string, TensorSpec] {
+  if (wanted) return signatureTensor(sig, 'outputs', wanted, what);
   const entries = Object.entries(sig.outputs);
-  if (wanted) {
-    const spec = sig.outputs[wanted];
-    if (!spec) throw new LensError('UNKNOWN_TENSOR', `${what} has no output "${wanted}" (outputs: ${entries.map(([k]) => k).join(', ')})`);
-    return [wanted, spec];
-  }
   for (const name of ['probabilities', 'scores', 'predictions', 'logits', 'output_0']) {
     const spec = sig.outputs[name];
     if (spec && baseDataType(spec.dtype) === DT_FLOAT) return [name, spec];
@@ -90,70 +69,6 @@ function pickOutput(sig: SignatureSpec, wanted: string | undefined, what: string
   const floats = entries.filter(([, s]) => baseDataType(s.dtype) === DT_FLOAT);
   if (floats.length === 1) return floats[0]!;
   throw new LensError('UNKNOWN_TENSOR', `${what}: cannot tell which output holds class scores (outputs: ${entries.map(([k]) => k).join(', ')}): choose one with --output`);
-}
-
-/** How a served model takes images, from its metadata. */
-export interface ServedImageInput {
-  ref: ModelRef;
-  /** "model m (grpc://host:port) signature "s"", for messages. */
-  what: string;
-  signature: SignatureSpec;
-  inputAlias: string;
-  inputKind: RemoteInputKind;
-  /** [H, W, C]; unknown only for encoded-image inputs of a model that does not say its size. */
-  inputShape: readonly [number, number, number] | undefined;
-}
-
-/** [H, W, C] of a signature input shaped [N, H, W, C] with known sizes. */
-function imageSize(spec: TensorSpec | undefined): [number, number, number] | undefined {
-  const s = spec?.shape;
-  return s && s.length === 4 && s.slice(1).every((d) => d > 0) ? [s[1]!, s[2]!, s[3]!] : undefined;
-}
-
-/**
- * The pixel size a model that decodes images in-graph resizes to, as its metadata tells it: the
- * one [N, H, W, C] pixel input among its other signatures that return the same outputs (the
- * `predict_pixels` next to the `image_bytes` signatures of `lens export`).
- */
-function siblingImageSize(signatures: Record<string, SignatureSpec>, own: SignatureSpec): [number, number, number] | undefined {
-  const outputs = Object.keys(own.outputs).sort().join(',');
-  const sizes = new Set<string>();
-  for (const sig of Object.values(signatures)) {
-    if (Object.keys(sig.outputs).sort().join(',') !== outputs) continue;
-    const inputs = Object.values(sig.inputs);
-    const size = inputs.length === 1 && baseDataType(inputs[0]!.dtype) !== DT_STRING ? imageSize(inputs[0]) : undefined;
-    if (size) sizes.add(size.join(','));
-  }
-  if (sizes.size !== 1) return undefined;
-  return [...sizes][0]!.split(',').map(Number) as [number, number, number];
-}
-
-/**
- * Reads a served model's metadata and finds its image input: alias, whether it takes float or
- * uint8 pixels or encoded images, and [H, W, C].
- */
-export async function describeImageInput(
-  client: ServingClient,
-  options: ModelRef & { input?: string; inputShape?: readonly [number, number, number]; timeoutMs?: number },
-): Promise<ServedImageInput> {
-  const ref: ModelRef = { model: options.model, ...(options.version !== undefined ? { version: options.version } : {}), ...(options.label !== undefined ? { label: options.label } : {}), ...(options.signature ? { signature: options.signature } : {}) };
-  const meta = await client.getModelMetadata({ ...ref, ...(options.timeoutMs ? { timeoutMs: options.timeoutMs } : {}) });
-  const sigName = options.signature || 'serving_default';
-  const what = `model ${options.model} (${client.transport}://${client.target}) signature "${sigName}"`;
-  const signature = meta.signatures[sigName];
-  if (!signature) {
-    throw new LensError('UNKNOWN_SIGNATURE', `${what} does not exist (signatures: ${Object.keys(meta.signatures).join(', ')})`);
-  }
-  const [inputAlias, inputSpec] = pickInput(signature, options.input, what);
-  const dt = baseDataType(inputSpec.dtype);
-  const inputKind: RemoteInputKind = dt === DT_STRING ? 'jpeg' : dt === DT_UINT8 ? 'uint8' : dt === DT_FLOAT ? 'float' : (() => {
-    throw new LensError('MODEL_UNSUPPORTED', `${what}: input "${inputAlias}" is ${inputSpec.dtype}; image inputs must be DT_FLOAT, DT_UINT8 or DT_STRING (encoded images)`);
-  })();
-  const inputShape = options.inputShape ?? imageSize(inputSpec) ?? (inputKind === 'jpeg' ? siblingImageSize(meta.signatures, signature) : undefined);
-  if (!inputShape && inputKind !== 'jpeg') {
-    throw new LensError('MODEL_UNSUPPORTED', `${what}: input "${inputAlias}" has shape [${inputSpec.shape?.join(',') ?? '?'}]; give the image size with inputShape [H,W,C]`);
-  }
-  return { ref, what, signature, inputAlias, inputKind, inputShape };
 }
 
 /**
@@ -272,4 +187,51 @@ export async function createRemoteModel(options: RemoteModelOptions): Promise<Re
     dispose() {},
   };
   return model;
+}
+
+/**
+ * Opens a served model as a forward-only ImageModel. `like` (the local copy) supplies the input
+ * size when the signature does not state it, and the labels. `output` (`logit` or `probability`)
+ * overrides the guess from the output's name.
+ *
+ * @example
+ * const { model, close } = await openServedModel({ target: 'localhost:8500', model: 'resnet', connection: { transport: 'rest' } });
+ */
+export async function openServedModel(options: {
+  target: string;
+  model: string;
+  /** Transport, TLS, Host header and metadata, as text (see serving/connection.ts). */
+  connection: ConnectionSettings;
+  version?: number;
+  signature?: string;
+  output?: string;
+  like?: ImageModel;
+}): Promise<{ model: RemoteImageModel; close(): void }> {
+  if (options.output !== undefined && options.output !== 'logit' && options.output !== 'probability') {
+    throw new LensError('INVALID_ARGUMENT', `--served-output must be logit or probability, got "${options.output}"`);
+  }
+  const client = createClient({ target: options.target, ...connectionOptions(options.connection) });
+  try {
+    const base = {
+      client,
+      model: options.model,
+      ...(options.version !== undefined ? { version: options.version } : {}),
+      ...(options.signature ? { signature: options.signature } : {}),
+      ...(options.output ? { outputKind: options.output as 'logit' | 'probability' } : {}),
+      ...(options.like?.labels ? { labels: options.like.labels } : {}),
+    };
+    // The served model's own input size wins; the local copy's size fills in only when the served
+    // model does not say it (unknown dimensions, encoded images without a pixel signature).
+    let model;
+    try {
+      model = await createRemoteModel(base);
+    } catch (e) {
+      if (!options.like || !isLensError(e, 'MODEL_UNSUPPORTED') || !/size|shape/.test(e.message)) throw e;
+      model = await createRemoteModel({ ...base, inputShape: options.like.inputShape });
+    }
+    return { model, close: () => client.close() };
+  } catch (e) {
+    client.close();
+    throw e;
+  }
 }

@@ -10,6 +10,7 @@
  * const p = liveProgress('IG steps', 64); for (...) p.update(i); p.done();
  */
 import { createRequire } from 'node:module';
+import { csvField } from '../report/csv.js';
 
 type TslabDisplay = {
   png(b: Uint8Array): void;
@@ -96,12 +97,6 @@ export function markdownTable(rows: readonly Row[], digits = 4): string {
   return [line(cols), line(cols.map(() => '---')), ...rows.map((r) => line(cols.map((c) => escapeMarkdown(formatCell(r[c], digits)))))].join('\n');
 }
 
-function csvCell(v: Row[string]): string {
-  if (v === null || v === undefined) return '';
-  const text = String(v);
-  return /[",\n\r]/.test(text) ? `"${text.replace(/"/g, '""')}"` : text;
-}
-
 /**
  * Rows as CSV (RFC 4180 quoting; columns: the union of keys in order of appearance), numbers at
  * full precision.
@@ -111,7 +106,7 @@ function csvCell(v: Row[string]): string {
  */
 export function csvTable(rows: readonly Row[]): string {
   const cols = [...new Set(rows.flatMap((r) => Object.keys(r)))];
-  return `${[cols.map((c) => csvCell(c)).join(','), ...rows.map((r) => cols.map((c) => csvCell(r[c])).join(','))].join('\n')}\n`;
+  return `${[cols.map((c) => csvField(c)).join(','), ...rows.map((r) => cols.map((c) => csvField(r[c])).join(','))].join('\n')}\n`;
 }
 
 /** Shows rows as an HTML table inline (outside a notebook: a markdown table). */

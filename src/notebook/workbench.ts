@@ -23,9 +23,9 @@ import type { AddressInfo } from 'node:net';
 import { extname, join, relative, resolve, sep } from 'node:path';
 import { forwardRows, toProbabilities } from '../attribution/engine.js';
 import type { ImageInput } from '../attribution/types.js';
-import { expandImagePaths } from '../cli/attribution-support.js';
+import { expandImagePaths, loadMask, maskBeside } from '../image/files.js';
 import { LensError, errorMessage } from '../core/errors.js';
-import { encodeJpeg, encodePng, loadPixels } from '../image/index.js';
+import { encodeJpeg, encodePng } from '../image/index.js';
 import { generateShape } from '../datasets/shapes.js';
 import { writeFileAtomic } from '../fs/atomic.js';
 import type { LoadedModelInfo } from '../models/load.js';
@@ -148,9 +148,8 @@ export async function sampleImages(options: SampleImagesOptions): Promise<Sample
   const out: SampleImage[] = [];
   for (const path of paths) {
     const name = relative(data, path) || path;
-    const maskPath = path.replace(/\.[a-z]+$/i, '.mask.png');
-    const hasMask = maskPath !== path && (await stat(maskPath).then((s) => s.isFile(), () => false));
-    const mask = hasMask ? await loadPixels(maskPath, { size: [size, size], resize: 'squash', channels: 1 }).then((m) => Uint8Array.from(m.data, (v) => (v > 127 ? 1 : 0))) : undefined;
+    const maskPath = maskBeside(path);
+    const mask = maskPath ? await loadMask(maskPath, [size, size]) : undefined;
     out.push({ name, path, ...(mask ? { mask } : {}) });
   }
   return out;

@@ -28,7 +28,7 @@ import {
 } from '../render/index.js';
 import { channelSum, gaussianBlur } from '../attribution/image-ops.js';
 import { LensError } from '../core/errors.js';
-import type { Attribution, ImageInput } from '../attribution/types.js';
+import type { Attribution, Completeness, ImageInput } from '../attribution/types.js';
 
 export const CANVASES = ['photo', 'model'] as const;
 /** `photo`: on the user's photo at its own size; `model`: the model input beside the map, at the model's size. */
@@ -78,12 +78,58 @@ function splitRows(flat: Float32Array, count: number): number[][] {
   return Array.from({ length: count }, (_, i) => Array.from(flat.subarray(i * width, (i + 1) * width)));
 }
 
-/** The JSON summary of an attribution (no pixel data; the `.npy` holds that). */
+/** What an explanation found and what it cost, as JSON; settings a method does not have are null. */
+// A type (not an interface) so that it is a JSON value for the batch store.
+export type ExplanationSummary = {
+  target: { index: number; label?: string; probability: number; score: number };
+  output: Attribution['output'];
+  method: string;
+  baseline: string | null;
+  steps: number | null;
+  rule: string | null;
+  completeness: Pick<Completeness, 'delta' | 'relative' | 'sum' | 'inputScore' | 'baselineScore'> | null;
+  gradientEvaluations: number;
+  forwardEvaluations: number;
+  mapErrorEstimate: number | null;
+};
+
+/**
+ * The short summary of an attribution: target, method settings, completeness and cost. It is the
+ * `lens explain --json` line, each batch record, and the start of the saved JSON
+ * ({@link attributionSummary}).
+ *
+ * @example
+ * console.log(JSON.stringify({ image: 'cat.jpg', ...explanationSummary(attr) }));
+ */
+export function explanationSummary(attribution: Attribution): ExplanationSummary {
+  const { target, completeness } = attribution;
+  return {
+    target: { index: target.index, ...(target.label !== undefined ? { label: target.label } : {}), probability: target.probability, score: target.score },
+    output: attribution.output,
+    method: attribution.method,
+    baseline: attribution.baseline ?? null,
+    steps: attribution.steps ?? null,
+    rule: attribution.rule ?? null,
+    completeness: completeness
+      ? { delta: completeness.delta, relative: completeness.relative, sum: completeness.sum, inputScore: completeness.inputScore, baselineScore: completeness.baselineScore }
+      : null,
+    gradientEvaluations: attribution.gradientEvaluations,
+    forwardEvaluations: attribution.forwardEvaluations,
+    mapErrorEstimate: attribution.mapErrorEstimate ?? null,
+  };
+}
+
+/**
+ * The JSON summary of an attribution as saved beside its maps: {@link explanationSummary}, the
+ * map's shape and geometry, method details and the path when kept (no pixel data; the `.npy`
+ * holds that).
+ */
 export function attributionSummary(attribution: Attribution, imageName?: string): Record<string, unknown> {
   const { data: _data, path, ...meta } = attribution;
   return {
     ...(imageName !== undefined ? { image: imageName } : {}),
     ...meta,
+    ...explanationSummary(attribution),
     shape: [attribution.height, attribution.width, attribution.channels],
     ...(path
       ? {

@@ -9,11 +9,11 @@ import { signatureDefJson as signatureDefMessageJson } from '../savedmodel/metad
 import type { SignatureDefMessage } from '../savedmodel/savedmodel.js';
 import { decodeTensorProto, elementCount, encodeTensorProto, shapeFromProto, viewBytesAs, type HostTensor, type TensorProtoMessage } from '../tensor/index.js';
 import {
-  exampleMessage,
   withRetries,
   type CallOptions,
   type ClassifyResult,
   type ClientOptions,
+  type ExampleFeatures,
   type ExamplesCall,
   type ModelMetadata,
   type ModelRef,
@@ -25,7 +25,7 @@ import {
   type RegressResult,
   type ServedModelSpec,
   type ServingClient,
-} from './client.js';
+} from './client-api.js';
 import { encodeRaw, grpcChannel, grpcTarget, MAX_MESSAGE_BYTES, MODEL_SERVICE, PREDICTION_SERVICE, SIGNATURE_DEF_MAP_URL, stateName } from './grpc.js';
 import type { ModelSource } from './manager.js';
 import type { SignatureDefJson } from './signature.js';
@@ -115,6 +115,24 @@ function packedPredictResponse(bytes: Uint8Array): { outputs: Record<string, Hos
 
 const DT_FLOAT = 1;
 const DT_DOUBLE = 2;
+
+/** A tf.Example message object from friendly features. */
+function exampleMessage(features: ExampleFeatures): Record<string, unknown> {
+  const enc = new TextEncoder();
+  const bytes = (v: string | Uint8Array) => (typeof v === 'string' ? enc.encode(v) : v);
+  const feature: Record<string, unknown> = {};
+  for (const [name, v] of Object.entries(features)) {
+    if (typeof v === 'number') feature[name] = { float_list: { value: [v] } };
+    else if (typeof v === 'string' || v instanceof Uint8Array) feature[name] = { bytes_list: { value: [bytes(v)] } };
+    else if (Array.isArray(v)) {
+      if ((v as unknown[]).every((x) => typeof x === 'number')) feature[name] = { float_list: { value: v } };
+      else feature[name] = { bytes_list: { value: (v as string[]).map(bytes) } };
+    } else if ('float' in v) feature[name] = { float_list: { value: v.float } };
+    else if ('int64' in v) feature[name] = { int64_list: { value: v.int64 } };
+    else feature[name] = { bytes_list: { value: v.bytes.map(bytes) } };
+  }
+  return { features: { feature } };
+}
 
 export class GrpcServingClient implements ServingClient {
   readonly transport = 'grpc' as const;

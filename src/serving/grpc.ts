@@ -11,7 +11,7 @@ import * as grpc from '@grpc/grpc-js';
 import { protoRoot, protoType } from '../proto/index.js';
 import type { SignatureDefMessage } from '../savedmodel/savedmodel.js';
 import { bytesOf, dataTypeOfDtype, encodeTensorProto, type HostTensor } from '../tensor/index.js';
-import type { TlsOptions } from './client.js';
+import type { TlsOptions } from './client-api.js';
 import { hostOfHeader } from './reach.js';
 import type { ReplyModelSpec } from './core.js';
 import type { VersionStatus } from './manager.js';

@@ -16,7 +16,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { decodeMessage, protoEnum } from '../proto/index.js';
-import type { TlsOptions } from './client.js';
+import type { TlsOptions } from './client-api.js';
 import { encodeRaw, grpcChannel, MAX_MESSAGE_BYTES } from './grpc.js';
 import type { ModelManager } from './manager.js';
 import { noRouteProblem, reachProblem } from './reach.js';

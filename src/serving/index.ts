@@ -8,8 +8,8 @@
  * const client = createClient({ target: `127.0.0.1:${server.grpcPort}` });
  */
 export { startServer, type ServerOptions, type RunningServer } from './server.js';
+export { createClient } from './client.js';
 export {
-  createClient,
   withRetries,
   type ClientOptions,
   type ServingClient,
@@ -31,7 +31,7 @@ export {
   type ModelVersionStatusJson,
   type ServedModelSpec,
   type WireSizes,
-} from './client.js';
+} from './client-api.js';
 export { ServingError, isServingError, httpStatusOf, statusOfHttp, statusName, statusNumber, toServingError, STATUS_NAMES, type StatusName } from './status.js';
 export { createServable, type Servable, type ServableSpec } from './servable.js';
 export { savedModelLoader, savedModelServable, type SavedModelLoaderOptions } from './savedmodel-servable.js';
@@ -71,4 +71,6 @@ export {
   type TensorSpec,
 } from './signature.js';
 export { formatFloat, isJsonList, NumberBlock, parseServingJson, parseServingJsonAsync, type ParseJsonOptions } from './json.js';
+export { describeImageInput, type ServedImageInput, type RemoteInputKind } from './image-input.js';
+export { connectionOptions, hostPort, type ConnectionSettings } from './connection.js';
 export { profile, profileCsv, DEFAULT_BATCH_SIZES, type ProfileOptions, type ProfileResult, type ProfileRow, type ProfileProgress } from './profiler.js';

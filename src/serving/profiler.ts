@@ -16,8 +16,9 @@ import sharp from 'sharp';
 import { bytesForDecodeJpeg } from '../image/format.js';
 import { decodePixels, encodeJpeg, readImageBytes, type Pixels } from '../image/index.js';
 import type { HostTensor } from '../tensor/index.js';
-import { createClient, type ModelRef, type ServingClient, type TlsOptions, type Transport } from './client.js';
-import { describeImageInput } from '../models/remote.js';
+import { createClient } from './client.js';
+import type { ModelRef, ServingClient, TlsOptions, Transport } from './client-api.js';
+import { describeImageInput } from './image-input.js';
 
 export const DEFAULT_BATCH_SIZES = [1, 2, 4, 8, 16, 32, 64, 128, 256];
 

@@ -8,7 +8,7 @@
  * reachProblem({ transport: 'grpc', target: '127.0.0.1:29999', cause: 'connect ECONNREFUSED 127.0.0.1:29999' });
  * // 'cannot reach 127.0.0.1:29999 over gRPC: connection refused; is lens serve running? For a REST port add --transport rest'
  */
-import type { Transport } from './client.js';
+import type { Transport } from './client-api.js';
 
 /** What a failed call saw. */
 export interface ReachContext {

@@ -7,7 +7,6 @@ import * as http from 'node:http';
 import * as https from 'node:https';
 import { LensError } from '../core/errors.js';
 import {
-  restModelPath,
   withRetries,
   type CallOptions,
   type ClassifyResult,
@@ -22,7 +21,7 @@ import {
   type PredictResult,
   type RegressResult,
   type ServingClient,
-} from './client.js';
+} from './client-api.js';
 import { MAX_MESSAGE_BYTES } from './grpc.js';
 import { formatFloat, jsonString, parseServingJson } from './json.js';
 import { outputsFromReply, predictRequestJson } from './rest-json.js';
@@ -43,6 +42,17 @@ function featureJson(v: ExampleFeatures[string]): string {
 
 function exampleJson(e: ExampleFeatures): string {
   return `{${Object.entries(e).map(([k, v]) => `${jsonString(k)}:${featureJson(v)}`).join(',')}}`;
+}
+
+/** The version-or-label part of a REST path. */
+function restModelPath(ref: Omit<ModelRef, 'signature'>): string {
+  if (ref.version !== undefined && ref.label !== undefined) {
+    throw new LensError('INVALID_ARGUMENT', `give a version (${ref.version}) or a label (${ref.label}), not both`);
+  }
+  const name = encodeURIComponent(ref.model);
+  if (ref.version !== undefined) return `/v1/models/${name}/versions/${ref.version}`;
+  if (ref.label !== undefined) return `/v1/models/${name}/labels/${encodeURIComponent(ref.label)}`;
+  return `/v1/models/${name}`;
 }
 
 export class RestServingClient implements ServingClient {

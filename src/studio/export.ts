@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { methodLabel, parseMethod } from '../attribution/index.js';
 import { saveAttribution, saveCurvesView, savePathView, type NamedCurves, type SavedFiles } from '../report/index.js';
 import { loadPixels } from '../image/index.js';
-import { imageStem } from '../cli/attribution-support.js';
+import { imageStem } from '../image/files.js';
 import { attributionTitle, encodeRgbaPng, rgbaFromImage, visualize, type AttributionSign, type VisualizationMethod } from '../render/index.js';
 import type { SessionOptions, StudioAttribution, StudioImage } from './session.js';
 

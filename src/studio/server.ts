@@ -12,7 +12,7 @@ import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
 import { COMPARE_METRICS, IG_RULES, BASELINE_NAMES, METHOD_NAMES } from '../attribution/index.js';
-import { splitBaselineList } from '../cli/attribution-support.js';
+import { splitBaselineList } from '../attribution/baselines.js';
 import { LensError, errorMessage } from '../core/errors.js';
 import { encodePng } from '../image/index.js';
 import { ATTRIBUTION_SIGNS, VISUALIZATION_METHODS, createRgba, encodeRgbaPng, parseAttributionSign, parseVisualizationMethod, sharedScale, visualize } from '../render/index.js';

@@ -10,8 +10,10 @@ import { tmpdir } from 'node:os';
 import { basename, join } from 'node:path';
 import * as attribution from '../attribution/index.js';
 import type { Attribution, CompareResult, ImageInput, Progress } from '../attribution/index.js';
-import * as support from '../cli/attribution-support.js';
-import type { ConnectionFlagValues } from '../cli/server-flags.js';
+import { expandImagePaths, loadMask, loadModelImages, maskBeside } from '../image/files.js';
+import { modelLoadFlags } from '../models/load-settings.js';
+import type { ConnectionSettings } from '../serving/connection.js';
+import { hostPort } from '../serving/connection.js';
 import type { PathData, Prediction } from './wire.js';
 import { LensError } from '../core/errors.js';
 import type { LoadedImageModel } from '../models/load.js';
@@ -66,7 +68,7 @@ export interface SessionOptions {
   server?: string;
   servedModel?: string;
   /** Transport, Host header, TLS and metadata, as the client commands' connection flags give them. */
-  connection?: ConnectionFlagValues;
+  connection?: ConnectionSettings;
   preprocess?: string;
   labels?: string;
   backend?: string;
@@ -122,7 +124,7 @@ export class StudioSession {
     await initBackend(options.backend !== undefined ? { backend: options.backend } : {});
     if (options.model) {
       const { loadImageModel } = await import('../models/load.js');
-      session.local = await loadImageModel(options.model, support.modelLoadFlags(options as support.AttributionFlagValues));
+      session.local = await loadImageModel(options.model, modelLoadFlags(options));
       session.log(`studio: model ${session.local.name} (${session.local.engine.detail})`);
     }
     if (options.server) await session.connectServed();
@@ -138,8 +140,9 @@ export class StudioSession {
     this.closeServed();
     this.served = undefined;
     try {
-      const remote = await support.openServedModel({
-        target: support.hostPort(server),
+      const { openServedModel } = await import('../models/remote.js');
+      const remote = await openServedModel({
+        target: hostPort(server),
         model: name,
         connection: this.options.connection ?? {},
         ...(this.local ? { like: this.local } : {}),
@@ -182,24 +185,17 @@ export class StudioSession {
 
   /** Opens image files, folders or URLs as `lens explain` expands them; masks beside images are read. */
   async addPaths(args: readonly string[]): Promise<StudioImage[]> {
-    const paths = support.expandImagePaths(args);
-    const pixels = await support.loadModelImages(paths, this.primary, this.options.resize);
-    const { existsSync } = await import('node:fs');
+    const paths = expandImagePaths(args);
+    const pixels = await loadModelImages(paths, this.primary, this.options.resize);
+    const [h, w] = this.primary.inputShape;
     const out: StudioImage[] = [];
     for (let i = 0; i < paths.length; i++) {
       const path = paths[i]!;
-      const maskPath = path.replace(/\.[a-z]+$/i, '.mask.png');
-      const mask = maskPath !== path && existsSync(maskPath) ? await this.loadMask(maskPath) : undefined;
+      const maskPath = maskBeside(path);
+      const mask = maskPath ? await loadMask(maskPath, [h, w]) : undefined;
       out.push(this.addImage({ name: path, path, pixels: pixels[i]!, ...(mask ? { mask } : {}) }));
     }
     return out;
-  }
-
-  private async loadMask(path: string): Promise<Uint8Array> {
-    const { loadPixels } = await import('../image/index.js');
-    const [h, w] = this.primary.inputShape;
-    const m = await loadPixels(path, { size: [h, w], resize: 'squash', channels: 1 });
-    return Uint8Array.from(m.data, (v) => (v > 127 ? 1 : 0));
   }
 
   /** Decodes uploaded bytes after writing them (only) into the studio's temporary folder. */
@@ -212,7 +208,7 @@ export class StudioSession {
     const path = join(this.uploadDir, `${randomBytes(4).toString('hex')}-${safe}`);
     await writeFile(path, bytes, { flag: 'wx' });
     try {
-      const [image] = await support.loadModelImages([path], this.primary, this.options.resize);
+      const [image] = await loadModelImages([path], this.primary, this.options.resize);
       return this.addImage({ name: fileName, path, pixels: image! });
     } catch (e) {
       await rm(path, { force: true });
@@ -292,7 +288,7 @@ export class StudioSession {
 
   /** Parses a baseline spec as the CLI does, loading image:PATH baselines at the model's size. */
   async baselineSpec(text: string, model: ImageModel): Promise<attribution.BaselineSpec> {
-    return attribution.resolveBaseline(attribution.parseBaseline(text), async (p) => (await support.loadModelImages([p], model, this.options.resize))[0]!);
+    return attribution.resolveBaseline(attribution.parseBaseline(text), async (p) => (await loadModelImages([p], model, this.options.resize))[0]!);
   }
 
   /**
@@ -320,6 +316,8 @@ export class StudioSession {
       rule: attribution.parseIntegrationRule(request.rule),
       seed: request.seed,
       target,
+      // F(x) once: the scores the studio shows are the method's input scores.
+      inputScores: await this.scoresOf(request.model, image.id),
       ...(request.steps !== undefined ? { steps: request.steps } : {}),
       ...(method.name === 'ig' ? { returnPath: 'gradients' as const } : {}),
       ...(method.name === 'eg' ? { references: [...this.images.values()].filter((i) => i.id !== image.id).map((i) => i.pixels) } : {}),

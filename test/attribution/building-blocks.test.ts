@@ -2,7 +2,7 @@ import { describe, expect, it } from 'vitest';
 import { gaussLegendre, parseIntegrationRule, quadrature } from '../../src/attribution/integration.js';
 import { makeBaselines, modelZeroPixel, parseBaseline, resolveBaseline } from '../../src/attribution/baselines.js';
 import { gaussianBlur, resizeBilinear } from '../../src/attribution/image-ops.js';
-import { seededRandom } from '../../src/attribution/random.js';
+import { seededRandom } from '../../src/core/random.js';
 import { felzenszwalb } from '../../src/attribution/segmentation.js';
 import { xraiFromMap } from '../../src/attribution/xrai.js';
 import { parseMethod } from '../../src/attribution/methods.js';

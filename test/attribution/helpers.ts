@@ -5,7 +5,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { createTfModel, type ImageModel } from '../../src/core/model.js';
 import type { PreprocessingName } from '../../src/core/preprocess.js';
-import { seededRandom } from '../../src/attribution/random.js';
+import { seededRandom } from '../../src/core/random.js';
 import type { ImageInput } from '../../src/attribution/types.js';
 
 export function randomImage(height: number, width: number, channels: number, seed: number): ImageInput {

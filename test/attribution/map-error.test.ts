@@ -8,7 +8,7 @@ import { quadrature, relativeL2, splitDifferenceWeights, SPLIT_ERROR_FACTOR } fr
 import { parseMethod, runMethod } from '../../src/attribution/methods.js';
 import { isLensError } from '../../src/core/errors.js';
 import { createTfModel } from '../../src/core/model.js';
-import { seededRandom } from '../../src/attribution/random.js';
+import { seededRandom } from '../../src/core/random.js';
 import { linearModel, mlpModel, pathProfileModel, PROFILE_FEATURES, PROFILE_WEIGHTS, profileZ, randomImage } from './helpers.js';
 
 beforeAll(async () => {

@@ -297,3 +297,52 @@ describe('XRAI', () => {
     model.dispose();
   });
 });
+
+describe('F(x) once per explanation', () => {
+  /** The model with a count of the images its forward passes saw. */
+  function counting<M extends { forward(p: tf.Tensor4D): Promise<tf.Tensor2D> }>(model: M): { model: M; images: () => number } {
+    let images = 0;
+    const forward = model.forward.bind(model);
+    model.forward = (p) => {
+      images += p.shape[0];
+      return forward(p);
+    };
+    return { model, images: () => images };
+  }
+
+  it('methods take the scores the caller resolved the target with instead of a forward pass of their own', async () => {
+    const { model: mlp } = mlpModel([3, 3, 2], 4, 3, 31);
+    const { model, images } = counting(mlp);
+    const image = randomImage(3, 3, 2, 32);
+    const [scores] = (await model.forward(tf.tensor4d(image.data, [1, 3, 3, 2])).then((t) => t.array())) as number[][];
+    const inputScores = Float32Array.from(scores!);
+    for (const method of ['ig', 'gradient', 'occlusion', 'blur_ig', 'guided_ig'] as const) {
+      const before = images();
+      const plain = await runMethod(method, model, image, { target: 2, steps: 4, window: 2, stride: 2 });
+      const spentPlain = images() - before;
+      const given = await runMethod(method, model, image, { target: 2, steps: 4, window: 2, stride: 2, inputScores });
+      // One image fewer through forward: F(x) came with the call.
+      expect(images() - before - spentPlain, method).toBe(spentPlain - 1);
+      expect(Array.from(given.data), method).toEqual(Array.from(plain.data));
+      expect(given.target).toEqual(plain.target);
+      expect(given.forwardEvaluations).toBe(plain.forwardEvaluations);
+    }
+    model.dispose();
+  });
+
+  it('SmoothGrad keeps the input scores for the clean input only, not its noisy copies', async () => {
+    const { model: mlp } = mlpModel([3, 3, 2], 4, 3, 33);
+    const { model, images } = counting(mlp);
+    const image = randomImage(3, 3, 2, 34);
+    const [scores] = (await model.forward(tf.tensor4d(image.data, [1, 3, 3, 2])).then((t) => t.array())) as number[][];
+    const settings = { target: 1, steps: 4, samples: 3 };
+    const before = images();
+    const plain = await runMethod(parseMethod('smoothgrad:ig'), model, image, settings);
+    const spentPlain = images() - before;
+    const given = await runMethod(parseMethod('smoothgrad:ig'), model, image, { ...settings, inputScores: Float32Array.from(scores!) });
+    // Only the clean input's pass is saved; each noisy copy still gets its own F.
+    expect(images() - before - spentPlain).toBe(spentPlain - 1);
+    expect(Array.from(given.data)).toEqual(Array.from(plain.data));
+    model.dispose();
+  });
+});

@@ -3,7 +3,8 @@
  * in the baseline comparison's summary and table in place of t-intervals that leave [0, 1].
  */
 import { describe, expect, it } from 'vitest';
-import { compareMarkdown, compareSummary, type CompareResult, type CompareRow } from '../../src/attribution/compare.js';
+import { compareSummary, type CompareResult, type CompareRow } from '../../src/attribution/compare.js';
+import { compareMarkdown } from '../../src/report/compare.js';
 import { bootstrapInterval, meanInterval, normalCdf, normalQuantile, proportionInterval, wilsonInterval } from '../../src/attribution/stats.js';
 
 describe('normal distribution', () => {

@@ -4,7 +4,8 @@
  */
 import { Command } from 'commander';
 import { describe, expect, it } from 'vitest';
-import { addAttributionFlags, attributionNumbers, modelLoadFlags, wantsProgressBar } from '../../src/cli/attribution-support.js';
+import { addAttributionFlags, attributionNumbers, wantsProgressBar } from '../../src/cli/attribution-support.js';
+import { modelLoadFlags } from '../../src/models/load-settings.js';
 import { runLens } from '../helpers/cli.js';
 
 describe('shared attribution flags', () => {

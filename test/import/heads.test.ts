@@ -7,7 +7,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../../src/engines/tfjs/index.js';
-import { seededRandom } from '../../src/attribution/random.js';
+import { seededRandom } from '../../src/core/random.js';
 import { imageModelFromLayers, layersHead } from '../../src/models/keras.js';
 import { createTfModel } from '../../src/core/model.js';
 

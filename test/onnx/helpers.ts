@@ -4,7 +4,7 @@
  */
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
-import { seededRandom } from '../../src/attribution/random.js';
+import { seededRandom } from '../../src/core/random.js';
 import { imageModelFromLayers } from '../../src/models/keras.js';
 import type { ImageModel } from '../../src/core/model.js';
 import type { PreprocessingName } from '../../src/core/preprocess.js';

@@ -12,7 +12,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../../src/engines/tfjs/index.js';
-import { seededRandom } from '../../src/attribution/random.js';
+import { seededRandom } from '../../src/core/random.js';
 import { imageModelFromLayers } from '../../src/models/keras.js';
 import { centralDifferences, centralProbes, relativeError } from '../helpers/finite-differences.js';
 

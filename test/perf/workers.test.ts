@@ -4,7 +4,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { initBackend } from '../../src/engines/tfjs/index.js';
 import { describeLayersModel } from '../../src/models/describe.js';
-import { parallelGradientModel, type ParallelImageModel, type PoolEvent } from '../../src/engines/tfjs/workers.js';
+import { parallelGradientModel, type ParallelImageModel, type PoolEvent } from '../../src/models/workers.js';
 import { imageModelFromLayers } from '../../src/models/keras.js';
 import { loadImageModel } from '../../src/models/load.js';
 import { SHARED } from '../helpers/cli.js';

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { GRAPH_MODEL_FLAGS, addAttributionFlags, attributionNumbers, modelLoadFlags, wantsProgressBar, type AttributionFlagValues } from '../attribution-support.js';
+import { GRAPH_MODEL_FLAGS, addAttributionFlags, attributionNumbers, wantsProgressBar, type AttributionFlagValues } from '../attribution-support.js';
+import { modelLoadFlags } from '../../models/load-settings.js';
 
 interface BatchFlags extends AttributionFlagValues {
   list: string;

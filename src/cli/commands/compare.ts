@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { GRAPH_MODEL_FLAGS, addAttributionFlags, modelLoadFlags, type AttributionFlagValues } from '../attribution-support.js';
+import { GRAPH_MODEL_FLAGS, addAttributionFlags, type AttributionFlagValues } from '../attribution-support.js';
+import { modelLoadFlags } from '../../models/load-settings.js';
 
 /** compare's own flags; the model-loading ones are the shared attribution flags. */
 interface CompareOptions extends Pick<AttributionFlagValues, 'preprocess' | 'resize' | 'labels' | 'batchSize' | 'backend' | 'engine' | 'checkpoint' | 'inputTensor' | 'outputTensor' | 'progress' | 'json'> {
@@ -45,18 +46,14 @@ export function register(program: Command): void {
     });
 }
 
-async function loadMask(path: string, height: number, width: number): Promise<Uint8Array> {
-  const { loadPixels } = await import('../../image/index.js');
-  const m = await loadPixels(path, { size: [height, width], resize: 'squash', channels: 1 });
-  return Uint8Array.from(m.data, (v) => (v > 127 ? 1 : 0));
-}
-
 async function compare(opts: CompareOptions): Promise<void> {
   const attribution = await import('../../attribution/index.js');
   const support = await import('../attribution-support.js');
+  const { expandImagePaths, imageStem, loadMask, loadModelImages, maskBeside } = await import('../../image/files.js');
   const { LensError } = await import('../../core/errors.js');
   const render = await import('../../render/index.js');
   const { writeFileAtomic } = await import('../../fs/atomic.js');
+  const { compareCsv, compareMarkdown } = await import('../../report/compare.js');
   const { existsSync } = await import('node:fs');
   const { join } = await import('node:path');
 
@@ -99,26 +96,25 @@ async function compare(opts: CompareOptions): Promise<void> {
           }
           continue;
         }
-        const paths = support.expandImagePaths([arg]);
-        const pixels = await support.loadModelImages(paths, model, opts.resize);
+        const paths = expandImagePaths([arg]);
+        const pixels = await loadModelImages(paths, model, opts.resize);
         for (let i = 0; i < paths.length; i++) {
           const path = paths[i]!;
           // Masks: IMAGE.mask.png next to the image, or masks/NAME beside an images/ folder.
-          const candidates = [path.replace(/\.[a-z]+$/i, '.mask.png')];
-          if (basename(dirname(path)) === 'images') candidates.push(join(dirname(dirname(path)), 'masks', basename(path)));
-          const maskPath = candidates.find((c) => c !== path && existsSync(c));
-          const mask = maskPath ? await loadMask(maskPath, h, w) : undefined;
+          const inMasks = basename(dirname(path)) === 'images' ? join(dirname(dirname(path)), 'masks', basename(path)) : undefined;
+          const maskPath = maskBeside(path) ?? (inMasks && existsSync(inMasks) ? inMasks : undefined);
+          const mask = maskPath ? await loadMask(maskPath, [h, w]) : undefined;
           items.push({ name: path, image: pixels[i]!, ...(mask ? { mask } : {}) });
         }
       }
     }
     const entries: import('../../attribution/index.js').BaselineEntry[] = [];
-    for (const token of support.splitBaselineList(opts.baselines)) {
+    for (const token of attribution.splitBaselineList(opts.baselines)) {
       if (token.toLowerCase() === 'expected') {
         entries.push({ name: 'expected', spec: 'expected' });
         continue;
       }
-      const spec = await attribution.resolveBaseline(attribution.parseBaseline(token), async (p) => (await support.loadModelImages([p], model, opts.resize))[0]!);
+      const spec = await attribution.resolveBaseline(attribution.parseBaseline(token), async (p) => (await loadModelImages([p], model, opts.resize))[0]!);
       entries.push({ name: token, spec });
     }
     if (entries.length === 0) throw new LensError('INVALID_ARGUMENT', '--baselines is empty');
@@ -147,7 +143,7 @@ async function compare(opts: CompareOptions): Promise<void> {
     const { loadPixels } = await import('../../image/index.js');
     const photos = await Promise.all(shown.map((_, i) => (items[i]!.image.geometry ? loadPixels(items[i]!.name) : Promise.resolve(items[i]!.image))));
     const cells = shown.map((row, i) => [
-      { image: render.rgbaFromImage(photos[i]!), title: [support.imageStem(items[i]!.name)] },
+      { image: render.rgbaFromImage(photos[i]!), title: [imageStem(items[i]!.name)] },
       ...row.map((a) => ({ image: render.visualize(a, { method: viz, sign, image: items[i]!.image, ...(scale !== undefined ? { scale } : {}) }), title: render.attributionTitle(a) })),
     ]);
     const caption = scale !== undefined
@@ -171,8 +167,8 @@ async function compare(opts: CompareOptions): Promise<void> {
     };
     await render.writePngAtomic(files.png, png, { method: 'integrated_gradients', baselines: result.baselines.join(','), steps, rule, model: model.name, output: model.output, scale: opts.scale, Software: 'serving-lens' });
     await writeFileAtomic(files.svg, svg);
-    await writeFileAtomic(files.csv, attribution.compareCsv(result));
-    const markdown = attribution.compareMarkdown(result, `${model.name}: IG baselines (${steps} steps, ${rule})`);
+    await writeFileAtomic(files.csv, compareCsv(result));
+    const markdown = compareMarkdown(result, `${model.name}: IG baselines (${steps} steps, ${rule})`);
     await writeFileAtomic(files.markdown, markdown);
     const json = { model: model.name, output: model.output, steps, rule, images: items.length, baselines: result.baselines, summary: result.summary, rows: result.rows, gradientEvaluations: result.gradientEvaluations, files };
     await render.writeJsonAtomic(files.json, json);

@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import * as support from '../attribution-support.js';
-import { addConnectionFlags, type ConnectionFlagValues } from '../server-flags.js';
+import { addConnectionFlags } from '../server-flags.js';
+import type { ConnectionSettings } from '../../serving/connection.js';
+import { modelLoadFlags } from '../../models/load-settings.js';
 
-interface ExplainOptions extends support.AttributionFlagValues, ConnectionFlagValues {
+interface ExplainOptions extends support.AttributionFlagValues, ConnectionSettings {
   model?: string;
   out: string;
   samples?: string;
@@ -74,6 +76,8 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
   const { LensError } = await import('../../core/errors.js');
   const { parseVisualizationMethod, parseAttributionSign } = await import('../../render/index.js');
   const { initBackend } = await import('../../engines/tfjs/index.js');
+  const { expandImagePaths, imageStem, loadModelImages } = await import('../../image/files.js');
+  const { hostPort } = await import('../../serving/connection.js');
 
   const method = attribution.parseMethod(opts.method);
   const methodName = attribution.methodLabel(method);
@@ -95,19 +99,22 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
   if (pathAlpha !== undefined && !(pathAlpha >= 0 && pathAlpha <= 1)) throw new LensError('INVALID_ARGUMENT', `--path-view takes alpha between 0 and 1, got ${pathAlpha}`);
   if (pathAlpha !== undefined && method.name !== 'ig') throw new LensError('INVALID_ARGUMENT', `--path-view draws the Integrated Gradients path: use --method ig, not ${methodName}`);
   const curveSteps = opts.curves === undefined ? undefined : support.positiveInt(opts.curves, '--curves');
-  const paths = support.expandImagePaths(imageArgs);
+  const paths = expandImagePaths(imageArgs);
   if (!opts.model && !opts.server) throw new LensError('INVALID_ARGUMENT', 'give --model MODEL (a local model), or --server HOST:PORT --served-model NAME for forward-only methods');
   await initBackend(opts.backend !== undefined ? { backend: opts.backend } : {});
 
   const { loadImageModel } = await import('../../models/load.js');
   const local = opts.model
-    ? await loadImageModel(opts.model, support.modelLoadFlags(opts))
+    ? await loadImageModel(opts.model, modelLoadFlags(opts))
     : undefined;
   if (local && !opts.json) process.stderr.write(`engine: ${local.engine.detail}${local.engine.reason ? ` (${local.engine.reason})` : ''}\n`);
   let served: import('../../core/model.js').ImageModel | undefined;
   let closeServed = () => {};
   if (opts.server) {
-    const remote = await openServedModel(support.hostPort(opts.server), opts.servedModel ?? local?.name, opts, local);
+    const name = opts.servedModel ?? local?.name;
+    if (!name) throw new LensError('INVALID_ARGUMENT', '--served-model NAME is needed with --server when no --model is given');
+    const { openServedModel } = await import('../../models/remote.js');
+    const remote = await openServedModel({ target: hostPort(opts.server), model: name, connection: opts, ...(local ? { like: local } : {}), ...(opts.servedOutput ? { output: opts.servedOutput } : {}) });
     served = remote.model;
     closeServed = remote.close;
   }
@@ -119,18 +126,18 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
         `method ${methodName} needs gradients, which TF Serving does not compute: give --model with a local copy of the served model (it is checked against the server first), or use --method occlusion or rise`,
       );
     }
-    const pixels = await support.loadModelImages(paths, model, opts.resize);
+    const pixels = await loadModelImages(paths, model, opts.resize);
     const named = pixels.map((p, i) => ({ name: paths[i]!, image: p }));
     if (local && served) {
       // The model explained must be the model served.
       const report = await attribution.assertSameModel(local, served, named, { tolerance });
       process.stderr.write(`verified: ${local.name} answers like served model ${served.name} on ${report.images.length} image(s)\n`);
     }
-    const references = opts.references ? await support.loadModelImages(support.expandImagePaths(opts.references), model, opts.resize) : undefined;
+    const references = opts.references ? await loadModelImages(expandImagePaths(opts.references), model, opts.resize) : undefined;
     // Several comma-separated baselines explain each image once per baseline (as the studio's panels).
-    const baselineTexts = support.splitBaselineList(opts.baseline);
+    const baselineTexts = attribution.splitBaselineList(opts.baseline);
     if (baselineTexts.length === 0) throw new LensError('INVALID_ARGUMENT', '--baseline is empty');
-    const baselines = await Promise.all(baselineTexts.map((b) => attribution.resolveBaseline(attribution.parseBaseline(b), async (p) => (await support.loadModelImages([p], model, opts.resize))[0]!)));
+    const baselines = await Promise.all(baselineTexts.map((b) => attribution.resolveBaseline(attribution.parseBaseline(b), async (p) => (await loadModelImages([p], model, opts.resize))[0]!)));
     const settings: Omit<import('../../attribution/index.js').MethodSettings, 'baseline'> = {
       // --map-tolerance places the steps itself, unless a rule is named (then the library says they clash).
       ...(mapTolerance === undefined || ruleGiven ? { rule } : {}),
@@ -158,12 +165,12 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
       const targets = attribution.resolveTargets(model, scores!, targetSpec);
       for (const target of targets) {
         const curves: import('../../report/index.js').NamedCurves[] = [];
-        const baseStem = `${support.imageStem(name)}.${methodName.replace(':', '-')}${targets.length > 1 ? `.t${target.index}` : ''}`;
+        const baseStem = `${imageStem(name)}.${methodName.replace(':', '-')}${targets.length > 1 ? `.t${target.index}` : ''}`;
         for (let b = 0; b < baselines.length; b++) {
           const bar = await support.progressBar(support.wantsProgressBar(opts));
           let attr;
           try {
-            attr = await attribution.runMethod(method, model, image, { ...settings, baseline: baselines[b]!, target: target.index, ...(bar.onProgress ? { onProgress: bar.onProgress } : {}) });
+            attr = await attribution.runMethod(method, model, image, { ...settings, baseline: baselines[b]!, target: target.index, inputScores: scores!, ...(bar.onProgress ? { onProgress: bar.onProgress } : {}) });
           } finally {
             bar.stop();
           }
@@ -191,10 +198,10 @@ async function explain(imageArgs: string[], opts: ExplainOptions, ruleGiven: boo
             const curve = { steps: curveSteps, ...(numbers.batchSize !== undefined ? { batchSize: numbers.batchSize } : {}) };
             curves.push({ name: baselineTexts[b]!, deletion: await attribution.attributionCurve(model, image, attr, 'deletion', curve), insertion: await attribution.attributionCurve(model, image, attr, 'insertion', curve) });
           }
-          printSummary(name, model, local, attr, files, opts.json === true);
+          printSummary(name, model, local, attr, report.explanationSummary(attr), files, opts.json === true);
         }
         if (curveSteps !== undefined) {
-          const saved = await report.saveCurvesView(curves, { dir: opts.out, stem: `${baseStem}.curves`, title: `${support.imageStem(name)}: ${methodName}`, imageName: name, extra: { model: model.name, method: methodName } });
+          const saved = await report.saveCurvesView(curves, { dir: opts.out, stem: `${baseStem}.curves`, title: `${imageStem(name)}: ${methodName}`, imageName: name, extra: { model: model.name, method: methodName } });
           if (!opts.json) process.stdout.write(`  -> ${saved.png}\n`);
         }
       }
@@ -211,6 +218,7 @@ function printSummary(
   model: import('../../core/model.js').ImageModel,
   local: import('../../models/load.js').LoadedImageModel | undefined,
   attr: import('../../attribution/index.js').Attribution,
+  fields: Record<string, unknown>,
   files: Record<string, string>,
   json: boolean,
 ): void {
@@ -218,18 +226,7 @@ function printSummary(
     image: name,
     model: model.name,
     engine: local ? local.engine.detail : 'TF Serving (forward passes over the wire)',
-    target: { index: attr.target.index, ...(attr.target.label !== undefined ? { label: attr.target.label } : {}), probability: attr.target.probability, score: attr.target.score },
-    output: attr.output,
-    method: attr.method,
-    baseline: attr.baseline ?? null,
-    steps: attr.steps ?? null,
-    rule: attr.rule ?? null,
-    completeness: attr.completeness
-      ? { delta: attr.completeness.delta, relative: attr.completeness.relative, sum: attr.completeness.sum, inputScore: attr.completeness.inputScore, baselineScore: attr.completeness.baselineScore }
-      : null,
-    gradientEvaluations: attr.gradientEvaluations,
-    forwardEvaluations: attr.forwardEvaluations,
-    mapErrorEstimate: attr.mapErrorEstimate ?? null,
+    ...fields,
     ...(attr.geometry ? { geometry: attr.geometry } : {}),
     files,
   };
@@ -242,22 +239,4 @@ function printSummary(
   const delta = attr.completeness ? `  delta ${attr.completeness.delta.toPrecision(3)} (${(attr.completeness.relative * 100).toPrecision(3)}% of F(x)-F(x'), ${attr.output})` : '';
   const mapError = attr.mapErrorEstimate !== undefined ? `  map error ~${(attr.mapErrorEstimate * 100).toPrecision(2)}% (${attr.gradientEvaluations} gradients)` : '';
   process.stdout.write(`${name}: ${who} p=${attr.target.probability.toFixed(4)}  ${setup}${delta}${mapError}\n  -> ${files.png}\n${files.path ? `  -> ${files.path}\n` : ''}`);
-}
-
-/** The served model as a forward-only ImageModel, through the serving client. */
-async function openServedModel(
-  target: string,
-  name: string | undefined,
-  opts: ExplainOptions,
-  local: import('../../core/model.js').ImageModel | undefined,
-): Promise<{ model: import('../../core/model.js').ImageModel; close(): void }> {
-  const { LensError } = await import('../../core/errors.js');
-  if (!name) throw new LensError('INVALID_ARGUMENT', '--served-model NAME is needed with --server when no --model is given');
-  return support.openServedModel({
-    target,
-    model: name,
-    connection: opts,
-    ...(local ? { like: local } : {}),
-    ...(opts.servedOutput ? { output: opts.servedOutput } : {}),
-  });
 }

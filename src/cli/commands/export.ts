@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { GRAPH_MODEL_FLAGS, addAttributionFlags, graphModelFlags } from '../attribution-support.js';
+import { GRAPH_MODEL_FLAGS, addAttributionFlags } from '../attribution-support.js';
+import { modelLoadFlags } from '../../models/load-settings.js';
 
 interface ExportFlags {
   version: string;
@@ -56,10 +57,8 @@ export function register(program: Command): void {
       const { exportSavedModel, loadExportableModel } = await import('../../export/export.js');
       const { SingleBar, Presets } = await import('cli-progress');
       const model = await loadExportableModel(modelSpec, {
-        ...(flags.preprocess ? { preprocess: flags.preprocess } : {}),
-        ...(flags.labels ? { labels: flags.labels } : {}),
+        ...modelLoadFlags(flags),
         ...(flags.signature ? { signature: flags.signature } : {}),
-        ...graphModelFlags(flags),
       });
       const bar = new SingleBar(
         { stream: process.stderr, format: 'export {phase} [{bar}] {percentage}%', hideCursor: true, noTTYOutput: false, notTTYSchedule: 2000 },

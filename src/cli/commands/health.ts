@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
-import { addConnectionFlags, connectionOptions, type ConnectionFlagValues } from '../server-flags.js';
+import { addConnectionFlags } from '../server-flags.js';
+import { connectionOptions, type ConnectionSettings } from '../../serving/connection.js';
 
-interface HealthFlags extends ConnectionFlagValues {
+interface HealthFlags extends ConnectionSettings {
   service: string;
   timeout: string;
   json?: boolean;

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
-import { GRAPH_MODEL_FLAGS, addAttributionFlags, graphModelFlags } from '../attribution-support.js';
+import { GRAPH_MODEL_FLAGS, addAttributionFlags } from '../attribution-support.js';
+import { graphModelFlags } from '../../models/load-settings.js';
 
 interface InspectOptions {
   json?: boolean;

@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
-import { addConnectionFlags, connectionOptions, type ConnectionFlagValues } from '../server-flags.js';
+import { addConnectionFlags } from '../server-flags.js';
+import { connectionOptions, type ConnectionSettings } from '../../serving/connection.js';
 
-interface PredictFlags extends ConnectionFlagValues {
+interface PredictFlags extends ConnectionSettings {
   server: string;
   model: string;
   version?: string;
@@ -61,7 +62,7 @@ export function register(program: Command): void {
       const client = createClient({ target: flags.server, timeoutMs, ...connection });
       try {
         const labels = flags.labels ? await readLabelsFile(flags.labels) : undefined;
-        const { describeImageInput } = await import('../../models/remote.js');
+        const { describeImageInput } = await import('../../serving/image-input.js');
         const { bytesForDecodeJpeg } = await import('../../image/format.js');
         const ref = {
           model: flags.model,

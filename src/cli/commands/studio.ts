@@ -1,8 +1,10 @@
 import type { Command } from 'commander';
 import * as support from '../attribution-support.js';
-import { addConnectionFlags, type ConnectionFlagValues } from '../server-flags.js';
+import { addConnectionFlags } from '../server-flags.js';
+import { hostPort, type ConnectionSettings } from '../../serving/connection.js';
+import { modelLoadFlags } from '../../models/load-settings.js';
 
-interface StudioFlags extends Pick<support.AttributionFlagValues, 'preprocess' | 'resize' | 'labels' | 'backend' | 'engine'>, ConnectionFlagValues {
+interface StudioFlags extends Pick<support.AttributionFlagValues, 'preprocess' | 'resize' | 'labels' | 'backend' | 'engine'>, ConnectionSettings {
   model?: string;
   server?: string;
   servedModel?: string;
@@ -37,7 +39,7 @@ async function studio(images: string[], flags: StudioFlags): Promise<void> {
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new LensError('INVALID_ARGUMENT', `--port must be 0..65535, got "${flags.port}"`);
   const maxUploadBytes = Math.round(support.finiteNumber(flags.maxUploadMb, '--max-upload-mb') * 1024 * 1024);
   if (maxUploadBytes < 1) throw new LensError('INVALID_ARGUMENT', '--max-upload-mb must be positive');
-  if (flags.server) support.hostPort(flags.server);
+  if (flags.server) hostPort(flags.server);
   const { startStudio } = await import('../../studio/server.js');
   const model = flags.model ?? (flags.server ? undefined : process.env.LENS_MODEL || 'default');
   const running = await startStudio({
@@ -48,7 +50,7 @@ async function studio(images: string[], flags: StudioFlags): Promise<void> {
     ...(model ? { model } : {}),
     ...(flags.server ? { server: flags.server, connection: { transport: flags.transport, rest: flags.rest, hostHeader: flags.hostHeader, tls: flags.tls, header: flags.header } } : {}),
     ...(flags.servedModel ? { servedModel: flags.servedModel } : {}),
-    ...support.modelLoadFlags(flags),
+    ...modelLoadFlags(flags),
     ...(flags.resize ? { resize: flags.resize } : {}),
   });
   process.stdout.write(`lens studio: ${running.url}\n`);

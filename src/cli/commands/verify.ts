@@ -1,7 +1,8 @@
 import type { Command } from 'commander';
-import { addConnectionFlags, type ConnectionFlagValues } from '../server-flags.js';
+import { addConnectionFlags } from '../server-flags.js';
+import type { ConnectionSettings } from '../../serving/connection.js';
 
-interface VerifyOptions extends ConnectionFlagValues {
+interface VerifyOptions extends ConnectionSettings {
   server: string;
   model: string;
   local: string;
@@ -45,18 +46,18 @@ export function register(program: Command): void {
 async function verify(imageArgs: string[], opts: VerifyOptions): Promise<void> {
   const { compareModels, modelMismatchError } = await import('../../attribution/model-check.js');
   const support = await import('../attribution-support.js');
+  const { expandImagePaths, loadModelImages } = await import('../../image/files.js');
+  const { hostPort } = await import('../../serving/connection.js');
+  const { openServedModel } = await import('../../models/remote.js');
+  const { modelLoadFlags } = await import('../../models/load-settings.js');
   const { loadImageModel } = await import('../../models/load.js');
   const tolerance = support.finiteNumber(opts.tolerance, '--tolerance');
   const topK = support.positiveInt(opts.topK, '--top-k');
   const version = opts.version !== undefined ? support.positiveInt(opts.version, '--version') : undefined;
-  const server = support.hostPort(opts.server);
-  const paths = support.expandImagePaths(imageArgs);
-  const local = await loadImageModel(opts.local, {
-    ...(opts.preprocess ? { preprocess: opts.preprocess } : {}),
-    ...(opts.labels ? { labels: opts.labels } : {}),
-    ...(opts.backend ? { backend: opts.backend } : {}),
-  });
-  const served = await support.openServedModel({
+  const server = hostPort(opts.server);
+  const paths = expandImagePaths(imageArgs);
+  const local = await loadImageModel(opts.local, modelLoadFlags(opts));
+  const served = await openServedModel({
     target: server,
     model: opts.model,
     connection: opts,
@@ -91,7 +92,7 @@ async function verify(imageArgs: string[], opts: VerifyOptions): Promise<void> {
       if (bad) throw modelMismatchError(bad);
       return;
     }
-    const pixels = await support.loadModelImages(paths, local, opts.resize);
+    const pixels = await loadModelImages(paths, local, opts.resize);
     const report = await compareModels(local, served.model, pixels.map((p, i) => ({ name: paths[i]!, image: p })), { topK, tolerance });
     if (opts.json) process.stdout.write(json(report));
     else print(report, 'served model');

@@ -4,13 +4,11 @@
  * folder, its name in `ModelFormat` and its handler in `MODEL_FORMATS` (index.ts). The types that
  * describe a loaded model live here too, so that formats and the loader share them without a circle.
  */
-import type * as tf from '@tensorflow/tfjs-core';
-import type { LayersModel } from '@tensorflow/tfjs-layers';
 import type { CutTensor } from '../../convert/checkpoint/graph-file.js';
-import type { TfliteImport } from '../../convert/tflite/index.js';
 import type { ImageModel, ScoreKind } from '../../core/model.js';
 import type { PreprocessingName } from '../../core/preprocess.js';
 import type { EngineInfo } from '../../engines/onnx/model.js';
+import type { ModelStructure } from '../../graph/body.js';
 import type { EngineChoice } from '../engine.js';
 
 /** Contents of a model folder's `lens.json`. */
@@ -46,13 +44,6 @@ export interface LoadedModelInfo {
   /** Checkpoints and frozen graphs: where the graph was cut, and the checkpoint whose variables were frozen. */
   graphCut?: { input: CutTensor; output: CutTensor; checkpoint?: { prefix: string; step?: number } };
 }
-
-/** What a loaded model is built from: a LayersModel, a TFLite graph, tfjs graph artifacts or a SavedModel. */
-export type ModelStructure =
-  | { kind: 'layers'; model: LayersModel }
-  | { kind: 'tflite'; tflite: TfliteImport }
-  | { kind: 'graph'; artifacts: tf.io.ModelArtifacts }
-  | { kind: 'savedmodel'; dir: string; signature?: string };
 
 /** A loaded model with where it came from and which engine runs its forward and gradient passes. */
 export type LoadedImageModel = ImageModel & { info: LoadedModelInfo; engine: EngineInfo };

@@ -1,7 +1,7 @@
 /** Messages between the gradient pool (workers.ts) and its worker threads (worker-entry.ts). */
-import type { LensErrorCode } from '../../core/errors.js';
-import type { BatchPlan } from './memory.js';
-import type { ModelFacts, ModelDescription } from '../../models/describe.js';
+import type { LensErrorCode } from '../core/errors.js';
+import type { BatchPlan } from '../engines/tfjs/memory.js';
+import type { ModelFacts, ModelDescription } from './describe.js';
 
 /** What a worker is started with (its `workerData`). */
 export interface WorkerInit {

@@ -1,15 +1,15 @@
 /**
- * Worker thread of the gradient pool (src/engines/tfjs/workers.ts): initialises its own tfjs backend,
+ * Worker thread of the gradient pool (src/models/workers.ts): initialises its own tfjs backend,
  * loads the model from its serialisable source, and answers forward and gradient requests one at
  * a time, splitting them to fit its heap.
  */
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import { errorMessage, isLensError } from '../../core/errors.js';
-import type { ImageModel } from '../../core/model.js';
-import { describeBackend, initBackend } from './index.js';
-import { isHeapExhausted, withMemoryBudget, type BatchPlan } from './memory.js';
-import { factsOf, loadModelDescription } from '../../models/describe.js';
+import { errorMessage, isLensError } from '../core/errors.js';
+import type { ImageModel } from '../core/model.js';
+import { describeBackend, initBackend } from '../engines/tfjs/index.js';
+import { isHeapExhausted, withMemoryBudget, type BatchPlan } from '../engines/tfjs/memory.js';
+import { factsOf, loadModelDescription } from './describe.js';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 const port = parentPort;

@@ -12,13 +12,13 @@
 import { availableParallelism } from 'node:os';
 import type { Worker } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
-import { LensError } from '../../core/errors.js';
-import { concatFloat32 } from '../../tensor/index.js';
-import { checkPixels, type GradientResult, type ImageModel } from '../../core/model.js';
-import { describeBackend, initBackend } from './index.js';
-import { withMemoryBudget, type BatchPlan } from './memory.js';
-import { startWorker } from './worker-start.js';
-import { absoluteDescription, loadModelDescription, type ModelFacts, type ModelDescription } from '../../models/describe.js';
+import { LensError } from '../core/errors.js';
+import { concatFloat32 } from '../tensor/index.js';
+import { checkPixels, type GradientResult, type ImageModel } from '../core/model.js';
+import { describeBackend, initBackend } from '../engines/tfjs/index.js';
+import { withMemoryBudget, type BatchPlan } from '../engines/tfjs/memory.js';
+import { startWorker } from '../engines/tfjs/worker-start.js';
+import { absoluteDescription, loadModelDescription, type ModelFacts, type ModelDescription } from './describe.js';
 import type { WorkerInit, WorkerReply, WorkerRequest } from './worker-protocol.js';
 
 /** Things the pool reports while it works. */
