@@ -5,6 +5,7 @@ import { blurIntegratedGradients } from '../../src/attribution/blur-ig.js';
 import { guidedIntegratedGradients } from '../../src/attribution/guided-ig.js';
 import { integratedGradients } from '../../src/attribution/integrated-gradients.js';
 import { quadrature, relativeL2, splitDifferenceWeights, SPLIT_ERROR_FACTOR } from '../../src/attribution/integration.js';
+import { MAP_TOLERANCE_MARGIN } from '../../src/attribution/map-tolerance.js';
 import { parseMethod, runMethod } from '../../src/attribution/methods.js';
 import { isLensError } from '../../src/core/errors.js';
 import { createTfModel } from '../../src/core/model.js';
@@ -153,7 +154,7 @@ describe('map-error estimate from the rule\'s own points', () => {
 });
 
 describe('map_adaptive: IG to a requested map error', () => {
-  it('reaches the tolerance against the exact map, stopping with the estimate under tolerance / sqrt(3)', async () => {
+  it('reaches the tolerance against the exact map, stopping with the estimate under tolerance / margin', async () => {
     const model = kinkModel();
     const image = brightImage();
     const exact = exactIg(image.data);
@@ -161,7 +162,7 @@ describe('map_adaptive: IG to a requested map error', () => {
       const attr = await integratedGradients(model, image, { mapTolerance, target: 0 });
       expect(attr.rule).toBe('map_adaptive');
       expect(attr.details?.converged).toBe(true);
-      expect(attr.mapErrorEstimate!).toBeLessThanOrEqual(mapTolerance / Math.sqrt(3));
+      expect(attr.mapErrorEstimate!).toBeLessThanOrEqual(mapTolerance / MAP_TOLERANCE_MARGIN);
       expect(errorOf(attr.data, exact)).toBeLessThanOrEqual(mapTolerance);
       // Only F(x) and F(x'): the rule places its points from the gradients.
       expect(attr.forwardEvaluations).toBe(2);
