@@ -22,12 +22,11 @@ export const MAP_ADAPTIVE_INITIAL_SEGMENTS = 4;
 /** Default relative L2 map error the map_adaptive rule stops under. */
 export const MAP_TOLERANCE = 0.01;
 /**
- * The rule stops when its estimate is under tolerance / margin. The margin is measured, not
- * assumed: the gradient along the path of a ReLU network has independent increments (a unit
- * switches in nearly every 1/4096 of the path), for which the estimate's factor 1/sqrt(12) is
- * exact (integration.ts SPLIT_ERROR_FACTOR), so what is left is the estimate's scatter: true error
- * / estimate at the stop was at most 1.13 over the bench's images (bench/results/ig-map-error.json,
- * column "true error / estimate (max)"). The reported estimate is the unscaled one.
+ * The rule stops when its estimate is under tolerance / margin. The margin is measured: for the
+ * independent increments of a ReLU network's path gradient the estimate's factor is exact
+ * (integration.ts SPLIT_ERROR_FACTOR), what is left is its scatter, and true error / estimate at
+ * the stop was at most 1.09 on the bench's photos and shapes (bench/results/ig-map-error.json,
+ * "map_adaptive true error / estimate (max)"). The reported estimate is the unscaled one.
  */
 export const MAP_TOLERANCE_MARGIN = 1.2;
 /** Default gradient budget per baseline when only a map tolerance is given. */
