@@ -117,6 +117,7 @@ interface Outcome {
   refDelta: number;
   oraclePoints: number;
   incrementRatio: number;
+  scalarShare: number;
 }
 
 /** Gradients by key, in memory and, when GRADIENT_CACHE names a folder, on disk (so a slow model's runs reuse each other's points). */
@@ -242,6 +243,17 @@ function oraclePoints(products: readonly Float32Array[], reference: Float32Array
   return Infinity;
 }
 
+/** (sum of e)^2 / (length x ||e||^2): the share of ||e||^2 along the all-ones direction, the only one F(x) - F(x') measures. */
+function scalarShare(e: Float32Array): number {
+  let sum = 0;
+  let squares = 0;
+  for (const v of e) {
+    sum += v;
+    squares += v * v;
+  }
+  return squares > 0 ? (sum * sum) / (e.length * squares) : 0;
+}
+
 /** mean ||p(a + 16h) - p(a)||^2 / (16 mean ||p(a + h) - p(a)||^2): 1 for independent increments. */
 function incrementRatio(products: readonly Float32Array[]): number {
   const meanSquare = (lag: number) => {
@@ -298,6 +310,7 @@ async function measure(raw: ImageModel, modelName: string, images: Image[], ref:
       refDelta: reference.completeness!.relative,
       oraclePoints: oraclePoints(products, reference.data, e50),
       incrementRatio: incrementRatio(products),
+      scalarShare: scalarShare(Float32Array.from(captum.data, (v, i) => v - reference.data[i]!)),
     };
     outcomes.push(o);
     log(
@@ -321,6 +334,7 @@ async function measure(raw: ImageModel, modelName: string, images: Image[], ref:
     'its estimate within 2x': count((o) => within2(o.matchEstimate, o.matchError)),
     'oracle placement at GL-50 error: work / GL-50 work (median)': ratio((o) => (o.oraclePoints + 2 * forwardWeight) / o.work50),
     'increment check (1 = independent increments, median)': ratio((o) => o.incrementRatio),
+    "share of GL-50's squared error that F can see (max)": Math.max(...outcomes.map((o) => o.scalarShare)),
     'stopping at estimate = GL-50 error (no margin): work / GL-50 work (median)': ratio((o) => o.calibratedWork / o.work50),
     'then error / GL-50 error (median)': ratio((o) => o.calibratedError / o.e50),
     'tolerance 1%: met': count((o) => o.tolError <= TOLERANCE),
@@ -373,7 +387,7 @@ async function main(): Promise<void> {
     'Reference: the column names it (riemann_trapezoid on a uniform grid, both ends included). "reference error": its own map-error estimate (trapezoid against midpoint of the interleaved halves).',
     'Map error = ||map - reference|| / ||reference||, L2 over pixels and channels; black baseline, top-1 class, logits.',
     `Captum's default is gausslegendre with ${CAPTUM_STEPS} steps (n_steps=50). map_adaptive runs with mapTolerance set to GL-50's true error on that image (it stops at estimate <= tolerance / ${MAP_TOLERANCE_MARGIN}, the measured margin), and once more stopping at estimate <= GL-50's error (mapTolerance = ${MAP_TOLERANCE_MARGIN} x that); budget: the reference's steps.`,
-    'Oracle placement: trapezoid points with density (error density)^(1/3), the error density measured on 32 blocks of the reference grid; the fewest points reaching GL-50 error (work adds the 2 forward passes). Increment check: mean ||p(a+16h) - p(a)||^2 / (16 mean ||p(a+h) - p(a)||^2) over the reference grid, p = gradient x (x - x\'); 1 means independent increments, where linear interpolation (the trapezoid) is the best estimate between points and only the placement can be improved.',
+    'Oracle placement: trapezoid points with density (error density)^(1/3), the error density measured on 32 blocks of the reference grid; the fewest points reaching GL-50 error (work adds the 2 forward passes). Increment check: mean ||p(a+16h) - p(a)||^2 / (16 mean ||p(a+h) - p(a)||^2) over the reference grid, p = gradient x (x - x\'); 1 means independent increments, where linear interpolation (the trapezoid) is the best estimate between points and only the placement can be improved. "Share ... F can see": (sum of e)^2 / (values x ||e||^2) for GL-50\'s error e, the part of it along the all-ones direction, the only one forward passes (changes of F) measure.',
     'Work = gradient evaluations + forward passes weighted by their measured cost relative to a gradient evaluation (both rules spend 2 forward passes, F(x) and F(x\')).',
     '"estimate within 2x": error / 2 <= estimate <= 2 x error. Estimates come from the rules\' own points (splitDifferenceWeights), no extra evaluations.',
   ];
