@@ -27,7 +27,7 @@ export const MAP_TOLERANCE = 0.01;
  * The rule stops when its estimate is under tolerance / margin. The margin is measured: for the
  * independent increments of a ReLU network's path gradient the estimate's factor is exact
  * (integration.ts SPLIT_ERROR_FACTOR), what is left is its scatter, and true error / estimate at
- * the stop was at most 1.09 on the bench's photos and shapes (bench/results/ig-map-error.json,
+ * the stop was at most 1.10 on the bench's photos and shapes (bench/results/ig-map-error.json,
  * "map_adaptive true error / estimate (max)"). The reported estimate is the unscaled one.
  */
 export const MAP_TOLERANCE_MARGIN = 1.2;
