@@ -221,7 +221,7 @@ export function nonUniformQuadrature(scores: ArrayLike<number>, steps: number): 
 /**
  * The map's error as a share of the difference of the two interleaved halves. The gradient of a
  * ReLU network along a straight path is piecewise constant with a jump wherever a unit switches,
- * and on the bench's models a unit switches in nearly every 1/4096 of the path with independent
+ * and on ResNet-8 a unit switches in nearly every 1/4096 of the path with independent
  * jumps: the gradient x (x - x') is a random walk in alpha (bench/results/ig-map-error.json,
  * "increment check"). For a random walk the trapezoid of step h misses by h^2 rho / 12 in squared
  * L2 per unit of path, and the coarse trapezoid minus the midpoint rule (step 2h) by 12 times that,
