@@ -2,14 +2,21 @@
  * Integrated Gradients to a requested map error: is the map-error estimate honest, and does the
  * map_adaptive rule reach Captum's default accuracy with less model work?
  *
- * For each image (black baseline, top-1 class, logits) the reference is the converged map:
- * Gauss-Legendre with 2048 (bundled model) or 4096 (ResNet-8) points, whose own error shows in its
- * distance to a trapezoid map with one point more (reported), or for MobileNetV2, where a gradient
- * costs over a second here, the trapezoid with 513 points (its own error estimate reported). Then:
+ * For each image (black baseline, top-1 class, logits) the reference is the converged map: the
+ * trapezoid on a uniform grid of 2049 points (bundled model, ResNet-8) or, for MobileNetV2, where a
+ * gradient costs over a second here, 513 points; its own error estimate is reported. The grid is
+ * dyadic, so map_adaptive's points are among its points. Then:
  * - Captum's default, gausslegendre with 50 steps: its true map error e50 and its estimate;
  * - map_adaptive with mapTolerance = e50 (the same error asked for): the work it spent, the true
  *   error it reached and its estimate;
- * - map_adaptive with mapTolerance = 0.01: does it meet 1%, and how far is the estimate.
+ * - map_adaptive with mapTolerance = 0.01: does it meet 1%, and how far is the estimate;
+ * - the oracle placement: trapezoid points spread with density (error density)^(1/3), the optimum
+ *   for an integrand with independent increments, with the density read off the reference grid:
+ *   the fewest gradient points that reach GL-50's error with knowledge no rule has, so the bound
+ *   on what any placement of gradient points can save;
+ * - the increment check: mean ||p(a + 16h) - p(a)||^2 / (16 mean ||p(a + h) - p(a)||^2) over the
+ *   grid (p = gradient x (x - x'), h the grid step): 1 when the increments are independent, as for a
+ *   random walk, where the trapezoid (linear interpolation) is the best estimate from the points.
  * Work = gradient evaluations + forward passes x (forward cost / gradient cost), both costs measured
  * on this machine per image at the bench's batch size. Gradients are cached by input image, so
  * runs that share points (the trapezoid reference and map_adaptive's dyadic points) compute them
@@ -17,17 +24,21 @@
  *
  * Models: the bundled shapes model on generated shapes (64x64), the MLPerf Tiny ResNet-8 on the
  * five photos of ../shared/images squashed to 32x32, MobileNetV2 (uint8 TFLite, run in float) on
- * the same photos at 224x224. `QUICK=1` runs two images per model. To use several cores, run
+ * the same photos at 224x224 (`MOBILENET_IMAGES=2`: the first two). `QUICK=1` runs two images per model. `GRADIENT_CACHE=DIR`
+ * keeps every gradient on disk, so later runs reuse earlier runs' points. To use several cores, run
  * `MODELS=shapes PART=/tmp/a.json`, `MODELS=resnet8 PART=/tmp/b.json`, ... in parallel, then
  * `MERGE=/tmp/a.json,/tmp/b.json` writes the result from the parts (`MERGE_NOTE` adds a note).
  */
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/engines/tfjs/index.js';
 import { integratedGradients, relativeL2, type Attribution } from '../src/attribution/index.js';
+import { gradientsAt } from '../src/attribution/engine.js';
+import { pathImage } from '../src/attribution/adaptive-rules.js';
+import { MAP_TOLERANCE_MARGIN } from '../src/attribution/map-tolerance.js';
 import { generateShapes } from '../src/datasets/shapes.js';
 import { loadPixels } from '../src/image/index.js';
 import { loadImageModel } from '../src/models/load.js';
@@ -104,11 +115,45 @@ interface Outcome {
   tolConverged: boolean;
   referenceSpread: number;
   refDelta: number;
+  oraclePoints: number;
+  incrementRatio: number;
+  scalarShare: number;
+}
+
+/** Gradients by key, in memory and, when GRADIENT_CACHE names a folder, on disk (so a slow model's runs reuse each other's points). */
+class GradientStore {
+  private readonly memory = new Map<string, { gradient: Float32Array; value: number }>();
+  constructor(private readonly folder = process.env.GRADIENT_CACHE) {
+    if (folder) mkdirSync(folder, { recursive: true });
+  }
+  has(key: string): boolean {
+    return this.memory.has(key) || (this.folder !== undefined && existsSync(join(this.folder, key)));
+  }
+  get(key: string): { gradient: Float32Array; value: number } {
+    let hit = this.memory.get(key);
+    if (!hit && this.folder) {
+      const bytes = readFileSync(join(this.folder, key));
+      const all = new Float32Array(bytes.buffer, bytes.byteOffset, bytes.byteLength / 4);
+      hit = { value: all[0]!, gradient: all.slice(1) };
+      this.memory.set(key, hit);
+    }
+    return hit!;
+  }
+  set(key: string, entry: { gradient: Float32Array; value: number }): void {
+    this.memory.set(key, entry);
+    if (this.folder) {
+      const all = new Float32Array(entry.gradient.length + 1);
+      all[0] = entry.value;
+      all.set(entry.gradient, 1);
+      writeFileSync(join(this.folder, `${key}.tmp`), all);
+      renameSync(join(this.folder, `${key}.tmp`), join(this.folder, key));
+    }
+  }
 }
 
 /** The model with its gradients cached by (input image, target): wall time only, the counts stay the rules' own. */
 function cachedGradients(model: ImageModel): ImageModel {
-  const cache = new Map<string, { gradient: Float32Array; value: number }>();
+  const cache = new GradientStore();
   const [h, w, c] = model.inputShape;
   const per = h * w * c;
   return {
@@ -124,7 +169,7 @@ function cachedGradients(model: ImageModel): ImageModel {
       const data = (await pixels.data()) as Float32Array;
       const n = pixels.shape[0];
       const keys = Array.from({ length: n }, (_, i) =>
-        createHash('sha1').update(Buffer.from(data.buffer, data.byteOffset + i * per * 4, per * 4)).update(String(target)).digest('hex'),
+        createHash('sha1').update(model.name).update(Buffer.from(data.buffer, data.byteOffset + i * per * 4, per * 4)).update(String(target)).digest('hex'),
       );
       const missing = [...new Set(keys.filter((k) => !cache.has(k)))];
       if (missing.length > 0) {
@@ -144,9 +189,84 @@ function cachedGradients(model: ImageModel): ImageModel {
   };
 }
 
-/** How each model's reference map is made. */
+/** Gradient x (x - x') at the reference grid's points alpha = j / (steps - 1) (black baseline), from the cache. */
+async function gridProducts(model: ImageModel, image: Image, target: number, steps: number): Promise<Float32Array[]> {
+  const start = new Float32Array(image.data.length);
+  const out: Float32Array[] = [];
+  for (let j = 0; j < steps; j += 64) {
+    const alphas = Array.from({ length: Math.min(64, steps - j) }, (_, k) => (j + k) / (steps - 1));
+    const { gradients } = await gradientsAt(model as Required<ImageModel>, alphas.map((a) => pathImage(start, image.data, a)), target, { batchSize: BATCH });
+    for (const g of gradients) out.push(Float32Array.from(g, (v, i) => v * image.data[i]!));
+  }
+  return out;
+}
+
+/** The trapezoid map on grid points `indices` (ascending, first 0, last n). */
+function trapezoidOn(products: readonly Float32Array[], indices: readonly number[]): Float32Array {
+  const n = products.length - 1;
+  const sum = new Float64Array(products[0]!.length);
+  for (let k = 0; k + 1 < indices.length; k++) {
+    const h = (indices[k + 1]! - indices[k]!) / n;
+    const [p, q] = [products[indices[k]!]!, products[indices[k + 1]!]!];
+    for (let i = 0; i < sum.length; i++) sum[i]! += (h / 2) * (p[i]! + q[i]!);
+  }
+  return Float32Array.from(sum);
+}
+
+/**
+ * The fewest trapezoid points, spread with density rho^(1/3) where rho is the error density of
+ * the trapezoid on 32 blocks of the grid (||coarse - fine||^2 / h^3), that reach `target` against
+ * `reference`; Infinity if 4 x 50 do not.
+ */
+function oraclePoints(products: readonly Float32Array[], reference: Float32Array, target: number): number {
+  const n = products.length - 1;
+  const blocks = 32;
+  const step = n / blocks;
+  const density = Array.from({ length: blocks }, (_, b) => {
+    const [pa, pb] = [products[b * step]!, products[(b + 1) * step]!];
+    let squared = 0;
+    for (let i = 0; i < pa.length; i++) {
+      let fine = 0;
+      for (let j = b * step; j < (b + 1) * step; j++) fine += (products[j]![i]! + products[j + 1]![i]!) / (2 * n);
+      squared += ((pa[i]! + pb[i]!) / (2 * blocks) - fine) ** 2;
+    }
+    return Math.cbrt(squared * blocks ** 3);
+  });
+  // Cumulative density over the grid's intervals; a point at share u goes to the first grid index reaching u.
+  const cumulative = [0];
+  for (let j = 0; j < n; j++) cumulative.push(cumulative[j]! + density[Math.floor(j / step)]!);
+  const at = (u: number) => cumulative.findIndex((c) => c >= u * cumulative[n]!);
+  for (let points = 3; points <= 4 * CAPTUM_STEPS; points++) {
+    const indices = [...new Set(Array.from({ length: points }, (_, k) => (k === points - 1 ? n : at(k / (points - 1)))))].sort((p, q) => p - q);
+    if (distance(trapezoidOn(products, indices), reference) <= target) return indices.length;
+  }
+  return Infinity;
+}
+
+/** (sum of e)^2 / (length x ||e||^2): the share of ||e||^2 along the all-ones direction, the only one F(x) - F(x') measures. */
+function scalarShare(e: Float32Array): number {
+  let sum = 0;
+  let squares = 0;
+  for (const v of e) {
+    sum += v;
+    squares += v * v;
+  }
+  return squares > 0 ? (sum * sum) / (e.length * squares) : 0;
+}
+
+/** mean ||p(a + 16h) - p(a)||^2 / (16 mean ||p(a + h) - p(a)||^2): 1 for independent increments. */
+function incrementRatio(products: readonly Float32Array[]): number {
+  const meanSquare = (lag: number) => {
+    let t = 0;
+    for (let j = 0; j + lag < products.length; j++) for (let i = 0; i < products[j]!.length; i++) t += (products[j + lag]![i]! - products[j]![i]!) ** 2;
+    return t / (products.length - lag);
+  };
+  return meanSquare(16) / (16 * meanSquare(1));
+}
+
+/** How each model's reference map is made: the trapezoid on a dyadic grid of `steps` points. */
 interface Reference {
-  rule: 'gausslegendre' | 'riemann_trapezoid';
+  rule: 'riemann_trapezoid';
   steps: number;
 }
 
@@ -162,16 +282,15 @@ async function measure(raw: ImageModel, modelName: string, images: Image[], ref:
   const outcomes: Outcome[] = [];
   for (const image of images) {
     const reference = await ig(model, image, { rule: ref.rule, steps: ref.steps });
-    // The reference's own error: its distance to a trapezoid with one point more (cheap models), or its estimate.
-    const referenceSpread =
-      ref.rule === 'gausslegendre' ? distance((await ig(model, image, { rule: 'riemann_trapezoid', steps: ref.steps + 1 })).data, reference.data) : reference.mapErrorEstimate!;
+    const referenceSpread = reference.mapErrorEstimate!;
     const captum = await ig(model, image, { rule: 'gausslegendre', steps: CAPTUM_STEPS });
     const e50 = distance(captum.data, reference.data);
     // Budget: the reference's steps, so the rule can go as far as the reference does.
     const match = await ig(model, image, { mapTolerance: e50, steps: ref.steps });
-    // Asked to bring its estimate itself (not estimate x margin) to e50: what a calibrated stop costs.
-    const calibrated = await ig(model, image, { mapTolerance: Math.min(0.99, e50 * Math.sqrt(3)), steps: ref.steps });
+    // Asked to bring its estimate itself (not estimate x margin) to e50: what a stop without margin costs.
+    const calibrated = await ig(model, image, { mapTolerance: Math.min(0.99, e50 * MAP_TOLERANCE_MARGIN), steps: ref.steps });
     const tol = await ig(model, image, { mapTolerance: TOLERANCE, steps: ref.steps });
+    const products = await gridProducts(model, image, reference.target.index, ref.steps);
     const o: Outcome = {
       image: image.name,
       e50,
@@ -189,6 +308,9 @@ async function measure(raw: ImageModel, modelName: string, images: Image[], ref:
       tolConverged: tol.details?.converged === true,
       referenceSpread,
       refDelta: reference.completeness!.relative,
+      oraclePoints: oraclePoints(products, reference.data, e50),
+      incrementRatio: incrementRatio(products),
+      scalarShare: scalarShare(Float32Array.from(captum.data, (v, i) => v - reference.data[i]!)),
     };
     outcomes.push(o);
     log(
@@ -210,12 +332,16 @@ async function measure(raw: ImageModel, modelName: string, images: Image[], ref:
     'images at <= half the work and <= GL-50 error': count((o) => o.matchWork <= o.work50 / 2 && o.matchError <= o.e50),
     'its error / GL-50 error (median)': ratio((o) => o.matchError / o.e50),
     'its estimate within 2x': count((o) => within2(o.matchEstimate, o.matchError)),
+    'oracle placement at GL-50 error: work / GL-50 work (median)': ratio((o) => (o.oraclePoints + 2 * forwardWeight) / o.work50),
+    'increment check (1 = independent increments, median)': ratio((o) => o.incrementRatio),
+    "share of GL-50's squared error that F can see (max)": Math.max(...outcomes.map((o) => o.scalarShare)),
     'stopping at estimate = GL-50 error (no margin): work / GL-50 work (median)': ratio((o) => o.calibratedWork / o.work50),
     'then error / GL-50 error (median)': ratio((o) => o.calibratedError / o.e50),
     'tolerance 1%: met': count((o) => o.tolError <= TOLERANCE),
     'tolerance 1%: gradient-equivalent work (median)': median(outcomes.map((o) => o.tolWork)),
     'tolerance 1%: error (median)': median(outcomes.map((o) => o.tolError)),
     'tolerance 1%: estimate within 2x': count((o) => within2(o.tolEstimate, o.tolError)),
+    'map_adaptive true error / estimate (max)': Math.max(...outcomes.flatMap((o) => [o.matchError / o.matchEstimate, o.tolError / o.tolEstimate])),
     reference: `${ref.rule} ${ref.steps}`,
     'reference error (max; see notes)': Math.max(...outcomes.map((o) => o.referenceSpread)),
   });
@@ -223,7 +349,7 @@ async function measure(raw: ImageModel, modelName: string, images: Image[], ref:
     notes.push(
       `${modelName} ${o.image}: GL-50 error ${o.e50.toPrecision(3)} est ${o.est50.toPrecision(3)}, work ${o.work50.toFixed(1)}; ` +
         `map_adaptive(tol=${o.e50.toPrecision(3)}) work ${o.matchWork.toFixed(1)}, error ${o.matchError.toPrecision(3)} est ${o.matchEstimate.toPrecision(3)}${o.matchConverged ? '' : ' (budget spent)'}; ` +
-        `estimate to GL-50 error: work ${o.calibratedWork.toFixed(1)}, error ${o.calibratedError.toPrecision(3)}; map_adaptive(tol=0.01) work ${o.tolWork.toFixed(1)}, error ${o.tolError.toPrecision(3)} est ${o.tolEstimate.toPrecision(3)}${o.tolConverged ? '' : ' (budget spent)'}; reference delta ${o.refDelta.toExponential(1)}.`,
+        `estimate to GL-50 error: work ${o.calibratedWork.toFixed(1)}, error ${o.calibratedError.toPrecision(3)}; oracle placement ${o.oraclePoints} points; increment check ${o.incrementRatio.toFixed(2)}; map_adaptive(tol=0.01) work ${o.tolWork.toFixed(1)}, error ${o.tolError.toPrecision(3)} est ${o.tolEstimate.toPrecision(3)}${o.tolConverged ? '' : ' (budget spent)'}; reference delta ${o.refDelta.toExponential(1)}.`,
     );
   }
 }
@@ -258,9 +384,10 @@ async function main(): Promise<void> {
   const only = process.env.MODELS?.split(',');
   const wanted = (name: string) => !only || only.includes(name);
   const notes = [
-    'Reference: the column names it. "reference error": for a gausslegendre reference its relative L2 distance to riemann_trapezoid with one point more (the order of its own error); for the trapezoid reference of MobileNetV2 its own map-error estimate.',
+    'Reference: the column names it (riemann_trapezoid on a uniform grid, both ends included). "reference error": its own map-error estimate (trapezoid against midpoint of the interleaved halves).',
     'Map error = ||map - reference|| / ||reference||, L2 over pixels and channels; black baseline, top-1 class, logits.',
-    `Captum's default is gausslegendre with ${CAPTUM_STEPS} steps (n_steps=50). map_adaptive runs with mapTolerance set to GL-50's true error on that image (it stops at estimate <= tolerance / sqrt(3)), and once more stopping at estimate <= GL-50's error (mapTolerance = sqrt(3) x that); budget: the reference's steps.`,
+    `Captum's default is gausslegendre with ${CAPTUM_STEPS} steps (n_steps=50). map_adaptive runs with mapTolerance set to GL-50's true error on that image (it stops at estimate <= tolerance / ${MAP_TOLERANCE_MARGIN}, the measured margin), and once more stopping at estimate <= GL-50's error (mapTolerance = ${MAP_TOLERANCE_MARGIN} x that); budget: the reference's steps.`,
+    'Oracle placement: trapezoid points with density (error density)^(1/3), the error density measured on 32 blocks of the reference grid; the fewest points reaching GL-50 error (work adds the 2 forward passes). Increment check: mean ||p(a+16h) - p(a)||^2 / (16 mean ||p(a+h) - p(a)||^2) over the reference grid, p = gradient x (x - x\'); 1 means independent increments, where linear interpolation (the trapezoid) is the best estimate between points and only the placement can be improved. "Share ... F can see": (sum of e)^2 / (values x ||e||^2) for GL-50\'s error e, the part of it along the all-ones direction, the only one forward passes (changes of F) measure.',
     'Work = gradient evaluations + forward passes weighted by their measured cost relative to a gradient evaluation (both rules spend 2 forward passes, F(x) and F(x\')).',
     '"estimate within 2x": error / 2 <= estimate <= 2 x error. Estimates come from the rules\' own points (splitDifferenceWeights), no extra evaluations.',
   ];
@@ -271,7 +398,7 @@ async function main(): Promise<void> {
     const model = await loadImageModel('default');
     const samples = generateShapes({ count: QUICK ? 2 : 8, seed: 2024, size: model.inputShape[0] });
     const images = samples.map((s, i) => ({ name: `shape ${i} (${s.className})`, data: s.pixels, height: model.inputShape[0], width: model.inputShape[1], channels: model.inputShape[2] }));
-    await measure(model, 'shapes-resnet (bundled, generated shapes)', images, { rule: 'gausslegendre', steps: 2048 }, rows, notes);
+    await measure(model, 'shapes-resnet (bundled, generated shapes)', images, { rule: 'riemann_trapezoid', steps: 2049 }, rows, notes);
     model.dispose();
   } else {
     notes.push('The bundled model (models/shapes-resnet) is missing; its row is left out.');
@@ -281,7 +408,7 @@ async function main(): Promise<void> {
     // left out on request
   } else if (existsSync(resnet8)) {
     const model = await loadImageModel(resnet8);
-    await measure(model, 'resnet8-cifar10 (photos, 32x32)', await photos(32), { rule: 'gausslegendre', steps: 4096 }, rows, notes);
+    await measure(model, 'resnet8-cifar10 (photos, 32x32)', await photos(32), { rule: 'riemann_trapezoid', steps: 2049 }, rows, notes);
     model.dispose();
   } else {
     notes.push(`ResNet-8 not found at ${resnet8}`);
@@ -291,7 +418,7 @@ async function main(): Promise<void> {
     // left out on request
   } else if (existsSync(mobilenet)) {
     const model = await loadImageModel(mobilenet);
-    await measure(model, 'mobilenet_v2_1.0_224_quant (photos, 224x224)', await photos(224, 3), { rule: 'riemann_trapezoid', steps: 513 }, rows, notes);
+    await measure(model, 'mobilenet_v2_1.0_224_quant (photos, 224x224)', await photos(224, Number(process.env.MOBILENET_IMAGES ?? 3)), { rule: 'riemann_trapezoid', steps: 513 }, rows, notes);
     model.dispose();
   } else {
     notes.push(`MobileNetV2 not found at ${mobilenet}`);

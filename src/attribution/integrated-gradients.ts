@@ -39,8 +39,8 @@ export interface IntegratedGradientsOptions extends CommonOptions {
    *   rule's at the same cost (bench/results/ig-convergence.json).
    * - map_adaptive (chosen by `mapTolerance`): no extra forward passes; 2 x segments + 1 gradient
    *   points per baseline, then 2 per halved segment, until the estimated relative L2 error of the
-   *   map (`Attribution.mapErrorEstimate`) is at most `mapTolerance` / sqrt(3) (a margin for the
-   *   estimate's own error) or the budget is spent (`details.converged` says which). See map-tolerance.ts.
+   *   map (`Attribution.mapErrorEstimate`) is at most `mapTolerance` / 1.2 (a measured margin) or
+   *   the budget is spent (`details.converged` says which). See map-tolerance.ts.
    */
   rule?: IgRule;
   /** Rule 'adaptive' only: the relative completeness delta to reach, in (0, 1). Default 0.01. */

@@ -219,13 +219,13 @@ export function nonUniformQuadrature(scores: ArrayLike<number>, steps: number): 
 }
 
 /**
- * The map's error as a share of the difference of the two interleaved halves. The map is about
- * their mean; if the halves' errors were independent noise it would be 1/2 of their difference (in
- * L2), for a smooth integrand 1/6 (the trapezoid's error against the midpoint rule's, h^2 f''/12
- * and -h^2 f''/24). The gradient of a ReLU network is neither: it jumps wherever a unit switches
- * along the path, on top of a smooth trend. The factor is the geometric mean of the two cases,
- * 1/sqrt(12), within sqrt(3) of either; bench/results/ig-map-error.json checks it against
- * converged maps of three models.
+ * The map's error as a share of the difference of the two interleaved halves. The gradient of a
+ * ReLU network along a straight path is piecewise constant with a jump wherever a unit switches,
+ * and on ResNet-8 a unit switches in nearly every 1/4096 of the path with independent
+ * jumps: the gradient x (x - x') is a random walk in alpha (bench/results/ig-map-error.json,
+ * "increment check"). For a random walk the trapezoid of step h misses by h^2 rho / 12 in squared
+ * L2 per unit of path, and the coarse trapezoid minus the midpoint rule (step 2h) by 12 times that,
+ * so the factor is 1/sqrt(12) (between the smooth case's 1/6 and independent noise's 1/2).
  */
 export const SPLIT_ERROR_FACTOR = 1 / Math.sqrt(12);
 

@@ -9,6 +9,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { runLens } from '../helpers/cli.js';
 import { initBackend } from '../../src/engines/tfjs/index.js';
+import { MAP_TOLERANCE_MARGIN } from '../../src/attribution/map-tolerance.js';
 import { readNpy, readPngText } from '../../src/render/index.js';
 import { saveLayersModelDir, writeRandomPng } from './helpers.js';
 
@@ -120,7 +121,7 @@ describe('lens explain', () => {
     const a = JSON.parse(r.stdout) as Record<string, any>;
     expect(a.rule).toBe('map_adaptive');
     expect(a.mapErrorEstimate).toBeGreaterThan(0);
-    expect(a.mapErrorEstimate).toBeLessThanOrEqual(0.02 / Math.sqrt(3));
+    expect(a.mapErrorEstimate).toBeLessThanOrEqual(0.02 / MAP_TOLERANCE_MARGIN);
     expect(a.forwardEvaluations).toBe(2);
     const saved = JSON.parse(await readFile(a.files.json, 'utf8')) as Record<string, any>;
     expect(saved.mapErrorEstimate).toBe(a.mapErrorEstimate);
