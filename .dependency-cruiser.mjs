@@ -94,6 +94,13 @@ export default {
       to: { circular: true },
     },
     {
+      name: 'src-imports-outside',
+      severity: 'error',
+      comment: 'the library stands alone: no imports of tests, benchmarks, scripts or the studio page',
+      from: { path: '^src/' },
+      to: { path: '^(test|bench|scripts|studio)/' },
+    },
+    {
       name: 'studio-web-imports',
       severity: 'error',
       comment: 'the studio page bundles preact, its own files and the wire types only',

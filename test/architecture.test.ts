@@ -120,10 +120,12 @@ describe('the layer check fails on a planted violation', () => {
     // sideways: attribution and export share row 9 and may not import each other
     'src/export/write.ts': "import { CODE } from '../attribution/ig.js';\nexport const written = CODE;\n",
     'src/attribution/ig.ts': "export { CODE } from '../core/errors.js';\n",
+    // the library reaching into the studio page
+    'src/core/page-use.ts': "export type { Page } from '../../studio/src/page.js';\n",
     // a folder no row lists
     'src/widgets/x.ts': "import { CODE } from '../core/errors.js';\nexport const x = CODE;\n",
     // the studio page reaching past the wire types
-    'studio/src/page.ts': "import { CODE } from '../../src/core/errors.js';\nexport const page = CODE;\n",
+    'studio/src/page.ts': "import { CODE } from '../../src/core/errors.js';\nexport const page = CODE;\nexport type Page = typeof page;\n",
   };
   beforeAll(async () => {
     dir = await mkdtemp(join(tmpdir(), 'lens-architecture-'));
@@ -140,6 +142,7 @@ describe('the layer check fails on a planted violation', () => {
     const result = await cruiseLayers(dir);
     const check = checkLayers(result, ['src/core/planted.ts -> src/cli/main.ts', 'src/demo/gone.ts -> src/cli/main.ts']);
     expect(check.unexpected.sort()).toEqual([
+      'src/core/page-use.ts -> studio/src/page.ts (src-imports-outside)',
       'src/export/write.ts -> src/attribution/ig.ts (layer-order:export)',
       'src/render/a.ts -> src/render/b.ts (no-circular)',
       'studio/src/page.ts -> src/core/errors.ts (studio-web-imports)',
