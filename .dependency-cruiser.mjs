@@ -10,7 +10,7 @@
 
 /** @type {readonly import('./.dependency-cruiser.d.mts').Layer[]} */
 export const LAYERS = [
-  { folders: ['core'], owns: 'errors, the ImageModel contract (core/model.ts), preprocessing; imports nothing of the project' },
+  { folders: ['core'], owns: 'errors, the ImageModel contract (core/model.ts), preprocessing, seeded random numbers; imports nothing of the project' },
   {
     folders: ['fs', 'proto', 'tensor', 'image'],
     owns: 'utilities: atomic files, protobuf loading, TensorProto/host tensors, image decode/encode',
@@ -22,10 +22,10 @@ export const LAYERS = [
   { folders: ['graph'], owns: 'TensorFlow GraphDefs: builder, op-defs, variables; lowering Keras layers (keras.ts), TFLite ops (tflite.ts), converted graphs (converted.ts)' },
   { folders: ['engines/tfjs', 'engines/onnx'], owns: 'tfjs: backend init, gradient kernels, workers, SavedModel runner, image ops; onnx: compiler to ONNX, sessions' },
   { folders: ['serving'], owns: 'TF Serving protocol: lens serve, gRPC/REST clients, profiler' },
-  { folders: ['models'], owns: 'every format -> ImageModel adapter, loadImageModel, engine selection, zoo, remote TF Serving model' },
+  { folders: ['models'], owns: 'every format -> ImageModel adapter (formats/ registry), loadImageModel, engine selection (engine.ts), zoo, remote TF Serving model' },
   { folders: ['attribution', 'export'], owns: 'methods over ImageModel; SavedModel writing (neither imports the other)' },
   { folders: ['render'], owns: 'pictures and charts' },
-  { folders: ['report'], owns: 'saving explanations: maps + pictures + summaries' },
+  { folders: ['report'], owns: 'saving explanations: maps + pictures + summaries, comparison tables, path and curve views' },
   { folders: ['batch', 'datasets', 'k8s'], owns: 'sharded resumable batch attribution; the procedural shapes dataset; Kubernetes manifests' },
   { folders: ['notebook'], owns: 'tslab display helpers, live progress, the notebook workbench' },
   { folders: ['studio'], owns: 'the browser workbench server (its web page is studio/src)' },
