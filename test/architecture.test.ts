@@ -17,42 +17,10 @@ const ROOT = fileURLToPath(new URL('..', import.meta.url));
 const CRUISED = ['src', 'studio/src'];
 
 /**
- * Violations on main when the layer order was first enforced (issue #13), each `from -> to`,
- * fixed in parallel on other branches. This list may only shrink: an entry that no longer occurs
- * fails the test too, so whoever fixes one deletes its line; the lead empties it at merge.
+ * Violations allowed for now, each `from -> to`. Empty: the layer order holds. The list may only
+ * shrink: an entry that no longer occurs fails the test, so a fixed violation cannot be left here.
  */
-const KNOWN_VIOLATIONS: readonly string[] = [
-  // attribution computing knows a picture formatter (render is above attribution)
-  'src/attribution/compare.ts -> src/render/format.ts',
-  // the ONNX engine chooses between engines (engine selection belongs to models) and folds batch norm
-  'src/engines/onnx/model.ts -> src/engines/tfjs/index.ts',
-  'src/engines/onnx/model.ts -> src/models/optimize/fold-batchnorm.ts',
-  // the tfjs worker pool describes models with models/describe.ts
-  'src/engines/tfjs/worker-entry.ts -> src/models/describe.ts',
-  'src/engines/tfjs/worker-protocol.ts -> src/models/describe.ts',
-  'src/engines/tfjs/workers.ts -> src/models/describe.ts',
-  // graph/converted.ts's type import of models/load.ts
-  'src/graph/converted.ts -> src/models/load.ts',
-  // models/layer-access.ts uses attribution's random numbers
-  'src/models/layer-access.ts -> src/attribution/random.ts',
-  // cli/attribution-support.ts used by the notebook and the studio
-  'src/notebook/workbench.ts -> src/cli/attribution-support.ts',
-  'src/studio/export.ts -> src/cli/attribution-support.ts',
-  'src/studio/server.ts -> src/cli/attribution-support.ts',
-  'src/studio/session.ts -> src/cli/attribution-support.ts',
-  'src/studio/session.ts -> src/cli/server-flags.ts',
-  // the profiler builds remote models
-  'src/serving/profiler.ts -> src/models/remote.ts',
-  // the serving client circle: client.ts <-> grpc-client.ts, rest-client.ts, reach.ts, grpc.ts
-  'src/serving/client.ts -> src/serving/grpc-client.ts',
-  'src/serving/client.ts -> src/serving/reach.ts',
-  'src/serving/client.ts -> src/serving/rest-client.ts',
-  'src/serving/grpc-client.ts -> src/serving/grpc.ts',
-  'src/serving/grpc-client.ts -> src/serving/reach.ts',
-  'src/serving/grpc.ts -> src/serving/reach.ts',
-  'src/serving/rest-client.ts -> src/serving/grpc.ts',
-  'src/serving/rest-client.ts -> src/serving/reach.ts',
-];
+const KNOWN_VIOLATIONS: readonly string[] = [];
 
 /** Cruises `paths` under `baseDir` with the project's own dependency-cruiser configuration. */
 async function cruiseLayers(baseDir: string): Promise<ICruiseResult> {
