@@ -6,13 +6,12 @@
  * t-interval of 0/1 outcomes does not, and Spearman rank correlation (the sanity check's
  * similarity of maps).
  */
-import { createRequire } from 'node:module';
+import standardNormalCdf from '@stdlib/stats-base-dists-normal-cdf';
+import standardNormalQuantile from '@stdlib/stats-base-dists-normal-quantile';
+import tCdf from '@stdlib/stats-base-dists-t-cdf';
+import tQuantile from '@stdlib/stats-base-dists-t-quantile';
 import { LensError } from '../core/errors.js';
 import { seededRandom } from '../core/random.js';
-
-// @stdlib's distributions load some 400 small modules (about 140 ms): on first use, not with the library.
-const require = createRequire(import.meta.url);
-const distribution = (name: string) => require(`@stdlib/stats-base-dists-${name}`) as (x: number, ...parameters: number[]) => number;
 
 /** A mean with its confidence interval. */
 export interface MeanInterval {
@@ -56,24 +55,24 @@ export function mean(values: readonly number[]): number {
 
 /** P(T <= t) for Student's t with `df` degrees of freedom. */
 export function studentTCdf(t: number, df: number): number {
-  return distribution('t-cdf')(t, df);
+  return tCdf(t, df);
 }
 
 /** The t value with P(T <= t) = p. */
 export function studentTQuantile(p: number, df: number): number {
   checkProbability(p);
-  return distribution('t-quantile')(p, df);
+  return tQuantile(p, df);
 }
 
 /** The standard normal CDF. */
 export function normalCdf(z: number): number {
-  return distribution('normal-cdf')(z, 0, 1);
+  return standardNormalCdf(z, 0, 1);
 }
 
 /** The z with P(Z <= z) = p for a standard normal Z. */
 export function normalQuantile(p: number): number {
   checkProbability(p);
-  return distribution('normal-quantile')(p, 0, 1);
+  return standardNormalQuantile(p, 0, 1);
 }
 
 function checkProbability(p: number): void {
