@@ -7,7 +7,7 @@
  */
 import { LensError } from '../core/errors.js';
 import type { ImageModel } from '../core/model.js';
-import { describeBaseline, type BaselineSpec } from './baselines.js';
+import type { BaselineSpec } from './baselines.js';
 import { checkImage, forwardRows } from './engine.js';
 import { expectedGradients, integratedGradients } from './integrated-gradients.js';
 import type { IgRule } from './integration.js';
@@ -171,9 +171,4 @@ export function compareSummary(rows: readonly CompareRow[], baselines: readonly 
     summary[name] = s;
   }
   return summary;
-}
-
-/** Label of a baseline spec for column titles. */
-export function baselineName(spec: BaselineSpec | 'expected'): string {
-  return spec === 'expected' ? 'expected' : describeBaseline(spec);
 }

@@ -178,13 +178,6 @@ export function resizeBilinear(map: Float32Array, height: number, width: number,
   return out;
 }
 
-/** Element-wise product of two equally long arrays. */
-export function multiply(a: Float32Array, b: Float32Array): Float32Array {
-  const out = new Float32Array(a.length);
-  for (let i = 0; i < a.length; i++) out[i] = a[i]! * b[i]!;
-  return out;
-}
-
 /** Sum of all values, in double precision. */
 export function total(a: ArrayLike<number>): number {
   let s = 0;

@@ -5,7 +5,7 @@
  * probabilities within a tolerance); a mismatch is refused with MODEL_MISMATCH.
  */
 import { LensError } from '../core/errors.js';
-import type { ImageModel } from '../core/model.js';
+import { topK as rankScores, type ImageModel } from '../core/model.js';
 import { checkImage, defaultBatchSize, forwardRows, toProbabilities } from './engine.js';
 import type { ImageInput } from './types.js';
 
@@ -63,10 +63,7 @@ function probabilityDoubt(model: Pick<ImageModel, 'name' | 'output'>, rows: read
 }
 
 function ranked(p: Float32Array, k: number, labels?: readonly string[]): RankedClass[] {
-  return Array.from(p.keys())
-    .sort((a, b) => p[b]! - p[a]!)
-    .slice(0, k)
-    .map((index) => ({ index, ...(labels?.[index] !== undefined ? { label: labels[index] } : {}), probability: p[index]! }));
+  return rankScores(p, k, labels).map(({ score, ...c }) => ({ ...c, probability: score }));
 }
 
 /** Top-k sets agree, allowing swaps between classes whose probabilities differ by no more than `tolerance`. */

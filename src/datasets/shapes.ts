@@ -322,9 +322,7 @@ export interface ShapesManifest {
 
 /** Mask as an 8-bit greyscale PNG, 255 inside the object. */
 async function encodeMask(mask: Uint8Array, width: number, height: number): Promise<Buffer> {
-  const data = new Float32Array(mask.length);
-  for (let i = 0; i < mask.length; i++) data[i] = mask[i] ? 255 : 0;
-  return encodePng({ data, width, height, channels: 1 });
+  return encodePng({ data: Float32Array.from(mask, (m) => (m ? 255 : 0)), width, height, channels: 1 });
 }
 
 /**
@@ -382,9 +380,7 @@ export async function readShapesMask(path: string): Promise<Uint8Array> {
     throw new LensError('NOT_FOUND', `cannot read mask ${path}: ${errorMessage(e)}`);
   });
   const px = await decodePixels(bytes, { channels: 1, source: path });
-  const mask = new Uint8Array(px.width * px.height);
-  for (let i = 0; i < mask.length; i++) mask[i] = px.data[i]! > 127 ? 1 : 0;
-  return mask;
+  return Uint8Array.from(px.data, (v) => (v > 127 ? 1 : 0));
 }
 
 /**

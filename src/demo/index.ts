@@ -22,6 +22,8 @@ import { join, relative, resolve } from 'node:path';
 import { assertSameModel, type AgreementReport } from '../attribution/model-check.js';
 import { compareBaselines, type BaselineEntry, type CompareResult } from '../attribution/compare.js';
 import type { BaselineName } from '../attribution/baselines.js';
+import { mean } from '../attribution/stats.js';
+import { topK } from '../core/model.js';
 import { LensError, errorMessage, isLensError } from '../core/errors.js';
 import { exportSavedModel, type ExportResult } from '../export/export.js';
 import { loadPixels, type Pixels } from '../image/index.js';
@@ -126,9 +128,8 @@ export interface DemoResult {
 }
 
 function classOf(probs: Float32Array, labels: readonly string[] | undefined): DemoClass {
-  let best = 0;
-  for (let i = 1; i < probs.length; i++) if (probs[i]! > probs[best]!) best = i;
-  return { index: best, ...(labels?.[best] !== undefined ? { label: labels[best] } : {}), probability: probs[best]! };
+  const { score, ...top } = topK(probs, 1, labels)[0]!;
+  return { ...top, probability: score };
 }
 
 function rowsOf(t: { dtype: string; shape: number[]; values: unknown } | undefined, what: string): Float32Array[] {
@@ -152,7 +153,6 @@ function fmt(v: number | undefined, digits = 4): string {
 function summarize(result: CompareResult): DemoBaselineSummary[] {
   return result.baselines.map((baseline) => {
     const rows = result.rows.filter((r) => r.baseline === baseline);
-    const mean = (xs: number[]) => xs.reduce((s, v) => s + v, 0) / xs.length;
     const s = result.summary[baseline] ?? {};
     return {
       baseline,

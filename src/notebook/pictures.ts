@@ -9,6 +9,7 @@
  * show(await attributionGridPng([{ image, title: 'disc', attributions: [ig] }]));
  * show(await visualizationsPng(ig, image));
  */
+import { pathImage } from '../attribution/adaptive-rules.js';
 import { LensError } from '../core/errors.js';
 import type { Attribution, ImageInput, PathTrace } from '../attribution/types.js';
 import { attributionTitle, renderGrid, rgbaFromImage, sharedScale, visualize, type AttributionSign, type GridCell, type VisualizationMethod } from '../render/index.js';
@@ -72,11 +73,7 @@ export function pathImages(image: ImageInput, baseline: ImageInput, alphas: read
   if (baseline.data.length !== image.data.length) {
     throw new LensError('SHAPE_MISMATCH', `baseline has ${baseline.data.length} values but the image has ${image.data.length}`);
   }
-  return alphas.map((alpha) => {
-    const data = new Float32Array(image.data.length);
-    for (let i = 0; i < data.length; i++) data[i] = baseline.data[i]! + alpha * (image.data[i]! - baseline.data[i]!);
-    return { data, height: image.height, width: image.width, channels: image.channels };
-  });
+  return alphas.map((alpha) => ({ data: pathImage(baseline.data, image.data, alpha), height: image.height, width: image.width, channels: image.channels }));
 }
 
 /**

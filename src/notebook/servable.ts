@@ -16,7 +16,7 @@ import { basename } from 'node:path';
 import { forwardRows, toProbabilities } from '../attribution/engine.js';
 import { LensError, errorMessage } from '../core/errors.js';
 import { decodePixels } from '../image/index.js';
-import type { ImageModel } from '../core/model.js';
+import { topK, type ImageModel } from '../core/model.js';
 import { loadSavedModel, type LoadedSavedModel } from '../engines/tfjs/savedmodel.js';
 import type { SignatureInfo } from '../savedmodel/savedmodel.js';
 import type { HostTensor } from '../tensor/index.js';
@@ -84,11 +84,7 @@ function maxAbsDiff(a: ArrayLike<number>, b: ArrayLike<number>): number {
   return a.length === b.length ? m : Infinity;
 }
 
-function argmax(a: ArrayLike<number>): number {
-  let best = 0;
-  for (let i = 1; i < a.length; i++) if (a[i]! > a[best]!) best = i;
-  return best;
-}
+const argmax = (a: ArrayLike<number>) => topK(a, 1)[0]!.index;
 
 /**
  * Runs the checks on the SavedModel version folder `versionDir` (e.g. `out/servable/1`). A check

@@ -29,7 +29,7 @@ import { encodeJpeg, encodePng } from '../image/index.js';
 import { generateShape } from '../datasets/shapes.js';
 import { writeFileAtomic } from '../fs/atomic.js';
 import type { LoadedModelInfo } from '../models/load.js';
-import type { ImageModel } from '../core/model.js';
+import { topK, type ImageModel } from '../core/model.js';
 import { zooStatus } from '../models/zoo/index.js';
 import { startServer, type RunningServer } from '../serving/server.js';
 
@@ -176,13 +176,7 @@ export interface ClassScore {
 export async function topClasses(model: ImageModel, images: readonly ImageInput[], k = 5): Promise<ClassScore[][]> {
   if (!Number.isInteger(k) || k < 1) throw new LensError('INVALID_ARGUMENT', `top-k must be a positive integer, got ${k}`);
   const rows = await forwardRows(model, images.map((i) => i.data), 32);
-  return rows.map((row) => {
-    const p = toProbabilities(row, model.output);
-    return Array.from(p.keys())
-      .sort((a, b) => p[b]! - p[a]!)
-      .slice(0, Math.min(k, p.length))
-      .map((index) => ({ index, ...(model.labels?.[index] !== undefined ? { label: model.labels[index] } : {}), probability: p[index]!, score: row[index]! }));
-  });
+  return rows.map((row) => topK(toProbabilities(row, model.output), k, model.labels).map(({ index, label, score }) => ({ index, ...(label !== undefined ? { label } : {}), probability: score, score: row[index]! })));
 }
 
 /** A running TF Serving endpoint for a notebook: a real one from `LENS_SERVER`, or a local one. */

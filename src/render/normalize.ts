@@ -69,25 +69,21 @@ function checkPercent(name: string, value: number): void {
 
 /** Signed sum over channels, one value per pixel. */
 export function sumChannels(map: AttributionMap): Float64Array {
-  checkAttributionMap(map);
-  const { data, channels } = map;
-  const out = new Float64Array(map.height * map.width);
-  for (let p = 0, i = 0; p < out.length; p++) {
-    let s = 0;
-    for (let c = 0; c < channels; c++, i++) s += data[i]!;
-    out[p] = s;
-  }
-  return out;
+  return channelSums(map, false);
 }
 
 /** Sum of |a| over channels, one value per pixel. */
 export function sumAbsChannels(map: AttributionMap): Float64Array {
+  return channelSums(map, true);
+}
+
+function channelSums(map: AttributionMap, absolute: boolean): Float64Array {
   checkAttributionMap(map);
   const { data, channels } = map;
   const out = new Float64Array(map.height * map.width);
   for (let p = 0, i = 0; p < out.length; p++) {
     let s = 0;
-    for (let c = 0; c < channels; c++, i++) s += Math.abs(data[i]!);
+    for (let c = 0; c < channels; c++, i++) s += absolute ? Math.abs(data[i]!) : data[i]!;
     out[p] = s;
   }
   return out;

@@ -11,7 +11,7 @@ import type { AddressInfo } from 'node:net';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import express, { type NextFunction, type Request, type Response } from 'express';
-import { COMPARE_METRICS, IG_RULES, BASELINE_NAMES, METHOD_NAMES } from '../attribution/index.js';
+import { COMPARE_METRICS, IG_RULES, BASELINE_NAMES, METHOD_NAMES, type Attribution } from '../attribution/index.js';
 import { splitBaselineList } from '../attribution/baselines.js';
 import { LensError, errorMessage } from '../core/errors.js';
 import { encodePng } from '../image/index.js';
@@ -120,6 +120,27 @@ function modelKind(req: Request): ModelKind {
 
 function rendering(req: Request) {
   return { viz: parseVisualizationMethod(q(req, 'viz', 'blended_heat_map')), sign: parseAttributionSign(q(req, 'sign', 'absolute_value')) };
+}
+
+/** The scale the maps share, or undefined for conventions without a value scale (outline, masked pictures of PAIR's kinds), which draw each map alone. */
+function optionalSharedScale(maps: readonly Attribution[], view: ReturnType<typeof rendering>): number | undefined {
+  try {
+    return sharedScale(maps, { method: view.viz, sign: view.sign });
+  } catch (e) {
+    if (!(e instanceof LensError)) throw e;
+    return undefined;
+  }
+}
+
+/** The settings of `lens compare` as the metrics view's query gives them. */
+function compareSettings(req: Request) {
+  return {
+    steps: qInt(req, 'steps', 32)!,
+    rule: q(req, 'rule', 'gausslegendre'),
+    target: q(req, 'target', 'top1'),
+    seed: qInt(req, 'seed', 0)!,
+    curveSteps: qInt(req, 'curveSteps', 16)!,
+  };
 }
 
 /**
@@ -310,6 +331,11 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
   });
 
   const keysOf = (req: Request) => q(req, 'keys').split('~').filter(Boolean);
+  const entriesOf = (req: Request) => {
+    const entries = keysOf(req).map((k) => session.cached(k));
+    if (entries.length === 0) throw new LensError('INVALID_ARGUMENT', 'nothing to export');
+    return entries;
+  };
   const curveSteps = (req: Request) => {
     const steps = qInt(req, 'steps', 16)!;
     if (steps < 2 || steps > 256) throw new LensError('INVALID_ARGUMENT', 'steps must be 2..256');
@@ -319,16 +345,7 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
   app.get(
     '/api/scale',
     handle(async (req, res) => {
-      const { viz, sign } = rendering(req);
-      const maps = keysOf(req).map((k) => session.cached(k).attribution);
-      let scale: number | null = null;
-      try {
-        scale = sharedScale(maps, { method: viz, sign });
-      } catch (e) {
-        // Conventions without a value scale (outline, masked pictures of PAIR's kinds) draw each map alone.
-        if (!(e instanceof LensError)) throw e;
-      }
-      res.json({ scale });
+      res.json({ scale: optionalSharedScale(keysOf(req).map((k) => session.cached(k).attribution), rendering(req)) ?? null });
     }),
   );
   app.get(
@@ -377,14 +394,7 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
     void (async () => {
       try {
         const ids = q(req, 'images', [...session.images.keys()].join('~')).split('~').filter(Boolean);
-        const result = await session.compare(ids, splitBaselineList(q(req, 'baselines', 'black')), {
-          steps: qInt(req, 'steps', 32)!,
-          rule: q(req, 'rule', 'gausslegendre'),
-          target: q(req, 'target', 'top1'),
-          seed: qInt(req, 'seed', 0)!,
-          curveSteps: qInt(req, 'curveSteps', 16)!,
-          onProgress: (p) => stream.send('progress', p),
-        });
+        const result = await session.compare(ids, splitBaselineList(q(req, 'baselines', 'black')), { ...compareSettings(req), onProgress: (p) => stream.send('progress', p) });
         stream.send('result', { baselines: result.baselines, summary: result.summary, rows: result.rows, images: ids.length });
         stream.send('done', {});
       } catch (e) {
@@ -401,15 +411,7 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
     handle(async (req, res) => {
       const images = q(req, 'images', [...session.images.keys()].join('~')).split('~').filter(Boolean).map((id) => session.image(id));
       res.json(
-        compareCommandLine(images, splitBaselineList(q(req, 'baselines', 'black')), {
-          ...session.options,
-          steps: qInt(req, 'steps', 32)!,
-          rule: q(req, 'rule', 'gausslegendre'),
-          target: q(req, 'target', 'top1'),
-          seed: qInt(req, 'seed', 0)!,
-          curveSteps: qInt(req, 'curveSteps', 16)!,
-          ...rendering(req),
-        }),
+        compareCommandLine(images, splitBaselineList(q(req, 'baselines', 'black')), { ...session.options, ...compareSettings(req), ...rendering(req) }),
       );
     }),
   );
@@ -434,9 +436,9 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
   );
 
   /** Sends one of a view's files, or the command line that writes them. */
-  const sendView = async (res: Response, kind: string, image: StudioImage, command: () => string, files: () => Promise<ExportedFiles>) => {
+  const sendView = async (res: Response, kind: string, image: StudioImage, command: () => string, files: () => Promise<ExportedFiles>, kinds = 'png, npy, json or command') => {
     if (kind === 'command') return void res.json({ command: command(), generated: image.path === undefined });
-    if (kind !== 'png' && kind !== 'npy' && kind !== 'json') throw new LensError('NOT_FOUND', `unknown export "${kind}": png, npy, json or command`);
+    if (kind !== 'png' && kind !== 'npy' && kind !== 'json') throw new LensError('NOT_FOUND', `unknown export "${kind}": ${kinds}`);
     const exported = await files();
     res.type(EXPORT_TYPES[kind]).attachment(`${exported.stem}.${kind}`).send(exported[kind]);
   };
@@ -459,8 +461,7 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
   app.get(
     '/api/export/curves/:kind',
     handle(async (req, res) => {
-      const entries = keysOf(req).map((k) => session.cached(k));
-      if (entries.length === 0) throw new LensError('INVALID_ARGUMENT', 'nothing to export');
+      const entries = entriesOf(req);
       const image = session.image(entries[0]!.request.image);
       const steps = curveSteps(req);
       await sendView(
@@ -481,15 +482,9 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
       const kind = String(req.params.kind);
       const { viz, sign } = rendering(req);
       if (kind === 'grid.svg') {
-        const entries = keysOf(req).map((k) => session.cached(k));
-        if (entries.length === 0) throw new LensError('INVALID_ARGUMENT', 'nothing to export');
+        const entries = entriesOf(req);
         const image = session.image(entries[0]!.request.image);
-        let scale: number | undefined;
-        try {
-          scale = sharedScale(entries.map((e) => e.attribution), { method: viz, sign });
-        } catch (e) {
-          if (!(e instanceof LensError)) throw e;
-        }
+        const scale = optionalSharedScale(entries.map((e) => e.attribution), { viz, sign });
         const own = new Set(q(req, 'own', '').split('~').filter(Boolean));
         const title = `${session.model(entries[0]!.request.model).name}: ${entries[0]!.attribution.method} (${viz}, ${sign})`;
         const svg = await gridSvg(image, entries, { viz, sign, ...(scale !== undefined ? { scale } : {}), ownScale: own, title });
@@ -498,13 +493,14 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
       }
       const entry = session.cached(q(req, 'key'));
       const image = session.image(entry.request.image);
-      if (kind === 'command') {
-        res.json({ command: explainCommandLine(entry, image, { ...session.options, viz, sign }), generated: image.path === undefined });
-        return;
-      }
-      if (kind !== 'png' && kind !== 'npy' && kind !== 'json') throw new LensError('NOT_FOUND', `unknown export "${kind}": png, npy, json, grid.svg or command`);
-      const files = await exportAttribution(entry, image, { viz, sign, model: session.model(entry.request.model).name });
-      res.type(EXPORT_TYPES[kind]).attachment(`${files.stem}.${kind}`).send(files[kind]);
+      await sendView(
+        res,
+        kind,
+        image,
+        () => explainCommandLine(entry, image, { ...session.options, viz, sign }),
+        () => exportAttribution(entry, image, { viz, sign, model: session.model(entry.request.model).name }),
+        'png, npy, json, grid.svg or command',
+      );
     }),
   );
 

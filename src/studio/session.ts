@@ -37,8 +37,6 @@ export interface StudioImage {
   mask?: Uint8Array;
 }
 
-/** One ranked class. */
-
 /** What an explanation was asked with (all text, as the CLI flags take it). */
 export interface ExplainRequest {
   image: string;
@@ -59,7 +57,6 @@ export interface StudioAttribution {
   /** Milliseconds the computation took (0 when it came from the cache). */
   millis: number;
 }
-
 
 export interface SessionOptions {
   /** MODEL as `lens explain --model` takes it. */
