@@ -115,6 +115,15 @@ const BYTES_PER_ELEMENT: Record<Exclude<HostDType, 'string'>, number> = {
   uint8: 1, uint16: 2, uint32: 4, uint64: 8, bool: 1, complex64: 8, complex128: 16,
 };
 
+type NumericValues = Exclude<HostValues, Uint8Array[]>;
+
+/** The typed array holding each numeric host dtype (half/bfloat16 widened; complex interleaved). */
+const ARRAY_OF: Record<Exclude<HostDType, 'string'>, { new (length: number): NumericValues; new (buffer: ArrayBufferLike, byteOffset: number, length: number): NumericValues }> = {
+  float32: Float32Array, float64: Float64Array, float16: Float32Array, bfloat16: Float32Array, int8: Int8Array, int16: Int16Array,
+  int32: Int32Array, int64: BigInt64Array, uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, uint64: BigUint64Array,
+  bool: Uint8Array, complex64: Float32Array, complex128: Float64Array,
+};
+
 if (endianness() !== 'LE') {
   // tensor_content and TensorBundles are little-endian; typed-array views would read them wrongly.
   throw new LensError('UNSUPPORTED', 'serving-lens needs a little-endian machine (tensor bytes are little-endian)');
@@ -204,42 +213,10 @@ function checkShape(shape: readonly number[], what: string): void {
 
 /** A typed array of the host dtype with `n` elements (zeros). */
 export function allocateValues<D extends HostDType>(dtype: D, n: number): HostValuesByDType[D] {
-  const make = (): HostValues => {
-    switch (dtype) {
-      case 'float32':
-      case 'float16':
-      case 'bfloat16':
-        return new Float32Array(n);
-      case 'float64':
-        return new Float64Array(n);
-      case 'int8':
-        return new Int8Array(n);
-      case 'int16':
-        return new Int16Array(n);
-      case 'int32':
-        return new Int32Array(n);
-      case 'int64':
-        return new BigInt64Array(n);
-      case 'uint8':
-      case 'bool':
-        return new Uint8Array(n);
-      case 'uint16':
-        return new Uint16Array(n);
-      case 'uint32':
-        return new Uint32Array(n);
-      case 'uint64':
-        return new BigUint64Array(n);
-      case 'complex64':
-        return new Float32Array(2 * n);
-      case 'complex128':
-        return new Float64Array(2 * n);
-      case 'string':
-        return Array.from({ length: n }, () => new Uint8Array(0));
-      default:
-        throw new LensError('DTYPE_UNSUPPORTED', `unknown dtype "${String(dtype)}"`);
-    }
-  };
-  return make() as HostValuesByDType[D];
+  if (dtype === 'string') return Array.from({ length: n }, () => new Uint8Array(0)) as HostValuesByDType[D];
+  const Values = ARRAY_OF[dtype as Exclude<HostDType, 'string'>];
+  if (!Values) throw new LensError('DTYPE_UNSUPPORTED', `unknown dtype "${String(dtype)}"`);
+  return new Values(dtype === 'complex64' || dtype === 'complex128' ? 2 * n : n) as HostValuesByDType[D];
 }
 
 /**
@@ -357,37 +334,10 @@ export function viewBytesAs<D extends Exclude<HostDType, 'string' | 'float16' | 
     buf = new Uint8Array(bytes.byteLength);
     buf.set(bytes);
   }
-  const length = buf.byteLength / size;
-  const make = (): HostValues => {
-    switch (dtype) {
-      case 'float32':
-      case 'complex64':
-        return new Float32Array(buf.buffer, buf.byteOffset, length);
-      case 'float64':
-      case 'complex128':
-        return new Float64Array(buf.buffer, buf.byteOffset, length);
-      case 'int8':
-        return new Int8Array(buf.buffer, buf.byteOffset, length);
-      case 'int16':
-        return new Int16Array(buf.buffer, buf.byteOffset, length);
-      case 'int32':
-        return new Int32Array(buf.buffer, buf.byteOffset, length);
-      case 'int64':
-        return new BigInt64Array(buf.buffer, buf.byteOffset, length);
-      case 'uint8':
-      case 'bool':
-        return new Uint8Array(buf.buffer, buf.byteOffset, length);
-      case 'uint16':
-        return new Uint16Array(buf.buffer, buf.byteOffset, length);
-      case 'uint32':
-        return new Uint32Array(buf.buffer, buf.byteOffset, length);
-      case 'uint64':
-        return new BigUint64Array(buf.buffer, buf.byteOffset, length);
-      default:
-        throw new LensError('DTYPE_UNSUPPORTED', `cannot view bytes as ${String(dtype)}`);
-    }
-  };
-  return make() as HostValuesByDType[D];
+  const widened = (dtype as HostDType) === 'float16' || (dtype as HostDType) === 'bfloat16';
+  const Values = ARRAY_OF[dtype];
+  if (!Values || widened) throw new LensError('DTYPE_UNSUPPORTED', `cannot view bytes as ${String(dtype)}`);
+  return new Values(buf.buffer, buf.byteOffset, buf.byteLength / size) as HostValuesByDType[D];
 }
 
 /**
@@ -439,38 +389,12 @@ function toBigInt(v: number | string | bigint, what: string): bigint {
   }
 }
 
-/** Name of the `*_val` field that carries a host dtype. */
-function valField(dtype: HostDType): keyof TensorProtoMessage {
-  switch (dtype) {
-    case 'float32':
-      return 'float_val';
-    case 'float64':
-      return 'double_val';
-    case 'float16':
-    case 'bfloat16':
-      return 'half_val';
-    case 'int8':
-    case 'int16':
-    case 'int32':
-    case 'uint8':
-    case 'uint16':
-      return 'int_val';
-    case 'int64':
-      return 'int64_val';
-    case 'uint32':
-      return 'uint32_val';
-    case 'uint64':
-      return 'uint64_val';
-    case 'bool':
-      return 'bool_val';
-    case 'string':
-      return 'string_val';
-    case 'complex64':
-      return 'scomplex_val';
-    case 'complex128':
-      return 'dcomplex_val';
-  }
-}
+/** Name of the `*_val` field that carries each host dtype. */
+const VAL_FIELD: Record<HostDType, keyof TensorProtoMessage> = {
+  float32: 'float_val', float64: 'double_val', float16: 'half_val', bfloat16: 'half_val', int8: 'int_val', int16: 'int_val',
+  int32: 'int_val', uint8: 'int_val', uint16: 'int_val', int64: 'int64_val', uint32: 'uint32_val', uint64: 'uint64_val',
+  bool: 'bool_val', string: 'string_val', complex64: 'scomplex_val', complex128: 'dcomplex_val',
+};
 
 /**
  * Bounds on what a TensorProto may make the decoder allocate beyond the bytes it carries. A server
@@ -550,7 +474,7 @@ export function decodeTensorProto(msg: TensorProtoMessage | Uint8Array, what = '
     if (dtype === 'string') throw new LensError('TENSOR_INVALID', `${what}: DT_STRING tensors cannot use tensor_content`);
     return hostTensorFromBytes(dtype, shape, content, what);
   }
-  const field = valField(dtype);
+  const field = VAL_FIELD[dtype];
   const src = (msg[field] ?? []) as ArrayLike<unknown>;
   checkTensorLimits(dtype, shape, src.length, limits, what);
   switch (dtype) {
