@@ -579,38 +579,13 @@ export function encodeTensorProto(host: HostTensor, options: EncodeTensorOptions
     return msg;
   }
   // Plain arrays: protobufjs's fromObject/verify (used by encodeMessage and gRPC loaders) reject typed arrays.
-  switch (host.dtype) {
-    case 'float32':
-      msg.float_val = Array.from(host.values);
-      break;
-    case 'float64':
-      msg.double_val = Array.from(host.values);
-      break;
-    case 'int8':
-    case 'int16':
-    case 'int32':
-    case 'uint8':
-    case 'uint16':
-      msg.int_val = Array.from(host.values);
-      break;
-    case 'uint32':
-      msg.uint32_val = Array.from(host.values);
-      break;
-    case 'int64':
-    case 'uint64':
-      // protobufjs writes int64 from JS numbers: exact up to 2^53 (tensor_content is exact for all).
-      msg[host.dtype === 'int64' ? 'int64_val' : 'uint64_val'] = Array.from(host.values as ArrayLike<bigint>, (v) => Number(v));
-      break;
-    case 'bool':
-      msg.bool_val = Array.from(host.values, (v) => v !== 0);
-      break;
-    case 'complex64':
-      msg.scomplex_val = Array.from(host.values);
-      break;
-    case 'complex128':
-      msg.dcomplex_val = Array.from(host.values);
-      break;
-  }
+  // protobufjs writes int64 from JS numbers: exact up to 2^53 (tensor_content is exact for all).
+  (msg as Record<string, unknown>)[VAL_FIELD[host.dtype]] =
+    host.dtype === 'bool'
+      ? Array.from(host.values, (v) => v !== 0)
+      : host.dtype === 'int64' || host.dtype === 'uint64'
+        ? Array.from(host.values as ArrayLike<bigint>, (v) => Number(v))
+        : Array.from(host.values as ArrayLike<number>);
   return msg;
 }
 
@@ -622,22 +597,9 @@ const INT32_MAX = 2 ** 31 - 1;
 
 /** The tfjs dtype a host dtype becomes (tfjs has float32, int32, bool, string, complex64). */
 export function tfDtypeOf(dtype: HostDType): tf.DataType {
-  switch (dtype) {
-    case 'float32':
-    case 'float64':
-    case 'float16':
-    case 'bfloat16':
-      return 'float32';
-    case 'bool':
-      return 'bool';
-    case 'string':
-      return 'string';
-    case 'complex64':
-    case 'complex128':
-      return 'complex64';
-    default:
-      return 'int32';
-  }
+  if (dtype === 'float32' || dtype === 'float64' || dtype === 'float16' || dtype === 'bfloat16') return 'float32';
+  if (dtype === 'complex64' || dtype === 'complex128') return 'complex64';
+  return dtype === 'bool' || dtype === 'string' ? dtype : 'int32';
 }
 
 function toInt32(values: ArrayLike<number | bigint>, what: string, dtype: HostDType): Int32Array {
