@@ -758,25 +758,16 @@ export function hostFromNested(value: unknown, dtype: HostDType, what = 'tensor'
  */
 export function hostToNested(host: HostTensor): unknown {
   const dec = new TextDecoder();
-  let flat: unknown[];
-  switch (host.dtype) {
-    case 'string':
-      flat = host.values.map((b) => dec.decode(b));
-      break;
-    case 'bool':
-      flat = Array.from(host.values, (v) => v !== 0);
-      break;
-    case 'int64':
-    case 'uint64':
-      flat = Array.from(host.values as ArrayLike<bigint>, (v) => Number(v));
-      break;
-    case 'complex64':
-    case 'complex128':
-      flat = Array.from({ length: host.values.length / 2 }, (_, i) => [host.values[2 * i]!, host.values[2 * i + 1]!]);
-      break;
-    default:
-      flat = Array.from(host.values as ArrayLike<number>);
-  }
+  const flat: unknown[] =
+    host.dtype === 'string'
+      ? host.values.map((b) => dec.decode(b))
+      : host.dtype === 'bool'
+        ? Array.from(host.values, (v) => v !== 0)
+        : host.dtype === 'int64' || host.dtype === 'uint64'
+          ? Array.from(host.values as ArrayLike<bigint>, (v) => Number(v))
+          : host.dtype === 'complex64' || host.dtype === 'complex128'
+            ? Array.from({ length: host.values.length / 2 }, (_, i) => [host.values[2 * i]!, host.values[2 * i + 1]!])
+            : Array.from(host.values as ArrayLike<number>);
   if (host.shape.length === 0) return flat[0];
   let pos = 0;
   const build = (depth: number): unknown[] => {
