@@ -56,7 +56,14 @@ export interface PredictReply {
 
 /** tf.Example as a message object (features.feature map of bytes_list / float_list / int64_list). */
 export interface ExampleMessage {
-  features?: { feature?: Record<string, { bytes_list?: { value?: Uint8Array[] }; float_list?: { value?: number[] }; int64_list?: { value?: number[] } }> } | null;
+  features?: { feature?: Record<string, FeatureMessage> } | null;
+}
+
+/** One tf.train.Feature of an Example: a bytes, float or int64 list. */
+export interface FeatureMessage {
+  bytes_list?: { value?: Uint8Array[] } | null;
+  float_list?: { value?: number[] } | null;
+  int64_list?: { value?: number[] } | null;
 }
 
 export interface InputMessage {

@@ -12,7 +12,7 @@
  * const text = predictReplyJson(outputs, format);
  */
 import { allocateValues, dtypeOfDataType, type HostDType, type HostTensor, type HostValues, type TensorDecodeLimits } from '../tensor/index.js';
-import type { ExampleMessage } from './core.js';
+import type { ExampleMessage, FeatureMessage } from './core.js';
 import { formatFloat, isJsonList, JsonNumber, jsonString, NumberBlock } from './json.js';
 import { tfDtypeString } from './servable.js';
 import type { SignatureSpec, TensorSpec } from './signature.js';
@@ -564,8 +564,6 @@ export function predictReplyJson(outputs: Record<string, HostTensor>, format: Js
 
 // ------------------------------------------------------------------------------------------------
 // classify / regress
-
-type FeatureMessage = NonNullable<NonNullable<ExampleMessage['features']>['feature']>[string];
 
 function addFeatureValue(v: unknown, name: string, f: FeatureMessage): void {
   const kindError = () => {
