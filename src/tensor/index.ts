@@ -497,18 +497,6 @@ export function decodeTensorProto(msg: TensorProtoMessage | Uint8Array, what = '
       fillFrom<bigint>(out, big, n, what, field);
       return { dtype, shape, values: out } as HostTensor;
     }
-    case 'bool': {
-      const out = allocateValues('bool', n);
-      fillFrom(out, Array.from(src as ArrayLike<boolean>, (b) => (b ? 1 : 0)), n, what, field);
-      return { dtype, shape, values: out };
-    }
-    case 'float16':
-    case 'bfloat16': {
-      const widen = dtype === 'float16' ? halfToFloat : bfloat16ToFloat;
-      const out = allocateValues(dtype, n);
-      fillFrom(out, Array.from(src as ArrayLike<number>, (b) => widen(b & 0xffff)), n, what, field);
-      return { dtype, shape, values: out } as HostTensor;
-    }
     case 'complex64':
     case 'complex128': {
       const out = allocateValues(dtype, n);
@@ -521,8 +509,11 @@ export function decodeTensorProto(msg: TensorProtoMessage | Uint8Array, what = '
       return { dtype, shape, values: out } as HostTensor;
     }
     default: {
+      // bool_val holds booleans and half_val the 16 bits of each value: both become numbers first.
+      const widen = dtype === 'float16' ? halfToFloat : dtype === 'bfloat16' ? bfloat16ToFloat : undefined;
+      const numbers = dtype === 'bool' ? Array.from(src as ArrayLike<boolean>, (b) => (b ? 1 : 0)) : widen ? Array.from(src as ArrayLike<number>, (b) => widen(b & 0xffff)) : (src as ArrayLike<number>);
       const out = allocateValues(dtype, n);
-      fillFrom(out as Float32Array, src as ArrayLike<number>, n, what, field);
+      fillFrom(out as Float32Array, numbers, n, what, field);
       return { dtype, shape, values: out } as HostTensor;
     }
   }
