@@ -10,29 +10,7 @@ import type { Command } from 'commander';
 import { LensError } from '../core/errors.js';
 import type { Progress, ProgressCallback } from '../attribution/types.js';
 
-/** Flags that more than one attribution command takes; see {@link addAttributionFlags}. */
-export type AttributionFlag =
-  | 'method'
-  | 'baseline'
-  | 'steps'
-  | 'rule'
-  | 'target'
-  | 'singleTarget'
-  | 'viz'
-  | 'sign'
-  | 'preprocess'
-  | 'resize'
-  | 'labels'
-  | 'batchSize'
-  | 'seed'
-  | 'backend'
-  | 'engine'
-  | 'checkpoint'
-  | 'inputTensor'
-  | 'outputTensor'
-  | 'progress';
-
-const ATTRIBUTION_FLAGS: Record<AttributionFlag, { flags: string; description: string; defaultValue?: string }> = {
+const ATTRIBUTION_FLAGS = {
   method: { flags: '--method <name>', description: 'ig, eg, gradient, gradient_x_input, smoothgrad[:METHOD], vargrad[:METHOD], blur_ig, guided_ig, xrai, gradcam, occlusion, rise', defaultValue: 'ig' },
   baseline: { flags: '--baseline <spec>', description: 'black, white, zero, uniform, gaussian[:sigma=S], blur[:sigma=S], maxdist, image:PATH; join with + to average', defaultValue: 'black' },
   steps: { flags: '--steps <n>', description: 'path steps (IG 50, Blur IG 100, Guided IG 128); Expected Gradients samples' },
@@ -53,7 +31,10 @@ const ATTRIBUTION_FLAGS: Record<AttributionFlag, { flags: string; description: s
   inputTensor: { flags: '--input-tensor <name>', description: 'checkpoint or frozen .pb: the image input tensor, NAME:0 (default: the one float image placeholder)' },
   outputTensor: { flags: '--output-tensor <name>', description: 'checkpoint or frozen .pb: the scores tensor, NAME:0 (default: the last Softmax\'s input)' },
   progress: { flags: '--no-progress', description: 'no progress bar on stderr' },
-};
+} satisfies Record<string, { flags: string; description: string; defaultValue?: string }>;
+
+/** Flags that more than one attribution command takes; see {@link addAttributionFlags}. */
+export type AttributionFlag = keyof typeof ATTRIBUTION_FLAGS;
 
 /** The flags that choose what to load from a checkpoint or a frozen graph. */
 export const GRAPH_MODEL_FLAGS: readonly AttributionFlag[] = ['checkpoint', 'inputTensor', 'outputTensor'];
@@ -66,7 +47,7 @@ export const GRAPH_MODEL_FLAGS: readonly AttributionFlag[] = ['checkpoint', 'inp
  */
 export function addAttributionFlags(command: Command, names: readonly AttributionFlag[]): Command {
   for (const name of names) {
-    const { flags, description, defaultValue } = ATTRIBUTION_FLAGS[name];
+    const { flags, description, defaultValue }: { flags: string; description: string; defaultValue?: string } = ATTRIBUTION_FLAGS[name];
     if (defaultValue === undefined) command.option(flags, description);
     else command.option(flags, description, defaultValue);
   }

@@ -31,6 +31,29 @@ function formatErrors(what: string, fn: ValidateFunction): string {
   return (fn.errors ?? []).map((e) => `${what}${e.instancePath} ${e.message ?? 'is invalid'}${e.params && 'additionalProperty' in e.params ? ` (${String(e.params.additionalProperty)})` : ''}`).join(', ');
 }
 
+/**
+ * What the custom resources here share: a fixed apiVersion and kind, metadata, a spec, and the
+ * plain object (toJSON) that YAML and the validators see.
+ */
+export abstract class CustomResource<T extends { apiVersion: string; kind: string; metadata: ObjectMeta; spec: unknown }> {
+  abstract readonly apiVersion: T['apiVersion'];
+  abstract readonly kind: T['kind'];
+  metadata: ObjectMeta;
+  spec: T['spec'];
+
+  constructor(data: { metadata: ObjectMeta; spec: T['spec'] }) {
+    this.metadata = data.metadata;
+    this.spec = data.spec;
+  }
+
+  /** Throws a LensError naming every schema violation. */
+  abstract validate(): void;
+
+  toJSON(): T {
+    return { apiVersion: this.apiVersion, kind: this.kind, metadata: this.metadata, spec: this.spec } as T;
+  }
+}
+
 /** The KubeFlow Notebook resource (notebooks.kubeflow.org, version v1). */
 export interface INotebook {
   apiVersion: 'kubeflow.org/v1';
@@ -95,26 +118,13 @@ const validateNotebookSchema = ajv.compile(notebookSchema);
  * const nb = new Notebook({ metadata: { name: 'lens' }, spec: { template: { spec: { containers: [{ name: 'lens', image: 'serving-lens/workbench:0.1.0' }] } } } });
  * nb.validate();
  */
-export class Notebook implements INotebook {
+export class Notebook extends CustomResource<INotebook> {
   static readonly apiVersion = 'kubeflow.org/v1';
   static readonly kind = 'Notebook';
   readonly apiVersion = 'kubeflow.org/v1' as const;
   readonly kind = 'Notebook' as const;
-  metadata: ObjectMeta;
-  spec: INotebook['spec'];
-
-  constructor(data: Omit<INotebook, 'apiVersion' | 'kind'>) {
-    this.metadata = data.metadata;
-    this.spec = data.spec;
-  }
-
-  /** Throws a LensError naming every schema violation. */
   validate(): void {
     validateNotebook(this);
-  }
-
-  toJSON(): INotebook {
-    return { apiVersion: this.apiVersion, kind: this.kind, metadata: this.metadata, spec: this.spec };
   }
 }
 
@@ -207,24 +217,12 @@ export function validateBackendConfig(data: unknown): void {
  * @example
  * new BackendConfig({ metadata: { name: 'tf-serving-iap' }, spec: { iap: { enabled: true } } }).validate();
  */
-export class BackendConfig implements IBackendConfig {
+export class BackendConfig extends CustomResource<IBackendConfig> {
   static readonly apiVersion = 'cloud.google.com/v1';
   static readonly kind = 'BackendConfig';
   readonly apiVersion = 'cloud.google.com/v1' as const;
   readonly kind = 'BackendConfig' as const;
-  metadata: ObjectMeta;
-  spec: IBackendConfig['spec'];
-
-  constructor(data: Omit<IBackendConfig, 'apiVersion' | 'kind'>) {
-    this.metadata = data.metadata;
-    this.spec = data.spec;
-  }
-
   validate(): void {
     validateBackendConfig(this.toJSON());
-  }
-
-  toJSON(): IBackendConfig {
-    return { apiVersion: this.apiVersion, kind: this.kind, metadata: this.metadata, spec: this.spec };
   }
 }

@@ -12,7 +12,7 @@
 import { ConfigMap, ServiceAccount, type IContainer, type IPodSecurityContext, type IToleration, type IVolume } from 'kubernetes-models/v1';
 import { LensError } from '../core/errors.js';
 import { TMP_MOUNT, TMP_VOLUME, componentLabels, containerSecurityContext, cpuQuantity, gpuScheduling, guaranteed, meta, podSecurityContext } from './common.js';
-import type { ObjectMeta } from './crd.js';
+import { CustomResource, type ObjectMeta } from './crd.js';
 import { inferenceServiceSchema, structuralErrors } from './kserve-schema.js';
 import { MODELS_MOUNT, type ResolvedOptions } from './options.js';
 import { CONFIG_MOUNT, METRICS_PATH, batchingConfigText, monitoringConfigText } from './serving.js';
@@ -98,25 +98,13 @@ export function validateInferenceService(data: unknown, schemaPath?: string | UR
  * const isvc = new InferenceService({ metadata: { name: 'resnet' }, spec: { predictor: { model: { modelFormat: { name: 'tensorflow' }, storageUri: 'gs://bucket/resnet' } } } });
  * isvc.validate();
  */
-export class InferenceService implements IInferenceService {
+export class InferenceService extends CustomResource<IInferenceService> {
   static readonly apiVersion = KSERVE_API_VERSION;
   static readonly kind = 'InferenceService';
   readonly apiVersion = KSERVE_API_VERSION;
   readonly kind = 'InferenceService' as const;
-  metadata: ObjectMeta;
-  spec: IInferenceService['spec'];
-
-  constructor(data: Omit<IInferenceService, 'apiVersion' | 'kind'>) {
-    this.metadata = data.metadata;
-    this.spec = data.spec;
-  }
-
   validate(): void {
     validateInferenceService(this.toJSON());
-  }
-
-  toJSON(): IInferenceService {
-    return { apiVersion: this.apiVersion, kind: this.kind, metadata: this.metadata, spec: this.spec };
   }
 }
 

@@ -6,6 +6,7 @@
  */
 import { readFile, stat } from 'node:fs/promises';
 import { join, relative, resolve } from 'node:path';
+import jsonPatch, { type Operation } from 'fast-json-patch';
 import YAML from 'yaml';
 import { LensError, errorMessage } from '../core/errors.js';
 import { type K8sObject, parseManifests } from './validate.js';
@@ -182,94 +183,26 @@ function strip(value: Json): Json {
   return out;
 }
 
-interface JsonPatchOp {
-  op: 'add' | 'remove' | 'replace' | 'test' | 'move' | 'copy';
-  path: string;
-  value?: Json;
-  from?: string;
-}
+type JsonPatchOp = Operation;
 
-function pointer(path: string, where: string): string[] {
-  if (path === '') return [];
-  if (!path.startsWith('/')) fail(where, `JSON pointer "${path}" must start with /`);
-  return path.slice(1).split('/').map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'));
-}
+/** Messages for the JSON patch failures a kustomization author makes most. */
+const JSON_PATCH_MESSAGES: Record<string, (op: JsonPatchOp) => string> = {
+  OPERATION_PATH_UNRESOLVABLE: (op) => `path ${op.path} does not exist`,
+  OPERATION_PATH_CANNOT_ADD: (op) => `path ${op.path} does not exist`,
+  OPERATION_VALUE_OUT_OF_BOUNDS: (op) => `index ${op.path.split('/').pop()} is out of range for ${op.path}`,
+  TEST_OPERATION_FAILED: (op) => `test of ${op.path} failed`,
+};
 
 /** Applies RFC 6902 operations (add, remove, replace, test, move, copy) to a copy of `doc`. */
 export function applyJsonPatch(doc: Json, ops: readonly JsonPatchOp[], where: string): Json {
-  let root = structuredClone(doc);
-  const parentOf = (tokens: string[], path: string): { parent: Json[] | { [key: string]: Json }; last: string } => {
-    let node: Json = root;
-    for (const t of tokens.slice(0, -1)) {
-      const next: Json | undefined = Array.isArray(node) ? node[Number(t)] : isMap(node) ? node[t] : undefined;
-      if (next === undefined || next === null || typeof next !== 'object') fail(where, `path ${path} does not exist`);
-      node = next;
-    }
-    if (node === null || typeof node !== 'object') fail(where, `path ${path} does not exist`);
-    return { parent: node, last: tokens[tokens.length - 1]! };
-  };
-  const get = (path: string): Json => {
-    let node: Json = root;
-    for (const t of pointer(path, where)) {
-      const next: Json | undefined = Array.isArray(node) ? node[Number(t)] : isMap(node) ? node[t] : undefined;
-      if (next === undefined) fail(where, `path ${path} does not exist`);
-      node = next;
-    }
-    return node;
-  };
-  const remove = (path: string): Json => {
-    const tokens = pointer(path, where);
-    if (tokens.length === 0) fail(where, 'cannot remove the whole document');
-    const { parent, last } = parentOf(tokens, path);
-    if (Array.isArray(parent)) {
-      const i = Number(last);
-      if (!Number.isInteger(i) || i < 0 || i >= parent.length) fail(where, `path ${path} does not exist`);
-      return parent.splice(i, 1)[0]!;
-    }
-    if (!(last in parent)) fail(where, `path ${path} does not exist`);
-    const old = parent[last]!;
-    delete parent[last];
-    return old;
-  };
-  const add = (path: string, value: Json): void => {
-    const tokens = pointer(path, where);
-    if (tokens.length === 0) {
-      root = value;
-      return;
-    }
-    const { parent, last } = parentOf(tokens, path);
-    if (Array.isArray(parent)) {
-      const i = last === '-' ? parent.length : Number(last);
-      if (!Number.isInteger(i) || i < 0 || i > parent.length) fail(where, `index ${last} is out of range for ${path}`);
-      parent.splice(i, 0, value);
-    } else parent[last] = value;
-  };
-  for (const op of ops) {
-    switch (op.op) {
-      case 'add':
-        add(op.path, structuredClone(op.value ?? null));
-        break;
-      case 'remove':
-        remove(op.path);
-        break;
-      case 'replace':
-        remove(op.path);
-        add(op.path, structuredClone(op.value ?? null));
-        break;
-      case 'test':
-        if (JSON.stringify(get(op.path)) !== JSON.stringify(op.value)) fail(where, `test of ${op.path} failed`);
-        break;
-      case 'move':
-        add(op.path, remove(op.from ?? fail(where, 'move needs from')));
-        break;
-      case 'copy':
-        add(op.path, structuredClone(get(op.from ?? fail(where, 'copy needs from'))));
-        break;
-      default:
-        fail(where, `unknown JSON patch op ${String((op as { op: unknown }).op)}`);
-    }
+  if (ops.some((op) => op.op === 'remove' && op.path === '')) fail(where, 'cannot remove the whole document');
+  try {
+    return jsonPatch.applyPatch(doc, structuredClone(ops) as JsonPatchOp[], true, false).newDocument;
+  } catch (e) {
+    if (!(e instanceof jsonPatch.JsonPatchError)) throw e;
+    const op = e.operation as JsonPatchOp;
+    return fail(where, JSON_PATCH_MESSAGES[e.name]?.(op) ?? `${e.message.split('\n')[0]} (${JSON.stringify(op)})`);
   }
-  return root;
 }
 
 async function loadPatch(dir: string, entry: PatchEntry, where: string): Promise<{ content: unknown; source: string }> {

@@ -139,13 +139,11 @@ function podTemplateOf(obj: K8sObject): PodTemplateView | undefined {
     case 'StatefulSet':
     case 'DaemonSet':
     case 'ReplicaSet':
-      return spec?.template?.spec ? { spec: spec.template.spec, serving: true } : undefined;
     case 'Job':
-      return spec?.template?.spec ? { spec: spec.template.spec, serving: false } : undefined;
+    case 'Notebook':
+      return spec?.template?.spec ? { spec: spec.template.spec, serving: obj.kind !== 'Job' && obj.kind !== 'Notebook' } : undefined;
     case 'CronJob':
       return spec?.jobTemplate?.spec?.template?.spec ? { spec: spec.jobTemplate.spec.template.spec, serving: false } : undefined;
-    case 'Notebook':
-      return spec?.template?.spec ? { spec: spec.template.spec, serving: false } : undefined;
     case 'InferenceService': {
       // The predictor is a pod spec whose container is the model (KServe merges it into the
       // runtime's container); Knative probes the pods itself, so no probes are required.

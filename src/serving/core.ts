@@ -56,7 +56,14 @@ export interface PredictReply {
 
 /** tf.Example as a message object (features.feature map of bytes_list / float_list / int64_list). */
 export interface ExampleMessage {
-  features?: { feature?: Record<string, { bytes_list?: { value?: Uint8Array[] }; float_list?: { value?: number[] }; int64_list?: { value?: number[] } }> } | null;
+  features?: { feature?: Record<string, FeatureMessage> } | null;
+}
+
+/** One tf.train.Feature of an Example: a bytes, float or int64 list. */
+export interface FeatureMessage {
+  bytes_list?: { value?: Uint8Array[] } | null;
+  float_list?: { value?: number[] } | null;
+  int64_list?: { value?: number[] } | null;
 }
 
 export interface InputMessage {
@@ -324,24 +331,20 @@ export class ServingCore {
   }
 
   classify(req: ClassifyRequestMessage, entry: Entrypoint): Promise<{ model_spec: ReplyModelSpec; result: ClassificationResultMessage }> {
-    return this.measure('Classify', entry, req.model_spec, async () => {
-      const handle = this.acquire(req.model_spec);
-      try {
-        const key = signatureKey(req.model_spec!);
-        const result = await this.classifyWith(handle, key, req.input);
-        return { model_spec: { name: handle.name, version: handle.version, signature_name: key }, result };
-      } finally {
-        handle.release();
-      }
-    });
+    return this.examplesCall('Classify', req, entry, (handle, key) => this.classifyWith(handle, key, req.input));
   }
 
   regress(req: ClassifyRequestMessage, entry: Entrypoint): Promise<{ model_spec: ReplyModelSpec; result: RegressionResultMessage }> {
-    return this.measure('Regress', entry, req.model_spec, async () => {
+    return this.examplesCall('Regress', req, entry, (handle, key) => this.regressWith(handle, key, req.input));
+  }
+
+  /** Classify or Regress: `run` on the requested model version and signature, answered with its model_spec. */
+  private examplesCall<R>(api: string, req: ClassifyRequestMessage, entry: Entrypoint, run: (handle: ServableHandle, key: string) => Promise<R>): Promise<{ model_spec: ReplyModelSpec; result: R }> {
+    return this.measure(api, entry, req.model_spec, async () => {
       const handle = this.acquire(req.model_spec);
       try {
         const key = signatureKey(req.model_spec!);
-        const result = await this.regressWith(handle, key, req.input);
+        const result = await run(handle, key);
         return { model_spec: { name: handle.name, version: handle.version, signature_name: key }, result };
       } finally {
         handle.release();

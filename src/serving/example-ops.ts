@@ -14,16 +14,7 @@ import { registerGraphOp } from '../convert/graph/ops.js';
 import { LensError } from '../core/errors.js';
 import protobuf from 'protobufjs';
 import { decodeMessage } from '../proto/index.js';
-
-interface FeatureMessage {
-  bytes_list?: { value?: Uint8Array[] } | null;
-  float_list?: { value?: number[] } | null;
-  int64_list?: { value?: number[] } | null;
-}
-
-interface ExampleMessage {
-  features?: { feature?: Record<string, FeatureMessage> } | null;
-}
+import type { ExampleMessage, FeatureMessage } from './core.js';
 
 type Kind = 'float32' | 'int32' | 'string';
 

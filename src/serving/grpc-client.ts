@@ -26,7 +26,7 @@ import {
   type ServedModelSpec,
   type ServingClient,
 } from './client-api.js';
-import { encodeRaw, grpcChannel, grpcTarget, MAX_MESSAGE_BYTES, MODEL_SERVICE, PREDICTION_SERVICE, SIGNATURE_DEF_MAP_URL, stateName } from './grpc.js';
+import { encodeRaw, grpcChannel, grpcMetadata, grpcTarget, MAX_MESSAGE_BYTES, MODEL_SERVICE, PREDICTION_SERVICE, SIGNATURE_DEF_MAP_URL, stateName } from './grpc.js';
 import type { ModelSource } from './manager.js';
 import type { SignatureDefJson } from './signature.js';
 import { signatureFromMessage } from './signature.js';
@@ -146,12 +146,6 @@ export class GrpcServingClient implements ServingClient {
     this.client = grpcChannel(options.target, options.tls, this.maxBytes, options.hostHeader);
   }
 
-  private metadata(call: CallOptions): grpc.Metadata {
-    const md = new grpc.Metadata();
-    for (const [k, v] of Object.entries({ ...this.options.metadata, ...call.metadata })) md.set(k.toLowerCase(), v);
-    return md;
-  }
-
   private error(e: grpc.ServiceError, method: string): ServingError {
     const status = statusName(e.code);
     const details = e.details || e.message;
@@ -190,7 +184,7 @@ export class GrpcServingClient implements ServingClient {
           (b) => b,
           (b) => b,
           request,
-          this.metadata(call),
+          grpcMetadata({ ...this.options.metadata, ...call.metadata }),
           { deadline },
           (err, reply) => (err ? reject(this.error(err, method)) : resolve(reply!)),
         );

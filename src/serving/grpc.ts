@@ -96,6 +96,13 @@ export function grpcTarget(target: string): string {
   return target.replace(/^grpcs?:\/\//, '');
 }
 
+/** gRPC metadata from plain entries (keys lower-cased, as HTTP/2 requires). */
+export function grpcMetadata(entries: Record<string, string> | undefined): grpc.Metadata {
+  const md = new grpc.Metadata();
+  for (const [k, v] of Object.entries(entries ?? {})) md.set(k.toLowerCase(), v);
+  return md;
+}
+
 /** Encodes a plain message object without a fromObject pass (fields must already be wire-typed). */
 export function encodeRaw(type: string, value: object): Buffer {
   const bytes = protoType(type).encode(value as Record<string, unknown>).finish();

@@ -17,7 +17,7 @@
 import * as grpc from '@grpc/grpc-js';
 import { decodeMessage, protoEnum } from '../proto/index.js';
 import type { TlsOptions } from './client-api.js';
-import { encodeRaw, grpcChannel, MAX_MESSAGE_BYTES } from './grpc.js';
+import { encodeRaw, grpcChannel, grpcMetadata, MAX_MESSAGE_BYTES } from './grpc.js';
 import type { ModelManager } from './manager.js';
 import { noRouteProblem, reachProblem } from './reach.js';
 import { ServingError, statusName, toServingError, truncateForGrpc } from './status.js';
@@ -166,12 +166,6 @@ export interface HealthClientOptions {
   hostHeader?: string;
 }
 
-function metadataOf(entries: Record<string, string> | undefined): grpc.Metadata {
-  const md = new grpc.Metadata();
-  for (const [k, v] of Object.entries(entries ?? {})) md.set(k.toLowerCase(), v);
-  return md;
-}
-
 function healthError(e: unknown, target: string, hostHeader: string | undefined): ServingError {
   const err = e as Partial<grpc.ServiceError>;
   const status = statusName(err.code ?? 2);
@@ -207,7 +201,7 @@ export async function checkHealth(target: string, service = '', options: HealthC
         identity,
         identity,
         request,
-        metadataOf(options.metadata),
+        grpcMetadata(options.metadata),
         { deadline: Date.now() + (options.timeoutMs ?? 5000) },
         (err, bytes) => (err ? reject(healthError(err, target, options.hostHeader)) : resolve(bytes!)),
       ),
@@ -231,7 +225,7 @@ export async function checkHealth(target: string, service = '', options: HealthC
  */
 export async function* watchHealth(target: string, service = '', options: HealthClientOptions & { signal?: AbortSignal } = {}): AsyncGenerator<HealthStatus> {
   const channel = grpcChannel(target, options.tls, MAX_MESSAGE_BYTES, options.hostHeader);
-  const call = channel.makeServerStreamRequest<Buffer, Buffer>(`/${HEALTH_SERVICE}/Watch`, identity, identity, encodeRaw(REQUEST, { service }), metadataOf(options.metadata), {});
+  const call = channel.makeServerStreamRequest<Buffer, Buffer>(`/${HEALTH_SERVICE}/Watch`, identity, identity, encodeRaw(REQUEST, { service }), grpcMetadata(options.metadata), {});
   const cancel = () => call.cancel();
   options.signal?.addEventListener('abort', cancel, { once: true });
   try {

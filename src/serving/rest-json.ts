@@ -12,7 +12,7 @@
  * const text = predictReplyJson(outputs, format);
  */
 import { allocateValues, dtypeOfDataType, type HostDType, type HostTensor, type HostValues, type TensorDecodeLimits } from '../tensor/index.js';
-import type { ExampleMessage } from './core.js';
+import type { ExampleMessage, FeatureMessage } from './core.js';
 import { formatFloat, isJsonList, JsonNumber, jsonString, NumberBlock } from './json.js';
 import { tfDtypeString } from './servable.js';
 import type { SignatureSpec, TensorSpec } from './signature.js';
@@ -447,14 +447,19 @@ function subtreeSize(t: HostTensor, dim: number): number {
   return n;
 }
 
-/** JSON of dims [dim..] of `t` from element `offset`, for a small subtree; returns it and the next offset. */
-function writeValues(t: HostTensor, dim: number, offset: number, asBytes: boolean, dec: { decode(b: Uint8Array): string }): [string, number] {
-  if (dim > t.shape.length - 1) return [writeScalar(t, offset, asBytes, dec), offset + 1];
+/** JSON lists of dims [dim..] of `t` from element `offset`, each value written by `scalar`; returns it and the next offset. */
+function nestedJson(t: HostTensor, dim: number, offset: number, scalar: (i: number) => string, separator: string): [string, number] {
+  if (dim >= t.shape.length) return [scalar(offset), offset + 1];
   const size = t.shape[dim]!;
   const parts: string[] = new Array(size);
   let pos = offset;
-  for (let i = 0; i < size; i++) [parts[i], pos] = writeValues(t, dim + 1, pos, asBytes, dec);
-  return [`[${parts.join(', ')}]`, pos];
+  for (let i = 0; i < size; i++) [parts[i], pos] = nestedJson(t, dim + 1, pos, scalar, separator);
+  return [`[${parts.join(separator)}]`, pos];
+}
+
+/** JSON of dims [dim..] of `t` from element `offset`, for a small subtree of a reply. */
+function writeValues(t: HostTensor, dim: number, offset: number, asBytes: boolean, dec: { decode(b: Uint8Array): string }): [string, number] {
+  return nestedJson(t, dim, offset, (i) => writeScalar(t, i, asBytes, dec), ', ');
 }
 
 /** Pieces of the JSON of dims [dim..] of `t` from element `offset`; returns the next offset. */
@@ -559,8 +564,6 @@ export function predictReplyJson(outputs: Record<string, HostTensor>, format: Js
 
 // ------------------------------------------------------------------------------------------------
 // classify / regress
-
-type FeatureMessage = NonNullable<NonNullable<ExampleMessage['features']>['feature']>[string];
 
 function addFeatureValue(v: unknown, name: string, f: FeatureMessage): void {
   const kindError = () => {
@@ -668,12 +671,7 @@ function clientScalar(t: HostTensor, i: number): string {
 
 /** JSON text of a tensor's values from dimension `dim`, starting at element `offset`. */
 function clientValues(t: HostTensor, dim: number, offset: number): [string, number] {
-  if (dim >= t.shape.length) return [clientScalar(t, offset), offset + 1];
-  const size = t.shape[dim]!;
-  const parts: string[] = new Array(size);
-  let pos = offset;
-  for (let i = 0; i < size; i++) [parts[i], pos] = clientValues(t, dim + 1, pos);
-  return [`[${parts.join(',')}]`, pos];
+  return nestedJson(t, dim, offset, (i) => clientScalar(t, i), ',');
 }
 
 /** The body of a REST predict request in row or columnar format. */

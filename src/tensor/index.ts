@@ -115,6 +115,15 @@ const BYTES_PER_ELEMENT: Record<Exclude<HostDType, 'string'>, number> = {
   uint8: 1, uint16: 2, uint32: 4, uint64: 8, bool: 1, complex64: 8, complex128: 16,
 };
 
+type NumericValues = Exclude<HostValues, Uint8Array[]>;
+
+/** The typed array holding each numeric host dtype (half/bfloat16 widened; complex interleaved). */
+const ARRAY_OF: Record<Exclude<HostDType, 'string'>, { new (length: number): NumericValues; new (buffer: ArrayBufferLike, byteOffset: number, length: number): NumericValues }> = {
+  float32: Float32Array, float64: Float64Array, float16: Float32Array, bfloat16: Float32Array, int8: Int8Array, int16: Int16Array,
+  int32: Int32Array, int64: BigInt64Array, uint8: Uint8Array, uint16: Uint16Array, uint32: Uint32Array, uint64: BigUint64Array,
+  bool: Uint8Array, complex64: Float32Array, complex128: Float64Array,
+};
+
 if (endianness() !== 'LE') {
   // tensor_content and TensorBundles are little-endian; typed-array views would read them wrongly.
   throw new LensError('UNSUPPORTED', 'serving-lens needs a little-endian machine (tensor bytes are little-endian)');
@@ -204,42 +213,10 @@ function checkShape(shape: readonly number[], what: string): void {
 
 /** A typed array of the host dtype with `n` elements (zeros). */
 export function allocateValues<D extends HostDType>(dtype: D, n: number): HostValuesByDType[D] {
-  const make = (): HostValues => {
-    switch (dtype) {
-      case 'float32':
-      case 'float16':
-      case 'bfloat16':
-        return new Float32Array(n);
-      case 'float64':
-        return new Float64Array(n);
-      case 'int8':
-        return new Int8Array(n);
-      case 'int16':
-        return new Int16Array(n);
-      case 'int32':
-        return new Int32Array(n);
-      case 'int64':
-        return new BigInt64Array(n);
-      case 'uint8':
-      case 'bool':
-        return new Uint8Array(n);
-      case 'uint16':
-        return new Uint16Array(n);
-      case 'uint32':
-        return new Uint32Array(n);
-      case 'uint64':
-        return new BigUint64Array(n);
-      case 'complex64':
-        return new Float32Array(2 * n);
-      case 'complex128':
-        return new Float64Array(2 * n);
-      case 'string':
-        return Array.from({ length: n }, () => new Uint8Array(0));
-      default:
-        throw new LensError('DTYPE_UNSUPPORTED', `unknown dtype "${String(dtype)}"`);
-    }
-  };
-  return make() as HostValuesByDType[D];
+  if (dtype === 'string') return Array.from({ length: n }, () => new Uint8Array(0)) as HostValuesByDType[D];
+  const Values = ARRAY_OF[dtype as Exclude<HostDType, 'string'>];
+  if (!Values) throw new LensError('DTYPE_UNSUPPORTED', `unknown dtype "${String(dtype)}"`);
+  return new Values(dtype === 'complex64' || dtype === 'complex128' ? 2 * n : n) as HostValuesByDType[D];
 }
 
 /**
@@ -357,37 +334,10 @@ export function viewBytesAs<D extends Exclude<HostDType, 'string' | 'float16' | 
     buf = new Uint8Array(bytes.byteLength);
     buf.set(bytes);
   }
-  const length = buf.byteLength / size;
-  const make = (): HostValues => {
-    switch (dtype) {
-      case 'float32':
-      case 'complex64':
-        return new Float32Array(buf.buffer, buf.byteOffset, length);
-      case 'float64':
-      case 'complex128':
-        return new Float64Array(buf.buffer, buf.byteOffset, length);
-      case 'int8':
-        return new Int8Array(buf.buffer, buf.byteOffset, length);
-      case 'int16':
-        return new Int16Array(buf.buffer, buf.byteOffset, length);
-      case 'int32':
-        return new Int32Array(buf.buffer, buf.byteOffset, length);
-      case 'int64':
-        return new BigInt64Array(buf.buffer, buf.byteOffset, length);
-      case 'uint8':
-      case 'bool':
-        return new Uint8Array(buf.buffer, buf.byteOffset, length);
-      case 'uint16':
-        return new Uint16Array(buf.buffer, buf.byteOffset, length);
-      case 'uint32':
-        return new Uint32Array(buf.buffer, buf.byteOffset, length);
-      case 'uint64':
-        return new BigUint64Array(buf.buffer, buf.byteOffset, length);
-      default:
-        throw new LensError('DTYPE_UNSUPPORTED', `cannot view bytes as ${String(dtype)}`);
-    }
-  };
-  return make() as HostValuesByDType[D];
+  const widened = (dtype as HostDType) === 'float16' || (dtype as HostDType) === 'bfloat16';
+  const Values = ARRAY_OF[dtype];
+  if (!Values || widened) throw new LensError('DTYPE_UNSUPPORTED', `cannot view bytes as ${String(dtype)}`);
+  return new Values(buf.buffer, buf.byteOffset, buf.byteLength / size) as HostValuesByDType[D];
 }
 
 /**
@@ -439,38 +389,12 @@ function toBigInt(v: number | string | bigint, what: string): bigint {
   }
 }
 
-/** Name of the `*_val` field that carries a host dtype. */
-function valField(dtype: HostDType): keyof TensorProtoMessage {
-  switch (dtype) {
-    case 'float32':
-      return 'float_val';
-    case 'float64':
-      return 'double_val';
-    case 'float16':
-    case 'bfloat16':
-      return 'half_val';
-    case 'int8':
-    case 'int16':
-    case 'int32':
-    case 'uint8':
-    case 'uint16':
-      return 'int_val';
-    case 'int64':
-      return 'int64_val';
-    case 'uint32':
-      return 'uint32_val';
-    case 'uint64':
-      return 'uint64_val';
-    case 'bool':
-      return 'bool_val';
-    case 'string':
-      return 'string_val';
-    case 'complex64':
-      return 'scomplex_val';
-    case 'complex128':
-      return 'dcomplex_val';
-  }
-}
+/** Name of the `*_val` field that carries each host dtype. */
+const VAL_FIELD: Record<HostDType, keyof TensorProtoMessage> = {
+  float32: 'float_val', float64: 'double_val', float16: 'half_val', bfloat16: 'half_val', int8: 'int_val', int16: 'int_val',
+  int32: 'int_val', uint8: 'int_val', uint16: 'int_val', int64: 'int64_val', uint32: 'uint32_val', uint64: 'uint64_val',
+  bool: 'bool_val', string: 'string_val', complex64: 'scomplex_val', complex128: 'dcomplex_val',
+};
 
 /**
  * Bounds on what a TensorProto may make the decoder allocate beyond the bytes it carries. A server
@@ -550,7 +474,7 @@ export function decodeTensorProto(msg: TensorProtoMessage | Uint8Array, what = '
     if (dtype === 'string') throw new LensError('TENSOR_INVALID', `${what}: DT_STRING tensors cannot use tensor_content`);
     return hostTensorFromBytes(dtype, shape, content, what);
   }
-  const field = valField(dtype);
+  const field = VAL_FIELD[dtype];
   const src = (msg[field] ?? []) as ArrayLike<unknown>;
   checkTensorLimits(dtype, shape, src.length, limits, what);
   switch (dtype) {
@@ -573,18 +497,6 @@ export function decodeTensorProto(msg: TensorProtoMessage | Uint8Array, what = '
       fillFrom<bigint>(out, big, n, what, field);
       return { dtype, shape, values: out } as HostTensor;
     }
-    case 'bool': {
-      const out = allocateValues('bool', n);
-      fillFrom(out, Array.from(src as ArrayLike<boolean>, (b) => (b ? 1 : 0)), n, what, field);
-      return { dtype, shape, values: out };
-    }
-    case 'float16':
-    case 'bfloat16': {
-      const widen = dtype === 'float16' ? halfToFloat : bfloat16ToFloat;
-      const out = allocateValues(dtype, n);
-      fillFrom(out, Array.from(src as ArrayLike<number>, (b) => widen(b & 0xffff)), n, what, field);
-      return { dtype, shape, values: out } as HostTensor;
-    }
     case 'complex64':
     case 'complex128': {
       const out = allocateValues(dtype, n);
@@ -597,8 +509,11 @@ export function decodeTensorProto(msg: TensorProtoMessage | Uint8Array, what = '
       return { dtype, shape, values: out } as HostTensor;
     }
     default: {
+      // bool_val holds booleans and half_val the 16 bits of each value: both become numbers first.
+      const widen = dtype === 'float16' ? halfToFloat : dtype === 'bfloat16' ? bfloat16ToFloat : undefined;
+      const numbers = dtype === 'bool' ? Array.from(src as ArrayLike<boolean>, (b) => (b ? 1 : 0)) : widen ? Array.from(src as ArrayLike<number>, (b) => widen(b & 0xffff)) : (src as ArrayLike<number>);
       const out = allocateValues(dtype, n);
-      fillFrom(out as Float32Array, src as ArrayLike<number>, n, what, field);
+      fillFrom(out as Float32Array, numbers, n, what, field);
       return { dtype, shape, values: out } as HostTensor;
     }
   }
@@ -655,38 +570,13 @@ export function encodeTensorProto(host: HostTensor, options: EncodeTensorOptions
     return msg;
   }
   // Plain arrays: protobufjs's fromObject/verify (used by encodeMessage and gRPC loaders) reject typed arrays.
-  switch (host.dtype) {
-    case 'float32':
-      msg.float_val = Array.from(host.values);
-      break;
-    case 'float64':
-      msg.double_val = Array.from(host.values);
-      break;
-    case 'int8':
-    case 'int16':
-    case 'int32':
-    case 'uint8':
-    case 'uint16':
-      msg.int_val = Array.from(host.values);
-      break;
-    case 'uint32':
-      msg.uint32_val = Array.from(host.values);
-      break;
-    case 'int64':
-    case 'uint64':
-      // protobufjs writes int64 from JS numbers: exact up to 2^53 (tensor_content is exact for all).
-      msg[host.dtype === 'int64' ? 'int64_val' : 'uint64_val'] = Array.from(host.values as ArrayLike<bigint>, (v) => Number(v));
-      break;
-    case 'bool':
-      msg.bool_val = Array.from(host.values, (v) => v !== 0);
-      break;
-    case 'complex64':
-      msg.scomplex_val = Array.from(host.values);
-      break;
-    case 'complex128':
-      msg.dcomplex_val = Array.from(host.values);
-      break;
-  }
+  // protobufjs writes int64 from JS numbers: exact up to 2^53 (tensor_content is exact for all).
+  (msg as Record<string, unknown>)[VAL_FIELD[host.dtype]] =
+    host.dtype === 'bool'
+      ? Array.from(host.values, (v) => v !== 0)
+      : host.dtype === 'int64' || host.dtype === 'uint64'
+        ? Array.from(host.values as ArrayLike<bigint>, (v) => Number(v))
+        : Array.from(host.values as ArrayLike<number>);
   return msg;
 }
 
@@ -698,22 +588,9 @@ const INT32_MAX = 2 ** 31 - 1;
 
 /** The tfjs dtype a host dtype becomes (tfjs has float32, int32, bool, string, complex64). */
 export function tfDtypeOf(dtype: HostDType): tf.DataType {
-  switch (dtype) {
-    case 'float32':
-    case 'float64':
-    case 'float16':
-    case 'bfloat16':
-      return 'float32';
-    case 'bool':
-      return 'bool';
-    case 'string':
-      return 'string';
-    case 'complex64':
-    case 'complex128':
-      return 'complex64';
-    default:
-      return 'int32';
-  }
+  if (dtype === 'float32' || dtype === 'float64' || dtype === 'float16' || dtype === 'bfloat16') return 'float32';
+  if (dtype === 'complex64' || dtype === 'complex128') return 'complex64';
+  return dtype === 'bool' || dtype === 'string' ? dtype : 'int32';
 }
 
 function toInt32(values: ArrayLike<number | bigint>, what: string, dtype: HostDType): Int32Array {
@@ -872,25 +749,16 @@ export function hostFromNested(value: unknown, dtype: HostDType, what = 'tensor'
  */
 export function hostToNested(host: HostTensor): unknown {
   const dec = new TextDecoder();
-  let flat: unknown[];
-  switch (host.dtype) {
-    case 'string':
-      flat = host.values.map((b) => dec.decode(b));
-      break;
-    case 'bool':
-      flat = Array.from(host.values, (v) => v !== 0);
-      break;
-    case 'int64':
-    case 'uint64':
-      flat = Array.from(host.values as ArrayLike<bigint>, (v) => Number(v));
-      break;
-    case 'complex64':
-    case 'complex128':
-      flat = Array.from({ length: host.values.length / 2 }, (_, i) => [host.values[2 * i]!, host.values[2 * i + 1]!]);
-      break;
-    default:
-      flat = Array.from(host.values as ArrayLike<number>);
-  }
+  const flat: unknown[] =
+    host.dtype === 'string'
+      ? host.values.map((b) => dec.decode(b))
+      : host.dtype === 'bool'
+        ? Array.from(host.values, (v) => v !== 0)
+        : host.dtype === 'int64' || host.dtype === 'uint64'
+          ? Array.from(host.values as ArrayLike<bigint>, (v) => Number(v))
+          : host.dtype === 'complex64' || host.dtype === 'complex128'
+            ? Array.from({ length: host.values.length / 2 }, (_, i) => [host.values[2 * i]!, host.values[2 * i + 1]!])
+            : Array.from(host.values as ArrayLike<number>);
   if (host.shape.length === 0) return flat[0];
   let pos = 0;
   const build = (depth: number): unknown[] => {

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { LensError } from '../../core/errors.js';
 import { addConnectionFlags } from '../server-flags.js';
 import { connectionOptions, type ConnectionSettings } from '../../serving/connection.js';
 
@@ -21,7 +22,7 @@ interface ProfileFlags extends ConnectionSettings {
 
 function intList(value: string, flag: string): number[] {
   const list = value.split(',').map((s) => Number(s.trim()));
-  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1)) throw new Error(`${flag} must be a comma-separated list of positive integers, got "${value}"`);
+  if (list.length === 0 || list.some((n) => !Number.isInteger(n) || n < 1)) throw new LensError('INVALID_ARGUMENT', `${flag} must be a comma-separated list of positive integers, got "${value}"`);
   return list;
 }
 
@@ -46,15 +47,8 @@ export function register(program: Command): void {
     .option('--timeout <ms>', 'deadline per request', '60000')
     .option('--json', 'print the result as JSON')
     .action(async (flags: ProfileFlags) => {
-      const { LensError } = await import('../../core/errors.js');
-      let batchSizes: number[];
-      let concurrency: number[];
-      try {
-        batchSizes = intList(flags.batchSizes, '--batch-sizes');
-        concurrency = intList(flags.concurrency, '--concurrency');
-      } catch (e) {
-        throw new LensError('INVALID_ARGUMENT', (e as Error).message);
-      }
+      const batchSizes = intList(flags.batchSizes, '--batch-sizes');
+      const concurrency = intList(flags.concurrency, '--concurrency');
       const trials = Number(flags.trials);
       const warmup = Number(flags.warmup);
       if (!Number.isInteger(trials) || trials < 1) throw new LensError('INVALID_ARGUMENT', `--trials must be a positive integer, got "${flags.trials}"`);

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { LensError } from '../../core/errors.js';
 
 interface ServeFlags {
   port: string;
@@ -34,7 +35,7 @@ export function parseChannelArguments(text: string): Record<string, number | str
   const out: Record<string, number | string> = {};
   for (const item of text.split(',').map((x) => x.trim()).filter(Boolean)) {
     const eq = item.indexOf('=');
-    if (eq <= 0) throw new Error(`--grpc_channel_arguments: "${item}" is not key=value`);
+    if (eq <= 0) throw new LensError('INVALID_ARGUMENT', `--grpc_channel_arguments: "${item}" is not key=value`);
     const value = item.slice(eq + 1).trim();
     out[item.slice(0, eq).trim()] = value !== '' && Number.isFinite(Number(value)) ? Number(value) : value;
   }
@@ -43,7 +44,7 @@ export function parseChannelArguments(text: string): Record<string, number | str
 
 function int(value: string, flag: string, min: number): number {
   const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new Error(`${flag} must be an integer >= ${min}, got "${value}"`);
+  if (!Number.isInteger(n) || n < min) throw new LensError('INVALID_ARGUMENT', `${flag} must be an integer >= ${min}, got "${value}"`);
   return n;
 }
 
@@ -85,37 +86,27 @@ export function register(program: Command): void {
       const { readFile } = await import('node:fs/promises');
       const { startServer } = await import('../../serving/server.js');
       const { savedModelLoader } = await import('../../serving/savedmodel-servable.js');
-      const { LensError } = await import('../../core/errors.js');
       const bad = (m: string) => new LensError('INVALID_ARGUMENT', m);
-      let port: number;
-      let restPort: number;
-      let poll: number;
-      let timeout: number;
-      let limits: Pick<import('../../serving/server.js').ServerOptions, 'maxRestBodyBytes' | 'restMaxJsonNodes' | 'tensorLimits' | 'restConnections' | 'grpcChannelArguments'>;
-      try {
-        port = int(flags.port, '--port', 0);
-        restPort = int(flags.rest_api_port, '--rest_api_port', 0);
-        poll = int(flags.file_system_poll_wait_seconds, '--file_system_poll_wait_seconds', 0);
-        timeout = int(flags.rest_api_timeout_in_ms, '--rest_api_timeout_in_ms', 0);
-        limits = {
-          maxRestBodyBytes: int(flags.rest_api_max_body_bytes, '--rest_api_max_body_bytes', 1),
-          restMaxJsonNodes: int(flags.rest_api_max_json_nodes, '--rest_api_max_json_nodes', 1),
-          tensorLimits: {
-            maxBroadcastElements: int(flags.max_broadcast_elements, '--max_broadcast_elements', 0),
-            maxStringElements: int(flags.max_string_elements, '--max_string_elements', 0),
-            maxStringBytes: int(flags.max_string_bytes, '--max_string_bytes', 0),
-          },
-          restConnections: {
-            headersTimeoutMs: int(flags.rest_api_header_timeout_in_ms, '--rest_api_header_timeout_in_ms', 1),
-            requestTimeoutMs: int(flags.rest_api_body_timeout_in_ms, '--rest_api_body_timeout_in_ms', 1),
-            idleTimeoutMs: int(flags.rest_api_idle_timeout_in_ms, '--rest_api_idle_timeout_in_ms', 1),
-            maxConnections: int(flags.rest_api_max_connections, '--rest_api_max_connections', 1),
-          },
-          ...(flags.grpc_channel_arguments ? { grpcChannelArguments: parseChannelArguments(flags.grpc_channel_arguments) } : {}),
-        };
-      } catch (e) {
-        throw bad((e as Error).message);
-      }
+      const port = int(flags.port, '--port', 0);
+      const restPort = int(flags.rest_api_port, '--rest_api_port', 0);
+      const poll = int(flags.file_system_poll_wait_seconds, '--file_system_poll_wait_seconds', 0);
+      const timeout = int(flags.rest_api_timeout_in_ms, '--rest_api_timeout_in_ms', 0);
+      const limits = {
+        maxRestBodyBytes: int(flags.rest_api_max_body_bytes, '--rest_api_max_body_bytes', 1),
+        restMaxJsonNodes: int(flags.rest_api_max_json_nodes, '--rest_api_max_json_nodes', 1),
+        tensorLimits: {
+          maxBroadcastElements: int(flags.max_broadcast_elements, '--max_broadcast_elements', 0),
+          maxStringElements: int(flags.max_string_elements, '--max_string_elements', 0),
+          maxStringBytes: int(flags.max_string_bytes, '--max_string_bytes', 0),
+        },
+        restConnections: {
+          headersTimeoutMs: int(flags.rest_api_header_timeout_in_ms, '--rest_api_header_timeout_in_ms', 1),
+          requestTimeoutMs: int(flags.rest_api_body_timeout_in_ms, '--rest_api_body_timeout_in_ms', 1),
+          idleTimeoutMs: int(flags.rest_api_idle_timeout_in_ms, '--rest_api_idle_timeout_in_ms', 1),
+          maxConnections: int(flags.rest_api_max_connections, '--rest_api_max_connections', 1),
+        },
+        ...(flags.grpc_channel_arguments ? { grpcChannelArguments: parseChannelArguments(flags.grpc_channel_arguments) } : {}),
+      };
       if (flags.model_base_path && flags.model_config_file) throw bad('give --model_base_path or --model_config_file, not both');
       if (!flags.model_base_path && !flags.model_config_file) throw bad('give --model_base_path (and --model_name) or --model_config_file');
       if (flags.batching_parameters_file && !flags.enable_batching) throw bad('--batching_parameters_file needs --enable_batching');
