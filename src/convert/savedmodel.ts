@@ -10,7 +10,8 @@ import { writeGraphModel } from './graph/io.js';
 import { OBJECT_GRAPH_KEY, variableKeys } from './graph/variables.js';
 import { LensError } from '../core/errors.js';
 import { readTensorBundle, type TensorBundle } from '../savedmodel/bundle.js';
-import { DEFAULT_SIGNATURE, SERVE_TAG, readSavedModel, selectMetaGraph, type MetaGraphInfo } from '../savedmodel/savedmodel.js';
+import { DEFAULT_SIGNATURE, SERVE_TAG, readSavedModel, selectMetaGraph, type MetaGraphInfo, type SavedModelInfo } from '../savedmodel/savedmodel.js';
+import type { HostTensor } from '../tensor/index.js';
 
 /** Progress of loading: reading files, converting a signature, building its weights. */
 export interface LoadProgress {
@@ -40,6 +41,33 @@ export interface ConvertSavedModelResult {
   opCounts: Record<string, number>;
 }
 
+/**
+ * The variables of a SavedModel's MetaGraph: each variable node's bundle key, and a reader of
+ * bundle values by key (which fails for exports without a variables/ bundle).
+ *
+ * @example
+ * const { keys, read } = await openVariables(info, metaGraph);
+ * await read(keys.get('dense/kernel')!);
+ */
+export async function openVariables(info: SavedModelInfo, metaGraph: MetaGraphInfo): Promise<{ keys: Map<string, string>; read(key: string): Promise<HostTensor> }> {
+  let bundle: TensorBundle | undefined;
+  let objectGraph: Uint8Array | undefined;
+  if (info.hasVariables) {
+    bundle = await readTensorBundle(info.dir);
+    if (bundle.entries.has(OBJECT_GRAPH_KEY)) {
+      const t = await bundle.read(OBJECT_GRAPH_KEY);
+      if (t.dtype === 'string') objectGraph = t.values[0];
+    }
+  }
+  return {
+    keys: variableKeys(metaGraph.def, bundle?.names ?? [], objectGraph),
+    read: (key) => {
+      if (!bundle) throw new LensError('SAVEDMODEL_CORRUPT', `${info.dir} has no variables/ bundle but the graph reads variable "${key}"`);
+      return bundle.read(key);
+    },
+  };
+}
+
 function defaultSignature(mg: MetaGraphInfo): string {
   if (mg.signatures.some((s) => s.name === DEFAULT_SIGNATURE)) return DEFAULT_SIGNATURE;
   const first = mg.signatures.find((s) => s.outputs.length > 0 && !s.name.startsWith('__'));
@@ -58,23 +86,12 @@ function defaultSignature(mg: MetaGraphInfo): string {
 export async function convertSavedModelSignature(dir: string, options: Omit<ConvertSavedModelOptions, 'onProgress'> = {}): Promise<ConvertedGraph> {
   const info = await readSavedModel(dir);
   const mg = selectMetaGraph(info, options.tags ?? [SERVE_TAG]);
-  let bundle: TensorBundle | undefined;
-  let objectGraph: Uint8Array | undefined;
-  if (info.hasVariables) {
-    bundle = await readTensorBundle(info.dir);
-    if (bundle.entries.has(OBJECT_GRAPH_KEY)) {
-      const t = await bundle.read(OBJECT_GRAPH_KEY);
-      if (t.dtype === 'string') objectGraph = t.values[0];
-    }
-  }
+  const variables = await openVariables(info, mg);
   return convertSignature({
     metaGraph: mg,
     signature: options.signature ?? defaultSignature(mg),
-    variableKeys: variableKeys(mg.def, bundle?.names ?? [], objectGraph),
-    readVariable: (key) => {
-      if (!bundle) throw new LensError('SAVEDMODEL_CORRUPT', `${info.dir} has no variables/ bundle but the graph reads variable "${key}"`);
-      return bundle.read(key);
-    },
+    variableKeys: variables.keys,
+    readVariable: variables.read,
     ...(options.cutAt ? { cutAt: options.cutAt } : {}),
   });
 }

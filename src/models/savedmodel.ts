@@ -14,6 +14,7 @@ import { LensError } from '../core/errors.js';
 import { checkPixels, createTfModel, type ImageModel, type ScoreKind } from '../core/model.js';
 import { parsePreprocessing, preprocess, type PreprocessingName } from '../core/preprocess.js';
 import type { GraphTensor } from '../convert/graph/convert.js';
+import { parseTensorRef } from '../convert/graph/flatten.js';
 import { needsAsyncExecution } from '../convert/graph/ops.js';
 import type { EngineInfo } from '../engines/onnx/model.js';
 import { withEngine, type EngineChoice } from './engine.js';
@@ -94,14 +95,11 @@ function pick(list: readonly GraphTensor[], alias: string | undefined, role: str
 /** Whether an output tensor is computed by a Softmax (through Identity-like nodes). */
 function endsInSoftmax(graph: LoadedGraph, output: GraphTensor): boolean {
   const nodes = new Map(((graph.converted.artifacts.modelTopology as { node: { name: string; op: string; input: string[] }[] }).node).map((n) => [n.name, n]));
-  const [nodeName, index] = /^(.*):(\d+)$/.exec(output.name)?.slice(1) ?? [output.name, '0'];
-  let n = nodes.get(nodeName!);
-  let k = Number(index);
+  let [nodeName, k] = parseTensorRef(output.name);
+  let n = nodes.get(nodeName);
   for (let hops = 0; n && ['Identity', 'IdentityN', 'Snapshot'].includes(n.op) && hops < 100; hops++) {
-    const ref = n.input[n.op === 'IdentityN' ? k : 0] ?? '';
-    const m = /^(.*):(\d+)$/.exec(ref);
-    n = nodes.get(m ? m[1]! : ref);
-    k = m ? Number(m[2]) : 0;
+    [nodeName, k] = parseTensorRef(n.input[n.op === 'IdentityN' ? k : 0] ?? '');
+    n = nodes.get(nodeName);
   }
   return n?.op === 'Softmax';
 }

@@ -3,18 +3,14 @@
  * (real = scale * (q - zero_point), per tensor or per channel).
  */
 import { LensError } from '../../core/errors.js';
-import { halfToFloat } from '../../tensor/index.js';
+import { elementCount, halfToFloat } from '../../tensor/index.js';
 import type { TfliteTensor } from './reader.js';
-
-function product(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
 
 /** Raw stored values of a constant tensor as numbers (no dequantization). */
 function storedValues(t: TfliteTensor, source: string): Float32Array | Int32Array {
   const data = t.data!;
   const copy = new Uint8Array(data); // an aligned copy (data may be a Buffer view into the file)
-  const count = product(t.shape);
+  const count = elementCount(t.shape);
   const view = new DataView(copy.buffer);
   const need = (bytes: number) => {
     if (copy.length < count * bytes) {
@@ -71,7 +67,7 @@ export function dequantize(t: TfliteTensor, source: string): Float32Array {
   if (channels !== q.scale.length) {
     throw new LensError('MODEL_CORRUPT', `${source}: tensor ${t.index} (${t.name}) has ${q.scale.length} scales for ${channels} channels on axis ${dim}`);
   }
-  const inner = product(t.shape.slice(dim + 1));
+  const inner = elementCount(t.shape.slice(dim + 1));
   for (let i = 0; i < raw.length; i++) {
     const c = Math.floor(i / inner) % channels;
     out[i] = q.scale[c]! * (raw[i]! - (q.zeroPoint[c] ?? q.zeroPoint[0] ?? 0));

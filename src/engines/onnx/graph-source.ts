@@ -6,6 +6,7 @@
  * (Keras layers, TFLite operators).
  */
 import type * as tf from '@tensorflow/tfjs-core';
+import { parseTensorRef } from '../../convert/graph/flatten.js';
 import type { NodeDefMessage, AttrValueMessage } from '../../savedmodel/savedmodel.js';
 import { dataTypeName, decodeTensorProto, type HostTensor } from '../../tensor/index.js';
 
@@ -42,9 +43,7 @@ export interface TfGraphSource {
 
 /** A tensor reference "node:k" (or "node") split into its node and output index. */
 export function tensorKey(ref: string): { node: string; index: number; key: string } {
-  const m = /^(.*):(\d+)$/.exec(ref);
-  const node = m ? m[1]! : ref;
-  const index = m ? Number(m[2]) : 0;
+  const [node, index] = parseTensorRef(ref);
   return { node, index, key: `${node}:${index}` };
 }
 

@@ -12,13 +12,11 @@ import * as tf from '@tensorflow/tfjs-core';
 import { loadGraphModelSync, type GraphModel } from '@tensorflow/tfjs-converter';
 import { initBackend } from './index.js';
 import { assignedVariables, convertSignature, type ConvertedGraph, type GraphTensor } from '../../convert/graph/convert.js';
-import type { LoadProgress } from '../../convert/savedmodel.js';
+import { openVariables, type LoadProgress } from '../../convert/savedmodel.js';
 export type { LoadProgress } from '../../convert/savedmodel.js';
 import { VariableStore } from '../../convert/graph/ops.js';
-import { OBJECT_GRAPH_KEY, variableKeys } from '../../convert/graph/variables.js';
 import { LensError, errorMessage } from '../../core/errors.js';
 import { hostToTensor, tensorToHost, tfDtypeOf, type HostTensor } from '../../tensor/index.js';
-import { readTensorBundle, type TensorBundle } from '../../savedmodel/bundle.js';
 import { IMAGE_OPS } from './image-op-names.js';
 import { describeRunFailure, type RunNode } from './run-error.js';
 import {
@@ -159,16 +157,8 @@ export async function loadSavedModel(dir: string, options: LoadSavedModelOptions
   // Signatures that take encoded images (DecodeJpeg & co.) need kernels tfjs lacks.
   await registerKernelsFor(metaGraph);
   const defaultSignature = signatureChoice(metaGraph, options.signature);
-  let bundle: TensorBundle | undefined;
-  let objectGraph: Uint8Array | undefined;
-  if (info.hasVariables) {
-    bundle = await readTensorBundle(info.dir);
-    if (bundle.entries.has(OBJECT_GRAPH_KEY)) {
-      const t = await bundle.read(OBJECT_GRAPH_KEY);
-      if (t.dtype === 'string') objectGraph = t.values[0];
-    }
-  }
-  const keys = variableKeys(metaGraph.def, bundle?.names ?? [], objectGraph);
+  const variables = await openVariables(info, metaGraph);
+  const keys = variables.keys;
   const cutAt = typeof options.cutAt === 'string' ? [options.cutAt] : [...(options.cutAt ?? [])];
   const sharedState = assignedVariables(metaGraph, keys);
   const store = new VariableStore();
@@ -181,10 +171,7 @@ export async function loadSavedModel(dir: string, options: LoadSavedModelOptions
       metaGraph,
       signature: name,
       variableKeys: keys,
-      readVariable: (key) => {
-        if (!bundle) throw new LensError('SAVEDMODEL_CORRUPT', `${info.dir} has no variables/ bundle but the graph reads variable "${key}"`);
-        return bundle.read(key);
-      },
+      readVariable: variables.read,
       cutAt,
       store,
       sharedState,
