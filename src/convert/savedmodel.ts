@@ -107,11 +107,7 @@ export async function convertSavedModelSignature(dir: string, options: Omit<Conv
 export async function convertSavedModel(dir: string, outDir: string, options: ConvertSavedModelOptions = {}): Promise<ConvertSavedModelResult> {
   const progress = options.onProgress ?? (() => undefined);
   progress({ phase: 'read', fraction: 0 });
-  const graph = await convertSavedModelSignature(dir, {
-    ...(options.tags ? { tags: options.tags } : {}),
-    ...(options.signature !== undefined ? { signature: options.signature } : {}),
-    ...(options.cutAt ? { cutAt: options.cutAt } : {}),
-  });
+  const graph = await convertSavedModelSignature(dir, options);
   progress({ phase: 'convert', signature: graph.signature.name, fraction: 0.5 });
   const written = await writeGraphModel(outDir, graph, {
     onProgress: (done, total) => progress({ phase: 'load', signature: graph.signature.name, fraction: 0.5 + (0.5 * done) / total }),

@@ -125,11 +125,7 @@ function defaultName(dir: string): string {
 export async function imageModelFromSavedModel(dir: string, options: ImageModelFromSavedModelOptions = {}): Promise<ImageModel & { engine: EngineInfo }> {
   const declared = options.signature === undefined && options.cutAt === undefined ? readSidecar(dir).signature : undefined;
   const signature = options.signature ?? declared;
-  const loaded = await loadSavedModel(dir, {
-    ...(options.tags ? { tags: options.tags } : {}),
-    ...(signature !== undefined ? { signature } : {}),
-    ...(options.cutAt !== undefined ? { cutAt: options.cutAt } : {}),
-  });
+  const loaded = await loadSavedModel(dir, { tags: options.tags, signature, cutAt: options.cutAt });
   try {
     const graph = await loaded.graph();
     const where = `signature "${graph.converted.signature.name}" of ${loaded.dir}`;
@@ -181,7 +177,6 @@ export async function imageModelFromSavedModel(dir: string, options: ImageModelF
     const asyncOps = Object.keys(graph.converted.opCounts).filter((op) => needsAsyncExecution([op]));
     const asyncModel: ImageModel = {
       ...spec,
-      ...(labels ? { labels } : {}),
       async forward(pixels: tf.Tensor4D): Promise<tf.Tensor2D> {
         checkPixels(spec, pixels);
         const x = preprocess(pixels, preprocessing);
@@ -191,7 +186,6 @@ export async function imageModelFromSavedModel(dir: string, options: ImageModelF
           x.dispose();
         }
       },
-      dispose: () => loaded.dispose(),
     };
     return await withEngine(asyncModel, { unsupported: `the graph needs asynchronous execution (ops ${asyncOps.join(', ')}); it runs on TensorFlow.js` }, engineOptions);
   } catch (e) {
