@@ -92,16 +92,12 @@ function signatureChoice(metaGraph: MetaGraphInfo, wanted?: string): string {
   return runnable.name;
 }
 
-function isTensor(v: HostTensor | tf.Tensor): v is tf.Tensor {
-  return v instanceof tf.Tensor;
-}
-
 /** Checks a fed value's dtype against what the graph expects and returns the tensor to feed (new or given). */
 function feedTensor(value: HostTensor | tf.Tensor, t: GraphTensor, where: string): tf.Tensor {
   const what = `${where}: input "${t.alias}"`;
   // Shapes are not checked against the signature: like TensorFlow's session (and so TF Serving),
   // the graph takes what it can compute, and what it cannot fails as the node's error.
-  if (isTensor(value)) {
+  if (value instanceof tf.Tensor) {
     if (value.dtype !== tfDtypeOf(t.dtype)) {
       throw new LensError('INVALID_ARGUMENT', `${what} expects ${t.dataType} (tfjs ${tfDtypeOf(t.dtype)}), got a ${value.dtype} tensor`);
     }
