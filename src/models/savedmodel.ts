@@ -18,6 +18,7 @@ import { parseTensorRef } from '../convert/graph/flatten.js';
 import { needsAsyncExecution } from '../convert/graph/ops.js';
 import type { EngineInfo } from '../engines/onnx/model.js';
 import { withEngine, type EngineChoice } from './engine.js';
+import type { LensSidecar } from './formats/types.js';
 import { loadSavedModel, type LoadedGraph } from '../engines/tfjs/savedmodel.js';
 
 export interface ImageModelFromSavedModelOptions {
@@ -48,13 +49,7 @@ export interface ImageModelFromSavedModelOptions {
   engine?: EngineChoice | string;
 }
 
-interface Sidecar {
-  name?: string;
-  labels?: string[];
-  labelsFile?: string;
-  preprocessing?: string;
-  output?: ScoreKind;
-  inputShape?: [number, number, number];
+interface Sidecar extends LensSidecar {
   /** Signature and output alias to use by default (written by `lens export`: predict_pixels, probabilities). */
   signature?: string;
   outputKey?: string;
