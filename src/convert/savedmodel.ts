@@ -10,7 +10,7 @@ import { writeGraphModel } from './graph/io.js';
 import { OBJECT_GRAPH_KEY, variableKeys } from './graph/variables.js';
 import { LensError } from '../core/errors.js';
 import { readTensorBundle, type TensorBundle } from '../savedmodel/bundle.js';
-import { DEFAULT_SIGNATURE, SERVE_TAG, readSavedModel, selectMetaGraph, type MetaGraphInfo, type SavedModelInfo } from '../savedmodel/savedmodel.js';
+import { DEFAULT_SIGNATURE, SERVE_TAG, findSignature, readSavedModel, selectMetaGraph, type MetaGraphInfo, type SavedModelInfo } from '../savedmodel/savedmodel.js';
 import type { HostTensor } from '../tensor/index.js';
 
 /** Progress of loading: reading files, converting a signature, building its weights. */
@@ -68,10 +68,18 @@ export async function openVariables(info: SavedModelInfo, metaGraph: MetaGraphIn
   };
 }
 
-function defaultSignature(mg: MetaGraphInfo): string {
-  if (mg.signatures.some((s) => s.name === DEFAULT_SIGNATURE)) return DEFAULT_SIGNATURE;
-  const first = mg.signatures.find((s) => s.outputs.length > 0 && !s.name.startsWith('__'));
-  if (!first) throw new LensError('UNKNOWN_SIGNATURE', `the MetaGraph {${mg.tags.join(', ')}} has no signature to convert`);
+/**
+ * The signature to `use`: `wanted` (which must exist), else serving_default, else the first with
+ * outputs that is not internal ("__"-prefixed).
+ *
+ * @example
+ * signatureChoice(metaGraph, undefined, 'run'); // 'serving_default'
+ */
+export function signatureChoice(metaGraph: MetaGraphInfo, wanted: string | undefined, use: 'convert' | 'run'): string {
+  if (wanted !== undefined) return findSignature(metaGraph, wanted).name;
+  if (metaGraph.signatures.some((s) => s.name === DEFAULT_SIGNATURE)) return DEFAULT_SIGNATURE;
+  const first = metaGraph.signatures.find((s) => s.outputs.length > 0 && !s.name.startsWith('__'));
+  if (!first) throw new LensError('UNKNOWN_SIGNATURE', `the MetaGraph {${metaGraph.tags.join(', ')}} has no signature to ${use}`);
   return first.name;
 }
 
@@ -89,7 +97,7 @@ export async function convertSavedModelSignature(dir: string, options: Omit<Conv
   const variables = await openVariables(info, mg);
   return convertSignature({
     metaGraph: mg,
-    signature: options.signature ?? defaultSignature(mg),
+    signature: signatureChoice(mg, options.signature, 'convert'),
     variableKeys: variables.keys,
     readVariable: variables.read,
     ...(options.cutAt ? { cutAt: options.cutAt } : {}),

@@ -12,7 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { loadGraphModelSync, type GraphModel } from '@tensorflow/tfjs-converter';
 import { initBackend } from './index.js';
 import { assignedVariables, convertSignature, type ConvertedGraph, type GraphTensor } from '../../convert/graph/convert.js';
-import { openVariables, type LoadProgress } from '../../convert/savedmodel.js';
+import { openVariables, signatureChoice, type LoadProgress } from '../../convert/savedmodel.js';
 export type { LoadProgress } from '../../convert/savedmodel.js';
 import { VariableStore } from '../../convert/graph/ops.js';
 import { LensError, errorMessage } from '../../core/errors.js';
@@ -20,7 +20,6 @@ import { hostToTensor, tensorToHost, tfDtypeOf, type HostTensor } from '../../te
 import { IMAGE_OPS } from './image-op-names.js';
 import { describeRunFailure, type RunNode } from './run-error.js';
 import {
-  DEFAULT_SIGNATURE,
   SERVE_TAG,
   findSignature,
   opHistogram,
@@ -84,14 +83,6 @@ export interface LoadedSavedModel {
   dispose(): void;
 }
 
-function signatureChoice(metaGraph: MetaGraphInfo, wanted?: string): string {
-  if (wanted !== undefined) return findSignature(metaGraph, wanted).name;
-  if (metaGraph.signatures.some((s) => s.name === DEFAULT_SIGNATURE)) return DEFAULT_SIGNATURE;
-  const runnable = metaGraph.signatures.find((s) => s.outputs.length > 0 && !s.name.startsWith('__'));
-  if (!runnable) throw new LensError('UNKNOWN_SIGNATURE', `the MetaGraph {${metaGraph.tags.join(', ')}} has no signature to run`);
-  return runnable.name;
-}
-
 /** Checks a fed value's dtype against what the graph expects and returns the tensor to feed (new or given). */
 function feedTensor(value: HostTensor | tf.Tensor, t: GraphTensor, where: string): tf.Tensor {
   const what = `${where}: input "${t.alias}"`;
@@ -152,7 +143,7 @@ export async function loadSavedModel(dir: string, options: LoadSavedModelOptions
   const metaGraph = selectMetaGraph(info, options.tags ?? [SERVE_TAG]);
   // Signatures that take encoded images (DecodeJpeg & co.) need kernels tfjs lacks.
   await registerKernelsFor(metaGraph);
-  const defaultSignature = signatureChoice(metaGraph, options.signature);
+  const defaultSignature = signatureChoice(metaGraph, options.signature, 'run');
   const variables = await openVariables(info, metaGraph);
   const keys = variables.keys;
   const cutAt = typeof options.cutAt === 'string' ? [options.cutAt] : [...(options.cutAt ?? [])];
