@@ -143,7 +143,7 @@ function shapeJson(shape: TensorInfoMessage['tensor_shape']): Record<string, unk
 const b64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
 
 /** An AttrValue in the JSON form tfjs-converter reads (model.json `modelTopology`). */
-function attrJson(a: AttrValueMessage, where: string): Record<string, unknown> {
+export function attrJson(a: AttrValueMessage, where: string): Record<string, unknown> {
   switch (attrKind(a)) {
     case 's':
       return { s: b64(a.s!) };
