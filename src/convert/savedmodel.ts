@@ -10,7 +10,8 @@ import { writeGraphModel } from './graph/io.js';
 import { OBJECT_GRAPH_KEY, variableKeys } from './graph/variables.js';
 import { LensError } from '../core/errors.js';
 import { readTensorBundle, type TensorBundle } from '../savedmodel/bundle.js';
-import { DEFAULT_SIGNATURE, SERVE_TAG, readSavedModel, selectMetaGraph, type MetaGraphInfo } from '../savedmodel/savedmodel.js';
+import { DEFAULT_SIGNATURE, SERVE_TAG, findSignature, readSavedModel, selectMetaGraph, type MetaGraphInfo, type SavedModelInfo } from '../savedmodel/savedmodel.js';
+import type { HostTensor } from '../tensor/index.js';
 
 /** Progress of loading: reading files, converting a signature, building its weights. */
 export interface LoadProgress {
@@ -40,10 +41,45 @@ export interface ConvertSavedModelResult {
   opCounts: Record<string, number>;
 }
 
-function defaultSignature(mg: MetaGraphInfo): string {
-  if (mg.signatures.some((s) => s.name === DEFAULT_SIGNATURE)) return DEFAULT_SIGNATURE;
-  const first = mg.signatures.find((s) => s.outputs.length > 0 && !s.name.startsWith('__'));
-  if (!first) throw new LensError('UNKNOWN_SIGNATURE', `the MetaGraph {${mg.tags.join(', ')}} has no signature to convert`);
+/**
+ * The variables of a SavedModel's MetaGraph: each variable node's bundle key, and a reader of
+ * bundle values by key (which fails for exports without a variables/ bundle).
+ *
+ * @example
+ * const { keys, read } = await openVariables(info, metaGraph);
+ * await read(keys.get('dense/kernel')!);
+ */
+export async function openVariables(info: SavedModelInfo, metaGraph: MetaGraphInfo): Promise<{ keys: Map<string, string>; read(key: string): Promise<HostTensor> }> {
+  let bundle: TensorBundle | undefined;
+  let objectGraph: Uint8Array | undefined;
+  if (info.hasVariables) {
+    bundle = await readTensorBundle(info.dir);
+    if (bundle.entries.has(OBJECT_GRAPH_KEY)) {
+      const t = await bundle.read(OBJECT_GRAPH_KEY);
+      if (t.dtype === 'string') objectGraph = t.values[0];
+    }
+  }
+  return {
+    keys: variableKeys(metaGraph.def, bundle?.names ?? [], objectGraph),
+    read: (key) => {
+      if (!bundle) throw new LensError('SAVEDMODEL_CORRUPT', `${info.dir} has no variables/ bundle but the graph reads variable "${key}"`);
+      return bundle.read(key);
+    },
+  };
+}
+
+/**
+ * The signature to `use`: `wanted` (which must exist), else serving_default, else the first with
+ * outputs that is not internal ("__"-prefixed).
+ *
+ * @example
+ * signatureChoice(metaGraph, undefined, 'run'); // 'serving_default'
+ */
+export function signatureChoice(metaGraph: MetaGraphInfo, wanted: string | undefined, use: 'convert' | 'run'): string {
+  if (wanted !== undefined) return findSignature(metaGraph, wanted).name;
+  if (metaGraph.signatures.some((s) => s.name === DEFAULT_SIGNATURE)) return DEFAULT_SIGNATURE;
+  const first = metaGraph.signatures.find((s) => s.outputs.length > 0 && !s.name.startsWith('__'));
+  if (!first) throw new LensError('UNKNOWN_SIGNATURE', `the MetaGraph {${metaGraph.tags.join(', ')}} has no signature to ${use}`);
   return first.name;
 }
 
@@ -58,23 +94,12 @@ function defaultSignature(mg: MetaGraphInfo): string {
 export async function convertSavedModelSignature(dir: string, options: Omit<ConvertSavedModelOptions, 'onProgress'> = {}): Promise<ConvertedGraph> {
   const info = await readSavedModel(dir);
   const mg = selectMetaGraph(info, options.tags ?? [SERVE_TAG]);
-  let bundle: TensorBundle | undefined;
-  let objectGraph: Uint8Array | undefined;
-  if (info.hasVariables) {
-    bundle = await readTensorBundle(info.dir);
-    if (bundle.entries.has(OBJECT_GRAPH_KEY)) {
-      const t = await bundle.read(OBJECT_GRAPH_KEY);
-      if (t.dtype === 'string') objectGraph = t.values[0];
-    }
-  }
+  const variables = await openVariables(info, mg);
   return convertSignature({
     metaGraph: mg,
-    signature: options.signature ?? defaultSignature(mg),
-    variableKeys: variableKeys(mg.def, bundle?.names ?? [], objectGraph),
-    readVariable: (key) => {
-      if (!bundle) throw new LensError('SAVEDMODEL_CORRUPT', `${info.dir} has no variables/ bundle but the graph reads variable "${key}"`);
-      return bundle.read(key);
-    },
+    signature: signatureChoice(mg, options.signature, 'convert'),
+    variableKeys: variables.keys,
+    readVariable: variables.read,
     ...(options.cutAt ? { cutAt: options.cutAt } : {}),
   });
 }
@@ -90,11 +115,7 @@ export async function convertSavedModelSignature(dir: string, options: Omit<Conv
 export async function convertSavedModel(dir: string, outDir: string, options: ConvertSavedModelOptions = {}): Promise<ConvertSavedModelResult> {
   const progress = options.onProgress ?? (() => undefined);
   progress({ phase: 'read', fraction: 0 });
-  const graph = await convertSavedModelSignature(dir, {
-    ...(options.tags ? { tags: options.tags } : {}),
-    ...(options.signature !== undefined ? { signature: options.signature } : {}),
-    ...(options.cutAt ? { cutAt: options.cutAt } : {}),
-  });
+  const graph = await convertSavedModelSignature(dir, options);
   progress({ phase: 'convert', signature: graph.signature.name, fraction: 0.5 });
   const written = await writeGraphModel(outDir, graph, {
     onProgress: (done, total) => progress({ phase: 'load', signature: graph.signature.name, fraction: 0.5 + (0.5 * done) / total }),

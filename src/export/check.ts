@@ -11,9 +11,10 @@
  * const problems = checkMetaGraph(metaGraphDef);
  * if (problems.length) console.error(problems.join('\n'));
  */
-import type { AttrValueMessage, MetaGraphDefMessage, NodeDefMessage } from '../savedmodel/savedmodel.js';
+import { attrKind, type AttrValueMessage, type MetaGraphDefMessage, type NodeDefMessage } from '../savedmodel/savedmodel.js';
 import { baseDataType, dataTypeName } from '../tensor/index.js';
-import { attrKind, defaultAttrValue, describeAttr, expectedKind, listItems } from '../graph/attrs.js';
+import { parseTensorRef } from '../convert/graph/flatten.js';
+import { defaultAttrValue, describeAttr, expectedKind, listItems } from '../graph/attrs.js';
 import { argCount } from '../graph/builder.js';
 import { opDefs, type OpArgFact, type OpDefFact } from '../graph/op-defs.js';
 
@@ -41,11 +42,6 @@ function outputOf(t: Typed, k: number): { type: number | undefined; ref: boolean
     offset += types.length;
   }
   return undefined;
-}
-
-function parseRef(ref: string): [string, number] {
-  const m = /^(.*):(\d+)$/.exec(ref);
-  return m ? [m[1]!, Number(m[2])] : [ref, 0];
 }
 
 function typeName(t: number | undefined): string {
@@ -120,7 +116,7 @@ export function checkGraphDef(graph: { node?: NodeDefMessage[] }): string[] {
       continue;
     }
     data.forEach((ref, i) => {
-      const [name, k] = parseRef(ref);
+      const [name, k] = parseTensorRef(ref);
       const producer = typed.get(name);
       if (!producer) {
         problems.push(`${where}: input ${i} "${ref}" names no node`);
@@ -143,7 +139,7 @@ export function checkGraphDef(graph: { node?: NodeDefMessage[] }): string[] {
 
 /** The dtype of a tensor "node:k" of the graph, or a problem. */
 function tensorType(graph: { node?: NodeDefMessage[] }, name: string): number | string {
-  const [nodeName, k] = parseRef(name);
+  const [nodeName, k] = parseTensorRef(name);
   const node = (graph.node ?? []).find((n) => n.name === nodeName);
   if (!node) return `tensor "${name}" names no node`;
   const def = opDefs().get(node.op);

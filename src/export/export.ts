@@ -88,11 +88,6 @@ export interface ExportResult {
   topK: number;
 }
 
-
-function isLayersModel(m: unknown): m is tfl.LayersModel {
-  return m instanceof tfl.LayersModel;
-}
-
 function isLoadedImageModel(m: unknown): m is LoadedImageModel {
   return typeof m === 'object' && m !== null && 'info' in m && 'forward' in m;
 }
@@ -138,7 +133,7 @@ async function bodyOf(source: ExportSource): Promise<ModelBody> {
 
 /** Turns what the caller gave into an ExportSource. */
 export function exportSourceOf(model: tfl.LayersModel | LoadedImageModel | ExportSource, options: Pick<ExportOptions, 'preprocessing' | 'labels' | 'name'> = {}): ExportSource {
-  if (isLayersModel(model)) {
+  if (model instanceof tfl.LayersModel) {
     return {
       name: options.name ?? model.name,
       structure: { kind: 'layers', model },

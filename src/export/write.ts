@@ -42,10 +42,6 @@ export interface SignatureSpecForExport {
   methodName?: string;
 }
 
-function tensorName(ref: string): string {
-  return /:\d+$/.test(ref) ? ref : `${ref}:0`;
-}
-
 function argMessage(arg: OpArgFact): Record<string, unknown> {
   return {
     name: arg.name,
@@ -84,7 +80,7 @@ export function opDefMessage(def: OpDefFact): Record<string, unknown> {
 }
 
 function tensorInfo(t: SignatureTensorSpec): Record<string, unknown> {
-  return { name: tensorName(t.tensor), dtype: baseDataType(t.dtype), tensor_shape: shapeProto(t.shape) };
+  return { name: /:\d+$/.test(t.tensor) ? t.tensor : `${t.tensor}:0`, dtype: baseDataType(t.dtype), tensor_shape: shapeProto(t.shape) };
 }
 
 /**

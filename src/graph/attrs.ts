@@ -3,7 +3,7 @@
  * the reverse checks the graph checker needs (which oneof member an AttrValue sets, equality).
  */
 import { LensError } from '../core/errors.js';
-import type { AttrValueMessage } from '../savedmodel/savedmodel.js';
+import { attrKind, type AttrValueMessage } from '../savedmodel/savedmodel.js';
 import { baseDataType, dataTypeName, type TensorProtoMessage } from '../tensor/index.js';
 import type { AttrFactValue, AttrType, OpAttrFact } from './op-defs.js';
 
@@ -78,15 +78,6 @@ export function attrValueOf(type: AttrType, value: AttrInput | AttrFactValue, wh
 /** The default of an attr as an AttrValue, or undefined when it has none. */
 export function defaultAttrValue(fact: OpAttrFact, op: string): AttrValueMessage | undefined {
   return fact.default === undefined ? undefined : attrValueOf(fact.type, fact.default, `${op}.${fact.name} default`);
-}
-
-/** The oneof member an AttrValue sets ("list", "s", "i", ...), looking at protobufjs's virtual field first. */
-export function attrKind(a: AttrValueMessage): string | undefined {
-  if (a.value) return a.value;
-  for (const k of ['list', 's', 'i', 'f', 'b', 'type', 'shape', 'tensor', 'placeholder', 'func'] as const) {
-    if (a[k] !== undefined && a[k] !== null) return k;
-  }
-  return undefined;
 }
 
 /** The member an attr of `type` must set: scalars their field, all list types "list". */

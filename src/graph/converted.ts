@@ -10,6 +10,7 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
+import { parseTensorRef } from '../convert/graph/flatten.js';
 import { convertSavedModelSignature } from '../convert/savedmodel.js';
 import { LensError } from '../core/errors.js';
 import type { AttrInput } from './attrs.js';
@@ -48,11 +49,6 @@ interface GraphParts {
 const F = 'DT_FLOAT';
 const ALIAS_OPS = new Set(['Identity', 'Snapshot', 'StopGradient']);
 const FUSED_ACTIVATIONS: Record<string, string> = { Relu: 'Relu', Relu6: 'Relu6', Elu: 'Elu', Sigmoid: 'Sigmoid', Tanh: 'Tanh', LeakyRelu: 'LeakyRelu' };
-
-function parseRef(ref: string): [string, number] {
-  const m = /^(.*):(\d+)$/.exec(ref);
-  return m ? [m[1]!, Number(m[2])] : [ref, 0];
-}
 
 const fromB64 = (s: string) => Buffer.from(s, 'base64').toString('utf8');
 
@@ -98,7 +94,7 @@ async function partsOfArtifacts(artifacts: tf.io.ModelArtifacts, name: string, i
     if (sigOutputs.length !== 1) throw new LensError('MODEL_UNSUPPORTED', `graph model ${name} has ${sigOutputs.length} outputs; an image model has one`);
     output = sigOutputs[0]!.name;
   } else {
-    const consumed = new Set(nodes.flatMap((n) => (n.input ?? []).map((r) => parseRef(r.replace(/^\^/, ''))[0])));
+    const consumed = new Set(nodes.flatMap((n) => (n.input ?? []).map((r) => parseTensorRef(r.replace(/^\^/, ''))[0])));
     const sinks = nodes.filter((n) => !consumed.has(n.name) && n.op !== 'NoOp' && n.op !== 'Const' && n.op !== 'Placeholder');
     if (sinks.length !== 1) throw new LensError('MODEL_UNSUPPORTED', `graph model ${name} ends in ${sinks.length} tensors (${sinks.map((n) => n.name).join(', ')}); an image model has one output`);
     output = sinks[0]!.name;
@@ -170,14 +166,14 @@ function emitGraph(g: GraphBuilder, vars: import('./variables.js').VariableSet, 
     const n = byName.get(nodeName);
     if (!n) throw new LensError('MODEL_CORRUPT', `graph refers to node "${nodeName}", which does not exist`);
     state.set(nodeName, 'visiting');
-    if (nodeName !== parts.input) for (const r of n.input ?? []) if (!r.startsWith('^')) visit(parseRef(r)[0]);
+    if (nodeName !== parts.input) for (const r of n.input ?? []) if (!r.startsWith('^')) visit(parseTensorRef(r)[0]);
     state.set(nodeName, 'done');
     order.push(n);
   };
-  visit(parseRef(parts.output)[0]);
+  visit(parseTensorRef(parts.output)[0]);
 
   const ref = (r: string): string => {
-    const [node, k] = parseRef(r);
+    const [node, k] = parseTensorRef(r);
     const m = mapped.get(`${node}:${k}`);
     if (m === undefined) throw new LensError('MODEL_UNSUPPORTED', `graph tensor "${r}" is not available (output ${k} of a node that was not exported)`);
     return m;
@@ -269,10 +265,10 @@ function emitFused(g: GraphBuilder, n: JsonNode, inputs: string[], where: string
 /** True when the exported output already is probabilities: a Softmax, or a Sigmoid per label (looking through alias ops). */
 function endsInProbabilities(parts: GraphParts): boolean {
   const byName = new Map(parts.nodes.map((n) => [n.name, n]));
-  let n = byName.get(parseRef(parts.output)[0]);
+  let n = byName.get(parseTensorRef(parts.output)[0]);
   for (let hops = 0; n && (ALIAS_OPS.has(n.op) || n.op === 'IdentityN' || n.op === 'Reshape') && hops < 100; hops++) {
-    const k = n.op === 'IdentityN' ? parseRef(parts.output)[1] : 0;
-    n = byName.get(parseRef((n.input ?? [])[k] ?? '')[0]);
+    const k = n.op === 'IdentityN' ? parseTensorRef(parts.output)[1] : 0;
+    n = byName.get(parseTensorRef((n.input ?? [])[k] ?? '')[0]);
   }
   return n?.op === 'Softmax' || n?.op === 'Sigmoid';
 }

@@ -26,6 +26,8 @@ type SymbolicTensor = tfl.SymbolicTensor;
 type Config = Record<string, unknown>;
 
 const F = 'DT_FLOAT';
+/** Keras activations that are one TensorFlow op. */
+const ONE_OP_ACTIVATIONS = new Map(Object.entries({ relu: 'Relu', relu6: 'Relu6', elu: 'Elu', selu: 'Selu', sigmoid: 'Sigmoid', tanh: 'Tanh', softplus: 'Softplus', softsign: 'Softsign', softmax: 'Softmax' }));
 
 /** Layers that are the identity at inference. */
 const INFERENCE_IDENTITY = new Set(['Dropout', 'SpatialDropout1D', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'AlphaDropout', 'ActivityRegularization']);
@@ -145,27 +147,11 @@ export class LayersExporter {
   activation(x: string, name: unknown, where: string): string {
     const g = this.g;
     const a = typeof name === 'string' ? name : 'linear';
+    const unary = ONE_OP_ACTIVATIONS.get(a);
+    if (unary) return g.op(unary, [x], { T: F });
     switch (a) {
       case 'linear':
         return x;
-      case 'relu':
-        return g.op('Relu', [x], { T: F });
-      case 'relu6':
-        return g.op('Relu6', [x], { T: F });
-      case 'elu':
-        return g.op('Elu', [x], { T: F });
-      case 'selu':
-        return g.op('Selu', [x], { T: F });
-      case 'sigmoid':
-        return g.op('Sigmoid', [x], { T: F });
-      case 'tanh':
-        return g.op('Tanh', [x], { T: F });
-      case 'softplus':
-        return g.op('Softplus', [x], { T: F });
-      case 'softsign':
-        return g.op('Softsign', [x], { T: F });
-      case 'softmax':
-        return g.op('Softmax', [x], { T: F });
       case 'swish':
         return g.op('Mul', [x, g.op('Sigmoid', [x], { T: F })], { T: F }, { name: 'swish' });
       case 'mish':

@@ -138,12 +138,7 @@ export async function loadModelDescription(source: ModelDescription, options: Lo
         layers = folded.model;
       }
       const { imageModelFromLayers } = await import('./keras.js');
-      return imageModelFromLayers(layers, {
-        name: source.name,
-        preprocessing: source.preprocessing,
-        ...(source.labels ? { labels: source.labels } : {}),
-        ...(source.probabilities !== undefined ? { probabilities: source.probabilities } : {}),
-      });
+      return imageModelFromLayers(layers, { name: source.name, preprocessing: source.preprocessing, labels: source.labels, probabilities: source.probabilities });
     }
     case 'module': {
       const url = source.module.startsWith('file:') ? source.module : pathToFileURL(source.module).href;

@@ -90,11 +90,7 @@ export async function imageModelFromGraphModel(artifacts: tf.io.ModelArtifacts, 
   const inputName = graph.inputs[0]!.name;
   const source = () => tfGraphSourceOf(artifacts, graph.weights, signature?.inputs?.[inputName]?.name ?? inputName, signature?.outputs?.[target]?.name ?? target, inputShape);
   try {
-    return await withEngine(tfjsModel, () => compileTfGraph(source(), facts), {
-      ...facts,
-      ...(options.labels ? { labels: options.labels } : {}),
-      ...(options.engine !== undefined ? { engine: options.engine } : {}),
-    });
+    return await withEngine(tfjsModel, () => compileTfGraph(source(), facts), { ...facts, labels: options.labels, engine: options.engine });
   } catch (e) {
     tfjsModel.dispose();
     throw e;

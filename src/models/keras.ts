@@ -7,8 +7,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { LensError } from '../core/errors.js';
 import { createTfModel, type ImageModel } from '../core/model.js';
-import type { PreprocessingName } from '../core/preprocess.js';
-import type { EngineInfo } from '../engines/onnx/model.js';
+import type { EngineInfo, OnnxModelOptions } from '../engines/onnx/model.js';
 import type { EngineChoice } from './engine.js';
 
 /** How the scores of a LayersModel are computed. */
@@ -102,13 +101,8 @@ export function layersHead(model: tfl.LayersModel): LayersHead {
   return { scores: (x) => flatten2d(model.apply(x) as tf.Tensor), finalSoftmax, logits: false, classes };
 }
 
-export interface LayersImageModelOptions {
-  name: string;
-  preprocessing: PreprocessingName;
-  labels?: readonly string[];
-  /** Use the model output as it is, even when logits are reachable. Default false. */
-  probabilities?: boolean;
-}
+/** The ImageModel facts of a LayersModel; `probabilities` keeps a final softmax (default: its logits). */
+export type LayersImageModelOptions = Pick<OnnxModelOptions, 'name' | 'preprocessing' | 'labels' | 'probabilities'>;
 
 /**
  * Wraps a LayersModel as an ImageModel (pixels 0..255 in, logits or probabilities out, with gradients).

@@ -102,8 +102,3 @@ export function resolveLabels(classes: number, given?: readonly string[], what =
   }
   return labelsForClassCount(classes);
 }
-
-/** The first name of a label with synonyms ("tench, Tinca tinca" -> "tench"). */
-export function shortLabel(label: string): string {
-  return label.split(',')[0]!.trim();
-}

@@ -66,12 +66,7 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
 
   const zoo = await import('./zoo/index.js');
   if (zoo.isZooModel(spec)) {
-    const model = await zoo.loadZooModel(spec, {
-      ...(options.cacheDir ? { cacheDir: options.cacheDir } : {}),
-      ...(optionLabels ? { labels: optionLabels } : {}),
-      ...(explicit ? { preprocessing: explicit } : {}),
-      ...(options.engine !== undefined ? { engine: options.engine } : {}),
-    });
+    const model = await zoo.loadZooModel(spec, { cacheDir: options.cacheDir, labels: optionLabels, preprocessing: explicit, engine: options.engine });
     const labelsSource = labelsSourceOf();
     return Object.assign(model, {
       info: {

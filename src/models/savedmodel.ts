@@ -14,9 +14,11 @@ import { LensError } from '../core/errors.js';
 import { checkPixels, createTfModel, type ImageModel, type ScoreKind } from '../core/model.js';
 import { parsePreprocessing, preprocess, type PreprocessingName } from '../core/preprocess.js';
 import type { GraphTensor } from '../convert/graph/convert.js';
+import { parseTensorRef } from '../convert/graph/flatten.js';
 import { needsAsyncExecution } from '../convert/graph/ops.js';
 import type { EngineInfo } from '../engines/onnx/model.js';
 import { withEngine, type EngineChoice } from './engine.js';
+import type { LensSidecar } from './formats/types.js';
 import { loadSavedModel, type LoadedGraph } from '../engines/tfjs/savedmodel.js';
 
 export interface ImageModelFromSavedModelOptions {
@@ -47,13 +49,7 @@ export interface ImageModelFromSavedModelOptions {
   engine?: EngineChoice | string;
 }
 
-interface Sidecar {
-  name?: string;
-  labels?: string[];
-  labelsFile?: string;
-  preprocessing?: string;
-  output?: ScoreKind;
-  inputShape?: [number, number, number];
+interface Sidecar extends LensSidecar {
   /** Signature and output alias to use by default (written by `lens export`: predict_pixels, probabilities). */
   signature?: string;
   outputKey?: string;
@@ -94,14 +90,11 @@ function pick(list: readonly GraphTensor[], alias: string | undefined, role: str
 /** Whether an output tensor is computed by a Softmax (through Identity-like nodes). */
 function endsInSoftmax(graph: LoadedGraph, output: GraphTensor): boolean {
   const nodes = new Map(((graph.converted.artifacts.modelTopology as { node: { name: string; op: string; input: string[] }[] }).node).map((n) => [n.name, n]));
-  const [nodeName, index] = /^(.*):(\d+)$/.exec(output.name)?.slice(1) ?? [output.name, '0'];
-  let n = nodes.get(nodeName!);
-  let k = Number(index);
+  let [nodeName, k] = parseTensorRef(output.name);
+  let n = nodes.get(nodeName);
   for (let hops = 0; n && ['Identity', 'IdentityN', 'Snapshot'].includes(n.op) && hops < 100; hops++) {
-    const ref = n.input[n.op === 'IdentityN' ? k : 0] ?? '';
-    const m = /^(.*):(\d+)$/.exec(ref);
-    n = nodes.get(m ? m[1]! : ref);
-    k = m ? Number(m[2]) : 0;
+    [nodeName, k] = parseTensorRef(n.input[n.op === 'IdentityN' ? k : 0] ?? '');
+    n = nodes.get(nodeName);
   }
   return n?.op === 'Softmax';
 }
@@ -127,11 +120,7 @@ function defaultName(dir: string): string {
 export async function imageModelFromSavedModel(dir: string, options: ImageModelFromSavedModelOptions = {}): Promise<ImageModel & { engine: EngineInfo }> {
   const declared = options.signature === undefined && options.cutAt === undefined ? readSidecar(dir).signature : undefined;
   const signature = options.signature ?? declared;
-  const loaded = await loadSavedModel(dir, {
-    ...(options.tags ? { tags: options.tags } : {}),
-    ...(signature !== undefined ? { signature } : {}),
-    ...(options.cutAt !== undefined ? { cutAt: options.cutAt } : {}),
-  });
+  const loaded = await loadSavedModel(dir, { tags: options.tags, signature, cutAt: options.cutAt });
   try {
     const graph = await loaded.graph();
     const where = `signature "${graph.converted.signature.name}" of ${loaded.dir}`;
@@ -183,7 +172,6 @@ export async function imageModelFromSavedModel(dir: string, options: ImageModelF
     const asyncOps = Object.keys(graph.converted.opCounts).filter((op) => needsAsyncExecution([op]));
     const asyncModel: ImageModel = {
       ...spec,
-      ...(labels ? { labels } : {}),
       async forward(pixels: tf.Tensor4D): Promise<tf.Tensor2D> {
         checkPixels(spec, pixels);
         const x = preprocess(pixels, preprocessing);
@@ -193,7 +181,6 @@ export async function imageModelFromSavedModel(dir: string, options: ImageModelF
           x.dispose();
         }
       },
-      dispose: () => loaded.dispose(),
     };
     return await withEngine(asyncModel, { unsupported: `the graph needs asynchronous execution (ops ${asyncOps.join(', ')}); it runs on TensorFlow.js` }, engineOptions);
   } catch (e) {

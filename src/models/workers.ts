@@ -53,11 +53,6 @@ export interface ParallelImageModel extends ImageModel {
 
 const MAX_RESTARTS = 4;
 
-/** Starts the worker script from the compiled JS or, in development, from the TS sources via tsx. */
-function spawn(init: WorkerInit): Worker {
-  return startWorker(import.meta.url, './worker-entry', init);
-}
-
 interface Pending {
   resolve: (reply: WorkerReply & { type: 'result' }) => void;
   reject: (e: Error) => void;
@@ -96,7 +91,7 @@ class Slot {
   start(): Promise<{ facts: ModelFacts; backend: string }> {
     if (this.ready) return this.ready;
     const init: WorkerInit = { ...this.init, ...(this.maxBatch !== undefined ? { maxBatch: this.maxBatch } : {}) };
-    const worker = spawn(init);
+    const worker = startWorker(import.meta.url, './worker-entry', init);
     this.worker = worker;
     this.ready = new Promise((resolve, reject) => {
       const lost = (message: string) => {

@@ -34,7 +34,7 @@ import {
   type TensorProtoMessage,
 } from '../tensor/index.js';
 import { crc32c, maskCrc, unmaskCrc } from './crc32c.js';
-import { readTable, writeTable } from './table.js';
+import { corrupt, readTable, writeTable } from './table.js';
 
 /** Where and how one tensor is stored. */
 export interface BundleEntry {
@@ -109,10 +109,6 @@ export function bundlePrefix(path: string): string {
     if (existsSync(join(path, 'variables.index'))) return join(path, 'variables');
   }
   return path;
-}
-
-function corrupt(what: string, detail: string): LensError {
-  return new LensError('BUNDLE_CORRUPT', `${what}: ${detail}`);
 }
 
 /**

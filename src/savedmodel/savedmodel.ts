@@ -40,6 +40,15 @@ export interface AttrValueMessage {
   value?: string;
 }
 
+/** The oneof member an AttrValue sets ("list", "s", "i", ...), looking at protobufjs's virtual field first. */
+export function attrKind(a: AttrValueMessage): string | undefined {
+  if (a.value) return a.value;
+  for (const k of ['list', 's', 'i', 'f', 'b', 'type', 'shape', 'tensor', 'placeholder', 'func'] as const) {
+    if (Object.prototype.hasOwnProperty.call(a, k) && a[k] !== undefined && a[k] !== null) return k;
+  }
+  return undefined;
+}
+
 export interface NameAttrListMessage {
   name?: string;
   attr?: Record<string, AttrValueMessage>;

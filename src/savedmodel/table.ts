@@ -34,7 +34,8 @@ interface BlockHandle {
   size: number;
 }
 
-function corrupt(what: string, detail: string): LensError {
+/** A BUNDLE_CORRUPT error about `what` (index and data files alike). */
+export function corrupt(what: string, detail: string): LensError {
   return new LensError('BUNDLE_CORRUPT', `${what}: ${detail}`);
 }
 

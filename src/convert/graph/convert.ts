@@ -15,7 +15,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { LensError } from '../../core/errors.js';
 import type { AttrValueMessage, MetaGraphInfo, SignatureInfo, TensorInfoMessage } from '../../savedmodel/savedmodel.js';
-import { findSignature } from '../../savedmodel/savedmodel.js';
+import { attrKind, findSignature } from '../../savedmodel/savedmodel.js';
 import {
   baseDataType,
   bytesOf,
@@ -95,8 +95,11 @@ const ASSIGN_MODES: Record<string, number> = {
 const READ_OPS = new Set(['ReadVariableOp', 'ResourceGather']);
 const PASS_THROUGH = new Set(['Identity', 'Snapshot']);
 
+/** DataType name of each tfjs weight dtype. */
+const WEIGHT_DATA_TYPES = { float32: 'DT_FLOAT', int32: 'DT_INT32', bool: 'DT_BOOL', string: 'DT_STRING', complex64: 'DT_COMPLEX64' } as const;
+
 /** tfjs weight dtype and bytes of a host tensor (narrowing types tfjs lacks; ints saturate to int32). */
-function weightOf(host: HostTensor): { dtype: 'float32' | 'int32' | 'bool' | 'string' | 'complex64'; chunks: Uint8Array[] } {
+function weightOf(host: HostTensor): { dtype: keyof typeof WEIGHT_DATA_TYPES; chunks: Uint8Array[] } {
   switch (host.dtype) {
     case 'float32':
     case 'float16':
@@ -132,15 +135,6 @@ function weightOf(host: HostTensor): { dtype: 'float32' | 'int32' | 'bool' | 'st
   }
 }
 
-/** The oneof member set in an AttrValue (decoded messages expose it as `value`). */
-function attrKind(a: AttrValueMessage): string | undefined {
-  if (a.value) return a.value;
-  for (const k of ['list', 's', 'i', 'f', 'b', 'type', 'shape', 'tensor', 'placeholder', 'func'] as const) {
-    if (Object.prototype.hasOwnProperty.call(a, k) && a[k] !== undefined && a[k] !== null) return k;
-  }
-  return undefined;
-}
-
 function shapeJson(shape: TensorInfoMessage['tensor_shape']): Record<string, unknown> {
   if (shape?.unknown_rank) return { unknownRank: true };
   return { dim: (shape?.dim ?? []).map((d) => ({ size: String(d.size ?? 0) })) };
@@ -149,7 +143,7 @@ function shapeJson(shape: TensorInfoMessage['tensor_shape']): Record<string, unk
 const b64 = (b: Uint8Array): string => Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
 
 /** An AttrValue in the JSON form tfjs-converter reads (model.json `modelTopology`). */
-function attrJson(a: AttrValueMessage, where: string): Record<string, unknown> {
+export function attrJson(a: AttrValueMessage, where: string): Record<string, unknown> {
   switch (attrKind(a)) {
     case 's':
       return { s: b64(a.s!) };
@@ -282,17 +276,15 @@ export async function convertSignature(options: ConvertOptions): Promise<Convert
   const weightSpecs: tf.io.WeightsManifestEntry[] = [];
   const weightChunks: Uint8Array[] = [];
   let weightBytes = 0;
-  const addWeight = (name: string, host: HostTensor): void => {
+  const emitConst = (name: string, host: HostTensor): void => {
     const w = weightOf(host);
     weightSpecs.push({ name, shape: [...host.shape], dtype: w.dtype });
     for (const c of w.chunks) {
       weightChunks.push(c);
       weightBytes += c.length;
     }
-  };
-  const emitConst = (name: string, host: HostTensor): void => {
-    addWeight(name, host);
-    emitted.push({ name, op: 'Const', input: [], attr: { dtype: { type: weightDataType(host.dtype) } } });
+    // The Const node's DataType is the tfjs weight's type.
+    emitted.push({ name, op: 'Const', input: [], attr: { dtype: { type: WEIGHT_DATA_TYPES[w.dtype] } } });
   };
   const values = new Map<string, HostTensor>();
   const valueOf = async (v: FlatNode): Promise<HostTensor> => {
@@ -570,24 +562,4 @@ export function assignedVariables(metaGraph: MetaGraphInfo, variableKeys: Readon
     }
   }
   return out;
-}
-
-/** DataType name recorded on a weight's Const node: the type of the tfjs weight (see weightOf). */
-function weightDataType(dtype: HostDType): string {
-  switch (dtype) {
-    case 'float32':
-    case 'float64':
-    case 'float16':
-    case 'bfloat16':
-      return 'DT_FLOAT';
-    case 'bool':
-      return 'DT_BOOL';
-    case 'string':
-      return 'DT_STRING';
-    case 'complex64':
-    case 'complex128':
-      return 'DT_COMPLEX64';
-    default:
-      return 'DT_INT32';
-  }
 }

@@ -10,8 +10,8 @@
 import { mkdir, readFile } from 'node:fs/promises';
 import { dirname, join, resolve } from 'node:path';
 import type * as tf from '@tensorflow/tfjs-core';
-import { loadGraphModel, type GraphModel } from '@tensorflow/tfjs-converter';
-import { LensError } from '../../core/errors.js';
+import type { GraphModel } from '@tensorflow/tfjs-converter';
+import { LensError, errorMessage } from '../../core/errors.js';
 import { writeFileAtomic } from '../../fs/atomic.js';
 import type { ConvertedGraph } from './convert.js';
 
@@ -84,6 +84,38 @@ export async function writeGraphModel(outDir: string, graph: ConvertedGraph, opt
   return { modelJson: jsonPath, shards: names.map((n) => join(outDir, n)), weightBytes: graph.weightBytes };
 }
 
+/** Reads a tfjs model.json and its weight shards from disk (tfjs-core has no file:// loader without tfjs-node). */
+export async function readModelArtifacts(modelJsonPath: string): Promise<tf.io.ModelArtifacts> {
+  let json: tf.io.ModelJSON;
+  try {
+    json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as tf.io.ModelJSON;
+  } catch (e) {
+    throw new LensError('MODEL_CORRUPT', `cannot read ${modelJsonPath}: ${errorMessage(e)}`);
+  }
+  if (!json.modelTopology) throw new LensError('MODEL_CORRUPT', `${modelJsonPath} has no modelTopology`);
+  const dir = dirname(modelJsonPath);
+  const weightSpecs: tf.io.WeightsManifestEntry[] = [];
+  const buffers: Buffer[] = [];
+  for (const group of json.weightsManifest ?? []) {
+    weightSpecs.push(...group.weights);
+    for (const p of group.paths) {
+      try {
+        buffers.push(await readFile(join(dir, p)));
+      } catch (e) {
+        throw new LensError('MODEL_CORRUPT', `${modelJsonPath} lists weight file ${p}, which cannot be read: ${errorMessage(e)}`);
+      }
+    }
+  }
+  const all = Buffer.concat(buffers);
+  const { weightsManifest: _manifest, ...rest } = json;
+  return {
+    ...rest,
+    modelTopology: json.modelTopology,
+    weightSpecs,
+    weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
+  } as tf.io.ModelArtifacts;
+}
+
 /**
  * A tfjs IOHandler that loads a model.json and its weight files from the local file system.
  *
@@ -92,41 +124,7 @@ export async function writeGraphModel(outDir: string, graph: ConvertedGraph, opt
  */
 export function fileModelHandler(modelJsonPath: string): tf.io.IOHandler {
   const path = resolve(modelJsonPath);
-  return {
-    async load(): Promise<tf.io.ModelArtifacts> {
-      let json: tf.io.ModelJSON;
-      try {
-        json = JSON.parse(await readFile(path, 'utf8')) as tf.io.ModelJSON;
-      } catch (e) {
-        throw new LensError('MODEL_CORRUPT', `cannot read ${path}: ${(e as Error).message}`);
-      }
-      if (!json.modelTopology || !json.weightsManifest) throw new LensError('MODEL_CORRUPT', `${path} is not a tfjs model.json (no modelTopology or weightsManifest)`);
-      const specs: tf.io.WeightsManifestEntry[] = [];
-      const parts: Buffer[] = [];
-      for (const group of json.weightsManifest) {
-        specs.push(...group.weights);
-        for (const p of group.paths) {
-          const file = join(dirname(path), p);
-          try {
-            parts.push(await readFile(file));
-          } catch (e) {
-            throw new LensError('MODEL_CORRUPT', `weight file ${file} of ${path} cannot be read: ${(e as Error).message}`);
-          }
-        }
-      }
-      const all = Buffer.concat(parts);
-      return {
-        modelTopology: json.modelTopology,
-        format: json.format,
-        generatedBy: json.generatedBy,
-        convertedBy: json.convertedBy,
-        signature: json.signature,
-        userDefinedMetadata: json.userDefinedMetadata,
-        weightSpecs: specs,
-        weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
-      };
-    },
-  };
+  return { load: () => readModelArtifacts(path) };
 }
 
 /**
@@ -138,5 +136,7 @@ export function fileModelHandler(modelJsonPath: string): tf.io.IOHandler {
  */
 export async function loadGraphModelFromDir(path: string): Promise<GraphModel> {
   const json = path.endsWith('.json') ? path : join(path, 'model.json');
+  // Imported here: readModelArtifacts' callers (the model loader) should not load tfjs-converter.
+  const { loadGraphModel } = await import('@tensorflow/tfjs-converter');
   return loadGraphModel(fileModelHandler(json));
 }

@@ -22,7 +22,7 @@ import { join } from 'node:path';
 import { unzipSync } from 'fflate';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { LensError, errorMessage } from '../../core/errors.js';
-import { translateKerasConfig, unsupportedLayers } from './config.js';
+import { isObject, translateKerasConfig, unsupportedLayers } from './config.js';
 import { isGroup, openHdf5, type Group } from './h5.js';
 import { assignKerasWeights, datasetFloats, type KerasWeight, type KerasWeightSet } from './weights.js';
 
@@ -32,7 +32,6 @@ const MAX_ARCHIVE_BYTES = 2 ** 31 - 1;
 const MODEL_CLASSES = new Set(['Functional', 'Model', 'Sequential']);
 
 type JsonObject = { [key: string]: unknown };
-const isObject = (v: unknown): v is JsonObject => typeof v === 'object' && v !== null && !Array.isArray(v);
 
 /** One layer of the archive's config with where its weights are stored. */
 export interface Keras3Layer {

@@ -92,17 +92,13 @@ export async function readKerasWeights(path: string): Promise<KerasWeightSet> {
 }
 
 /** Layers of a model that own weights, descending into nothing: nested models count as one layer, as in Keras files. */
-function weightedLayers(model: tfl.LayersModel): tfl.layers.Layer[] {
-  return model.layers.filter((l) => l.weights.length > 0);
-}
-
 function describeMissing(names: string[]): string {
   return `${names.slice(0, 8).join(', ')}${names.length > 8 ? ` and ${names.length - 8} more` : ''}`;
 }
 
 /** Pairs each weighted model layer with its stored weights: by layer name, else in file order. */
 function pairLayers(model: tfl.LayersModel, set: KerasWeightSet, allowExtraLayers: boolean): [tfl.layers.Layer, KerasWeight[]][] {
-  const layers = weightedLayers(model);
+  const layers = model.layers.filter((l) => l.weights.length > 0);
   const missing = layers.filter((l) => !set.layers.has(l.name) || set.layers.get(l.name)!.length === 0).map((l) => l.name);
   const storedWeighted = set.layerNames.filter((n) => (set.layers.get(n)?.length ?? 0) > 0);
   if (missing.length) {

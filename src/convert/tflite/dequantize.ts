@@ -3,45 +3,36 @@
  * (real = scale * (q - zero_point), per tensor or per channel).
  */
 import { LensError } from '../../core/errors.js';
-import { halfToFloat } from '../../tensor/index.js';
+import { elementCount, halfToFloat } from '../../tensor/index.js';
 import type { TfliteTensor } from './reader.js';
 
-function product(shape: readonly number[]): number {
-  return shape.reduce((a, b) => a * b, 1);
-}
+/** Bytes per stored value of the constant types read here. */
+const VALUE_BYTES = new Map(Object.entries({ FLOAT32: 4, FLOAT16: 2, UINT8: 1, INT8: 1, INT16: 2, INT32: 4, INT64: 8 }));
 
 /** Raw stored values of a constant tensor as numbers (no dequantization). */
 function storedValues(t: TfliteTensor, source: string): Float32Array | Int32Array {
   const data = t.data!;
   const copy = new Uint8Array(data); // an aligned copy (data may be a Buffer view into the file)
-  const count = product(t.shape);
+  const count = elementCount(t.shape);
   const view = new DataView(copy.buffer);
-  const need = (bytes: number) => {
-    if (copy.length < count * bytes) {
-      throw new LensError('MODEL_CORRUPT', `${source}: tensor ${t.index} (${t.name}) has ${copy.length} bytes for ${count} ${t.type} values`);
-    }
-  };
+  const width = VALUE_BYTES.get(t.type);
+  if (width !== undefined && copy.length < count * width) {
+    throw new LensError('MODEL_CORRUPT', `${source}: tensor ${t.index} (${t.name}) has ${copy.length} bytes for ${count} ${t.type} values`);
+  }
   switch (t.type) {
     case 'FLOAT32':
-      need(4);
       return new Float32Array(copy.buffer, 0, count);
     case 'FLOAT16':
-      need(2);
       return Float32Array.from({ length: count }, (_, i) => halfToFloat(view.getUint16(2 * i, true)));
     case 'UINT8':
-      need(1);
       return Int32Array.from(copy.subarray(0, count));
     case 'INT8':
-      need(1);
       return Int32Array.from(new Int8Array(copy.buffer, 0, count));
     case 'INT16':
-      need(2);
       return Int32Array.from({ length: count }, (_, i) => view.getInt16(2 * i, true));
     case 'INT32':
-      need(4);
       return new Int32Array(copy.buffer, 0, count);
     case 'INT64':
-      need(8);
       return Int32Array.from({ length: count }, (_, i) => Number(view.getBigInt64(8 * i, true)));
     default:
       throw new LensError('MODEL_UNSUPPORTED', `${source}: constant tensor ${t.index} (${t.name}) has unsupported type ${t.type}`);
@@ -71,7 +62,7 @@ export function dequantize(t: TfliteTensor, source: string): Float32Array {
   if (channels !== q.scale.length) {
     throw new LensError('MODEL_CORRUPT', `${source}: tensor ${t.index} (${t.name}) has ${q.scale.length} scales for ${channels} channels on axis ${dim}`);
   }
-  const inner = product(t.shape.slice(dim + 1));
+  const inner = elementCount(t.shape.slice(dim + 1));
   for (let i = 0; i < raw.length; i++) {
     const c = Math.floor(i / inner) % channels;
     out[i] = q.scale[c]! * (raw[i]! - (q.zeroPoint[c] ?? q.zeroPoint[0] ?? 0));

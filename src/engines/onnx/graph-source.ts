@@ -6,8 +6,10 @@
  * (Keras layers, TFLite operators).
  */
 import type * as tf from '@tensorflow/tfjs-core';
-import type { NodeDefMessage, AttrValueMessage } from '../../savedmodel/savedmodel.js';
-import { dataTypeName, decodeTensorProto, type HostTensor } from '../../tensor/index.js';
+import { attrJson } from '../../convert/graph/convert.js';
+import { parseTensorRef } from '../../convert/graph/flatten.js';
+import type { NodeDefMessage } from '../../savedmodel/savedmodel.js';
+import { decodeTensorProto, type HostTensor } from '../../tensor/index.js';
 
 /** A graph attribute in proto3 JSON form, as tfjs model.json and serving-lens's converter write it. */
 export interface TfGraphAttr {
@@ -42,9 +44,7 @@ export interface TfGraphSource {
 
 /** A tensor reference "node:k" (or "node") split into its node and output index. */
 export function tensorKey(ref: string): { node: string; index: number; key: string } {
-  const m = /^(.*):(\d+)$/.exec(ref);
-  const node = m ? m[1]! : ref;
-  const index = m ? Number(m[2]) : 0;
+  const [node, index] = parseTensorRef(ref);
   return { node, index, key: `${node}:${index}` };
 }
 
@@ -93,19 +93,6 @@ export function tfGraphSourceOf(
   };
 }
 
-const base64 = (bytes: Uint8Array): string => Buffer.from(bytes).toString('base64');
-
-function attrJson(a: AttrValueMessage): TfGraphAttr {
-  const out: TfGraphAttr = {};
-  if (a.i !== undefined) out.i = Number(a.i);
-  if (a.f !== undefined) out.f = a.f;
-  if (a.b !== undefined) out.b = a.b;
-  if (a.s !== undefined) out.s = base64(a.s);
-  if (a.type !== undefined) out.type = dataTypeName(a.type);
-  if (a.list) out.list = { ...(a.list.i ? { i: a.list.i.map(Number) } : {}), ...(a.list.f ? { f: a.list.f } : {}), ...(a.list.s ? { s: a.list.s.map(base64) } : {}) };
-  return out;
-}
-
 /**
  * A compile source over GraphDef nodes built by a lowering in graph/ (a `GraphBuilder`'s nodes):
  * weights are read from the Const nodes' tensors.
@@ -118,7 +105,7 @@ export function tfGraphSourceOfGraphDef(nodes: readonly NodeDefMessage[], input:
   const converted = nodes.map((n): TfGraphNode => {
     const { value, ...rest } = n.attr ?? {};
     if (n.op === 'Const' && value?.tensor) tensors.set(n.name, decodeTensorProto(value.tensor, `constant ${n.name}`));
-    return { name: n.name, op: n.op, input: n.input ?? [], attr: Object.fromEntries(Object.entries(rest).map(([k, v]) => [k, attrJson(v)])) };
+    return { name: n.name, op: n.op, input: n.input ?? [], attr: Object.fromEntries(Object.entries(rest).map(([k, v]) => [k, attrJson(v, `node "${n.name}"`) as TfGraphAttr])) };
   });
   return { nodes: converted, constant: (name) => tensors.get(name), input, output, inputShape: [inputShape[0], inputShape[1], inputShape[2]] };
 }

@@ -57,7 +57,6 @@ export function onnxMemoryBudget(env: NodeJS.ProcessEnv = process.env): number {
   return freemem() / 2;
 }
 
-
 /**
  * Compiles `layers` and returns an ImageModel that runs on onnxruntime. Throws MODEL_UNSUPPORTED
  * (with the layer at fault) when a layer has no rule, BACKEND_UNAVAILABLE when onnxruntime-node

@@ -91,10 +91,6 @@ export interface BudgetedModel extends ImageModel {
   readonly plans: { forward?: BatchPlan; gradient?: BatchPlan };
 }
 
-function sliceTargets(target: number | readonly number[], start: number, end: number): number | number[] {
-  return typeof target === 'number' ? target : target.slice(start, end);
-}
-
 /**
  * Wraps a model so that forward and gradient calls of any batch size run in sub-batches that fit
  * the backend's memory. The first call of each kind measures the peak bytes of one image (that
@@ -171,7 +167,7 @@ export function withMemoryBudget(model: ImageModel, options: MemoryBudgetOptions
   const gradient = model.gradient?.bind(model);
   if (gradient) {
     budgeted.gradient = (pixels, target) =>
-      split<GradientResult>('gradient', pixels, (x, start, end) => gradient(x, sliceTargets(target, start, end)), (parts) => {
+      split<GradientResult>('gradient', pixels, (x, start, end) => gradient(x, typeof target === 'number' ? target : target.slice(start, end)), (parts) => {
         const out: GradientResult = {
           gradients: tf.concat(parts.map((p) => p.gradients), 0) as tf.Tensor4D,
           values: tf.concat(parts.map((p) => p.values), 0) as tf.Tensor1D,

@@ -12,17 +12,14 @@ import * as tf from '@tensorflow/tfjs-core';
 import { loadGraphModelSync, type GraphModel } from '@tensorflow/tfjs-converter';
 import { initBackend } from './index.js';
 import { assignedVariables, convertSignature, type ConvertedGraph, type GraphTensor } from '../../convert/graph/convert.js';
-import type { LoadProgress } from '../../convert/savedmodel.js';
+import { openVariables, signatureChoice, type LoadProgress } from '../../convert/savedmodel.js';
 export type { LoadProgress } from '../../convert/savedmodel.js';
 import { VariableStore } from '../../convert/graph/ops.js';
-import { OBJECT_GRAPH_KEY, variableKeys } from '../../convert/graph/variables.js';
 import { LensError, errorMessage } from '../../core/errors.js';
 import { hostToTensor, tensorToHost, tfDtypeOf, type HostTensor } from '../../tensor/index.js';
-import { readTensorBundle, type TensorBundle } from '../../savedmodel/bundle.js';
 import { IMAGE_OPS } from './image-op-names.js';
 import { describeRunFailure, type RunNode } from './run-error.js';
 import {
-  DEFAULT_SIGNATURE,
   SERVE_TAG,
   findSignature,
   opHistogram,
@@ -86,24 +83,12 @@ export interface LoadedSavedModel {
   dispose(): void;
 }
 
-function signatureChoice(metaGraph: MetaGraphInfo, wanted?: string): string {
-  if (wanted !== undefined) return findSignature(metaGraph, wanted).name;
-  if (metaGraph.signatures.some((s) => s.name === DEFAULT_SIGNATURE)) return DEFAULT_SIGNATURE;
-  const runnable = metaGraph.signatures.find((s) => s.outputs.length > 0 && !s.name.startsWith('__'));
-  if (!runnable) throw new LensError('UNKNOWN_SIGNATURE', `the MetaGraph {${metaGraph.tags.join(', ')}} has no signature to run`);
-  return runnable.name;
-}
-
-function isTensor(v: HostTensor | tf.Tensor): v is tf.Tensor {
-  return v instanceof tf.Tensor;
-}
-
 /** Checks a fed value's dtype against what the graph expects and returns the tensor to feed (new or given). */
 function feedTensor(value: HostTensor | tf.Tensor, t: GraphTensor, where: string): tf.Tensor {
   const what = `${where}: input "${t.alias}"`;
   // Shapes are not checked against the signature: like TensorFlow's session (and so TF Serving),
   // the graph takes what it can compute, and what it cannot fails as the node's error.
-  if (isTensor(value)) {
+  if (value instanceof tf.Tensor) {
     if (value.dtype !== tfDtypeOf(t.dtype)) {
       throw new LensError('INVALID_ARGUMENT', `${what} expects ${t.dataType} (tfjs ${tfDtypeOf(t.dtype)}), got a ${value.dtype} tensor`);
     }
@@ -158,17 +143,9 @@ export async function loadSavedModel(dir: string, options: LoadSavedModelOptions
   const metaGraph = selectMetaGraph(info, options.tags ?? [SERVE_TAG]);
   // Signatures that take encoded images (DecodeJpeg & co.) need kernels tfjs lacks.
   await registerKernelsFor(metaGraph);
-  const defaultSignature = signatureChoice(metaGraph, options.signature);
-  let bundle: TensorBundle | undefined;
-  let objectGraph: Uint8Array | undefined;
-  if (info.hasVariables) {
-    bundle = await readTensorBundle(info.dir);
-    if (bundle.entries.has(OBJECT_GRAPH_KEY)) {
-      const t = await bundle.read(OBJECT_GRAPH_KEY);
-      if (t.dtype === 'string') objectGraph = t.values[0];
-    }
-  }
-  const keys = variableKeys(metaGraph.def, bundle?.names ?? [], objectGraph);
+  const defaultSignature = signatureChoice(metaGraph, options.signature, 'run');
+  const variables = await openVariables(info, metaGraph);
+  const keys = variables.keys;
   const cutAt = typeof options.cutAt === 'string' ? [options.cutAt] : [...(options.cutAt ?? [])];
   const sharedState = assignedVariables(metaGraph, keys);
   const store = new VariableStore();
@@ -181,10 +158,7 @@ export async function loadSavedModel(dir: string, options: LoadSavedModelOptions
       metaGraph,
       signature: name,
       variableKeys: keys,
-      readVariable: (key) => {
-        if (!bundle) throw new LensError('SAVEDMODEL_CORRUPT', `${info.dir} has no variables/ bundle but the graph reads variable "${key}"`);
-        return bundle.read(key);
-      },
+      readVariable: variables.read,
       cutAt,
       store,
       sharedState,

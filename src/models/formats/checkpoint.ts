@@ -5,11 +5,7 @@ import type { FormatLoadContext, FormatLoaded, ModelFormatHandler } from './type
 async function loadGraphFile({ path, name, labels, preprocessing, sidecar, options, engine }: FormatLoadContext): Promise<FormatLoaded> {
   const { convertGraphFile } = await import('../../convert/checkpoint/graph-file.js');
   const { imageModelFromGraphModel } = await import('../graph.js');
-  const g = await convertGraphFile(path, {
-    ...(options.checkpoint !== undefined ? { checkpoint: options.checkpoint } : {}),
-    ...(options.inputTensor !== undefined ? { inputTensor: options.inputTensor } : {}),
-    ...(options.outputTensor !== undefined ? { outputTensor: options.outputTensor } : {}),
-  });
+  const g = await convertGraphFile(path, options);
   const { artifacts } = g.converted;
   const model = await imageModelFromGraphModel(artifacts, { name, preprocessing: preprocessing ?? 'raw', ...(labels ? { labels } : {}), ...(sidecar?.inputShape ? { inputShape: sidecar.inputShape } : {}), ...engine });
   const graphCut = { input: g.input, output: g.output, ...(g.checkpoint ? { checkpoint: { prefix: g.checkpoint.prefix, ...(g.checkpoint.step !== undefined ? { step: g.checkpoint.step } : {}) } } : {}) };

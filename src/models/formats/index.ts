@@ -21,5 +21,5 @@ export const MODEL_FORMATS: readonly ModelFormatHandler[] = [
   frozenGraphFormat,
 ];
 
-export { readModelArtifacts } from './tfjs.js';
+export { readModelArtifacts } from '../../convert/graph/io.js';
 export type * from './types.js';

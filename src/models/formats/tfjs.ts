@@ -4,6 +4,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, extname, join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { LensError, errorMessage } from '../../core/errors.js';
+import { readModelArtifacts } from '../../convert/graph/io.js';
 import type { DetectedModel, FormatTarget, ModelFormatHandler } from './types.js';
 
 async function modelJsonFormat(path: string): Promise<'layers' | 'graph'> {
@@ -26,38 +27,6 @@ async function detectModelJson({ path, exists, isDirectory, sidecar }: FormatTar
   }
   if (extname(path).toLowerCase() !== '.json') return undefined;
   return (await modelJsonFormat(path)) === kind ? { path, dir: dirname(path) } : undefined;
-}
-
-/** Reads a tfjs model.json and its weight shards from disk (tfjs-core has no file:// loader without tfjs-node). */
-export async function readModelArtifacts(modelJsonPath: string): Promise<tf.io.ModelArtifacts> {
-  let json: tf.io.ModelJSON;
-  try {
-    json = JSON.parse(await readFile(modelJsonPath, 'utf8')) as tf.io.ModelJSON;
-  } catch (e) {
-    throw new LensError('MODEL_CORRUPT', `cannot read ${modelJsonPath}: ${errorMessage(e)}`);
-  }
-  if (!json.modelTopology) throw new LensError('MODEL_CORRUPT', `${modelJsonPath} has no modelTopology`);
-  const dir = dirname(modelJsonPath);
-  const weightSpecs: tf.io.WeightsManifestEntry[] = [];
-  const buffers: Buffer[] = [];
-  for (const group of json.weightsManifest ?? []) {
-    weightSpecs.push(...group.weights);
-    for (const p of group.paths) {
-      try {
-        buffers.push(await readFile(join(dir, p)));
-      } catch (e) {
-        throw new LensError('MODEL_CORRUPT', `${modelJsonPath} lists weight file ${p}, which cannot be read: ${errorMessage(e)}`);
-      }
-    }
-  }
-  const all = Buffer.concat(buffers);
-  const { weightsManifest: _manifest, ...rest } = json;
-  return {
-    ...rest,
-    modelTopology: json.modelTopology,
-    weightSpecs,
-    weightData: all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength),
-  } as tf.io.ModelArtifacts;
 }
 
 export const layersFormat: ModelFormatHandler<'layers'> = {

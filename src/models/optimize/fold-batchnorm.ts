@@ -158,16 +158,12 @@ function foldedKernelAndBias(layer: tfl.layers.Layer, bn: tfl.layers.Layer): [tf
   return [tf.tensor(folded.kernel, kernel.shape), tf.tensor1d(folded.bias)];
 }
 
-function isContainer(layer: tfl.layers.Layer): layer is tfl.LayersModel {
-  return layer instanceof tfl.LayersModel;
-}
-
 /** Copies weights from `source` into the rebuilt `target`, folding where the config was folded. */
 function assignWeights(target: tfl.LayersModel, source: tfl.LayersModel, path: string, folds: Map<string, Fold[]>): void {
   const here = new Map((folds.get(path) ?? []).map((f) => [f.layer, f.batchNorm]));
   for (const layer of target.layers) {
     const original = source.getLayer(layer.name);
-    if (isContainer(layer)) {
+    if (layer instanceof tfl.LayersModel) {
       assignWeights(layer, original as tfl.LayersModel, `${path}${layer.name}/`, folds);
       continue;
     }

@@ -174,9 +174,5 @@ export async function loadZooModel(
     }
     paths.push(path);
   }
-  return z.build(paths, {
-    ...(options.labels ? { labels: options.labels } : {}),
-    ...(options.preprocessing ? { preprocessing: options.preprocessing } : {}),
-    ...(options.engine !== undefined ? { engine: options.engine } : {}),
-  });
+  return z.build(paths, options);
 }

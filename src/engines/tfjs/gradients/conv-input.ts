@@ -113,10 +113,6 @@ function phaseDepthwiseFilter(filter: tf.Tensor4D, ph: AxisPlan, pw: AxisPlan): 
   return tf.reshape(w, [ph.taps, pw.taps, c * m, ph.phases * pw.phases]);
 }
 
-function hasKernel(name: string): boolean {
-  return tf.getKernel(name, tf.getBackend()) !== undefined;
-}
-
 /** Options of the convolution input-gradient functions. */
 export interface InputGradientOptions {
   /** Defaults to {@link inputGradientMethod} for the current backend. */
@@ -143,7 +139,7 @@ export function inputGradient(
     const info = convInfo(xShape, filter.shape, geometry, depthwise);
     const dilated = info.dilationHeight > 1 || info.dilationWidth > 1;
     // Stock backprop kernels take no dilations; wasm lacks the depthwise one altogether.
-    const backpropUsable = !dilated && hasKernel(backpropKernel);
+    const backpropUsable = !dilated && tf.getKernel(backpropKernel, tf.getBackend()) !== undefined;
     if (method === 'forward-conv' || !backpropUsable) {
       const ph = planInputGradientAxis(info.filterHeight, info.strideHeight, info.dilationHeight, info.padInfo.top, xShape[1], dy.shape[1]);
       const pw = planInputGradientAxis(info.filterWidth, info.strideWidth, info.dilationWidth, info.padInfo.left, xShape[2], dy.shape[2]);
