@@ -15,12 +15,38 @@ import { LensError, errorMessage } from '../core/errors.js';
 import { parsePreprocessing } from '../core/preprocess.js';
 import { initBackend } from '../engines/tfjs/index.js';
 import { MODEL_FORMATS } from './formats/index.js';
-import type { FormatOption, FormatTarget, LensSidecar, LoadImageModelOptions, LoadedImageModel } from './formats/types.js';
+import type { ImageModel } from '../core/model.js';
+import type { EngineInfo } from '../engines/onnx/model.js';
+import type { ModelStructure } from '../graph/body.js';
+import type { FormatOption, FormatTarget, GraphCut, LensSidecar, LoadImageModelOptions } from './formats/types.js';
 import { readLabelsFile } from './labels.js';
 
 export { readModelArtifacts } from './formats/index.js';
-export type { LensSidecar, LoadImageModelOptions, LoadedImageModel, LoadedModelInfo, ModelFormat } from './formats/types.js';
+export type { LensSidecar, LoadImageModelOptions } from './formats/types.js';
 export type { ModelStructure } from '../graph/body.js';
+
+/** Every format's name: the names in MODEL_FORMATS, and the zoo. */
+export type ModelFormat = (typeof MODEL_FORMATS)[number]['name'] | 'zoo';
+
+/** Where a loaded model came from and how its inputs and outputs were decided. */
+export interface LoadedModelInfo {
+  spec: string;
+  format: ModelFormat;
+  /** Resolved file or folder (absent for zoo models, which live in the cache). */
+  path?: string;
+  preprocessingSource: 'option' | 'sidecar' | 'zoo' | 'quantization' | 'default';
+  /** The model's own last operation is a softmax. */
+  finalSoftmax: boolean;
+  labelsSource?: string;
+  sidecar?: LensSidecar;
+  /** The model object underneath, for code that needs its structure (SavedModel export). */
+  structure?: ModelStructure;
+  /** Checkpoints and frozen graphs: where the graph was cut, and the checkpoint whose variables were frozen. */
+  graphCut?: GraphCut;
+}
+
+/** A loaded model with where it came from and which engine runs its forward and gradient passes. */
+export type LoadedImageModel = ImageModel & { info: LoadedModelInfo; engine: EngineInfo };
 
 /** The bundled default model, relative to the package root (src/models or dist/models -> ../../). */
 export const DEFAULT_MODEL_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../models/shapes-resnet');
@@ -119,7 +145,7 @@ export async function loadImageModel(spec: string, options: LoadImageModelOption
   return Object.assign(loaded.model, {
     info: {
       spec,
-      format: format.name as LoadedImageModel['info']['format'],
+      format: format.name,
       path: detected.path,
       ...(sidecar ? { sidecar } : {}),
       preprocessingSource: explicit ? ('option' as const) : sidecar?.preprocessing ? ('sidecar' as const) : (loaded.preprocessingSource ?? ('default' as const)),

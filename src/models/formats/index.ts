@@ -10,7 +10,7 @@ import { tfliteFormat } from './tflite.js';
 import { graphFormat, layersFormat } from './tfjs.js';
 import type { ModelFormatHandler } from './types.js';
 
-export const MODEL_FORMATS: readonly ModelFormatHandler[] = [
+export const MODEL_FORMATS = [
   savedModelFormat,
   layersFormat,
   graphFormat,
@@ -19,7 +19,7 @@ export const MODEL_FORMATS: readonly ModelFormatHandler[] = [
   tfliteFormat,
   checkpointFormat,
   frozenGraphFormat,
-];
+] as const satisfies readonly ModelFormatHandler[];
 
 export { readModelArtifacts } from '../../convert/graph/io.js';
 export type * from './types.js';

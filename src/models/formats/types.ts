@@ -1,8 +1,7 @@
 /**
  * The contract between the loader (models/load.ts) and one model file format: how to recognise
  * the format from a path, and how to turn it into an ImageModel. A format is one file in this
- * folder, its name in `ModelFormat` and its handler in `MODEL_FORMATS` (index.ts). The types that
- * describe a loaded model live here too, so that formats and the loader share them without a circle.
+ * folder and one line in `MODEL_FORMATS` (index.ts), which also names it in `ModelFormat`.
  */
 import type { CutTensor } from '../../convert/checkpoint/graph-file.js';
 import type { ImageModel, ScoreKind } from '../../core/model.js';
@@ -24,29 +23,6 @@ export interface LensSidecar {
   format?: 'layers' | 'graph' | 'savedmodel';
   [extra: string]: unknown;
 }
-
-/** Every format's name (the names of MODEL_FORMATS in index.ts, and the zoo). */
-export type ModelFormat = 'savedmodel' | 'keras-h5' | 'keras3' | 'tflite' | 'layers' | 'graph' | 'checkpoint' | 'frozen-graph' | 'zoo';
-
-/** Where a loaded model came from and how its inputs and outputs were decided. */
-export interface LoadedModelInfo {
-  spec: string;
-  format: ModelFormat;
-  /** Resolved file or folder (absent for zoo models, which live in the cache). */
-  path?: string;
-  preprocessingSource: 'option' | 'sidecar' | 'zoo' | 'quantization' | 'default';
-  /** The model's own last operation is a softmax. */
-  finalSoftmax: boolean;
-  labelsSource?: string;
-  sidecar?: LensSidecar;
-  /** The model object underneath, for code that needs its structure (SavedModel export). */
-  structure?: ModelStructure;
-  /** Checkpoints and frozen graphs: where the graph was cut, and the checkpoint whose variables were frozen. */
-  graphCut?: { input: CutTensor; output: CutTensor; checkpoint?: { prefix: string; step?: number } };
-}
-
-/** A loaded model with where it came from and which engine runs its forward and gradient passes. */
-export type LoadedImageModel = ImageModel & { info: LoadedModelInfo; engine: EngineInfo };
 
 export interface LoadImageModelOptions {
   /** Overrides every other source of preprocessing. */
@@ -113,8 +89,15 @@ export interface FormatLoaded {
   preprocessingSource?: 'zoo' | 'quantization';
   /** Set when the labels came from inside the file. */
   labelsSource?: string;
-  structure?: LoadedModelInfo['structure'];
-  graphCut?: LoadedModelInfo['graphCut'];
+  structure?: ModelStructure;
+  graphCut?: GraphCut;
+}
+
+/** Checkpoints and frozen graphs: where the graph was cut, and the checkpoint whose variables were frozen. */
+export interface GraphCut {
+  input: CutTensor;
+  output: CutTensor;
+  checkpoint?: { prefix: string; step?: number };
 }
 
 /** Options that apply to some formats only; the loader refuses them elsewhere. */
