@@ -16,11 +16,11 @@
  * const images = await sampleImages({ dir: 'out/samples', size: model.inputShape[0] });
  * const top = await topClasses(model, await Promise.all(images.map((i) => loadPixels(i.path, { size: [64, 64] }))));
  */
-import { createReadStream } from 'node:fs';
-import { mkdir, stat } from 'node:fs/promises';
+import { mkdir } from 'node:fs/promises';
 import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
-import { extname, join, relative, resolve, sep } from 'node:path';
+import { join, relative, resolve, sep } from 'node:path';
+import express from 'express';
 import { forwardRows, toProbabilities } from '../attribution/engine.js';
 import type { ImageInput } from '../attribution/types.js';
 import { expandImagePaths, loadMask, maskBeside } from '../image/files.js';
@@ -238,8 +238,6 @@ export async function notebookServer(options: { modelName: string; modelBasePath
   };
 }
 
-const CONTENT_TYPES: Record<string, string> = { '.jpg': 'image/jpeg', '.jpeg': 'image/jpeg', '.png': 'image/png', '.gif': 'image/gif', '.bmp': 'image/bmp', '.webp': 'image/webp' };
-
 /** A static file server on loopback. */
 export interface FileServer {
   /** http://127.0.0.1:PORT */
@@ -260,24 +258,10 @@ export interface FileServer {
  */
 export async function serveFiles(dir: string): Promise<FileServer> {
   const root = resolve(dir);
-  const server: Server = createServer((req, res) => {
-    const path = resolve(root, `.${decodeURIComponent(new URL(req.url ?? '/', 'http://x').pathname)}`);
-    if (req.method !== 'GET' || !path.startsWith(root + sep)) {
-      res.writeHead(404).end();
-      return;
-    }
-    stat(path).then(
-      (s) => {
-        if (!s.isFile()) {
-          res.writeHead(404).end();
-          return;
-        }
-        res.writeHead(200, { 'content-type': CONTENT_TYPES[extname(path).toLowerCase()] ?? 'application/octet-stream', 'content-length': s.size });
-        createReadStream(path).pipe(res);
-      },
-      () => res.writeHead(404).end(),
-    );
-  });
+  const app = express();
+  app.use(express.static(root, { index: false, fallthrough: true }));
+  app.use((_req, res) => void res.status(404).end());
+  const server: Server = createServer(app);
   const port = await new Promise<number>((resolvePort, reject) => {
     server.once('error', (e) => reject(new LensError('INVALID_ARGUMENT', `cannot serve ${dir} on 127.0.0.1: ${errorMessage(e)}`)));
     server.listen(0, '127.0.0.1', () => resolvePort((server.address() as AddressInfo).port));
