@@ -24,6 +24,7 @@ import {
   writeNpy,
   writePngAtomic,
   type AttributionSign,
+  type PngText,
   type VisualizationMethod,
 } from '../render/index.js';
 import { channelSum, gaussianBlur } from '../attribution/image-ops.js';
@@ -71,6 +72,14 @@ export interface SavedFiles {
   npy: string;
   json: string;
 }
+
+/** STEM.png, STEM.npy and STEM.json in the folder. */
+export function savedFiles(options: Pick<SaveOptions, 'dir' | 'stem'>): SavedFiles {
+  return { png: join(options.dir, `${options.stem}.png`), npy: join(options.dir, `${options.stem}.npy`), json: join(options.dir, `${options.stem}.json`) };
+}
+
+/** PNG text naming the image, with the caller's extra fields. */
+export const nameText = (options: Pick<SaveOptions, 'imageName' | 'extra'>): PngText => ({ ...(options.imageName !== undefined ? { image: options.imageName } : {}), ...(options.extra ?? {}) });
 
 /** A flat row-major array as `count` rows. */
 function splitRows(flat: Float32Array, count: number): number[][] {
@@ -153,14 +162,9 @@ export function attributionSummary(attribution: Attribution, imageName?: string)
  * const files = await saveAttribution(attr, image, { dir: 'out', stem: 'cat.ig', viz: 'blended_heat_map', imageName: 'cat.jpg' });
  */
 export async function saveAttribution(attribution: Attribution, image: ImageInput, options: SaveOptions): Promise<SavedFiles> {
-  const files: SavedFiles = {
-    png: join(options.dir, `${options.stem}.png`),
-    npy: join(options.dir, `${options.stem}.npy`),
-    json: join(options.dir, `${options.stem}.json`),
-  };
+  const files = savedFiles(options);
   const png = await attributionPicture(attribution, image, options);
-  const text = { ...(options.imageName !== undefined ? { image: options.imageName } : {}), ...(options.extra ?? {}) };
-  await writePngAtomic(files.png, png.bytes, { ...attributionPngText(attribution, text), ...pictureText(png.settings) });
+  await writePngAtomic(files.png, png.bytes, { ...attributionPngText(attribution, nameText(options)), ...pictureText(png.settings) });
   await writeNpy(files.npy, attribution.data, [attribution.height, attribution.width, attribution.channels]);
   await writeJsonAtomic(files.json, { ...attributionSummary(attribution, options.imageName), picture: png.settings, ...(options.extra ?? {}), files });
   return files;

@@ -13,13 +13,12 @@
  * const curves = [{ name: 'black', deletion: await attributionCurve(model, image, ig, 'deletion'), insertion: await attributionCurve(model, image, ig, 'insertion') }];
  * await saveCurvesView(curves, { dir: 'out', stem: 'cat.ig.curves', title: 'cat.jpg' });
  */
-import { join } from 'node:path';
 import { pathImage } from '../attribution/adaptive-rules.js';
 import type { Curve } from '../attribution/metrics.js';
 import type { Attribution, ImageInput } from '../attribution/types.js';
 import { LensError } from '../core/errors.js';
-import { attributionPngText, drawLineChart, rgbaFromImage, writeJsonAtomic, writeNpy, writePngAtomic, type PngText } from '../render/index.js';
-import type { SavedFiles } from './save.js';
+import { attributionPngText, drawLineChart, rgbaFromImage, writeJsonAtomic, writeNpy, writePngAtomic } from '../render/index.js';
+import { nameText, savedFiles, type SavedFiles } from './save.js';
 
 /** An IG path reduced to one row per point: what the path view draws. */
 export interface PathProfile {
@@ -138,12 +137,6 @@ export interface ViewSaveOptions {
   extra?: Record<string, string | number | boolean>;
 }
 
-function viewFiles(options: ViewSaveOptions): SavedFiles {
-  return { png: join(options.dir, `${options.stem}.png`), npy: join(options.dir, `${options.stem}.npy`), json: join(options.dir, `${options.stem}.json`) };
-}
-
-const nameText = (options: ViewSaveOptions): PngText => ({ ...(options.imageName !== undefined ? { image: options.imageName } : {}), ...(options.extra ?? {}) });
-
 /**
  * Writes the path view: STEM.png (see {@link pathViewPng}; text chunks of the attribution plus
  * `view`, `alpha`, `F_alpha`), STEM.npy (float32, one row per point, columns {@link PATH_COLUMNS})
@@ -153,7 +146,7 @@ const nameText = (options: ViewSaveOptions): PngText => ({ ...(options.imageName
  * await savePathView(ig, image, baselines, { dir: 'out', stem: 'cat.ig.path', alpha: 0.25, imageName: 'cat.jpg' });
  */
 export async function savePathView(attribution: Attribution, image: ImageInput, baselines: readonly Float32Array[], options: ViewSaveOptions & { alpha: number }): Promise<SavedFiles> {
-  const files = viewFiles(options);
+  const files = savedFiles(options);
   const profile = pathProfile(attribution, image, baselines);
   const png = await pathViewPng(attribution, image, baselines, options.alpha, profile);
   const fAlpha = scoreAt(attribution, profile, options.alpha);
@@ -235,7 +228,7 @@ export async function saveCurvesView(curves: readonly NamedCurves[], options: Vi
   if (curves.length === 0) throw new LensError('INVALID_ARGUMENT', 'no curves to save');
   const points = curves[0]!.deletion.fractions.length;
   if (curves.some((c) => c.deletion.fractions.length !== points || c.insertion.fractions.length !== points)) throw new LensError('SHAPE_MISMATCH', 'curves on one chart need the same points');
-  const files = viewFiles(options);
+  const files = savedFiles(options);
   const png = await curvesChartPng(
     curves.flatMap((c, i) => (['deletion', 'insertion'] as const).map((kind) => ({ name: `${c.name} ${kind}`, curve: c[kind], color: PALETTE[i % PALETTE.length]! }))),
     { title: `${options.title ? `${options.title}: ` : ''}deletion (solid) and insertion (dashed)`, width: 960, height: 540 },
