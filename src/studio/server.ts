@@ -164,6 +164,22 @@ function eventStream(req: Request, res: Response) {
 }
 
 /** The mask's outline (object pixels with a neighbour outside), yellow on clear, so the map under it stays visible. */
+/**
+ * Runs `job` on an event stream: `done` when it ends, `failure` (and a log line) when it throws
+ * while the client is still there, and the stream closed either way.
+ */
+function streamJob(req: Request, res: Response, what: string, log: (line: string) => void, job: (stream: ReturnType<typeof eventStream>) => Promise<void>): void {
+  const stream = eventStream(req, res);
+  job(stream)
+    .then(() => void stream.send('done', {}))
+    .catch((e: unknown) => {
+      if (stream.signal.aborted) return;
+      log(`studio: ${what} failed: ${errorMessage(e)}`);
+      stream.send('failure', { error: errorMessage(e) });
+    })
+    .finally(() => stream.end());
+}
+
 function maskOutline(mask: Uint8Array, width: number, height: number) {
   const out = createRgba(width, height);
   const inside = (x: number, y: number) => x >= 0 && y >= 0 && x < width && y < height && mask[y * width + x] === 1;
@@ -282,52 +298,41 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
   );
 
   app.get('/api/explain', (req, res) => {
-    const stream = eventStream(req, res);
-    void (async () => {
-      try {
-        const baselines = splitBaselineList(q(req, 'baselines', 'black'));
-        if (baselines.length === 0) throw new LensError('INVALID_ARGUMENT', 'choose at least one baseline');
-        const base: Omit<ExplainRequest, 'baseline'> = {
-          image: q(req, 'image'),
-          model: modelKind(req),
-          method: q(req, 'method', 'ig'),
-          rule: q(req, 'rule', 'gausslegendre'),
-          target: q(req, 'target', 'top1'),
-          seed: qInt(req, 'seed', 0)!,
-          ...(qInt(req, 'steps') !== undefined ? { steps: qInt(req, 'steps')! } : {}),
-        };
-        session.image(base.image);
-        const view = rendering(req);
-        const panels = baselines.length;
-        const run = async (request: ExplainRequest, b: number, preview: boolean) => {
-          stream.send('progress', { done: 0, total: 1, stage: `${preview ? 'preview: ' : ''}${request.method} ${request.baseline}`, panel: b, panels });
-          const entry = await session.explain(request, (p) => stream.send('progress', { ...p, ...(preview ? { stage: `preview: ${p.stage ?? request.method}` } : {}), panel: b, panels }), stream.signal);
-          const a = entry.attribution;
-          log(`studio: ${preview ? 'preview ' : ''}${a.method} ${a.baseline ?? ''} on ${session.image(base.image).name}: ${entry.millis > 0 ? `${entry.millis.toFixed(0)} ms` : 'cached'}`);
-          if (!preview) return stream.send('result', panelResult(entry, b, false));
-          // The coarse picture travels in the event: a request for it would wait behind the final computation.
-          const picture = await encodeRgbaPng(visualize(a, { method: view.viz, sign: view.sign, image: session.image(base.image).pixels }));
-          // Flushed before the next computation, which may hold the event loop (tfjs on wasm) for its whole length.
-          await stream.send('preview', { ...panelResult(entry, b, true), picture: `data:image/png;base64,${picture.toString('base64')}` });
-        };
-        // A coarse pass over every panel first, so pictures appear at once even on slow models.
-        const coarse = previewSteps(session, base);
-        if (coarse !== undefined) {
-          for (let b = 0; b < panels; b++) {
-            if (!session.isCached({ ...base, baseline: baselines[b]! })) await run({ ...base, baseline: baselines[b]!, steps: coarse }, b, true);
-          }
+    streamJob(req, res, 'explain', log, async (stream) => {
+      const baselines = splitBaselineList(q(req, 'baselines', 'black'));
+      if (baselines.length === 0) throw new LensError('INVALID_ARGUMENT', 'choose at least one baseline');
+      const base: Omit<ExplainRequest, 'baseline'> = {
+        image: q(req, 'image'),
+        model: modelKind(req),
+        method: q(req, 'method', 'ig'),
+        rule: q(req, 'rule', 'gausslegendre'),
+        target: q(req, 'target', 'top1'),
+        seed: qInt(req, 'seed', 0)!,
+        ...(qInt(req, 'steps') !== undefined ? { steps: qInt(req, 'steps')! } : {}),
+      };
+      session.image(base.image);
+      const view = rendering(req);
+      const panels = baselines.length;
+      const run = async (request: ExplainRequest, b: number, preview: boolean) => {
+        stream.send('progress', { done: 0, total: 1, stage: `${preview ? 'preview: ' : ''}${request.method} ${request.baseline}`, panel: b, panels });
+        const entry = await session.explain(request, (p) => stream.send('progress', { ...p, ...(preview ? { stage: `preview: ${p.stage ?? request.method}` } : {}), panel: b, panels }), stream.signal);
+        const a = entry.attribution;
+        log(`studio: ${preview ? 'preview ' : ''}${a.method} ${a.baseline ?? ''} on ${session.image(base.image).name}: ${entry.millis > 0 ? `${entry.millis.toFixed(0)} ms` : 'cached'}`);
+        if (!preview) return stream.send('result', panelResult(entry, b, false));
+        // The coarse picture travels in the event: a request for it would wait behind the final computation.
+        const picture = await encodeRgbaPng(visualize(a, { method: view.viz, sign: view.sign, image: session.image(base.image).pixels }));
+        // Flushed before the next computation, which may hold the event loop (tfjs on wasm) for its whole length.
+        await stream.send('preview', { ...panelResult(entry, b, true), picture: `data:image/png;base64,${picture.toString('base64')}` });
+      };
+      // A coarse pass over every panel first, so pictures appear at once even on slow models.
+      const coarse = previewSteps(session, base);
+      if (coarse !== undefined) {
+        for (let b = 0; b < panels; b++) {
+          if (!session.isCached({ ...base, baseline: baselines[b]! })) await run({ ...base, baseline: baselines[b]!, steps: coarse }, b, true);
         }
-        for (let b = 0; b < panels; b++) await run({ ...base, baseline: baselines[b]! }, b, false);
-        stream.send('done', {});
-      } catch (e) {
-        if (!stream.signal.aborted) {
-          log(`studio: explain failed: ${errorMessage(e)}`);
-          stream.send('failure', { error: errorMessage(e) });
-        }
-      } finally {
-        stream.end();
       }
-    })();
+      for (let b = 0; b < panels; b++) await run({ ...base, baseline: baselines[b]! }, b, false);
+    });
   });
 
   const keysOf = (req: Request) => q(req, 'keys').split('~').filter(Boolean);
@@ -390,20 +395,11 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
   );
 
   app.get('/api/metrics', (req, res) => {
-    const stream = eventStream(req, res);
-    void (async () => {
-      try {
-        const ids = q(req, 'images', [...session.images.keys()].join('~')).split('~').filter(Boolean);
-        const result = await session.compare(ids, splitBaselineList(q(req, 'baselines', 'black')), { ...compareSettings(req), onProgress: (p) => stream.send('progress', p) });
-        stream.send('result', { baselines: result.baselines, summary: result.summary, rows: result.rows, images: ids.length });
-        stream.send('done', {});
-      } catch (e) {
-        log(`studio: metrics failed: ${errorMessage(e)}`);
-        stream.send('failure', { error: errorMessage(e) });
-      } finally {
-        stream.end();
-      }
-    })();
+    streamJob(req, res, 'metrics', log, async (stream) => {
+      const ids = q(req, 'images', [...session.images.keys()].join('~')).split('~').filter(Boolean);
+      const result = await session.compare(ids, splitBaselineList(q(req, 'baselines', 'black')), { ...compareSettings(req), onProgress: (p) => stream.send('progress', p) });
+      stream.send('result', { baselines: result.baselines, summary: result.summary, rows: result.rows, images: ids.length });
+    });
   });
 
   app.get(
