@@ -13,7 +13,7 @@ import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { LensError, errorMessage } from '../core/errors.js';
 import { writeFileAtomic } from '../fs/atomic.js';
-import { decodePixels, encodePng } from '../image/index.js';
+import { decodePixels, encodePng, pixelsToTensor } from '../image/index.js';
 import { coverage, insideDisc, insidePolygon, polygonArea, polygonBounds, type Bounds, type InsideTest, type Polygon } from './raster.js';
 import { SeededRandom, sinCos } from './random.js';
 import { TEXTURE_KINDS, drawTexture, hsvToRgb, type Rgb, type TextureKind } from './textures.js';
@@ -278,19 +278,9 @@ export function generateShapes(options: ShapesOptions): ShapeSample[] {
  * const scores = await model.forward(pixels);
  */
 export function shapesToTensors(samples: readonly ShapeSample[]): { pixels: tf.Tensor4D; labels: tf.Tensor1D } {
-  const first = samples[0];
-  if (!first) throw new LensError('INVALID_ARGUMENT', 'no shapes samples to stack');
-  const { height, width } = first;
-  const per = height * width * 3;
-  const data = new Float32Array(per * samples.length);
-  samples.forEach((s, i) => {
-    if (s.height !== height || s.width !== width) {
-      throw new LensError('SHAPE_MISMATCH', `shapes sample ${s.index} is ${s.height}x${s.width}, expected ${height}x${width}`);
-    }
-    data.set(s.pixels, i * per);
-  });
+  if (samples.length === 0) throw new LensError('INVALID_ARGUMENT', 'no shapes samples to stack');
   return {
-    pixels: tf.tensor4d(data, [samples.length, height, width, 3]),
+    pixels: pixelsToTensor(samples.map((s) => ({ data: s.pixels, height: s.height, width: s.width, channels: 3, source: `shapes sample ${s.index}` }))),
     labels: tf.tensor1d(samples.map((s) => s.label), 'int32'),
   };
 }
@@ -321,7 +311,7 @@ export interface ShapesManifest {
 }
 
 /** Mask as an 8-bit greyscale PNG, 255 inside the object. */
-async function encodeMask(mask: Uint8Array, width: number, height: number): Promise<Buffer> {
+export async function encodeMask(mask: Uint8Array, width: number, height: number): Promise<Buffer> {
   return encodePng({ data: Float32Array.from(mask, (m) => (m ? 255 : 0)), width, height, channels: 1 });
 }
 

@@ -10,6 +10,7 @@
  * const p = liveProgress('IG steps', 64); for (...) p.update(i); p.done();
  */
 import { createRequire } from 'node:module';
+import { sniffImageFormat } from '../image/format.js';
 import { csvField } from '../report/csv.js';
 
 type TslabDisplay = {
@@ -44,18 +45,14 @@ export function inNotebook(): boolean {
   return kernel() !== null;
 }
 
-function isPng(b: Uint8Array): boolean {
-  return b[0] === 0x89 && b[1] === 0x50 && b[2] === 0x4e && b[3] === 0x47;
-}
-
 /** Shows a PNG or JPEG image inline (outside a notebook: prints its size). */
 export function show(image: Uint8Array, caption?: string): void {
   const k = kernel();
   if (!k) {
-    process.stdout.write(`[image ${isPng(image) ? 'png' : 'jpeg'}, ${image.length} bytes]${caption ? ` ${caption}` : ''}\n`);
+    process.stdout.write(`[image ${sniffImageFormat(image) === 'png' ? 'png' : 'jpeg'}, ${image.length} bytes]${caption ? ` ${caption}` : ''}\n`);
     return;
   }
-  if (isPng(image)) k.display.png(image);
+  if (sniffImageFormat(image) === 'png') k.display.png(image);
   else k.display.jpeg(image);
   if (caption) k.display.markdown(`*${escapeMarkdown(caption)}*`);
 }

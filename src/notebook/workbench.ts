@@ -26,7 +26,7 @@ import type { ImageInput } from '../attribution/types.js';
 import { expandImagePaths, loadMask, maskBeside } from '../image/files.js';
 import { LensError, errorMessage } from '../core/errors.js';
 import { encodeJpeg, encodePng } from '../image/index.js';
-import { generateShape } from '../datasets/shapes.js';
+import { encodeMask, generateShape } from '../datasets/shapes.js';
 import { writeFileAtomic } from '../fs/atomic.js';
 import type { LoadedModelInfo } from '../models/load.js';
 import { topK, type ImageModel } from '../core/model.js';
@@ -117,8 +117,7 @@ export async function writeShapeImages(dir: string, options: ShapeImagesOptions)
     const pixels = { data: s.pixels, height: size, width: size, channels: 3 };
     const path = join(dir, `${stem}.${ext}`);
     await writeFileAtomic(path, ext === 'png' ? await encodePng(pixels) : await encodeJpeg(pixels));
-    const maskPixels = Float32Array.from(s.mask, (m) => (m ? 255 : 0));
-    await writeFileAtomic(join(dir, `${stem}.mask.png`), await encodePng({ data: maskPixels, height: size, width: size, channels: 1 }));
+    await writeFileAtomic(join(dir, `${stem}.mask.png`), await encodeMask(s.mask, size, size));
     out.push({ name: stem, path, mask: s.mask, className: s.className });
   }
   return out;
