@@ -7,11 +7,12 @@
  */
 import { LensError } from '../core/errors.js';
 import type { ImageModel } from '../core/model.js';
+import type { ModelLoadSettings } from '../models/load-settings.js';
 import type { JsonValue } from './store.js';
 import type { ExplainOne } from './runner.js';
 
 /** How each image is explained (the same choices as `lens explain`). */
-export interface AttributionExplainerOptions {
+export interface AttributionExplainerOptions extends ModelLoadSettings {
   /** Model spec for loadImageModel: SavedModel folder (a TF Serving base path picks its newest version), .h5, .keras, .tflite, model.json, TF1 checkpoint, frozen .pb, resnet50, default. */
   model: string;
   /** Method name (`ig`, `smoothgrad:ig`, `gradient`, ...). Default 'ig'. */
@@ -27,22 +28,16 @@ export interface AttributionExplainerOptions {
   viz?: string;
   /** Captum sign. Default 'absolute_value'. */
   sign?: string;
-  preprocess?: string;
   /** pad, crop or squash. Default 'pad'. */
   resize?: string;
-  labels?: string;
   batchSize?: number;
   seed?: number;
   /** Also store the raw attributions as .npy. Default true. */
   npy?: boolean;
-  backend?: string;
   /** Engine for the model: auto, onnxruntime, tfjs (see loadImageModel). */
   engine?: string;
-  /** TF1 checkpoint directories: the step to load (see loadImageModel). */
-  checkpoint?: number | string;
   /** Checkpoints and frozen graphs: the image input and scores output tensors (`NAME:0`). */
   inputTensor?: string;
-  outputTensor?: string;
 }
 
 /** An explainer bound to a loaded model. */

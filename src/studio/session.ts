@@ -11,7 +11,7 @@ import { basename, join } from 'node:path';
 import * as attribution from '../attribution/index.js';
 import type { Attribution, CompareResult, ImageInput, Progress } from '../attribution/index.js';
 import { expandImagePaths, loadMask, loadModelImages, maskBeside } from '../image/files.js';
-import { modelLoadFlags } from '../models/load-settings.js';
+import { modelLoadFlags, type ModelLoadSettings } from '../models/load-settings.js';
 import type { ConnectionSettings } from '../serving/connection.js';
 import { hostPort } from '../serving/connection.js';
 import type { PathData, Prediction } from './wire.js';
@@ -58,7 +58,7 @@ export interface StudioAttribution {
   millis: number;
 }
 
-export interface SessionOptions {
+export interface SessionOptions extends Pick<ModelLoadSettings, 'preprocess' | 'labels' | 'backend' | 'engine'> {
   /** MODEL as `lens explain --model` takes it. */
   model?: string;
   /** HOST:PORT of a TF Serving (or `lens serve`). */
@@ -66,10 +66,6 @@ export interface SessionOptions {
   servedModel?: string;
   /** Transport, Host header, TLS and metadata, as the client commands' connection flags give them. */
   connection?: ConnectionSettings;
-  preprocess?: string;
-  labels?: string;
-  backend?: string;
-  engine?: string;
   resize?: string;
   /** Largest upload in bytes. Default 20 MiB. */
   maxUploadBytes?: number;
