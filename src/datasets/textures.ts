@@ -171,10 +171,7 @@ export function drawTexture(rng: SeededRandom, width: number, height: number, ki
         const t2 = (weight2(x + 0.25, y + 0.25) + weight2(x + 0.75, y + 0.25) + weight2(x + 0.25, y + 0.75) + weight2(x + 0.75, y + 0.75)) / 4;
         col = mix(col, c2, t2);
       }
-      const i = (y * width + x) * 3;
-      data[i] = col[0];
-      data[i + 1] = col[1];
-      data[i + 2] = col[2];
+      data.set(col, (y * width + x) * 3);
     }
   }
   const palette: Rgb[] = kind === 'flat' ? [a] : [a, b];

@@ -19,7 +19,7 @@ import { decodePixels } from '../image/index.js';
 import { topK, type ImageModel } from '../core/model.js';
 import { loadSavedModel, type LoadedSavedModel } from '../engines/tfjs/savedmodel.js';
 import type { SignatureInfo } from '../savedmodel/savedmodel.js';
-import type { HostTensor } from '../tensor/index.js';
+import { concatFloat32, type HostTensor } from '../tensor/index.js';
 
 /** One check: what was checked, whether it held, and the numbers or error behind it. */
 export interface ServableCheck {
@@ -207,9 +207,8 @@ export async function validateServable(versionDir: string, options: ValidateServ
       const floatInput = floatSig?.inputs.length === 1 ? floatSig.inputs[0] : undefined;
       if (floatInput) {
         await attempt(`${pixelsSignature} (float pixels) agrees with ${reference.name}`, async () => {
-          const data = new Float32Array(n * h * w * c);
-          pixels.forEach((p, i) => data.set(p.data, i * h * w * c));
-          const out = await model.predict({ [floatInput.alias]: { dtype: 'float32', shape: [n, h, w, c], values: data } }, { signature: pixelsSignature });
+          const values = concatFloat32(pixels.map((p) => p.data));
+          const out = await model.predict({ [floatInput.alias]: { dtype: 'float32', shape: [n, h, w, c], values } }, { signature: pixelsSignature });
           const rows = floatRows(out.probabilities, 'probabilities');
           const diff = Math.max(...refRows.map((r, i) => maxAbsDiff(r, rows[i]!)));
           if (!(diff <= FLOAT_TOLERANCE)) throw new LensError('MODEL_MISMATCH', `largest probability difference ${diff.toExponential(2)} (tolerance ${FLOAT_TOLERANCE})`);
