@@ -68,9 +68,7 @@ export function notebookOutDir(name: string, env: NodeJS.ProcessEnv = process.en
  * @example
  * await saveFile(join(out, 'metrics.csv'), csvTable(rows));
  */
-export function saveFile(path: string, data: string | Uint8Array): Promise<void> {
-  return writeFileAtomic(path, data);
-}
+export const saveFile: (path: string, data: string | Uint8Array) => Promise<void> = writeFileAtomic;
 
 /** An image file for a notebook, with its object mask when it has one. */
 export interface SampleImage {
