@@ -64,6 +64,13 @@ export function fitText(ctx: SKRSContext2D, text: string, maxWidth: number): str
   return lo === 0 ? '' : `${chars.slice(0, lo).join('')}…`;
 }
 
+/** Lines of text in `font`, each broken to fit `maxWidth` (they wrap, never cut). */
+export function wrapLines(lines: readonly string[], maxWidth: number, font: string): string[] {
+  const ctx = newCanvas(1, 1, '#ffffff').ctx;
+  ctx.font = font;
+  return lines.flatMap((l) => wrapText(ctx, l, maxWidth));
+}
+
 /**
  * `text` broken into lines (at spaces, else inside words) that fit `maxWidth` in the current
  * font; nothing is cut off.

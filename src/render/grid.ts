@@ -23,7 +23,7 @@
  * await writePngAtomic('out/grid.png', png, { method: 'integrated_gradients' });
  */
 import { LensError } from '../core/errors.js';
-import { drawColorbar, drawRgba, finishCanvas, fitText, newCanvas, wrapText, type PictureFormat } from './draw.js';
+import { drawColorbar, drawRgba, finishCanvas, fitText, newCanvas, wrapLines, type PictureFormat } from './draw.js';
 import { fontSpec } from './fonts.js';
 import { checkRgba, type RgbaImage } from './rgba.js';
 import type { ColorbarSpec, Visualization } from './visualize.js';
@@ -69,13 +69,6 @@ const CELL_BAR_SPACING = 6;
 function titleLines(cell: GridCell | null | undefined): readonly string[] {
   if (!cell?.title) return [];
   return typeof cell.title === 'string' ? [cell.title] : cell.title;
-}
-
-/** Title lines broken to fit `width` (titles wrap, never cut). */
-function wrappedLines(lines: readonly string[], width: number, font: string): string[] {
-  const ctx = newCanvas(1, 1, '#ffffff').ctx;
-  ctx.font = font;
-  return lines.flatMap((l) => wrapText(ctx, l, width));
 }
 
 function sameScale(a: ColorbarSpec, b: ColorbarSpec): boolean {
@@ -151,13 +144,13 @@ function layout(options: GridOptions) {
   const bars = barMode(options);
   const contentWidth = columns * cellSize + (columns - 1) * GAP;
   const widthAll = MARGIN + rowTitleWidth + contentWidth + MARGIN;
-  const titleWrapped = options.title ? wrappedLines([options.title], widthAll - 2 * MARGIN, fontSpec(Math.round(fontSize * 1.25), 'bold')) : [];
+  const titleWrapped = options.title ? wrapLines([options.title], widthAll - 2 * MARGIN, fontSpec(Math.round(fontSize * 1.25), 'bold')) : [];
   const titleBand = options.title ? (titleWrapped.length + 1) * lineHeight : 0;
-  const columnWrapped = (options.columnTitles ?? []).map((t) => wrappedLines([t], cellSize, fontSpec(fontSize, 'bold')));
+  const columnWrapped = (options.columnTitles ?? []).map((t) => wrapLines([t], cellSize, fontSpec(fontSize, 'bold')));
   const columnBand = options.columnTitles ? Math.max(1, ...columnWrapped.map((l) => l.length)) * lineHeight + 4 : 0;
-  const cellTitles = options.cells.map((r) => r.map((c) => wrappedLines(titleLines(c), cellSize, fontSpec(fontSize))));
+  const cellTitles = options.cells.map((r) => r.map((c) => wrapLines(titleLines(c), cellSize, fontSpec(fontSize))));
   const cellTitleLines = Math.max(0, ...cellTitles.flatMap((r) => r.map((l) => l.length)));
-  const captionLines = options.caption ? wrappedLines([options.caption], widthAll - 2 * MARGIN, fontSpec(fontSize)) : [];
+  const captionLines = options.caption ? wrapLines([options.caption], widthAll - 2 * MARGIN, fontSpec(fontSize)) : [];
   const barLabelled = (spec: ColorbarSpec | undefined) => (spec?.label ? lineHeight : 0);
   const cellBarLabel = bars.kind === 'cell'
     ? Math.max(0, ...options.cells.flatMap((r) => r.map((c) => barLabelled((c?.image as Visualization | undefined)?.colorbar))))

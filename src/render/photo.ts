@@ -8,7 +8,7 @@
  * const viz = visualize(onPhoto, { method: 'overlay', image: photo });
  * const png = await renderOnPhoto(viz, { title: ['integrated_gradients', 'macaw 0.984'], notes: ['smoothed σ = 1.5 model px'] });
  */
-import { canvasToPng, drawColorbar, drawRgba, newCanvas, wrapText } from './draw.js';
+import { canvasToPng, drawColorbar, drawRgba, newCanvas, wrapLines } from './draw.js';
 import { fontSpec } from './fonts.js';
 import type { RgbaImage } from './rgba.js';
 import type { Visualization } from './visualize.js';
@@ -65,14 +65,9 @@ export async function renderOnPhoto(picture: RgbaImage | Visualization, legend: 
   const boxWidth = inset ? Math.min(picture.width - 2 * pad, Math.max(230, Math.round(picture.width * 0.42))) : canvasWidth;
   const inner = boxWidth - 2 * pad;
   const barHeight = Math.round(fontSize * 0.8);
-  const measure = newCanvas(1, 1, '#ffffff').ctx;
-  const wrapIn = (lines: readonly string[], font: string) => {
-    measure.font = font;
-    return lines.flatMap((l) => wrapText(measure, l, inner));
-  };
   const [first = '', ...rest] = legend.title;
-  const titleLines = [...wrapIn([first], fontSpec(fontSize, 'bold')).map((l) => ({ text: l, bold: true })), ...wrapIn(rest, fontSpec(fontSize)).map((l) => ({ text: l, bold: false }))];
-  const noteLines = wrapIn(legend.notes ?? [], fontSpec(fontSize - 1));
+  const titleLines = [...wrapLines([first], inner, fontSpec(fontSize, 'bold')).map((l) => ({ text: l, bold: true })), ...wrapLines(rest, inner, fontSpec(fontSize)).map((l) => ({ text: l, bold: false }))];
+  const noteLines = wrapLines(legend.notes ?? [], inner, fontSpec(fontSize - 1));
   const barUsed = colorbar ? 2 + barHeight + 3 + lineHeight + (colorbar.label ? lineHeight : 0) + 2 : 0;
   const boxHeight = 2 * pad + (titleLines.length + noteLines.length) * lineHeight + barUsed;
   const height = inset ? picture.height : picture.height + boxHeight;
