@@ -217,10 +217,6 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
     });
   }
 
-  const handle = (fn: (req: Request, res: Response) => Promise<unknown>) => (req: Request, res: Response, next: NextFunction) => {
-    fn(req, res).catch(next);
-  };
-
   const imageJson = async (image: StudioImage) => ({
     id: image.id,
     name: image.name,
@@ -230,7 +226,7 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
 
   app.get(
     '/api/state',
-    handle(async (_req, res) => {
+    async (_req, res) => {
       const describe = (m: typeof session.local | typeof session.served) =>
         m ? { name: m.name, inputShape: m.inputShape, classes: m.classes, output: m.output, preprocessing: m.preprocessing, labels: m.labels ?? null } : null;
       res.json({
@@ -243,58 +239,58 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
         choices: { methods: METHOD_NAMES, baselines: BASELINE_NAMES, rules: IG_RULES, viz: VISUALIZATION_METHODS, signs: ATTRIBUTION_SIGNS, metrics: COMPARE_METRICS },
         maxUploadBytes: session.maxUploadBytes,
       });
-    }),
+    },
   );
 
   app.post(
     '/api/images',
     express.raw({ type: () => true, limit: session.maxUploadBytes }),
-    handle(async (req, res) => {
+    async (req, res) => {
       const name = q(req, 'name', 'upload');
       const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
       res.json({ images: [await imageJson(await session.addUpload(name, body))] });
-    }),
+    },
   );
   app.post(
     '/api/images/url',
     express.json({ limit: '16kb' }),
-    handle(async (req, res) => {
+    async (req, res) => {
       const url = (req.body as { url?: unknown })?.url;
       if (typeof url !== 'string' || !/^https?:\/\//.test(url)) throw new LensError('INVALID_ARGUMENT', 'give an http(s) URL');
       res.json({ images: await Promise.all((await session.addPaths([url])).map(imageJson)) });
-    }),
+    },
   );
   app.post(
     '/api/images/shapes',
     express.json({ limit: '1kb' }),
-    handle(async (req, res) => {
+    async (req, res) => {
       const body = (req.body ?? {}) as { count?: unknown; seed?: unknown };
       const count = typeof body.count === 'number' ? body.count : 4;
       if (!Number.isInteger(count) || count < 1 || count > 64) throw new LensError('INVALID_ARGUMENT', 'count must be 1..64');
       const seed = typeof body.seed === 'number' && Number.isInteger(body.seed) ? body.seed : 0;
       res.json({ images: await Promise.all((await session.addShapes(count, seed)).map(imageJson)) });
-    }),
+    },
   );
   app.get(
     '/api/images/:id/image.png',
-    handle(async (req, res) => {
+    async (req, res) => {
       const image = session.image(String(req.params.id));
       res.type('png').send(await encodePng(image.pixels));
-    }),
+    },
   );
   app.get(
     '/api/images/:id/mask.png',
-    handle(async (req, res) => {
+    async (req, res) => {
       const image = session.image(String(req.params.id));
       if (!image.mask) throw new LensError('NOT_FOUND', `image ${image.name} has no ground-truth mask`);
       res.type('png').send(await encodeRgbaPng(maskOutline(image.mask, image.pixels.width, image.pixels.height)));
-    }),
+    },
   );
   app.get(
     '/api/images/:id/predictions',
-    handle(async (req, res) => {
+    async (req, res) => {
       res.json({ predictions: await session.predict(modelKind(req), String(req.params.id)) });
-    }),
+    },
   );
 
   app.get('/api/explain', (req, res) => {
@@ -349,13 +345,13 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
 
   app.get(
     '/api/scale',
-    handle(async (req, res) => {
+    async (req, res) => {
       res.json({ scale: optionalSharedScale(keysOf(req).map((k) => session.cached(k).attribution), rendering(req)) ?? null });
-    }),
+    },
   );
   app.get(
     '/api/panel.png',
-    handle(async (req, res) => {
+    async (req, res) => {
       const { viz, sign } = rendering(req);
       const entry = session.cached(q(req, 'key'));
       const scaleText = q(req, 'scale', '');
@@ -363,26 +359,26 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
       if (scale !== undefined && !(scale > 0)) throw new LensError('INVALID_ARGUMENT', `scale must be a positive number, got "${scaleText}"`);
       const picture = visualize(entry.attribution, { method: viz, sign, image: session.image(entry.request.image).pixels, ...(scale !== undefined ? { scale } : {}) });
       res.type('png').send(await encodeRgbaPng(picture));
-    }),
+    },
   );
   app.get(
     '/api/path',
-    handle(async (req, res) => {
+    async (req, res) => {
       res.json(await session.path(q(req, 'key')));
-    }),
+    },
   );
   app.get(
     '/api/baseline.png',
-    handle(async (req, res) => {
+    async (req, res) => {
       const entry = session.cached(q(req, 'key'));
       const [first] = await session.baselineImages(entry.request);
       const { height, width, channels } = session.image(entry.request.image).pixels;
       res.type('png').send(await encodePng({ data: first!, height, width, channels }));
-    }),
+    },
   );
   app.get(
     '/api/curves',
-    handle(async (req, res) => {
+    async (req, res) => {
       const curves = await session.curves(keysOf(req), curveSteps(req));
       res.json({
         curves: curves.map((c) => ({
@@ -391,7 +387,7 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
           insertion: { fractions: Array.from(c.insertion.fractions), scores: Array.from(c.insertion.scores), auc: c.insertion.auc },
         })),
       });
-    }),
+    },
   );
 
   app.get('/api/metrics', (req, res) => {
@@ -404,31 +400,31 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
 
   app.get(
     '/api/compare-command',
-    handle(async (req, res) => {
+    async (req, res) => {
       const images = q(req, 'images', [...session.images.keys()].join('~')).split('~').filter(Boolean).map((id) => session.image(id));
       res.json(
         compareCommandLine(images, splitBaselineList(q(req, 'baselines', 'black')), { ...session.options, ...compareSettings(req), ...rendering(req) }),
       );
-    }),
+    },
   );
 
   app.get(
     '/api/verify',
-    handle(async (req, res) => {
+    async (req, res) => {
       const tolerance = Number(q(req, 'tolerance', '0.001'));
       if (!(tolerance >= 0)) throw new LensError('INVALID_ARGUMENT', 'tolerance must be a number >= 0');
       const report = await session.verify(tolerance);
       log(`studio: verify ${report.ok ? 'ok' : 'DIFF'}: local ${report.local} vs served ${report.served} on ${report.images.length} image(s)`);
       res.json(report);
-    }),
+    },
   );
   app.post(
     '/api/served/reconnect',
-    handle(async (_req, res) => {
+    async (_req, res) => {
       await session.connectServed();
       if (session.servedError) throw new LensError('SERVING_ERROR', `the served model is not available: ${session.servedError}`);
       res.json({ served: session.served?.name });
-    }),
+    },
   );
 
   /** Sends one of a view's files, or the command line that writes them. */
@@ -440,7 +436,7 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
   };
   app.get(
     '/api/export/path/:kind',
-    handle(async (req, res) => {
+    async (req, res) => {
       const entry = session.cached(q(req, 'key'));
       const image = session.image(entry.request.image);
       const alpha = Number(q(req, 'alpha', '0.5'));
@@ -452,11 +448,11 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
         () => explainCommandLine(entry, image, { ...session.options, ...rendering(req), pathView: alpha }),
         async () => exportPathView(entry, image, await session.baselineImages(entry.request), { alpha, model: session.model(entry.request.model).name }),
       );
-    }),
+    },
   );
   app.get(
     '/api/export/curves/:kind',
-    handle(async (req, res) => {
+    async (req, res) => {
       const entries = entriesOf(req);
       const image = session.image(entries[0]!.request.image);
       const steps = curveSteps(req);
@@ -470,11 +466,11 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
           return exportCurvesView(entries, image, curves.map((c, i) => ({ name: entries[i]!.request.baseline, deletion: c.deletion, insertion: c.insertion })), { model: session.model(entries[0]!.request.model).name });
         },
       );
-    }),
+    },
   );
   app.get(
     '/api/export/:kind',
-    handle(async (req, res) => {
+    async (req, res) => {
       const kind = String(req.params.kind);
       const { viz, sign } = rendering(req);
       if (kind === 'grid.svg') {
@@ -497,7 +493,7 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
         () => exportAttribution(entry, image, { viz, sign, model: session.model(entry.request.model).name }),
         'png, npy, json, grid.svg or command',
       );
-    }),
+    },
   );
 
   if (existsSync(WEB_DIR)) app.use(express.static(WEB_DIR, { index: 'index.html', fallthrough: true }));
