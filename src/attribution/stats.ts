@@ -197,26 +197,7 @@ export function ranks(values: ArrayLike<number>): Float64Array {
 /** Pearson correlation (NaN when either side is constant). */
 export function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new LensError('INVALID_ARGUMENT', `cannot correlate ${a.length} values with ${b.length}`);
-  const n = a.length;
-  let ma = 0;
-  let mb = 0;
-  for (let i = 0; i < n; i++) {
-    ma += a[i]!;
-    mb += b[i]!;
-  }
-  ma /= n;
-  mb /= n;
-  let sab = 0;
-  let saa = 0;
-  let sbb = 0;
-  for (let i = 0; i < n; i++) {
-    const da = a[i]! - ma;
-    const db = b[i]! - mb;
-    sab += da * db;
-    saa += da * da;
-    sbb += db * db;
-  }
-  return saa === 0 || sbb === 0 ? NaN : sab / Math.sqrt(saa * sbb);
+  return jStat.corrcoeff(a, b);
 }
 
 /**
