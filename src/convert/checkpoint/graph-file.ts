@@ -24,7 +24,7 @@ import { LensError, errorMessage } from '../../core/errors.js';
 import { decodeMessage } from '../../proto/index.js';
 import { readTensorBundle } from '../../savedmodel/bundle.js';
 import { tensorShapeOf, type GraphDefMessage, type MetaGraphDefMessage, type MetaGraphInfo, type NodeDefMessage, type SignatureTensor } from '../../savedmodel/savedmodel.js';
-import { dataTypeName, dtypeOfDataType, type TensorProtoMessage } from '../../tensor/index.js';
+import { dataTypeName, dtypeOfDataType } from '../../tensor/index.js';
 import { convertSignature, type ConvertedGraph } from '../graph/convert.js';
 import { parseTensorRef } from '../graph/flatten.js';
 import { variableKeys } from '../graph/variables.js';
