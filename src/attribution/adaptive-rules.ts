@@ -55,6 +55,21 @@ export function pathImage(start: Float32Array, input: Float32Array, alpha: numbe
   return out;
 }
 
+/**
+ * Gradients at points on the paths, in one batched call; progress counts them as `done` onward
+ * of `budget` gradient evaluations.
+ */
+export function pathGradients(ctx: AdaptiveRuleContext, at: readonly { baseline: number; alpha: number }[], stage: string, done: number, budget: number): ReturnType<typeof gradientsAt> {
+  return gradientsAt(ctx.model, at.map(({ baseline, alpha }) => pathImage(ctx.baselines[baseline]!, ctx.image.data, alpha)), ctx.target, {
+    batchSize: ctx.batchSize,
+    stage,
+    progressOffset: done,
+    progressTotal: budget,
+    ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
+    ...(ctx.signal ? { signal: ctx.signal } : {}),
+  });
+}
+
 /** Mean of per-segment maps, summed in float64. */
 function meanOf(parts: readonly Float32Array[], count: number, length: number): Float32Array {
   const sum = new Float64Array(length);
@@ -185,19 +200,7 @@ export async function adaptivePath(ctx: AdaptiveRuleContext, options: { toleranc
   /** Estimates and contributions of new segments, 2 gradient evaluations each. */
   const estimate = async (pieces: readonly Omit<Segment, 'estimate' | 'contribution' | 'difference' | 'nodes'>[]): Promise<Segment[]> => {
     const nodes = pieces.flatMap((s) => [0, 1].map((i) => ({ s, alpha: s.a + (s.b - s.a) * gl.alphas[i]!, weight: (s.b - s.a) * gl.weights[i]! })));
-    const result = await gradientsAt(
-      model,
-      nodes.map((n) => pathImage(baselines[n.s.baseline]!, image.data, n.alpha)),
-      target,
-      {
-        batchSize: ctx.batchSize,
-        stage,
-        progressOffset: gradients,
-        progressTotal: budget,
-        ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
-        ...(ctx.signal ? { signal: ctx.signal } : {}),
-      },
-    );
+    const result = await pathGradients(ctx, nodes.map((n) => ({ baseline: n.s.baseline, alpha: n.alpha })), stage, gradients, budget);
     gradients += nodes.length;
     return pieces.map((piece, j) => {
       const contribution = new Float32Array(per);

@@ -7,7 +7,7 @@
  * the integration in sigma, not the finite difference.
  */
 import type { ImageModel } from '../core/model.js';
-import { checkAborted, checkImage, defaultBatchSize, gradientsAt, requireGradient } from './engine.js';
+import { checkAborted, checkImage, defaultBatchSize, gradientsAt, mapSize, requireGradient } from './engine.js';
 import { gaussianBlur } from './image-ops.js';
 import { completenessOf } from './integrated-gradients.js';
 import { relativeL2, splitDifferenceWeights } from './integration.js';
@@ -87,9 +87,7 @@ export async function blurIntegratedGradients(model: ImageModel, image: ImageInp
     : undefined;
   return {
     data,
-    height: image.height,
-    width: image.width,
-    channels: image.channels,
+    ...mapSize(image),
     method: 'blur_ig',
     target,
     output: model.output,

@@ -30,6 +30,11 @@ export function requireGradient(model: ImageModel, method: string): asserts mode
   }
 }
 
+/** The height, width and channels of `image`: the size an attribution of it has. */
+export function mapSize(image: ImageInput): Pick<ImageInput, 'height' | 'width' | 'channels'> {
+  return { height: image.height, width: image.width, channels: image.channels };
+}
+
 /** Checks an image against the model's input shape. */
 export function checkImage(model: ImageModel, image: ImageInput, what = 'image'): void {
   const [h, w, c] = model.inputShape;

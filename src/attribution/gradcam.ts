@@ -6,7 +6,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { LensError } from '../core/errors.js';
 import type { ImageModel } from '../core/model.js';
-import { checkImage } from './engine.js';
+import { checkImage, mapSize } from './engine.js';
 import { broadcastChannels, resizeBilinear } from './image-ops.js';
 import { hasLayerAccess, type LayerAccess } from '../models/layer-access.js';
 import { scoreInput } from './targets.js';
@@ -65,9 +65,7 @@ export async function gradCam(model: ImageModel, image: ImageInput, options: Gra
     options.onProgress?.({ done: 1, total: 1, stage: 'grad-cam' });
     return {
       data: broadcastChannels(map, image.channels),
-      height: image.height,
-      width: image.width,
-      channels: image.channels,
+      ...mapSize(image),
       method: 'gradcam',
       target,
       output: model.output,

@@ -5,7 +5,7 @@
  */
 import { LensError } from '../core/errors.js';
 import type { ImageModel } from '../core/model.js';
-import { checkImage, defaultBatchSize, gradientsAt, requireGradient } from './engine.js';
+import { checkImage, defaultBatchSize, gradientsAt, mapSize, requireGradient } from './engine.js';
 import { DEFAULT_SEED, seededRandom } from '../core/random.js';
 import { scoreInput } from './targets.js';
 import type { Attribution, AttributionMethod, CommonOptions, ImageInput } from './types.js';
@@ -23,7 +23,7 @@ async function gradientAttribution(model: ImageModel, image: ImageInput, options
   });
   const data = gradients[0]!;
   if (timesInput) for (let i = 0; i < data.length; i++) data[i]! *= image.data[i]!;
-  return { data, height: image.height, width: image.width, channels: image.channels, method, target, output: model.output, gradientEvaluations: 1, forwardEvaluations: 1 };
+  return { data, ...mapSize(image), method, target, output: model.output, gradientEvaluations: 1, forwardEvaluations: 1 };
 }
 
 /**
@@ -72,7 +72,7 @@ function noisyCopies(image: ImageInput, samples: number, stdevFraction: number, 
   return Array.from({ length: samples }, () => {
     const data = new Float32Array(image.data.length);
     for (let i = 0; i < data.length; i++) data[i] = image.data[i]! + rng.normal() * stdev;
-    return { data, height: image.height, width: image.width, channels: image.channels };
+    return { data, ...mapSize(image) };
   });
 }
 
@@ -167,9 +167,7 @@ async function noiseStatistics<O extends CommonOptions>(
   }
   return {
     data,
-    height: image.height,
-    width: image.width,
-    channels: image.channels,
+    ...mapSize(image),
     method: `${name}(${innerMethod})`,
     target,
     output: model.output,

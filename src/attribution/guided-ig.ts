@@ -11,7 +11,7 @@
 import { LensError } from '../core/errors.js';
 import type { ImageModel } from '../core/model.js';
 import { makeBaselines, type BaselineSpec } from './baselines.js';
-import { checkAborted, checkImage, gradientsAt, requireGradient } from './engine.js';
+import { checkAborted, checkImage, gradientsAt, mapSize, requireGradient } from './engine.js';
 import { completenessOf } from './integrated-gradients.js';
 import { relativeL2, SPLIT_ERROR_FACTOR } from './integration.js';
 import { DEFAULT_SEED, seededRandom } from '../core/random.js';
@@ -132,9 +132,7 @@ export async function guidedIntegratedGradients(model: ImageModel, image: ImageI
   const data = Float32Array.from(attribution);
   return {
     data,
-    height: image.height,
-    width: image.width,
-    channels: image.channels,
+    ...mapSize(image),
     method: 'guided_ig',
     target,
     output: model.output,

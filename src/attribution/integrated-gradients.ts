@@ -10,7 +10,7 @@
 import { LensError } from '../core/errors.js';
 import type { ImageModel } from '../core/model.js';
 import { makeBaselines, type BaselineSpec } from './baselines.js';
-import { checkImage, defaultBatchSize, pathSum, requireGradient, type PathPoint } from './engine.js';
+import { checkImage, defaultBatchSize, mapSize, pathSum, requireGradient, type PathPoint } from './engine.js';
 import { total } from './image-ops.js';
 import { ADAPTIVE_INITIAL_SEGMENTS, ADAPTIVE_TOLERANCE, adaptivePath, nonUniformPath, type AdaptiveRuleContext } from './adaptive-rules.js';
 import { IG_RULES, isAdaptiveRule, quadrature, relativeL2, splitDifferenceWeights, type IgRule, type IntegrationRule } from './integration.js';
@@ -125,9 +125,7 @@ export async function integratedGradients(model: ImageModel, image: ImageInput, 
   const baselineScore = baselineScores.reduce((s, v) => s + v, 0) / baselines.length;
   return {
     data: result.sum,
-    height: image.height,
-    width: image.width,
-    channels: image.channels,
+    ...mapSize(image),
     method: 'integrated_gradients',
     target,
     output: model.output,
@@ -250,9 +248,7 @@ export async function expectedGradients(model: ImageModel, image: ImageInput, op
   const baselineScore = drawn.reduce((s, d) => s + rows[1 + slot.get(d.ref)!]![target.index]!, 0) / samples;
   return {
     data: result.sum,
-    height: image.height,
-    width: image.width,
-    channels: image.channels,
+    ...mapSize(image),
     method: 'expected_gradients',
     target,
     output: model.output,

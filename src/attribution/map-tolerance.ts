@@ -14,9 +14,8 @@
  * No forward passes beyond F(x) and F(x').
  */
 import { LensError } from '../core/errors.js';
-import { gradientsAt } from './engine.js';
 import { SPLIT_ERROR_FACTOR } from './integration.js';
-import { pathImage, type AdaptiveRuleContext, type AdaptiveRuleResult } from './adaptive-rules.js';
+import { pathGradients, type AdaptiveRuleContext, type AdaptiveRuleResult } from './adaptive-rules.js';
 import type { PathTrace } from './types.js';
 
 /** Default initial segments of the map_adaptive rule (2 x segments + 1 gradients per baseline to start). */
@@ -68,7 +67,7 @@ interface Segment {
  * one attribution-sized map per gradient point, checked against 1 GiB before starting.
  */
 export async function mapAdaptivePath(ctx: AdaptiveRuleContext, options: { tolerance: number; initialSegments: number }): Promise<AdaptiveRuleResult> {
-  const { model, image, baselines, target, steps } = ctx;
+  const { image, baselines, steps } = ctx;
   const { tolerance, initialSegments } = options;
   const goal = tolerance / MAP_TOLERANCE_MARGIN;
   const per = image.data.length;
@@ -86,15 +85,7 @@ export async function mapAdaptivePath(ctx: AdaptiveRuleContext, options: { toler
 
   /** Gradient points at (baseline, alpha) pairs, in one batched call. */
   const evaluate = async (at: readonly { baseline: number; alpha: number }[]): Promise<Node[]> => {
-    const images = at.map(({ baseline, alpha }) => pathImage(baselines[baseline]!, image.data, alpha));
-    const result = await gradientsAt(model, images, target, {
-      batchSize: ctx.batchSize,
-      stage,
-      progressOffset: gradients,
-      progressTotal: budget,
-      ...(ctx.onProgress ? { onProgress: ctx.onProgress } : {}),
-      ...(ctx.signal ? { signal: ctx.signal } : {}),
-    });
+    const result = await pathGradients(ctx, at, stage, gradients, budget);
     gradients += at.length;
     return at.map(({ baseline, alpha }, k) => {
       const g = result.gradients[k]!;

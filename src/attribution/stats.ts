@@ -6,6 +6,7 @@
  * t-interval of 0/1 outcomes does not, and Spearman rank correlation (the sanity check's
  * similarity of maps).
  */
+import jStat from 'jstat';
 import { LensError } from '../core/errors.js';
 import { seededRandom } from '../core/random.js';
 
@@ -40,6 +41,10 @@ export interface ProportionInterval {
 /** An estimate with its confidence interval: a mean (Student t) or a proportion (Wilson score). */
 export type Interval = MeanInterval | ProportionInterval;
 
+function checkProbability(p: number): void {
+  if (!(p > 0 && p < 1)) throw new LensError('INVALID_ARGUMENT', `probability must be in (0, 1), got ${p}`);
+}
+
 function checkLevel(level: number): void {
   if (!(level > 0 && level < 1)) throw new LensError('INVALID_ARGUMENT', `confidence level must be in (0, 1), got ${level}`);
 }
@@ -49,103 +54,26 @@ export function mean(values: readonly number[]): number {
   return values.length === 0 ? NaN : values.reduce((a, b) => a + b, 0) / values.length;
 }
 
-/** log Gamma by the Lanczos approximation (g = 7, 9 terms). */
-function logGamma(x: number): number {
-  const c = [0.99999999999980993, 676.5203681218851, -1259.1392167224028, 771.32342877765313, -176.61502916214059, 12.507343278686905, -0.13857109526572012, 9.9843695780195716e-6, 1.5056327351493116e-7];
-  if (x < 0.5) return Math.log(Math.PI / Math.sin(Math.PI * x)) - logGamma(1 - x);
-  const z = x - 1;
-  let a = c[0]!;
-  const t = z + 7.5;
-  for (let i = 1; i < 9; i++) a += c[i]! / (z + i);
-  return 0.5 * Math.log(2 * Math.PI) + (z + 0.5) * Math.log(t) - t + Math.log(a);
-}
-
-/** Continued fraction for the regularised incomplete beta function (modified Lentz). */
-function betaContinuedFraction(a: number, b: number, x: number): number {
-  const tiny = 1e-300;
-  let c = 1;
-  let d = 1 - ((a + b) * x) / (a + 1);
-  if (Math.abs(d) < tiny) d = tiny;
-  d = 1 / d;
-  let h = d;
-  for (let m = 1; m <= 300; m++) {
-    const m2 = 2 * m;
-    let num = (m * (b - m) * x) / ((a + m2 - 1) * (a + m2));
-    d = 1 + num * d;
-    if (Math.abs(d) < tiny) d = tiny;
-    c = 1 + num / c;
-    if (Math.abs(c) < tiny) c = tiny;
-    d = 1 / d;
-    h *= d * c;
-    num = (-(a + m) * (a + b + m) * x) / ((a + m2) * (a + m2 + 1));
-    d = 1 + num * d;
-    if (Math.abs(d) < tiny) d = tiny;
-    c = 1 + num / c;
-    if (Math.abs(c) < tiny) c = tiny;
-    d = 1 / d;
-    const step = d * c;
-    h *= step;
-    if (Math.abs(step - 1) < 1e-14) break;
-  }
-  return h;
-}
-
-/** Regularised incomplete beta I_x(a, b). */
-function incompleteBeta(x: number, a: number, b: number): number {
-  if (x <= 0) return 0;
-  if (x >= 1) return 1;
-  const front = Math.exp(logGamma(a + b) - logGamma(a) - logGamma(b) + a * Math.log(x) + b * Math.log(1 - x));
-  return x < (a + 1) / (a + b + 2) ? (front * betaContinuedFraction(a, b, x)) / a : 1 - (front * betaContinuedFraction(b, a, 1 - x)) / b;
-}
-
 /** P(T <= t) for Student's t with `df` degrees of freedom. */
 export function studentTCdf(t: number, df: number): number {
-  const tail = 0.5 * incompleteBeta(df / (df + t * t), df / 2, 0.5);
-  return t >= 0 ? 1 - tail : tail;
+  return jStat.studentt.cdf(t, df);
 }
 
-/** The t value with P(T <= t) = p, by bisection on the CDF. */
+/** The t value with P(T <= t) = p. */
 export function studentTQuantile(p: number, df: number): number {
-  if (!(p > 0 && p < 1)) throw new LensError('INVALID_ARGUMENT', `probability must be in (0, 1), got ${p}`);
-  let lo = -1e3;
-  let hi = 1e3;
-  for (let i = 0; i < 200; i++) {
-    const mid = (lo + hi) / 2;
-    if (studentTCdf(mid, df) < p) lo = mid;
-    else hi = mid;
-  }
-  return (lo + hi) / 2;
+  checkProbability(p);
+  return jStat.studentt.inv(p, df);
 }
 
-/**
- * The standard normal CDF, from erf(x) = 2/sqrt(pi) exp(-x^2) sum 2^n x^(2n+1) / (1*3*...*(2n+1)),
- * a series of positive terms (no cancellation) that is exact to double precision for the |x| < 9
- * where the CDF is not already 0 or 1.
- */
+/** The standard normal CDF. */
 export function normalCdf(z: number): number {
-  const x = Math.abs(z) / Math.SQRT2;
-  if (x > 9) return z > 0 ? 1 : 0;
-  let term = x;
-  let sum = x;
-  for (let n = 1; term > sum * 1e-17; n++) {
-    term *= (2 * x * x) / (2 * n + 1);
-    sum += term;
-  }
-  const erf = Math.min(1, (2 / Math.sqrt(Math.PI)) * Math.exp(-x * x) * sum);
-  return z >= 0 ? 0.5 + 0.5 * erf : 0.5 - 0.5 * erf;
+  return jStat.normal.cdf(z, 0, 1);
 }
 
-/** The z with P(Z <= z) = p for a standard normal Z, by bisection on the CDF. */
+/** The z with P(Z <= z) = p for a standard normal Z. */
 export function normalQuantile(p: number): number {
-  if (!(p > 0 && p < 1)) throw new LensError('INVALID_ARGUMENT', `probability must be in (0, 1), got ${p}`);
-  let lo = -40;
-  let hi = 40;
-  for (let i = 0; i < 200 && hi - lo > 1e-15; i++) {
-    const mid = (lo + hi) / 2;
-    if (normalCdf(mid) < p) lo = mid;
-    else hi = mid;
-  }
-  return (lo + hi) / 2;
+  checkProbability(p);
+  return jStat.normal.inv(p, 0, 1);
 }
 
 /**
@@ -269,26 +197,7 @@ export function ranks(values: ArrayLike<number>): Float64Array {
 /** Pearson correlation (NaN when either side is constant). */
 export function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
   if (a.length !== b.length) throw new LensError('INVALID_ARGUMENT', `cannot correlate ${a.length} values with ${b.length}`);
-  const n = a.length;
-  let ma = 0;
-  let mb = 0;
-  for (let i = 0; i < n; i++) {
-    ma += a[i]!;
-    mb += b[i]!;
-  }
-  ma /= n;
-  mb /= n;
-  let sab = 0;
-  let saa = 0;
-  let sbb = 0;
-  for (let i = 0; i < n; i++) {
-    const da = a[i]! - ma;
-    const db = b[i]! - mb;
-    sab += da * db;
-    saa += da * da;
-    sbb += db * db;
-  }
-  return saa === 0 || sbb === 0 ? NaN : sab / Math.sqrt(saa * sbb);
+  return jStat.corrcoeff(a, b);
 }
 
 /**

@@ -278,13 +278,9 @@ export async function parallelGradientModel(source: ModelDescription, options: P
     await Promise.all(slots.map((s) => s.stop()));
   };
 
+  const { gradient: hasGradient, ...shown } = facts;
   const model: ParallelImageModel = {
-    name: facts.name,
-    inputShape: facts.inputShape,
-    classes: facts.classes,
-    ...(facts.labels ? { labels: facts.labels } : {}),
-    output: facts.output,
-    preprocessing: facts.preprocessing,
+    ...shown,
     workers: count,
     get backends() {
       return slots.map((s) => s.backend);
@@ -298,7 +294,7 @@ export async function parallelGradientModel(source: ModelDescription, options: P
       void close();
     },
   };
-  if (facts.gradient) {
+  if (hasGradient) {
     model.gradient = async (pixels, target): Promise<GradientResult> => {
       if (typeof target !== 'number' && target.length !== pixels.shape[0]) {
         throw new LensError('INVALID_ARGUMENT', `got ${target.length} targets for a batch of ${pixels.shape[0]}`);

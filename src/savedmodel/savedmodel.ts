@@ -188,7 +188,8 @@ export interface SavedModelInfo {
 export const SERVE_TAG = 'serve';
 export const DEFAULT_SIGNATURE = 'serving_default';
 
-function shapeOf(shape: TensorProtoMessage['tensor_shape']): number[] | null {
+/** Dimensions of a TensorShapeProto (-1 for an unknown size), or null when its rank is unknown or it is absent. */
+export function tensorShapeOf(shape: TensorProtoMessage['tensor_shape']): number[] | null {
   if (!shape || shape.unknown_rank) return null;
   return (shape.dim ?? []).map((d) => Number(d.size ?? 0));
 }
@@ -203,7 +204,7 @@ function tensorOf(alias: string, info: TensorInfoMessage): SignatureTensor {
   }
   const encoding = info.coo_sparse ? 'coo_sparse' : info.composite_tensor ? 'composite' : 'dense';
   const name = info.name ?? info.coo_sparse?.values_tensor_name ?? info.composite_tensor?.components?.[0]?.name ?? '';
-  return { alias, name, dataType: dataTypeName(dataType), dtype, shape: info.tensor_shape ? shapeOf(info.tensor_shape) : null, encoding };
+  return { alias, name, dataType: dataTypeName(dataType), dtype, shape: tensorShapeOf(info.tensor_shape), encoding };
 }
 
 /** The signature listing of a decoded SignatureDef. */

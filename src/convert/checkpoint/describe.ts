@@ -9,6 +9,7 @@
  * d.checkpoints?.[0]; // { prefix: '.../model.ckpt', date: '2018-...', complete: true, ... }
  */
 import { readTensorBundle } from '../../savedmodel/bundle.js';
+import { tensorShapeOf } from '../../savedmodel/savedmodel.js';
 import { dataTypeName } from '../../tensor/index.js';
 import { errorMessage } from '../../core/errors.js';
 import { listCheckpoints, type GraphFileKind } from './checkpoint.js';
@@ -48,10 +49,7 @@ export async function describeGraphFile(spec: string, options: GraphFileOptions 
   for (const n of nodes) ops[n.op] = (ops[n.op] ?? 0) + 1;
   const placeholders = nodes
     .filter((n) => n.op === 'Placeholder')
-    .map((n) => {
-      const s = n.attr?.['shape']?.shape;
-      return { name: `${n.name}:0`, dataType: dataTypeName(n.attr?.['dtype']?.type ?? 0), shape: !s || s.unknown_rank ? null : (s.dim ?? []).map((d) => Number(d.size ?? -1)) };
-    });
+    .map((n) => ({ name: `${n.name}:0`, dataType: dataTypeName(n.attr?.['dtype']?.type ?? 0), shape: tensorShapeOf(n.attr?.['shape']?.shape) }));
   const out: GraphFileDescription = {
     kind: file.kind,
     path: file.path,

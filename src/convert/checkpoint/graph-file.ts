@@ -23,8 +23,8 @@ import { resolve } from 'node:path';
 import { LensError, errorMessage } from '../../core/errors.js';
 import { decodeMessage } from '../../proto/index.js';
 import { readTensorBundle } from '../../savedmodel/bundle.js';
-import type { GraphDefMessage, MetaGraphDefMessage, MetaGraphInfo, NodeDefMessage, SignatureTensor } from '../../savedmodel/savedmodel.js';
-import { dataTypeName, dtypeOfDataType, type TensorProtoMessage } from '../../tensor/index.js';
+import { tensorShapeOf, type GraphDefMessage, type MetaGraphDefMessage, type MetaGraphInfo, type NodeDefMessage, type SignatureTensor } from '../../savedmodel/savedmodel.js';
+import { dataTypeName, dtypeOfDataType } from '../../tensor/index.js';
 import { convertSignature, type ConvertedGraph } from '../graph/convert.js';
 import { parseTensorRef } from '../graph/flatten.js';
 import { variableKeys } from '../graph/variables.js';
@@ -128,25 +128,20 @@ const SCORE_NAMES = /^(output|outputs|logits|scores|predictions|probabilities|pr
 /** Ops whose output no image model returns (training, saving, summaries, loops). */
 const NOT_SCORES = /^(NoOp|Const|Assign.*|Apply.*|Save.*|Restore.*|.*Summary.*|Placeholder.*|Variable.*|VarHandleOp|Merge.*|Iterator.*|Queue.*)$/;
 
-function shapeOfProto(s: TensorProtoMessage['tensor_shape'] | undefined): number[] | null {
-  if (!s || s.unknown_rank) return null;
-  return (s.dim ?? []).map((d) => Number(d.size ?? -1));
-}
-
 /** dtype and shape of output `k` of a node, from its attrs (placeholders and input pipelines record them). */
 function outputFacts(n: NodeDefMessage, k: number): { dataType: number; shape: number[] | null } | undefined {
   const a = n.attr ?? {};
   if (n.op === 'Placeholder' || n.op === 'PlaceholderWithDefault') {
-    return { dataType: a['dtype']?.type ?? 0, shape: a['shape'] ? shapeOfProto(a['shape'].shape) : null };
+    return { dataType: a['dtype']?.type ?? 0, shape: tensorShapeOf(a['shape']?.shape) };
   }
   const types = a['output_types']?.list?.type ?? a['component_types']?.list?.type;
   if (types && k < types.length) {
     const shapes = a['output_shapes']?.list?.shape ?? a['shapes']?.list?.shape;
-    return { dataType: types[k]!, shape: shapes?.[k] ? shapeOfProto(shapes[k]) : null };
+    return { dataType: types[k]!, shape: tensorShapeOf(shapes?.[k]) };
   }
   const recorded = a['_output_shapes']?.list?.shape?.[k];
   const t = a['T']?.type ?? a['dtype']?.type;
-  if (t !== undefined) return { dataType: t, shape: recorded ? shapeOfProto(recorded) : null };
+  if (t !== undefined) return { dataType: t, shape: tensorShapeOf(recorded) };
   return undefined;
 }
 

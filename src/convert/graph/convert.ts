@@ -15,7 +15,7 @@
 import type * as tf from '@tensorflow/tfjs-core';
 import { LensError } from '../../core/errors.js';
 import type { AttrValueMessage, MetaGraphInfo, SignatureInfo, TensorInfoMessage } from '../../savedmodel/savedmodel.js';
-import { attrKind, findSignature } from '../../savedmodel/savedmodel.js';
+import { attrKind, findSignature, tensorShapeOf } from '../../savedmodel/savedmodel.js';
 import {
   baseDataType,
   bytesOf,
@@ -242,7 +242,7 @@ export async function convertSignature(options: ConvertOptions): Promise<Convert
       name: '',
       dtype: dtypeOfDataType(dataType, `cut tensor "${cut}"`),
       dataType: dataTypeName(baseDataType(dataType)),
-      shape: shapes?.[k] && !shapes[k]!.unknown_rank ? (shapes[k]!.dim ?? []).map((d) => Number(d.size ?? 0)) : null,
+      shape: tensorShapeOf(shapes?.[k]),
     });
   }
 

@@ -11,6 +11,7 @@
  */
 import { encodeMessage } from '../../proto/index.js';
 import { LensError } from '../../core/errors.js';
+import { bytesOf } from '../../tensor/index.js';
 
 /** ONNX TensorProto.DataType values used here. */
 const DATA_TYPE = { float32: 1, int32: 6, int64: 7, bool: 9 } as const;
@@ -44,10 +45,6 @@ interface ValueInfo {
   name: string;
   type: OnnxDataType;
   shape: readonly OnnxDim[];
-}
-
-function bytesOf(data: Float32Array | Int32Array | BigInt64Array | Uint8Array): Uint8Array {
-  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
 }
 
 /** Builds one graph: nodes in execution order, constants as initializers, typed inputs and outputs. */
