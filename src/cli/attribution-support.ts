@@ -85,10 +85,8 @@ export interface AttributionFlagValues {
  * attributionNumbers({ steps: '32', seed: '7' }); // { steps: 32, seed: 7 }
  */
 export function attributionNumbers(flags: Pick<AttributionFlagValues, 'steps' | 'batchSize' | 'seed'>): { steps?: number; batchSize?: number; seed: number } {
-  const seed = Number(flags.seed);
-  if (!Number.isInteger(seed)) throw new LensError('INVALID_ARGUMENT', `--seed must be an integer, got "${flags.seed}"`);
   return {
-    seed,
+    seed: integerFlag(flags.seed, '--seed'),
     ...(flags.steps !== undefined ? { steps: positiveInt(flags.steps, '--steps') } : {}),
     ...(flags.batchSize !== undefined ? { batchSize: positiveInt(flags.batchSize, '--batch-size') } : {}),
   };
@@ -127,6 +125,18 @@ export async function progressBar(enabled: boolean): Promise<{ onProgress?: Prog
 export function positiveInt(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new LensError('INVALID_ARGUMENT', `${flag} must be a positive integer, got "${value}"`);
+  return n;
+}
+
+/**
+ * Parses an integer flag, of at least `min` when given; `noun` words the error ("an integer", "a whole number").
+ *
+ * @example
+ * integerFlag('8500', '--port', 0); // 8500
+ */
+export function integerFlag(value: string, flag: string, min?: number, noun = 'an integer'): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || (min !== undefined && n < min)) throw new LensError('INVALID_ARGUMENT', `${flag} must be ${noun}${min === undefined ? '' : ` >= ${min}`}, got "${value}"`);
   return n;
 }
 

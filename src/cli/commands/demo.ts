@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { LensError } from '../../core/errors.js';
+import { integerFlag } from '../attribution-support.js';
 
 interface DemoFlags {
   out: string;
@@ -30,12 +31,7 @@ export function register(program: Command): void {
     .option('--no-progress', 'no progress on stderr')
     .option('--json', 'print the result (files, predictions, metrics) as JSON')
     .action(async (flags: DemoFlags) => {
-      const { LensError } = await import('../../core/errors.js');
-      const whole = (value: string, flag: string, min: number) => {
-        const n = Number(value);
-        if (!Number.isInteger(n) || n < min) throw new LensError('INVALID_ARGUMENT', `${flag} must be a whole number >= ${min}, got "${value}"`);
-        return n;
-      };
+      const whole = (value: string, flag: string, min: number) => integerFlag(value, flag, min, 'a whole number');
       const images = whole(flags.images, '--images', 1);
       const steps = whole(flags.steps, '--steps', 2);
       const seed = whole(flags.seed, '--seed', 0);

@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { GRAPH_MODEL_FLAGS, addAttributionFlags } from '../attribution-support.js';
+import { GRAPH_MODEL_FLAGS, addAttributionFlags, integerFlag } from '../attribution-support.js';
 import { modelLoadFlags } from '../../models/load-settings.js';
 
 interface ExportFlags {
@@ -44,8 +44,7 @@ export function register(program: Command): void {
       const bad = (m: string) => new LensError('INVALID_ARGUMENT', m);
       const version = Number(flags.version);
       if (!Number.isSafeInteger(version) || version < 0) throw bad(`--version must be a whole number >= 0, got "${flags.version}"`);
-      const topK = Number(flags.topK);
-      if (!Number.isInteger(topK) || topK < 1) throw bad(`--top-k must be a whole number >= 1, got "${flags.topK}"`);
+      const topK = integerFlag(flags.topK, '--top-k', 1, 'a whole number');
       if (!['jpeg', 'float', 'both'].includes(flags.input)) throw bad(`--input must be jpeg, float or both, got "${flags.input}"`);
       const { existsSync } = await import('node:fs');
       const { join } = await import('node:path');

@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { LensError } from '../../core/errors.js';
+import { integerFlag, positiveInt } from '../attribution-support.js';
 import { addConnectionFlags } from '../server-flags.js';
 import { connectionOptions, type ConnectionSettings } from '../../serving/connection.js';
 
@@ -49,10 +50,8 @@ export function register(program: Command): void {
     .action(async (flags: ProfileFlags) => {
       const batchSizes = intList(flags.batchSizes, '--batch-sizes');
       const concurrency = intList(flags.concurrency, '--concurrency');
-      const trials = Number(flags.trials);
-      const warmup = Number(flags.warmup);
-      if (!Number.isInteger(trials) || trials < 1) throw new LensError('INVALID_ARGUMENT', `--trials must be a positive integer, got "${flags.trials}"`);
-      if (!Number.isInteger(warmup) || warmup < 0) throw new LensError('INVALID_ARGUMENT', `--warmup must be an integer >= 0, got "${flags.warmup}"`);
+      const trials = positiveInt(flags.trials, '--trials');
+      const warmup = integerFlag(flags.warmup, '--warmup', 0);
       if (flags.version !== undefined && flags.label !== undefined) throw new LensError('INVALID_ARGUMENT', 'give --version or --label, not both');
       const { writeFileAtomic } = await import('../../fs/atomic.js');
       const connection = connectionOptions(flags);

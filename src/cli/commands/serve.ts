@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { LensError } from '../../core/errors.js';
+import { integerFlag as int } from '../attribution-support.js';
 
 interface ServeFlags {
   port: string;
@@ -40,12 +41,6 @@ export function parseChannelArguments(text: string): Record<string, number | str
     out[item.slice(0, eq).trim()] = value !== '' && Number.isFinite(Number(value)) ? Number(value) : value;
   }
   return out;
-}
-
-function int(value: string, flag: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new LensError('INVALID_ARGUMENT', `${flag} must be an integer >= ${min}, got "${value}"`);
-  return n;
 }
 
 /**

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { integerFlag } from '../attribution-support.js';
 
 interface ShapesFlags {
   count: string;
@@ -24,12 +25,7 @@ export function register(program: Command): void {
     .option('--start <n>', 'index of the first image in the seeded sequence', '0')
     .option('--json', 'print the manifest summary as JSON')
     .action(async (outDir: string, flags: ShapesFlags) => {
-      const { LensError } = await import('../../core/errors.js');
-      const whole = (value: string, flag: string) => {
-        const n = Number(value);
-        if (!Number.isInteger(n)) throw new LensError('INVALID_ARGUMENT', `${flag} must be a whole number, got "${value}"`);
-        return n;
-      };
+      const whole = (value: string, flag: string) => integerFlag(value, flag, undefined, 'a whole number');
       const options = { count: whole(flags.count, '--count'), seed: whole(flags.seed, '--seed'), size: whole(flags.size, '--size'), start: whole(flags.start, '--start') };
       const { writeShapesDataset } = await import('../../datasets/shapes.js');
       let bar: import('cli-progress').SingleBar | undefined;
