@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import { LensError } from '../../core/errors.js';
-import { integerFlag, positiveInt } from '../attribution-support.js';
+import { integerFlag, positiveInt, stderrProgressBar } from '../attribution-support.js';
 import { addConnectionFlags } from '../server-flags.js';
 import { connectionOptions, type ConnectionSettings } from '../../serving/connection.js';
 
@@ -56,11 +56,9 @@ export function register(program: Command): void {
       const { writeFileAtomic } = await import('../../fs/atomic.js');
       const connection = connectionOptions(flags);
       const { join } = await import('node:path');
-      const { SingleBar, Presets } = await import('cli-progress');
       const { profile, profileCsv } = await import('../../serving/profiler.js');
       const { profileChart } = await import('../../render/profile-chart.js');
-      const bar = new SingleBar({ format: 'profile [{bar}] {value}/{total} requests | batch {batch} x concurrency {conc} ({phase})', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
-      let started = false;
+      const bar = await stderrProgressBar({ format: 'profile [{bar}] {value}/{total} requests | batch {batch} x concurrency {conc} ({phase})' });
       const result = await profile(
         {
           target: flags.server,
@@ -77,14 +75,8 @@ export function register(program: Command): void {
           warmup,
           timeoutMs: Number(flags.timeout),
         },
-        (p) => {
-          const payload = { batch: p.batchSize, conc: p.concurrency, phase: p.phase };
-          if (!started) {
-            bar.start(p.total, p.done, payload);
-            started = true;
-          } else bar.update(p.done, payload);
-        },
-      ).finally(() => started && bar.stop());
+        (p) => bar.update(p.done, { batch: p.batchSize, conc: p.concurrency, phase: p.phase }, p.total),
+      ).finally(() => bar.stop());
       const write = async (name: string, data: string | Buffer) => {
         const path = join(flags.out, name);
         await writeFileAtomic(path, data);

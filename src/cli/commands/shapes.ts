@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { integerFlag } from '../attribution-support.js';
+import { integerFlag, stderrProgressBar } from '../attribution-support.js';
 
 interface ShapesFlags {
   count: string;
@@ -28,13 +28,9 @@ export function register(program: Command): void {
       const whole = (value: string, flag: string) => integerFlag(value, flag, undefined, 'a whole number');
       const options = { count: whole(flags.count, '--count'), seed: whole(flags.seed, '--seed'), size: whole(flags.size, '--size'), start: whole(flags.start, '--start') };
       const { writeShapesDataset } = await import('../../datasets/shapes.js');
-      let bar: import('cli-progress').SingleBar | undefined;
-      if (process.stderr.isTTY && !flags.json) {
-        const { SingleBar, Presets } = await import('cli-progress');
-        bar = new SingleBar({ stream: process.stderr, format: 'shapes {bar} {value}/{total}', hideCursor: true, clearOnComplete: true }, Presets.shades_classic);
-        bar.start(options.count, 0);
-      }
-      const manifest = await writeShapesDataset(outDir, options, (done) => bar?.update(done)).finally(() => bar?.stop());
+      const bar = process.stderr.isTTY && !flags.json ? await stderrProgressBar({ format: 'shapes {bar} {value}/{total}', clearOnComplete: true }) : undefined;
+      bar?.update(0, {}, options.count);
+      const manifest = await writeShapesDataset(outDir, options, (done) => bar?.update(done, {})).finally(() => bar?.stop());
       const perClass = Object.fromEntries(manifest.classes.map((c) => [c, manifest.samples.filter((s) => s.className === c).length]));
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ dir: outDir, count: manifest.count, seed: manifest.seed, size: manifest.size, start: manifest.start, classes: manifest.classes, perClass, manifest: `${outDir}/manifest.json` }, null, 2)}\n`);
