@@ -135,19 +135,18 @@ export function register(program: Command): void {
         process.stdout.write(`${lines.join('\n')}\n`);
       }
       await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
+        // Node passes a signal listener the signal's name.
+        const stop = (signal: NodeJS.Signals) => {
           log(`${signal}: draining in-flight requests and shutting down`);
-          process.off('SIGTERM', onTerm);
-          process.off('SIGINT', onInt);
+          process.off('SIGTERM', stop);
+          process.off('SIGINT', stop);
           server.close().then(resolve, (e) => {
             log(`shutdown: ${(e as Error).message}`);
             resolve();
           });
         };
-        const onTerm = () => stop('SIGTERM');
-        const onInt = () => stop('SIGINT');
-        process.on('SIGTERM', onTerm);
-        process.on('SIGINT', onInt);
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
       });
     });
 }
