@@ -41,9 +41,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed for random baselines and the shapes dataset', '0');
   addAttributionFlags(command, ['preprocess', 'resize', 'labels', 'batchSize', 'backend', 'engine', ...GRAPH_MODEL_FLAGS, 'progress'])
     .option('--json', 'print the summary and rows as JSON')
-    .action(async (opts: CompareOptions) => {
-      await compare(opts);
-    });
+    .action(compare);
 }
 
 async function compare(opts: CompareOptions): Promise<void> {
