@@ -29,11 +29,9 @@ import {
 import { encodeRaw, grpcChannel, grpcMetadata, grpcTarget, MAX_MESSAGE_BYTES, MODEL_SERVICE, PREDICTION_SERVICE, SIGNATURE_DEF_MAP_URL, stateName } from './grpc.js';
 import type { ModelSpecMessage } from './core.js';
 import type { ModelSource } from './manager.js';
-import type { SignatureDefJson } from './signature.js';
-import { signatureFromMessage } from './signature.js';
+import { CLASSIFY_METHOD, REGRESS_METHOD, signatureFromMessage, type SignatureDefJson } from './signature.js';
 import { noRouteProblem, reachProblem } from './reach.js';
 import { ServingError, statusName } from './status.js';
-import { CLASSIFY_METHOD, REGRESS_METHOD } from './signature.js';
 
 function specOf(m: ModelSpecMessage | null | undefined): ServedModelSpec {
   return { name: m?.name ?? '', version: m?.version ? Number(m.version.value ?? 0) : null, signature: m?.signature_name ?? '' };
