@@ -7,7 +7,7 @@
 import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeFileAtomic } from '../src/fs/index.js';
+import { writeFileAtomic } from '../src/fs/atomic.js';
 import { layerDiagramSvg, withLayerTable } from './lib/architecture-docs.js';
 
 const docs = join(dirname(fileURLToPath(import.meta.url)), '../docs');

@@ -2,7 +2,7 @@
  * serving-lens library entry. Each module's public API is re-exported here.
  */
 export * from './core/errors.js';
-export * from './fs/index.js';
+export * from './fs/atomic.js';
 export * from './engines/tfjs/index.js';
 export * from './engines/tfjs/gradients/index.js';
 export * from './engines/tfjs/memory.js';

@@ -85,10 +85,8 @@ export interface AttributionFlagValues {
  * attributionNumbers({ steps: '32', seed: '7' }); // { steps: 32, seed: 7 }
  */
 export function attributionNumbers(flags: Pick<AttributionFlagValues, 'steps' | 'batchSize' | 'seed'>): { steps?: number; batchSize?: number; seed: number } {
-  const seed = Number(flags.seed);
-  if (!Number.isInteger(seed)) throw new LensError('INVALID_ARGUMENT', `--seed must be an integer, got "${flags.seed}"`);
   return {
-    seed,
+    seed: integerFlag(flags.seed, '--seed'),
     ...(flags.steps !== undefined ? { steps: positiveInt(flags.steps, '--steps') } : {}),
     ...(flags.batchSize !== undefined ? { batchSize: positiveInt(flags.batchSize, '--batch-size') } : {}),
   };
@@ -99,27 +97,49 @@ export function wantsProgressBar(flags: Pick<AttributionFlagValues, 'progress' |
   return flags.progress && !flags.json && process.stderr.isTTY === true;
 }
 
-/** A progress bar on stderr (when it is a terminal, or forced), as a progress callback. */
-export async function progressBar(enabled: boolean): Promise<{ onProgress?: ProgressCallback; stop(): void }> {
-  if (!enabled) return { stop() {} };
+/** A cli-progress bar on stderr that starts at its first update and, once stopped, starts again at the next. */
+export interface StderrProgressBar {
+  /** Moves the bar to `done` (of `total`, when given: it may change between updates). */
+  update(done: number, payload: Record<string, unknown>, total?: number): void;
+  stop(): void;
+}
+
+/**
+ * Makes a {@link StderrProgressBar} with cli-progress's `options` (format and the like).
+ *
+ * @example
+ * const bar = await stderrProgressBar({ format: '{bar} {value}/{total}' });
+ * bar.update(3, {}, 10);
+ * bar.stop();
+ */
+export async function stderrProgressBar(options: import('cli-progress').Options): Promise<StderrProgressBar> {
   const { SingleBar, Presets } = await import('cli-progress');
-  const bar = new SingleBar(
-    { stream: process.stderr, format: '{bar} {value}/{total} {stage}', hideCursor: true, clearOnComplete: true, noTTYOutput: false, etaBuffer: 20 },
-    Presets.shades_classic,
-  );
+  const bar = new SingleBar({ stream: process.stderr, hideCursor: true, ...options }, Presets.shades_classic);
   let started = false;
   return {
-    onProgress(p: Progress) {
+    update(done, payload, total) {
       if (!started) {
-        bar.start(p.total, p.done, { stage: p.stage ?? '' });
+        bar.start(total ?? 0, done, payload);
         started = true;
+      } else {
+        if (total !== undefined) bar.setTotal(total);
+        bar.update(done, payload);
       }
-      bar.setTotal(p.total);
-      bar.update(p.done, { stage: p.stage ?? '' });
     },
     stop() {
       if (started) bar.stop();
+      started = false;
     },
+  };
+}
+
+/** A progress bar on stderr (when it is a terminal, or forced), as a progress callback. */
+export async function progressBar(enabled: boolean): Promise<{ onProgress?: ProgressCallback; stop(): void }> {
+  if (!enabled) return { stop() {} };
+  const bar = await stderrProgressBar({ format: '{bar} {value}/{total} {stage}', clearOnComplete: true, noTTYOutput: false, etaBuffer: 20 });
+  return {
+    onProgress: (p: Progress) => bar.update(p.done, { stage: p.stage ?? '' }, p.total),
+    stop: () => bar.stop(),
   };
 }
 
@@ -127,6 +147,18 @@ export async function progressBar(enabled: boolean): Promise<{ onProgress?: Prog
 export function positiveInt(value: string, flag: string): number {
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1) throw new LensError('INVALID_ARGUMENT', `${flag} must be a positive integer, got "${value}"`);
+  return n;
+}
+
+/**
+ * Parses an integer flag, of at least `min` when given; `noun` words the error ("an integer", "a whole number").
+ *
+ * @example
+ * integerFlag('8500', '--port', 0); // 8500
+ */
+export function integerFlag(value: string, flag: string, min?: number, noun = 'an integer'): number {
+  const n = Number(value);
+  if (!Number.isInteger(n) || (min !== undefined && n < min)) throw new LensError('INVALID_ARGUMENT', `${flag} must be ${noun}${min === undefined ? '' : ` >= ${min}`}, got "${value}"`);
   return n;
 }
 

@@ -2,8 +2,7 @@
  * Pieces every rendered workload shares: labels, the restricted security contexts (Pod Security
  * Standards "restricted"), resource blocks and the shared claim.
  */
-import type { IContainer, IPodSecurityContext, ISecurityContext, IResourceRequirements } from 'kubernetes-models/v1';
-import { PersistentVolumeClaim } from 'kubernetes-models/v1';
+import { PersistentVolumeClaim, type IContainer, type IPodSecurityContext, type ISecurityContext, type IResourceRequirements } from 'kubernetes-models/v1';
 import type { ObjectMeta } from './crd.js';
 import { PART_OF, type ResolvedOptions } from './options.js';
 

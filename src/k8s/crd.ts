@@ -4,8 +4,7 @@
  * kubernetes-models schema of every embedded core type (the Notebook's pod spec).
  */
 import { Ajv, type ValidateFunction } from 'ajv';
-import type { IPod } from 'kubernetes-models/v1';
-import { PodSpec, type IPodSpec } from 'kubernetes-models/v1';
+import { PodSpec, type IPod, type IPodSpec } from 'kubernetes-models/v1';
 import { LensError } from '../core/errors.js';
 
 /** Object metadata as the built-in kinds have it. */

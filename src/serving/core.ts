@@ -11,7 +11,7 @@
  */
 import { protoType } from '../proto/index.js';
 import type { SignatureDefMessage } from '../savedmodel/savedmodel.js';
-import { decodeTensorProto, DEFAULT_TENSOR_LIMITS, type HostTensor, type TensorDecodeLimits, type TensorProtoMessage } from '../tensor/index.js';
+import { baseDataType, dataTypeName, decodeTensorProto, DEFAULT_TENSOR_LIMITS, type HostTensor, type TensorDecodeLimits, type TensorProtoMessage } from '../tensor/index.js';
 import type { ModelManager, ModelSource, ServableHandle, VersionPolicy, VersionStatus } from './manager.js';
 import type { ServingMetrics } from './metrics.js';
 import { dataTypeOfHost, tfDtypeString } from './servable.js';
@@ -22,7 +22,6 @@ import {
   REGRESS_METHOD,
   type SignatureSpec,
 } from './signature.js';
-import { baseDataType, dataTypeName } from '../tensor/index.js';
 import { ServingError, toServingError } from './status.js';
 
 /** ModelSpec as decoded (protobufjs) or built by the REST layer. */

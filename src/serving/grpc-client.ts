@@ -27,20 +27,13 @@ import {
   type ServingClient,
 } from './client-api.js';
 import { encodeRaw, grpcChannel, grpcMetadata, grpcTarget, MAX_MESSAGE_BYTES, MODEL_SERVICE, PREDICTION_SERVICE, SIGNATURE_DEF_MAP_URL, stateName } from './grpc.js';
+import type { ModelSpecMessage } from './core.js';
 import type { ModelSource } from './manager.js';
-import type { SignatureDefJson } from './signature.js';
-import { signatureFromMessage } from './signature.js';
+import { CLASSIFY_METHOD, REGRESS_METHOD, signatureFromMessage, type SignatureDefJson } from './signature.js';
 import { noRouteProblem, reachProblem } from './reach.js';
 import { ServingError, statusName } from './status.js';
-import { CLASSIFY_METHOD, REGRESS_METHOD } from './signature.js';
 
-interface ModelSpecReply {
-  name?: string;
-  version?: { value?: number } | null;
-  signature_name?: string;
-}
-
-function specOf(m: ModelSpecReply | null | undefined): ServedModelSpec {
+function specOf(m: ModelSpecMessage | null | undefined): ServedModelSpec {
   return { name: m?.name ?? '', version: m?.version ? Number(m.version.value ?? 0) : null, signature: m?.signature_name ?? '' };
 }
 
@@ -82,7 +75,7 @@ type PackedTensorMessage = Omit<TensorProtoMessage, 'float_val' | 'double_val'> 
  * not check out as packed values of the right count returns null, and the caller decodes normally.
  */
 function packedPredictResponse(bytes: Uint8Array): { outputs: Record<string, HostTensor>; modelSpec: ServedModelSpec } | null {
-  let msg: { outputs?: Record<string, PackedTensorMessage>; model_spec?: ModelSpecReply };
+  let msg: { outputs?: Record<string, PackedTensorMessage>; model_spec?: ModelSpecMessage };
   try {
     msg = decodeMessage('serving_lens.wire.PackedPredictResponse', bytes, 'PredictResponse');
   } catch {
@@ -203,7 +196,7 @@ export class GrpcServingClient implements ServingClient {
     const reply = await this.call(PREDICTION_SERVICE, 'Predict', request, call);
     const fast = packedPredictResponse(reply);
     if (fast) return { ...fast, requestBytes: request.byteLength, responseBytes: reply.byteLength };
-    const msg = decodeMessage<{ outputs?: Record<string, TensorProtoMessage>; model_spec?: ModelSpecReply }>('tensorflow.serving.PredictResponse', reply, 'PredictResponse');
+    const msg = decodeMessage<{ outputs?: Record<string, TensorProtoMessage>; model_spec?: ModelSpecMessage }>('tensorflow.serving.PredictResponse', reply, 'PredictResponse');
     const outputs = Object.fromEntries(Object.entries(msg.outputs ?? {}).map(([k, t]) => [k, decodeTensorProto(t, `output "${k}"`)]));
     return { outputs, modelSpec: specOf(msg.model_spec), requestBytes: request.byteLength, responseBytes: reply.byteLength };
   }
@@ -211,7 +204,7 @@ export class GrpcServingClient implements ServingClient {
   async classify(call: ExamplesCall): Promise<ClassifyResult> {
     const request = Buffer.from(protoType('tensorflow.serving.ClassificationRequest').encode(protoType('tensorflow.serving.ClassificationRequest').fromObject({ model_spec: modelSpec(call), input: inputMessage(call) })).finish());
     const reply = await this.call(PREDICTION_SERVICE, 'Classify', request, call);
-    const msg = decodeMessage<{ result?: ClassificationResultMessage; model_spec?: ModelSpecReply }>('tensorflow.serving.ClassificationResponse', reply, 'ClassificationResponse');
+    const msg = decodeMessage<{ result?: ClassificationResultMessage; model_spec?: ModelSpecMessage }>('tensorflow.serving.ClassificationResponse', reply, 'ClassificationResponse');
     return { classifications: classifications(msg.result), modelSpec: specOf(msg.model_spec), requestBytes: request.byteLength, responseBytes: reply.byteLength };
   }
 
@@ -219,7 +212,7 @@ export class GrpcServingClient implements ServingClient {
     const Type = protoType('tensorflow.serving.RegressionRequest');
     const request = Buffer.from(Type.encode(Type.fromObject({ model_spec: modelSpec(call), input: inputMessage(call) })).finish());
     const reply = await this.call(PREDICTION_SERVICE, 'Regress', request, call);
-    const msg = decodeMessage<{ result?: { regressions?: { value?: number }[] }; model_spec?: ModelSpecReply }>('tensorflow.serving.RegressionResponse', reply, 'RegressionResponse');
+    const msg = decodeMessage<{ result?: { regressions?: { value?: number }[] }; model_spec?: ModelSpecMessage }>('tensorflow.serving.RegressionResponse', reply, 'RegressionResponse');
     return { values: regressions(msg.result), modelSpec: specOf(msg.model_spec), requestBytes: request.byteLength, responseBytes: reply.byteLength };
   }
 
@@ -229,7 +222,7 @@ export class GrpcServingClient implements ServingClient {
     const request = Buffer.from(Type.encode(Type.fromObject({ tasks, input: inputMessage(call) })).finish());
     const reply = await this.call(PREDICTION_SERVICE, 'MultiInference', request, call);
     const msg = decodeMessage<{
-      results?: { model_spec?: ModelSpecReply; classification_result?: ClassificationResultMessage | null; regression_result?: { regressions?: { value?: number }[] } | null }[];
+      results?: { model_spec?: ModelSpecMessage; classification_result?: ClassificationResultMessage | null; regression_result?: { regressions?: { value?: number }[] } | null }[];
     }>('tensorflow.serving.MultiInferenceResponse', reply, 'MultiInferenceResponse');
     const results = (msg.results ?? []).map((r) =>
       r.classification_result
@@ -242,7 +235,7 @@ export class GrpcServingClient implements ServingClient {
   async getModelMetadata(ref: ModelRef & CallOptions): Promise<ModelMetadata> {
     const request = encodeRaw('tensorflow.serving.GetModelMetadataRequest', { model_spec: modelSpec(ref), metadata_field: ['signature_def'] });
     const reply = await this.call(PREDICTION_SERVICE, 'GetModelMetadata', request, ref);
-    const msg = decodeMessage<{ model_spec?: ModelSpecReply; metadata?: Record<string, { type_url?: string; value?: Uint8Array }> }>(
+    const msg = decodeMessage<{ model_spec?: ModelSpecMessage; metadata?: Record<string, { type_url?: string; value?: Uint8Array }> }>(
       'tensorflow.serving.GetModelMetadataResponse',
       reply,
       'GetModelMetadataResponse',

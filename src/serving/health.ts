@@ -16,7 +16,7 @@
  */
 import * as grpc from '@grpc/grpc-js';
 import { decodeMessage, protoEnum } from '../proto/index.js';
-import type { TlsOptions } from './client-api.js';
+import type { ClientOptions } from './client-api.js';
 import { encodeRaw, grpcChannel, grpcMetadata, MAX_MESSAGE_BYTES } from './grpc.js';
 import type { ModelManager } from './manager.js';
 import { noRouteProblem, reachProblem } from './reach.js';
@@ -157,14 +157,8 @@ export function healthImplementation(health: ServerHealth): grpc.UntypedServiceI
   return { Check: check, Watch: watch } as grpc.UntypedServiceImplementation;
 }
 
-export interface HealthClientOptions {
-  /** Use TLS (true: system roots). */
-  tls?: boolean | TlsOptions;
-  /** gRPC metadata sent with the call (e.g. { authorization: 'Bearer ...' }). */
-  metadata?: Record<string, string>;
-  /** `:authority` of the call (and TLS server name), for servers behind a host-routing ingress; see ClientOptions.hostHeader. */
-  hostHeader?: string;
-}
+/** How {@link checkHealth} and {@link watchHealth} reach a server: TLS, metadata and host header as in {@link ClientOptions}. */
+export type HealthClientOptions = Pick<ClientOptions, 'tls' | 'metadata' | 'hostHeader'>;
 
 function healthError(e: unknown, target: string, hostHeader: string | undefined): ServingError {
   const err = e as Partial<grpc.ServiceError>;

@@ -529,8 +529,3 @@ export function formatFloat(v: number, precision: 'float32' | 'float64'): string
   if (!s.includes('.') && !s.includes('e')) s += '.0';
   return s;
 }
-
-/** A JSON string literal (JSON.stringify of a string never fails). */
-export function jsonString(s: string): string {
-  return JSON.stringify(s);
-}

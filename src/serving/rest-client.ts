@@ -23,14 +23,14 @@ import {
   type ServingClient,
 } from './client-api.js';
 import { MAX_MESSAGE_BYTES } from './grpc.js';
-import { formatFloat, jsonString, parseServingJson } from './json.js';
+import { formatFloat, parseServingJson } from './json.js';
 import { outputsFromReply, predictRequestJson } from './rest-json.js';
 import { signatureFromJson, type SignatureDefJson } from './signature.js';
 import { hostOfHeader, noRouteProblem, reachProblem } from './reach.js';
 import { ServingError, statusOfHttp } from './status.js';
 
 function featureJson(v: ExampleFeatures[string]): string {
-  const bytes = (b: string | Uint8Array) => (typeof b === 'string' ? jsonString(b) : `{"b64":"${Buffer.from(b).toString('base64')}"}`);
+  const bytes = (b: string | Uint8Array) => (typeof b === 'string' ? JSON.stringify(b) : `{"b64":"${Buffer.from(b).toString('base64')}"}`);
   const floats = (xs: number[]) => `[${xs.map((x) => formatFloat(x, 'float32')).join(',')}]`;
   if (typeof v === 'number') return formatFloat(v, 'float32');
   if (typeof v === 'string' || v instanceof Uint8Array) return bytes(v);
@@ -41,7 +41,7 @@ function featureJson(v: ExampleFeatures[string]): string {
 }
 
 function exampleJson(e: ExampleFeatures): string {
-  return `{${Object.entries(e).map(([k, v]) => `${jsonString(k)}:${featureJson(v)}`).join(',')}}`;
+  return `{${Object.entries(e).map(([k, v]) => `${JSON.stringify(k)}:${featureJson(v)}`).join(',')}}`;
 }
 
 /** The version-or-label part of a REST path. */
@@ -195,7 +195,7 @@ export class RestServingClient implements ServingClient {
 
   private examplesBody(call: { examples: ExampleFeatures[]; context?: ExampleFeatures; signature?: string }): string {
     const parts = [];
-    if (call.signature) parts.push(`"signature_name":${jsonString(call.signature)}`);
+    if (call.signature) parts.push(`"signature_name":${JSON.stringify(call.signature)}`);
     if (call.context) parts.push(`"context":${exampleJson(call.context)}`);
     parts.push(`"examples":[${call.examples.map(exampleJson).join(',')}]`);
     return `{${parts.join(',')}}`;

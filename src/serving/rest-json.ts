@@ -13,7 +13,7 @@
  */
 import { allocateValues, dtypeOfDataType, type HostDType, type HostTensor, type HostValues, type TensorDecodeLimits } from '../tensor/index.js';
 import type { ExampleMessage, FeatureMessage } from './core.js';
-import { formatFloat, isJsonList, JsonNumber, jsonString, NumberBlock } from './json.js';
+import { formatFloat, isJsonList, JsonNumber, NumberBlock } from './json.js';
 import { tfDtypeString } from './servable.js';
 import type { SignatureSpec, TensorSpec } from './signature.js';
 import { ServingError } from './status.js';
@@ -56,12 +56,12 @@ export function jsonValueString(v: unknown, limit = QUOTE_LIMIT): string {
       let first = true;
       for (const k in x) {
         if (!Object.hasOwn(x, k)) continue;
-        if ((!first && !put(',')) || !put(`${jsonString(k.length > limit ? k.slice(0, limit) : k)}:`) || !walk((x as Record<string, unknown>)[k])) return false;
+        if ((!first && !put(',')) || !put(`${JSON.stringify(k.length > limit ? k.slice(0, limit) : k)}:`) || !walk((x as Record<string, unknown>)[k])) return false;
         first = false;
       }
       return put('}');
     }
-    return put(typeof x === 'string' ? jsonString(x.length > limit ? x.slice(0, limit) : x) : (JSON.stringify(x) ?? 'null'));
+    return put(typeof x === 'string' ? JSON.stringify(x.length > limit ? x.slice(0, limit) : x) : (JSON.stringify(x) ?? 'null'));
   };
   return walk(v) ? out.join('') : `${out.join('')}...`;
 }
@@ -426,7 +426,7 @@ function writeScalar(t: HostTensor, i: number, asBytes: boolean, dec: { decode(b
     case 'bool':
       return t.values[i] ? 'true' : 'false';
     case 'string':
-      return asBytes ? `{"b64": ${jsonString(Buffer.from(t.values[i]!).toString('base64'))}}` : jsonString(dec.decode(t.values[i]!));
+      return asBytes ? `{"b64": ${JSON.stringify(Buffer.from(t.values[i]!).toString('base64'))}}` : JSON.stringify(dec.decode(t.values[i]!));
     case 'int64':
     case 'uint64':
       return String(t.values[i]);
@@ -513,7 +513,7 @@ export function* predictReplyPieces(outputs: Record<string, HostTensor>, format:
     }
     yield '{\n    "outputs": {\n';
     for (const [i, n] of names.entries()) {
-      yield `${i > 0 ? ',\n' : ''}        ${jsonString(n)}: `;
+      yield `${i > 0 ? ',\n' : ''}        ${JSON.stringify(n)}: `;
       yield* valuePieces(outputs[n]!, 0, 0, bytes(n), dec);
     }
     yield '\n    }\n}';
@@ -536,7 +536,7 @@ export function* predictReplyPieces(outputs: Record<string, HostTensor>, format:
       const cells = names.map((n) => {
         const [text, next] = writeValues(outputs[n]!, 1, offsets.get(n)!, bytes(n), dec);
         offsets.set(n, next);
-        return names.length > 1 ? `${jsonString(n)}: ${text}` : text;
+        return names.length > 1 ? `${JSON.stringify(n)}: ${text}` : text;
       });
       rows.push(names.length > 1 ? `{${cells.join(', ')}}` : cells[0]!);
       if (rows.length * Math.max(1, rowSize) >= PIECE_VALUES) {
@@ -548,7 +548,7 @@ export function* predictReplyPieces(outputs: Record<string, HostTensor>, format:
     if (item > 0) yield ', ';
     if (names.length > 1) yield '{';
     for (const [i, n] of names.entries()) {
-      if (names.length > 1) yield `${i > 0 ? ', ' : ''}${jsonString(n)}: `;
+      if (names.length > 1) yield `${i > 0 ? ', ' : ''}${JSON.stringify(n)}: `;
       offsets.set(n, yield* valuePieces(outputs[n]!, 1, offsets.get(n)!, bytes(n), dec));
     }
     if (names.length > 1) yield '}';
@@ -624,7 +624,7 @@ export function inputFromJson(doc: Record<string, unknown>, method: 'classify' |
 /** {"results": [[["label", score], ...], ...]} */
 export function classifyReplyJson(result: { classifications: { classes: { label: string; score: number }[] }[] }): string {
   if (result.classifications.length === 0) throw invalid('Cannot convert empty ClassificationResults to JSON');
-  const rows = result.classifications.map((c) => `[${c.classes.map((k) => `[${jsonString(k.label)}, ${formatFloat(k.score, 'float32')}]`).join(', ')}]`);
+  const rows = result.classifications.map((c) => `[${c.classes.map((k) => `[${JSON.stringify(k.label)}, ${formatFloat(k.score, 'float32')}]`).join(', ')}]`);
   return `{\n    "results": [${rows.join(', ')}]\n}`;
 }
 
@@ -650,7 +650,7 @@ function clientScalar(t: HostTensor, i: number): string {
   switch (t.dtype) {
     case 'string': {
       const b = t.values[i]!;
-      return isUtf8(b) ? jsonString(Buffer.from(b).toString('utf8')) : `{"b64":"${Buffer.from(b).toString('base64')}"}`;
+      return isUtf8(b) ? JSON.stringify(Buffer.from(b).toString('utf8')) : `{"b64":"${Buffer.from(b).toString('base64')}"}`;
     }
     case 'bool':
       return t.values[i] ? 'true' : 'false';
@@ -678,10 +678,10 @@ function clientValues(t: HostTensor, dim: number, offset: number): [string, numb
 export function predictRequestJson(inputs: Record<string, HostTensor>, format: JsonFormat, signatureName?: string): string {
   const names = Object.keys(inputs);
   if (names.length === 0) throw new ServingError('INVALID_ARGUMENT', 'a predict request needs at least one input');
-  const head = signatureName ? `"signature_name":${jsonString(signatureName)},` : '';
+  const head = signatureName ? `"signature_name":${JSON.stringify(signatureName)},` : '';
   if (format === 'columnar') {
     if (names.length === 1) return `{${head}"inputs":${clientValues(inputs[names[0]!]!, 0, 0)[0]}}`;
-    return `{${head}"inputs":{${names.map((n) => `${jsonString(n)}:${clientValues(inputs[n]!, 0, 0)[0]}`).join(',')}}}`;
+    return `{${head}"inputs":{${names.map((n) => `${JSON.stringify(n)}:${clientValues(inputs[n]!, 0, 0)[0]}`).join(',')}}}`;
   }
   const batch = inputs[names[0]!]!.shape[0];
   for (const n of names) {
@@ -696,7 +696,7 @@ export function predictRequestJson(inputs: Record<string, HostTensor>, format: J
     const cells = names.map((n) => {
       const [text, next] = clientValues(inputs[n]!, 1, offsets.get(n)!);
       offsets.set(n, next);
-      return names.length > 1 ? `${jsonString(n)}:${text}` : text;
+      return names.length > 1 ? `${JSON.stringify(n)}:${text}` : text;
     });
     rows.push(names.length > 1 ? `{${cells.join(',')}}` : cells[0]!);
   }

@@ -9,7 +9,7 @@
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
 import type { ServingCore, ModelSpecMessage } from './core.js';
-import { isJsonList, JsonNumber, jsonString, parseServingJsonAsync } from './json.js';
+import { isJsonList, JsonNumber, parseServingJsonAsync } from './json.js';
 import { requestServed } from './memory.js';
 import type { ServingMetrics } from './metrics.js';
 import { classifyReplyJson, inputFromJson, jsonValueString, predictInputsFromJson, predictReplyPieces, QUOTE_LIMIT, regressReplyJson } from './rest-json.js';
@@ -153,7 +153,7 @@ function sendError(res: Response, e: unknown): void {
     return;
   }
   // Messages quote request values only in part; the cut also bounds what any other message echoes.
-  res.status(s.httpStatus).type('application/json').send(`{ "error": ${jsonString(truncateForGrpc(s.message))} }`);
+  res.status(s.httpStatus).type('application/json').send(`{ "error": ${JSON.stringify(truncateForGrpc(s.message))} }`);
 }
 
 /** Milliseconds of reply writing between two yields to the event loop. */
@@ -202,13 +202,13 @@ export function restApp(core: ServingCore, options: RestOptions = {}): express.E
   }
   app.use((req, res, next) => {
     if (!/^\/v1\//i.test(req.path)) {
-      res.status(404).type('application/json').send(`{ "error": ${jsonString(`Not found: ${req.method} ${req.path}`)} }`);
+      res.status(404).type('application/json').send(`{ "error": ${JSON.stringify(`Not found: ${req.method} ${req.path}`)} }`);
       return;
     }
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) {
       res.set('Connection', 'close');
-      res.status(413).type('application/json').send(`{ "error": ${jsonString(`Request body larger than max (${declared} vs. ${limit}; --rest_api_max_body_bytes)`)} }`);
+      res.status(413).type('application/json').send(`{ "error": ${JSON.stringify(`Request body larger than max (${declared} vs. ${limit}; --rest_api_max_body_bytes)`)} }`);
       req.resume();
       return;
     }
@@ -242,7 +242,7 @@ export function restApp(core: ServingCore, options: RestOptions = {}): express.E
   app.use((err: { type?: string; status?: number; message?: string; length?: number; limit?: number }, _req: Request, res: Response, _next: NextFunction) => {
     if (err.type === 'entity.too.large') {
       res.set('Connection', 'close');
-      res.status(413).type('application/json').send(`{ "error": ${jsonString(`Request body larger than max (${err.length ?? '?'} vs. ${err.limit ?? limit}; --rest_api_max_body_bytes)`)} }`);
+      res.status(413).type('application/json').send(`{ "error": ${JSON.stringify(`Request body larger than max (${err.length ?? '?'} vs. ${err.limit ?? limit}; --rest_api_max_body_bytes)`)} }`);
       return;
     }
     sendError(res, new ServingError('INVALID_ARGUMENT', `cannot read the request body: ${err.message ?? String(err)}`));

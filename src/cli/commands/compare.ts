@@ -41,9 +41,7 @@ export function register(program: Command): void {
     .option('--seed <n>', 'seed for random baselines and the shapes dataset', '0');
   addAttributionFlags(command, ['preprocess', 'resize', 'labels', 'batchSize', 'backend', 'engine', ...GRAPH_MODEL_FLAGS, 'progress'])
     .option('--json', 'print the summary and rows as JSON')
-    .action(async (opts: CompareOptions) => {
-      await compare(opts);
-    });
+    .action(compare);
 }
 
 async function compare(opts: CompareOptions): Promise<void> {
@@ -67,8 +65,7 @@ async function compare(opts: CompareOptions): Promise<void> {
   if (opts.scale !== 'shared' && opts.scale !== 'panel') throw new LensError('INVALID_ARGUMENT', `--scale must be shared or panel, got "${opts.scale}"`);
   const curveSteps = Number(opts.curveSteps);
   if (!Number.isInteger(curveSteps) || curveSteps < 0) throw new LensError('INVALID_ARGUMENT', `--curve-steps must be 0 or a positive integer, got "${opts.curveSteps}"`);
-  const seed = Number(opts.seed);
-  if (!Number.isInteger(seed)) throw new LensError('INVALID_ARGUMENT', `--seed must be an integer, got "${opts.seed}"`);
+  const seed = support.integerFlag(opts.seed, '--seed');
   if (!opts.images === !opts.shapes) throw new LensError('INVALID_ARGUMENT', 'give either --images PATHS or --shapes N');
 
   const { loadImageModel } = await import('../../models/load.js');

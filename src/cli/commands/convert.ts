@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { stderrProgressBar } from '../attribution-support.js';
 
 interface ConvertCliOptions {
   signature?: string;
@@ -28,19 +29,16 @@ export function register(program: Command): void {
     .action(async (dir: string, outDir: string, opts: ConvertCliOptions) => {
       const { convertSavedModel } = await import('../../convert/savedmodel.js');
       const showBar = opts.progress !== false && process.stderr.isTTY;
-      const { SingleBar, Presets } = await import('cli-progress');
-      const bar = new SingleBar({ format: 'convert [{bar}] {percentage}% {phase}', stream: process.stderr }, Presets.shades_classic);
-      if (showBar) bar.start(100, 0, { phase: 'reading' });
+      const bar = showBar ? await stderrProgressBar({ format: 'convert [{bar}] {percentage}% {phase}' }) : undefined;
+      bar?.update(0, { phase: 'reading' }, 100);
       try {
         const result = await convertSavedModel(dir, outDir, {
           tags: opts.tags.split(','),
           ...(opts.signature !== undefined ? { signature: opts.signature } : {}),
           ...(opts.cut ? { cutAt: opts.cut } : {}),
-          onProgress: (p) => {
-            if (showBar) bar.update(Math.round(p.fraction * 100), { phase: p.phase });
-          },
+          onProgress: (p) => bar?.update(Math.round(p.fraction * 100), { phase: p.phase }),
         });
-        if (showBar) bar.stop();
+        bar?.stop();
         if (opts.json) {
           process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
           return;
@@ -53,7 +51,7 @@ export function register(program: Command): void {
           ].join('\n') + '\n',
         );
       } finally {
-        if (showBar) bar.stop();
+        bar?.stop();
       }
     });
 }

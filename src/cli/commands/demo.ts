@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { LensError } from '../../core/errors.js';
+import { integerFlag, stderrProgressBar } from '../attribution-support.js';
 
 interface DemoFlags {
   out: string;
@@ -30,23 +31,13 @@ export function register(program: Command): void {
     .option('--no-progress', 'no progress on stderr')
     .option('--json', 'print the result (files, predictions, metrics) as JSON')
     .action(async (flags: DemoFlags) => {
-      const { LensError } = await import('../../core/errors.js');
-      const whole = (value: string, flag: string, min: number) => {
-        const n = Number(value);
-        if (!Number.isInteger(n) || n < min) throw new LensError('INVALID_ARGUMENT', `${flag} must be a whole number >= ${min}, got "${value}"`);
-        return n;
-      };
+      const whole = (value: string, flag: string, min: number) => integerFlag(value, flag, min, 'a whole number');
       const images = whole(flags.images, '--images', 1);
       const steps = whole(flags.steps, '--steps', 2);
       const seed = whole(flags.seed, '--seed', 0);
       const { runDemo } = await import('../../demo/index.js');
       const tty = process.stderr.isTTY === true;
-      let bar: import('cli-progress').SingleBar | undefined;
-      if (flags.progress && tty) {
-        const { SingleBar, Presets } = await import('cli-progress');
-        bar = new SingleBar({ stream: process.stderr, format: '  {bar} {value}/{total} {note}', hideCursor: true, clearOnComplete: true }, Presets.shades_classic);
-      }
-      let barStarted = false;
+      const bar = flags.progress && tty ? await stderrProgressBar({ format: '  {bar} {value}/{total} {note}', clearOnComplete: true }) : undefined;
       let lastStage = '';
       const started = Date.now();
       const elapsed = () => `${((Date.now() - started) / 1000).toFixed(1)}s`;
@@ -60,22 +51,13 @@ export function register(program: Command): void {
         onProgress(p) {
           if (!flags.progress) return;
           if (p.stage !== lastStage) {
-            if (barStarted) bar?.stop();
-            barStarted = false;
+            bar?.stop();
             lastStage = p.stage;
             process.stderr.write(`[${p.step}/${p.steps}] ${p.message} (${elapsed()})\n`);
           }
-          if (bar && p.total !== undefined && p.done !== undefined) {
-            if (!barStarted) {
-              bar.start(p.total, p.done, { note: '' });
-              barStarted = true;
-            }
-            bar.update(p.done, { note: p.done === 0 ? '' : p.message });
-          }
+          if (bar && p.total !== undefined && p.done !== undefined) bar.update(p.done, { note: p.done === 0 ? '' : p.message }, p.total);
         },
-      }).finally(() => {
-        if (barStarted) bar?.stop();
-      });
+      }).finally(() => bar?.stop());
       if (flags.progress) process.stderr.write(`done in ${elapsed()}\n`);
       if (flags.json) {
         const { validation, ...rest } = result;

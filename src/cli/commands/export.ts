@@ -1,5 +1,5 @@
 import type { Command } from 'commander';
-import { GRAPH_MODEL_FLAGS, addAttributionFlags } from '../attribution-support.js';
+import { GRAPH_MODEL_FLAGS, addAttributionFlags, integerFlag, stderrProgressBar } from '../attribution-support.js';
 import { modelLoadFlags } from '../../models/load-settings.js';
 
 interface ExportFlags {
@@ -44,8 +44,7 @@ export function register(program: Command): void {
       const bad = (m: string) => new LensError('INVALID_ARGUMENT', m);
       const version = Number(flags.version);
       if (!Number.isSafeInteger(version) || version < 0) throw bad(`--version must be a whole number >= 0, got "${flags.version}"`);
-      const topK = Number(flags.topK);
-      if (!Number.isInteger(topK) || topK < 1) throw bad(`--top-k must be a whole number >= 1, got "${flags.topK}"`);
+      const topK = integerFlag(flags.topK, '--top-k', 1, 'a whole number');
       if (!['jpeg', 'float', 'both'].includes(flags.input)) throw bad(`--input must be jpeg, float or both, got "${flags.input}"`);
       const { existsSync } = await import('node:fs');
       const { join } = await import('node:path');
@@ -55,16 +54,12 @@ export function register(program: Command): void {
       for (const r of await recoverVersionLeftovers(outBase)) process.stderr.write(`lens export: ${r.action} ${r.path}${r.action === 'restored' ? ` as version ${r.version}` : ''} (left by a killed export)\n`);
       if (existsSync(target) && !flags.force) throw bad(`${target} already exists; choose another --version or pass --force to replace it`);
       const { exportSavedModel, loadExportableModel } = await import('../../export/export.js');
-      const { SingleBar, Presets } = await import('cli-progress');
       const model = await loadExportableModel(modelSpec, {
         ...modelLoadFlags(flags),
         ...(flags.signature ? { signature: flags.signature } : {}),
       });
-      const bar = new SingleBar(
-        { stream: process.stderr, format: 'export {phase} [{bar}] {percentage}%', hideCursor: true, noTTYOutput: false, notTTYSchedule: 2000 },
-        Presets.shades_classic,
-      );
-      bar.start(100, 0, { phase: 'build' });
+      const bar = await stderrProgressBar({ format: 'export {phase} [{bar}] {percentage}%', noTTYOutput: false, notTTYSchedule: 2000 });
+      bar.update(0, { phase: 'build' }, 100);
       let result;
       try {
         result = await exportSavedModel(model, outBase, {

@@ -1,4 +1,6 @@
 import type { Command } from 'commander';
+import { LensError } from '../../core/errors.js';
+import { integerFlag } from '../attribution-support.js';
 
 interface RenderFlags {
   target: string;
@@ -133,14 +135,8 @@ export function register(program: Command): void {
         '  lens k8s render --model-name resnet --enable-batching --max-batch-size 32 --replicas 2 --max-replicas 8 --batch-shards 8 --workbench --out deploy/resnet',
     )
     .action(async (flags: RenderFlags) => {
-      const { LensError } = await import('../../core/errors.js');
       const { renderManifests, writeRendered, toYaml, DEFAULT_WORKBENCH_IMAGE } = await import('../../k8s/index.js');
-      const int = (v: string | undefined, flag: string): number | undefined => {
-        if (v === undefined) return undefined;
-        const n = Number(v);
-        if (!Number.isInteger(n)) throw new LensError('INVALID_ARGUMENT', `${flag} must be an integer, got "${v}"`);
-        return n;
-      };
+      const int = (v: string | undefined, flag: string): number | undefined => (v === undefined ? undefined : integerFlag(v, flag));
       const pairs = (list: string[], flag: string): Record<string, string> =>
         Object.fromEntries(
           list.map((p) => {
@@ -274,7 +270,6 @@ export function register(program: Command): void {
     .option('--json', 'print the findings as JSON')
     .addHelpText('after', '\nExample:\n  lens k8s validate k8s/overlays/gpu deploy/resnet\nExits 1 when an object fails its schema or breaks a security rule (warnings do not fail).')
     .action(async (paths: string[], flags: { json?: boolean }) => {
-      const { LensError } = await import('../../core/errors.js');
       const { validateTargets } = await import('../../k8s/check.js');
       const results = await validateTargets(paths);
       if (flags.json) process.stdout.write(`${JSON.stringify(results, null, 2)}\n`);

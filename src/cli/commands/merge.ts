@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { positiveInt } from '../attribution-support.js';
 
 interface MergeFlags {
   out: string;
@@ -32,8 +33,7 @@ export function register(program: Command): void {
       const { mergeShards, readImageList } = await import('../../batch/index.js');
       const { parseDuration } = await import('../../batch/duration.js');
       const items = flags.list ? (await readImageList(flags.list)).items : undefined;
-      const shards = flags.shards === undefined ? undefined : Number(flags.shards);
-      if (shards !== undefined && (!Number.isInteger(shards) || shards < 1)) throw new LensError('INVALID_ARGUMENT', `--shards must be a positive integer, got "${flags.shards}"`);
+      const shards = flags.shards === undefined ? undefined : positiveInt(flags.shards, '--shards');
       const report = await mergeShards({
         out: flags.out,
         ...(items ? { items } : {}),

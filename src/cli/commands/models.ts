@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { stderrProgressBar } from '../attribution-support.js';
 
 interface ModelsOptions {
   json?: boolean;
@@ -44,37 +45,23 @@ export function register(program: Command): void {
     .option('--json', 'print JSON')
     .action(async (id: string, opts: ModelsOptions & { mirror?: string }, cmd: Command) => {
       const { downloadZooModel } = await import('../../models/zoo/index.js');
-      const { SingleBar, Presets } = await import('cli-progress');
       const inherited = cmd.parent?.opts<ModelsOptions>() ?? {};
       const dir = opts.cacheDir ?? inherited.cacheDir;
-      const bar = new SingleBar(
-        { stream: process.stderr, format: '{file} [{bar}] {percentage}% {value}/{total} MiB', hideCursor: true, noTTYOutput: false, notTTYSchedule: 2000 },
-        Presets.shades_classic,
-      );
-      let started = false;
+      const bar = await stderrProgressBar({ format: '{file} [{bar}] {percentage}% {value}/{total} MiB', noTTYOutput: false, notTTYSchedule: 2000 });
       try {
         const files = await downloadZooModel(id, {
           ...(dir ? { cacheDir: dir } : {}),
           ...(opts.mirror ? { mirror: opts.mirror } : {}),
-          onProgress: ({ fileName, received, total }) => {
-            const value = Math.round(received / 2 ** 20);
-            if (!started) {
-              bar.start(total ? Math.round(total / 2 ** 20) : 0, value, { file: fileName });
-              started = true;
-            } else {
-              if (total) bar.setTotal(Math.round(total / 2 ** 20));
-              bar.update(value, { file: fileName });
-            }
-          },
+          onProgress: ({ fileName, received, total }) => bar.update(Math.round(received / 2 ** 20), { file: fileName }, total ? Math.round(total / 2 ** 20) : undefined),
         });
-        if (started) bar.stop();
+        bar.stop();
         if (opts.json || inherited.json) {
           process.stdout.write(`${JSON.stringify({ id, files }, null, 2)}\n`);
           return;
         }
         for (const f of files) process.stdout.write(`${f.path}  ${mib(f.record!.bytes)}  md5 ${f.record!.md5}  sha256 ${f.record!.sha256}\n`);
       } finally {
-        if (started) bar.stop();
+        bar.stop();
       }
     });
 }

@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { positiveInt } from '../attribution-support.js';
 import { addConnectionFlags } from '../server-flags.js';
 import { connectionOptions, type ConnectionSettings } from '../../serving/connection.js';
 
@@ -42,8 +43,7 @@ export function register(program: Command): void {
     .action(async (images: string[], flags: PredictFlags) => {
       const { LensError } = await import('../../core/errors.js');
       const bad = (m: string) => new LensError('INVALID_ARGUMENT', m);
-      const k = Number(flags.topK);
-      if (!Number.isInteger(k) || k < 1) throw bad(`--top-k must be a positive integer, got "${flags.topK}"`);
+      const k = positiveInt(flags.topK, '--top-k');
       if (flags.version !== undefined && flags.label !== undefined) throw bad('give --version or --label, not both');
       const version = flags.version === undefined ? undefined : Number(flags.version);
       if (version !== undefined && !Number.isSafeInteger(version)) throw bad(`--version must be an integer, got "${flags.version}"`);

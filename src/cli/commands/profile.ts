@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { LensError } from '../../core/errors.js';
+import { integerFlag, positiveInt, stderrProgressBar } from '../attribution-support.js';
 import { addConnectionFlags } from '../server-flags.js';
 import { connectionOptions, type ConnectionSettings } from '../../serving/connection.js';
 
@@ -49,19 +50,15 @@ export function register(program: Command): void {
     .action(async (flags: ProfileFlags) => {
       const batchSizes = intList(flags.batchSizes, '--batch-sizes');
       const concurrency = intList(flags.concurrency, '--concurrency');
-      const trials = Number(flags.trials);
-      const warmup = Number(flags.warmup);
-      if (!Number.isInteger(trials) || trials < 1) throw new LensError('INVALID_ARGUMENT', `--trials must be a positive integer, got "${flags.trials}"`);
-      if (!Number.isInteger(warmup) || warmup < 0) throw new LensError('INVALID_ARGUMENT', `--warmup must be an integer >= 0, got "${flags.warmup}"`);
+      const trials = positiveInt(flags.trials, '--trials');
+      const warmup = integerFlag(flags.warmup, '--warmup', 0);
       if (flags.version !== undefined && flags.label !== undefined) throw new LensError('INVALID_ARGUMENT', 'give --version or --label, not both');
       const { writeFileAtomic } = await import('../../fs/atomic.js');
       const connection = connectionOptions(flags);
       const { join } = await import('node:path');
-      const { SingleBar, Presets } = await import('cli-progress');
       const { profile, profileCsv } = await import('../../serving/profiler.js');
       const { profileChart } = await import('../../render/profile-chart.js');
-      const bar = new SingleBar({ format: 'profile [{bar}] {value}/{total} requests | batch {batch} x concurrency {conc} ({phase})', stream: process.stderr, hideCursor: true }, Presets.shades_classic);
-      let started = false;
+      const bar = await stderrProgressBar({ format: 'profile [{bar}] {value}/{total} requests | batch {batch} x concurrency {conc} ({phase})' });
       const result = await profile(
         {
           target: flags.server,
@@ -78,14 +75,8 @@ export function register(program: Command): void {
           warmup,
           timeoutMs: Number(flags.timeout),
         },
-        (p) => {
-          const payload = { batch: p.batchSize, conc: p.concurrency, phase: p.phase };
-          if (!started) {
-            bar.start(p.total, p.done, payload);
-            started = true;
-          } else bar.update(p.done, payload);
-        },
-      ).finally(() => started && bar.stop());
+        (p) => bar.update(p.done, { batch: p.batchSize, conc: p.concurrency, phase: p.phase }, p.total),
+      ).finally(() => bar.stop());
       const write = async (name: string, data: string | Buffer) => {
         const path = join(flags.out, name);
         await writeFileAtomic(path, data);

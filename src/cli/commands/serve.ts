@@ -1,5 +1,6 @@
 import type { Command } from 'commander';
 import { LensError } from '../../core/errors.js';
+import { integerFlag as int } from '../attribution-support.js';
 
 interface ServeFlags {
   port: string;
@@ -40,12 +41,6 @@ export function parseChannelArguments(text: string): Record<string, number | str
     out[item.slice(0, eq).trim()] = value !== '' && Number.isFinite(Number(value)) ? Number(value) : value;
   }
   return out;
-}
-
-function int(value: string, flag: string, min: number): number {
-  const n = Number(value);
-  if (!Number.isInteger(n) || n < min) throw new LensError('INVALID_ARGUMENT', `${flag} must be an integer >= ${min}, got "${value}"`);
-  return n;
 }
 
 /**
@@ -140,19 +135,18 @@ export function register(program: Command): void {
         process.stdout.write(`${lines.join('\n')}\n`);
       }
       await new Promise<void>((resolve) => {
-        const stop = (signal: string) => {
+        // Node passes a signal listener the signal's name.
+        const stop = (signal: NodeJS.Signals) => {
           log(`${signal}: draining in-flight requests and shutting down`);
-          process.off('SIGTERM', onTerm);
-          process.off('SIGINT', onInt);
+          process.off('SIGTERM', stop);
+          process.off('SIGINT', stop);
           server.close().then(resolve, (e) => {
             log(`shutdown: ${(e as Error).message}`);
             resolve();
           });
         };
-        const onTerm = () => stop('SIGTERM');
-        const onInt = () => stop('SIGINT');
-        process.on('SIGTERM', onTerm);
-        process.on('SIGINT', onInt);
+        process.on('SIGTERM', stop);
+        process.on('SIGINT', stop);
       });
     });
 }

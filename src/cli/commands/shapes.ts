@@ -1,4 +1,5 @@
 import type { Command } from 'commander';
+import { integerFlag, stderrProgressBar } from '../attribution-support.js';
 
 interface ShapesFlags {
   count: string;
@@ -24,21 +25,12 @@ export function register(program: Command): void {
     .option('--start <n>', 'index of the first image in the seeded sequence', '0')
     .option('--json', 'print the manifest summary as JSON')
     .action(async (outDir: string, flags: ShapesFlags) => {
-      const { LensError } = await import('../../core/errors.js');
-      const whole = (value: string, flag: string) => {
-        const n = Number(value);
-        if (!Number.isInteger(n)) throw new LensError('INVALID_ARGUMENT', `${flag} must be a whole number, got "${value}"`);
-        return n;
-      };
+      const whole = (value: string, flag: string) => integerFlag(value, flag, undefined, 'a whole number');
       const options = { count: whole(flags.count, '--count'), seed: whole(flags.seed, '--seed'), size: whole(flags.size, '--size'), start: whole(flags.start, '--start') };
       const { writeShapesDataset } = await import('../../datasets/shapes.js');
-      let bar: import('cli-progress').SingleBar | undefined;
-      if (process.stderr.isTTY && !flags.json) {
-        const { SingleBar, Presets } = await import('cli-progress');
-        bar = new SingleBar({ stream: process.stderr, format: 'shapes {bar} {value}/{total}', hideCursor: true, clearOnComplete: true }, Presets.shades_classic);
-        bar.start(options.count, 0);
-      }
-      const manifest = await writeShapesDataset(outDir, options, (done) => bar?.update(done)).finally(() => bar?.stop());
+      const bar = process.stderr.isTTY && !flags.json ? await stderrProgressBar({ format: 'shapes {bar} {value}/{total}', clearOnComplete: true }) : undefined;
+      bar?.update(0, {}, options.count);
+      const manifest = await writeShapesDataset(outDir, options, (done) => bar?.update(done, {})).finally(() => bar?.stop());
       const perClass = Object.fromEntries(manifest.classes.map((c) => [c, manifest.samples.filter((s) => s.className === c).length]));
       if (flags.json) {
         process.stdout.write(`${JSON.stringify({ dir: outDir, count: manifest.count, seed: manifest.seed, size: manifest.size, start: manifest.start, classes: manifest.classes, perClass, manifest: `${outDir}/manifest.json` }, null, 2)}\n`);

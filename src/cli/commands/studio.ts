@@ -28,9 +28,7 @@ export function register(program: Command): void {
   addConnectionFlags(command);
   support
     .addAttributionFlags(command, ['preprocess', 'resize', 'labels', 'backend', 'engine'])
-    .action(async (images: string[], flags: StudioFlags) => {
-      await studio(images, flags);
-    });
+    .action(studio);
 }
 
 async function studio(images: string[], flags: StudioFlags): Promise<void> {

@@ -38,9 +38,7 @@ export function register(program: Command): void {
     .option('--labels <file>', 'class labels, one per line (or a JSON array)')
     .option('--backend <name>', 'tfjs backend: auto, tensorflow-gpu, tensorflow, wasm, cpu')
     .option('--json', 'print the comparison as JSON')
-    .action(async (images: string[], opts: VerifyOptions) => {
-      await verify(images, opts);
-    });
+    .action(verify);
 }
 
 async function verify(imageArgs: string[], opts: VerifyOptions): Promise<void> {
