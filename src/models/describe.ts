@@ -127,7 +127,7 @@ export async function loadModelDescription(source: ModelDescription, options: Lo
       let artifacts = source.artifacts;
       if (!artifacts) {
         if (!source.path) throw new LensError('INVALID_ARGUMENT', `layers description ${source.name} needs artifacts or a model.json path`);
-        const { readModelArtifacts } = await import('./load.js');
+        const { readModelArtifacts } = await import('../convert/graph/io.js');
         artifacts = await readModelArtifacts(source.path);
       }
       let layers = await tfl.loadLayersModel(tf.io.fromMemory(artifacts));

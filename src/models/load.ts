@@ -21,7 +21,7 @@ import type { ModelStructure } from '../graph/body.js';
 import type { FormatOption, FormatTarget, GraphCut, LensSidecar, LoadImageModelOptions } from './formats/types.js';
 import { readLabelsFile } from './labels.js';
 
-export { readModelArtifacts } from './formats/index.js';
+export { readModelArtifacts } from '../convert/graph/io.js';
 export type { LensSidecar, LoadImageModelOptions } from './formats/types.js';
 export type { ModelStructure } from '../graph/body.js';
 

@@ -21,5 +21,4 @@ export const MODEL_FORMATS = [
   frozenGraphFormat,
 ] as const satisfies readonly ModelFormatHandler[];
 
-export { readModelArtifacts } from '../../convert/graph/io.js';
 export type * from './types.js';
