@@ -62,6 +62,14 @@ describe('lens explain', () => {
     expect(summary).toMatchObject({ method: 'integrated_gradients', shape: [16, 16, 3] });
   });
 
+  it('takes Expected Gradients references one path per --references, so the images after it stay images', async () => {
+    const out = join(dir, 'explain-eg');
+    const r = await runLens(['explain', '--model', modelDir, '--method', 'eg', '--references', imagesDir, '--references', join(imagesDir, 'b.png'), join(imagesDir, 'a.png'), '--steps', '4', '--out', out, '--json', '--backend', 'cpu']);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+    expect(lines.map((l) => [l.image, l.method])).toEqual([[join(imagesDir, 'a.png'), 'expected_gradients']]);
+  });
+
   it('explains each of the top-k classes and refuses unknown methods', async () => {
     const out = join(dir, 'explain-top');
     const r = await runLens(['explain', '--model', modelDir, join(imagesDir, 'c.png'), '--method', 'smoothgrad', '--samples', '4', '--target', 'top2', '--out', out, '--json', '--backend', 'cpu']);

@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import * as support from '../attribution-support.js';
-import { addConnectionFlags } from '../server-flags.js';
+import { addConnectionFlags, collect } from '../server-flags.js';
 import type { ConnectionSettings } from '../../serving/connection.js';
 import { modelLoadFlags } from '../../models/load-settings.js';
 
@@ -47,7 +47,8 @@ export function register(program: Command): void {
     .option('--samples <n>', 'SmoothGrad/VarGrad noisy samples')
     .option('--stdev <fraction>', 'SmoothGrad noise as a fraction of the input range', undefined)
     .option('--magnitude', 'SmoothGrad: average squared maps')
-    .option('--references <paths...>', 'Expected Gradients: images (or folders) to draw baselines from')
+    // One path per flag: a variadic flag would take the images after it too (`--references refs/ cat.jpg`).
+    .option('--references <path>', 'Expected Gradients: an image or folder of images to draw baselines from; repeatable', collect)
     .option('--layer <name>', 'Grad-CAM layer (default: the last spatial layer)')
     .option('--window <n>', 'occlusion window side in pixels')
     .option('--stride <n>', 'occlusion stride in pixels')
