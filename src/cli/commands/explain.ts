@@ -39,7 +39,7 @@ export function register(program: Command): void {
   support.addAttributionFlags(command, support.GRAPH_MODEL_FLAGS);
   support.addAttributionFlags(command, ['method', 'baseline', 'steps', 'rule', 'target', 'viz', 'sign']);
   command
-    .option('--canvas <canvas>', 'photo (the attribution on the photo at its own size) or model (the model input beside the map, at the model size)', 'photo')
+    .option('--canvas <canvas>', 'photo (the attribution on the photo at its own size; photos under 256 px enlarged) or model (the model input beside the map, at the model size)', 'photo')
     .option('--smooth <px>', 'Gaussian smoothing of the picture in model pixels, named in the legend (default 1.5 for overlay and outline, 0 for the named conventions; never applied to the .npy)')
     .option('--out <dir>', 'output folder', 'explanations');
   support.addAttributionFlags(command, ['preprocess', 'resize', 'labels', 'batchSize', 'seed']);
