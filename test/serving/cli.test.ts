@@ -181,4 +181,16 @@ describe('lens serve', () => {
     expect(r.code).toBe(1);
     expect(r.stderr).toBe('lens: give --model_base_path or --model_config_file, not both\n');
   });
+
+  it('fails in one line for a base path that is missing or holds no version', async () => {
+    const missing = join(dir, 'no-such-model');
+    const r = await runLens(['serve', '--port', '0', '--rest_api_port', '0', '--model_name', 'x', '--model_base_path', missing]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`lens: Could not find base path ${missing} for servable x\n`);
+    // The version folder itself instead of its base path.
+    const version = join(dir, 'cifar', '1');
+    const leaf = await runLens(['serve', '--port', '0', '--rest_api_port', '0', '--model_name', 'x', '--model_base_path', version]);
+    expect(leaf.code).toBe(1);
+    expect(leaf.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(/^lens: No versions of servable x found under base path .*\/cifar\/1\. Did you forget to name your leaf directory as a number/)]);
+  });
 });
