@@ -251,6 +251,12 @@ describe('lens verify', () => {
       expect(bad.code).toBe(1);
       expect(bad.stderr).toMatch(/does not answer like the served model tiny/);
       expect(bad.stdout).toMatch(/^DIFF /m);
+      // A local copy with another number of classes (and labels of its own) is named as such.
+      const three = join(dir, 'three-classes');
+      await saveLayersModelDir(three, { shape: [16, 16, 3], classes: 3, seed: 5, labels: ['a', 'b', 'c'] });
+      const other3 = await runLens(['verify', '--server', target, '--model', 'tiny', '--local', three, imagesDir, '--backend', 'cpu']);
+      expect(other3.code).toBe(1);
+      expect(other3.stderr).toMatch(/^lens: the local model \S+ has 3 classes but the served model tiny has 4: they are not the same model$/m);
       // explain against the served model runs the same check first and refuses.
       const refused = await runLens(['explain', '--model', other, '--server', target, '--served-model', 'tiny', join(imagesDir, 'a.png'), '--out', join(dir, 'x'), '--backend', 'cpu']);
       expect(refused.code).toBe(1);
