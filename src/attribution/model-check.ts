@@ -85,9 +85,7 @@ function topKAgree(a: Float32Array, b: Float32Array, k: number, tolerance: numbe
  * if (!report.ok) throw modelMismatchError(report);
  */
 export async function compareModels(local: ImageModel, served: ImageModel, images: readonly { name: string; image: ImageInput }[], options: AgreementOptions = {}): Promise<AgreementReport> {
-  if (local.classes !== served.classes) {
-    throw new LensError('MODEL_MISMATCH', `the local model ${local.name} has ${local.classes} classes but the served model ${served.name} has ${served.classes}: they are not the same model`);
-  }
+  checkSameClasses(local, served);
   const [lh, lw, lc] = local.inputShape;
   const [sh, sw, sc] = served.inputShape;
   if (lh !== sh || lw !== sw || lc !== sc) {
@@ -99,6 +97,13 @@ export async function compareModels(local: ImageModel, served: ImageModel, image
   const localRows = await forwardRows(local, data, batchSize);
   const servedRows = await forwardRows(served, data, batchSize);
   return compareScoreRows({ model: local, rows: localRows }, { model: served, rows: servedRows }, images.map((i) => i.name), options);
+}
+
+/** Models with different numbers of classes are not the same model, whatever their scores. */
+function checkSameClasses(local: Pick<ImageModel, 'name' | 'classes'>, served: Pick<ImageModel, 'name' | 'classes'>): void {
+  if (local.classes !== served.classes) {
+    throw new LensError('MODEL_MISMATCH', `the local model ${local.name} has ${local.classes} classes but the served model ${served.name} has ${served.classes}: they are not the same model`);
+  }
 }
 
 /** Score rows (one per image) and who answered them, for {@link compareScoreRows}. */
@@ -117,6 +122,7 @@ export interface ScoreRows {
 export function compareScoreRows(localSide: ScoreRows, servedSide: ScoreRows, names: readonly string[], options: AgreementOptions = {}): AgreementReport {
   const { model: local, rows: localRows } = localSide;
   const { model: served, rows: servedRows } = servedSide;
+  checkSameClasses(local, served);
   const tolerance = options.tolerance ?? 1e-3;
   const topK = Math.min(options.topK ?? 5, local.classes);
   const labels = local.labels ?? served.labels;

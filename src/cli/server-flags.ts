@@ -5,7 +5,8 @@
  */
 import type { Command } from 'commander';
 
-const collect = (value: string, previous: string[]): string[] => [...previous, value];
+/** Commander argument parser of a repeatable flag: each use adds one value (`--header a=1 --header b=2`). */
+export const collect = (value: string, previous: string[] = []): string[] => [...previous, value];
 
 /**
  * Adds the connection flags: `--transport grpc|rest` (with `--rest` as its shorthand), `--host-header`,

@@ -7,13 +7,14 @@
  * quantization, else 'raw'. Models ending in a softmax are evaluated up to their logits where
  * possible; `info.output` says which the scores are.
  */
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readdirSync, statSync } from 'node:fs';
 import { readFile } from 'node:fs/promises';
-import { basename, dirname, join, resolve } from 'node:path';
+import { basename, dirname, extname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { LensError, errorMessage } from '../core/errors.js';
 import { parsePreprocessing } from '../core/preprocess.js';
 import { initBackend } from '../engines/tfjs/index.js';
+import { IMAGE_EXTENSIONS } from '../image/files.js';
 import { MODEL_FORMATS } from './formats/index.js';
 import type { ImageModel } from '../core/model.js';
 import type { EngineInfo } from '../engines/onnx/model.js';
@@ -176,8 +177,12 @@ async function detectFormat(spec: string, target: FormatTarget) {
       `model "${spec}" is neither a file or folder nor a known name; give a SavedModel folder, a .h5, a .keras, a .tflite, a model.json (or its folder), a checkpoint directory or model.ckpt-N prefix, a frozen .pb, "resnet50" or "default"`,
     );
   }
+  // Images where the model goes (arguments swapped, or a photo folder given to --model) are named as such.
+  const imagesInstead = 'give the model to --model and the images as the command\'s arguments';
   if (target.isDirectory) {
-    throw new LensError('UNKNOWN_MODEL', `folder ${spec} holds no saved_model.pb (nor a numbered version folder with one), no model.json and no TF1 checkpoint`);
+    const images = readdirSync(target.path).some((f) => IMAGE_EXTENSIONS.includes(extname(f).toLowerCase()));
+    throw new LensError('UNKNOWN_MODEL', `folder ${spec} holds no saved_model.pb (nor a numbered version folder with one), no model.json and no TF1 checkpoint${images ? `, only images: ${imagesInstead}` : ''}`);
   }
+  if (IMAGE_EXTENSIONS.includes(extname(spec).toLowerCase())) throw new LensError('UNKNOWN_MODEL', `${spec} is an image, not a model: ${imagesInstead}`);
   throw new LensError('UNKNOWN_MODEL', `cannot tell the format of ${spec} from its name: expected .h5, .keras, .tflite, .pb, model.json, a checkpoint or a SavedModel folder`);
 }

@@ -222,12 +222,23 @@ export async function openServedModel(options: {
     };
     // The served model's own input size wins; the local copy's size fills in only when the served
     // model does not say it (unknown dimensions, encoded images without a pixel signature).
+    const open = async (settings: typeof base) => {
+      try {
+        return await createRemoteModel(settings);
+      } catch (e) {
+        if (!options.like || !isLensError(e, 'MODEL_UNSUPPORTED') || !/size|shape/.test(e.message)) throw e;
+        return createRemoteModel({ ...settings, inputShape: options.like.inputShape });
+      }
+    };
     let model;
     try {
-      model = await createRemoteModel(base);
+      model = await open(base);
     } catch (e) {
-      if (!options.like || !isLensError(e, 'MODEL_UNSUPPORTED') || !/size|shape/.test(e.message)) throw e;
-      model = await createRemoteModel({ ...base, inputShape: options.like.inputShape });
+      // The local copy's labels name the served classes only when the counts agree; when they do
+      // not, the model check that follows says so (MODEL_MISMATCH naming both class counts).
+      if (!base.labels || !isLensError(e, 'MODEL_MISMATCH') || !/labels but the model scores/.test(e.message)) throw e;
+      const { labels: _, ...unlabelled } = base;
+      model = await open(unlabelled);
     }
     return { model, close: () => client.close() };
   } catch (e) {

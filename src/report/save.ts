@@ -177,7 +177,7 @@ export interface PictureSettings {
   sign: AttributionSign;
   /** Gaussian sigma in model-input pixels (0: none). */
   smooth: number;
-  /** PNG picture size (the photo's size on canvas `photo`, legend inset). */
+  /** Picture size: the photo's on canvas `photo` (a photo under SMALL_PHOTO_SIDE is drawn enlarged), the model input's on `model`. */
   width: number;
   height: number;
 }

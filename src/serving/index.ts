@@ -73,4 +73,4 @@ export {
 export { formatFloat, isJsonList, NumberBlock, parseServingJson, parseServingJsonAsync, type ParseJsonOptions } from './json.js';
 export { describeImageInput, type ServedImageInput, type RemoteInputKind } from './image-input.js';
 export { connectionOptions, hostPort, type ConnectionSettings } from './connection.js';
-export { profile, profileCsv, DEFAULT_BATCH_SIZES, type ProfileOptions, type ProfileResult, type ProfileRow, type ProfileProgress } from './profiler.js';
+export { profile, profileCsv, profileTable, DEFAULT_BATCH_SIZES, type ProfileOptions, type ProfileResult, type ProfileRow, type ProfileProgress } from './profiler.js';

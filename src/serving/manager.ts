@@ -134,8 +134,10 @@ export class ModelManager {
    * aspire to, unloads models no longer configured, and checks version labels. Resolves when every
    * aspired version is AVAILABLE or failed; rejects with a ServingError when a base path is missing,
    * a model has no loadable version, or a label names a version that is not available.
+   * A failing model is also logged, unless `logFailures` is false (the first configuration, whose
+   * rejection its caller reports: `lens serve` would print the same fault twice).
    */
-  configure(sources: readonly ModelSource[]): Promise<void> {
+  configure(sources: readonly ModelSource[], { logFailures = true }: { logFailures?: boolean } = {}): Promise<void> {
     return this.serial(async () => {
       const names = new Set<string>();
       for (const s of sources) {
@@ -178,7 +180,7 @@ export class ModelManager {
           const before = previous.get(s.name);
           if (before) entry.source = before;
           else entry.failed = true;
-          this.log(`Model ${s.name} ${before ? `keeps serving from ${before.basePath}` : 'is not served and not polled'}: ${errorMessage(e)}`);
+          if (logFailures) this.log(`Model ${s.name} ${before ? `keeps serving from ${before.basePath}` : 'is not served and not polled'}: ${errorMessage(e)}`);
           this.changed();
           throw e;
         }

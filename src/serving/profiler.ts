@@ -288,6 +288,23 @@ const CSV_COLUMNS: (keyof ProfileRow)[] = [
   'imagesPerSec', 'requestsPerSec', 'requestBytes', 'responseBytes', 'wallMs',
 ];
 
+/**
+ * The rows of a profile as an aligned text table (header line first), each column as wide as its
+ * widest cell (latencies of large batches run to seconds), as `lens profile` prints it.
+ *
+ * @example
+ * console.log(profileTable(result).join('\n'));   // batch  conc  p50ms ...
+ */
+export function profileTable(result: ProfileResult): string[] {
+  const f = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '-');
+  const table = [
+    ['batch', 'conc', 'p50ms', 'p90ms', 'p95ms', 'p99ms', 'meanms', 'img/s', 'errors', 'req bytes', 'reply bytes'],
+    ...result.rows.map((r) => [String(r.batchSize), String(r.concurrency), f(r.p50Ms), f(r.p90Ms), f(r.p95Ms), f(r.p99Ms), f(r.meanMs), f(r.imagesPerSec), String(r.errors), String(r.requestBytes), String(r.responseBytes)]),
+  ];
+  const widths = table[0]!.map((_, c) => Math.max(...table.map((row) => row[c]!.length)));
+  return table.map((row) => row.map((cell, c) => cell.padStart(widths[c]!)).join('  '));
+}
+
 /** The rows of a profile as CSV (header line first). */
 export function profileCsv(result: ProfileResult): string {
   const cell = (v: number) => (Number.isFinite(v) ? (Number.isInteger(v) ? String(v) : v.toFixed(3)) : '');

@@ -194,7 +194,8 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       : {}),
   });
   try {
-    await manager.configure(await sources(options));
+    // A model that fails here fails the start, and the caller reports it: no log line for it too.
+    await manager.configure(await sources(options), { logFailures: false });
   } catch (e) {
     await manager.close();
     throw e;

@@ -531,7 +531,11 @@ export async function startStudio(options: StudioOptions): Promise<RunningStudio
     if (options.images?.length) await session.addPaths(options.images);
     const app = studioApp(session, token ? { token } : {});
     const server = await new Promise<import('node:http').Server>((resolveListen, reject) => {
-      const s = app.listen(options.port ?? 0, host, (e?: Error) => (e ? reject(e) : resolveListen(s)));
+      const s = app.listen(options.port ?? 0, host, (e?: Error) => {
+        if (!e) return resolveListen(s);
+        const busy = (e as NodeJS.ErrnoException).code === 'EADDRINUSE' ? ': the port is in use (another lens studio?); give another --port, or --port 0 for a free one' : `: ${errorMessage(e)}`;
+        reject(new LensError('INVALID_ARGUMENT', `cannot listen on ${host}:${options.port ?? 0} (--port)${busy}`));
+      });
     });
     const port = (server.address() as AddressInfo).port;
     const shownHost = host.includes(':') ? `[${host}]` : host === '0.0.0.0' ? '127.0.0.1' : host;

@@ -62,6 +62,14 @@ describe('lens explain', () => {
     expect(summary).toMatchObject({ method: 'integrated_gradients', shape: [16, 16, 3] });
   });
 
+  it('takes Expected Gradients references one path per --references, so the images after it stay images', async () => {
+    const out = join(dir, 'explain-eg');
+    const r = await runLens(['explain', '--model', modelDir, '--method', 'eg', '--references', imagesDir, '--references', join(imagesDir, 'b.png'), join(imagesDir, 'a.png'), '--steps', '4', '--out', out, '--json', '--backend', 'cpu']);
+    expect(r.code, r.stderr).toBe(0);
+    const lines = r.stdout.trim().split('\n').map((l) => JSON.parse(l) as Record<string, any>);
+    expect(lines.map((l) => [l.image, l.method])).toEqual([[join(imagesDir, 'a.png'), 'expected_gradients']]);
+  });
+
   it('explains each of the top-k classes and refuses unknown methods', async () => {
     const out = join(dir, 'explain-top');
     const r = await runLens(['explain', '--model', modelDir, join(imagesDir, 'c.png'), '--method', 'smoothgrad', '--samples', '4', '--target', 'top2', '--out', out, '--json', '--backend', 'cpu']);
@@ -243,6 +251,12 @@ describe('lens verify', () => {
       expect(bad.code).toBe(1);
       expect(bad.stderr).toMatch(/does not answer like the served model tiny/);
       expect(bad.stdout).toMatch(/^DIFF /m);
+      // A local copy with another number of classes (and labels of its own) is named as such.
+      const three = join(dir, 'three-classes');
+      await saveLayersModelDir(three, { shape: [16, 16, 3], classes: 3, seed: 5, labels: ['a', 'b', 'c'] });
+      const other3 = await runLens(['verify', '--server', target, '--model', 'tiny', '--local', three, imagesDir, '--backend', 'cpu']);
+      expect(other3.code).toBe(1);
+      expect(other3.stderr).toMatch(/^lens: the local model \S+ has 3 classes but the served model tiny has 4: they are not the same model$/m);
       // explain against the served model runs the same check first and refuses.
       const refused = await runLens(['explain', '--model', other, '--server', target, '--served-model', 'tiny', join(imagesDir, 'a.png'), '--out', join(dir, 'x'), '--backend', 'cpu']);
       expect(refused.code).toBe(1);

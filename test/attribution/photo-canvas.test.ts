@@ -23,6 +23,7 @@ import { contentMask, decodePixels, mapToPhoto } from '../../src/image/index.js'
 import { newCanvas, wrapText } from '../../src/render/draw.js';
 import { fontSpec } from '../../src/render/fonts.js';
 import { createRgba, gridSize, readNpy, readPngText, renderGrid, renderOnPhoto, type Visualization } from '../../src/render/index.js';
+import { photoEnlargement } from '../../src/render/photo.js';
 import { runLens, SHARED } from '../helpers/cli.js';
 import { linearModel, mlpModel, saveLayersModelDir } from './helpers.js';
 
@@ -221,13 +222,28 @@ describe('text in pictures is wrapped, never cut', () => {
     expect((await sharp(png).metadata()).height).toBe(wrapped.height);
   });
 
-  it('puts the legend of a small photo in a band under it', async () => {
-    const png = await renderOnPhoto({ ...createRgba(16, 16), method: 'overlay', colorbar: { colormap: 'inferno', from: 0, to: 1, label: '|attribution|', clipped: true } } as Visualization, {
+  it('draws a small photo enlarged by a whole factor, pixel for pixel, with the legend in a band under it', async () => {
+    // A 16x12 picture whose every pixel differs from its neighbours.
+    const picture = createRgba(16, 12);
+    for (let p = 0; p < 16 * 12; p++) picture.data.set([(p * 37) % 256, (p * 91) % 256, (p * 53) % 256, 255], p * 4);
+    const png = await renderOnPhoto({ ...picture, method: 'overlay', colorbar: { colormap: 'inferno', from: 0, to: 1, label: '|attribution|', clipped: true } } as Visualization, {
       title: ['integrated_gradients: red 0.333', 'black · 8 steps'],
     });
-    const meta = await sharp(png).metadata();
-    expect(meta.width).toBe(240);
-    expect(meta.height).toBeGreaterThan(16 + 40);
+    // 256 / 16 = 16 times: the picture is 256x192, the band under it as wide.
+    const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
+    expect(info.width).toBe(256);
+    expect(info.height).toBeGreaterThan(192 + 40);
+    for (let y = 0; y < 192; y++) {
+      for (let x = 0; x < 256; x++) {
+        const p = Math.floor(y / 16) * 16 + Math.floor(x / 16);
+        const at = (y * info.width + x) * 3;
+        expect([data[at], data[at + 1], data[at + 2]], `pixel ${x},${y}`).toEqual([picture.data[p * 4], picture.data[p * 4 + 1], picture.data[p * 4 + 2]]);
+      }
+    }
+    expect(photoEnlargement(64, 64)).toBe(4);
+    expect(photoEnlargement(32, 32)).toBe(8);
+    expect(photoEnlargement(200, 150)).toBe(2);
+    expect(photoEnlargement(512, 384)).toBe(1);
   });
 });
 

@@ -202,5 +202,8 @@ describe('loadImageModel', () => {
     const txt = join(tmp, 'weights.npz');
     writeFileSync(txt, 'x');
     await expectLensError(loadImageModel(txt), 'UNKNOWN_MODEL', /cannot tell the format/);
+    // A photo, or a folder of photos, where the model goes.
+    await expectLensError(loadImageModel(join(SHARED, 'images/parrot.jpg')), 'UNKNOWN_MODEL', /images\/parrot\.jpg is an image, not a model: give the model to --model and the images as the command's arguments$/);
+    await expectLensError(loadImageModel(join(SHARED, 'images')), 'UNKNOWN_MODEL', /holds no saved_model\.pb .*, only images: give the model to --model/);
   });
 });

@@ -35,7 +35,8 @@ const IMAGES = ['cat.bmp', 'parrot.jpg'].map((f) => resolve(SHARED, 'images', f)
 describe('lens predict', () => {
   it('prints top-k classes with probabilities for a batch of images, as JSON', async () => {
     const r = await runLens(['predict', '--server', `127.0.0.1:${server.grpcPort}`, '--model', 'cifar', '--top-k', '3', '--labels', join(dir, 'cifar.txt'), '--json', ...IMAGES]);
-    expect(r.stderr).toBe('');
+    // This TF1 model's output is called "Output" but holds logits.
+    expect(r.stderr).toBe('lens: output Output of cifar holds values outside [0, 1]: read as logits, probabilities are their softmax\n');
     expect(r.code).toBe(0);
     const out = JSON.parse(r.stdout) as { image: string; top_k: { index: number; label: string; probability: number }[] }[];
     expect(out.map((o) => o.image)).toEqual(IMAGES);
@@ -79,6 +80,45 @@ describe('lens predict', () => {
     const r = await runLens(['predict', '--server', `127.0.0.1:${server.restPort}`, '--rest', '--model', 'cifar', '--top_k=2', '--json', IMAGES[0]!]);
     expect(r.code, r.stderr).toBe(0);
     expect((JSON.parse(r.stdout) as { top_k: unknown[] }[])[0]!.top_k).toHaveLength(2);
+  });
+
+  it('leaves the label column out when the model names no class (no labels, or an export\'s classes that are the indices as text)', async () => {
+    const plain = await runLens(['predict', '--server', `127.0.0.1:${server.grpcPort}`, '--model', 'cifar', '--top-k', '3', IMAGES[1]!]);
+    expect(plain.code, plain.stderr).toBe(0);
+    // An export of the same model without labels answers `classes` "0".."9".
+    const exported = join(dir, 'cifar-export');
+    const ex = await runLens(['export', resolve(SHARED, 'testdata/savedmodels-cnn/dotnet-cifar-conv-tf1'), exported, '--version', '1', '--top-k', '2', '--json']);
+    expect(ex.code, ex.stderr).toBe(0);
+    const exportServer = await startServer({ port: 0, restApiPort: 0, modelName: 'cifar-export', modelBasePath: exported, fileSystemPollWaitSeconds: 0 });
+    try {
+      const viaExport = await runLens(['predict', '--server', `127.0.0.1:${exportServer.grpcPort}`, '--model', 'cifar-export', '--top-k', '3', IMAGES[1]!]);
+      expect(viaExport.code, viaExport.stderr).toBe(0);
+      for (const r of [plain, viaExport]) {
+        const lines = r.stdout.trim().split('\n');
+        expect(lines[0]).toBe(IMAGES[1]);
+        expect(lines.slice(1)).toHaveLength(3);
+        for (const line of lines.slice(1)) expect(line).toMatch(/^ {2}\d\. +\d+ {2}\d\.\d{4}$/);
+      }
+    } finally {
+      await exportServer.close();
+    }
+  }, 60_000);
+
+  it('reads an output with values outside [0, 1] as logits: the probabilities of all classes sum to 1', async () => {
+    const r = await runLens(['predict', '--server', `127.0.0.1:${server.grpcPort}`, '--model', 'cifar', '--top-k', '10', '--json', ...IMAGES]);
+    expect(r.code, r.stderr).toBe(0);
+    for (const row of JSON.parse(r.stdout) as { top_k: { probability: number }[] }[]) {
+      for (const t of row.top_k) expect(t.probability).toBeGreaterThanOrEqual(0);
+      expect(row.top_k.reduce((sum, t) => sum + t.probability, 0)).toBeCloseTo(1, 5);
+    }
+  });
+
+  it('fits the label column to the longest label shown', async () => {
+    const r = await runLens(['predict', '--server', `127.0.0.1:${server.grpcPort}`, '--model', 'cifar', '--top-k', '10', '--labels', join(dir, 'cifar.txt'), IMAGES[1]!]);
+    expect(r.code, r.stderr).toBe(0);
+    const rows = r.stdout.trim().split('\n').slice(1);
+    // 'automobile' is the longest CIFAR label: every probability starts two spaces after it.
+    for (const row of rows) expect(row).toMatch(/^ +\d+\. +\d+ {2}[a-z ]{10} {2}\d\.\d{4}$/);
   });
 
   it('fails with the server\'s message for an unknown model', async () => {
@@ -140,5 +180,17 @@ describe('lens serve', () => {
     const r = await runLens(['serve', '--model_base_path', '/x', '--model_config_file', '/y']);
     expect(r.code).toBe(1);
     expect(r.stderr).toBe('lens: give --model_base_path or --model_config_file, not both\n');
+  });
+
+  it('fails in one line for a base path that is missing or holds no version', async () => {
+    const missing = join(dir, 'no-such-model');
+    const r = await runLens(['serve', '--port', '0', '--rest_api_port', '0', '--model_name', 'x', '--model_base_path', missing]);
+    expect(r.code).toBe(1);
+    expect(r.stderr).toBe(`lens: Could not find base path ${missing} for servable x\n`);
+    // The version folder itself instead of its base path.
+    const version = join(dir, 'cifar', '1');
+    const leaf = await runLens(['serve', '--port', '0', '--rest_api_port', '0', '--model_name', 'x', '--model_base_path', version]);
+    expect(leaf.code).toBe(1);
+    expect(leaf.stderr.trimEnd().split('\n')).toEqual([expect.stringMatching(/^lens: No versions of servable x found under base path .*\/cifar\/1\. Did you forget to name your leaf directory as a number/)]);
   });
 });

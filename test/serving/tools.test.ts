@@ -17,6 +17,7 @@ import {
   createServable,
   profile,
   profileCsv,
+  profileTable,
   startServer,
   type RunningServer,
   type ServingClient,
@@ -163,6 +164,16 @@ describe('profiler', () => {
     const csv = profileCsv(result).trim().split('\n');
     expect(csv[0]).toBe('batchSize,concurrency,requests,errors,p50Ms,p90Ms,p95Ms,p99Ms,meanMs,minMs,maxMs,imagesPerSec,requestsPerSec,requestBytes,responseBytes,wallMs');
     expect(csv).toHaveLength(5);
+    // The printed table stays aligned when a latency runs to seconds and throughput to thousands.
+    const slow = { ...result, rows: result.rows.map((r, i) => (i === 1 ? { ...r, p50Ms: 12345.678, p99Ms: 23456.7, imagesPerSec: 1234.5, requestBytes: 103860012 } : r)) };
+    const table = profileTable(slow);
+    expect(table).toHaveLength(5);
+    expect(table[0]).toMatch(/^batch {2}conc +p50ms +p90ms/);
+    for (const line of table) expect(line.length).toBe(table[0]!.length);
+    // Every cell ends where its column's header ends.
+    const ends = [...table[0]!.matchAll(/\S+(?: bytes)?/g)].map((m) => m.index! + m[0].length);
+    for (const line of table.slice(1)) expect([...line.matchAll(/\S+/g)].map((m) => m.index! + m[0].length)).toEqual(ends);
+    expect(table[2]).toContain('12345.68');
     const png = await profileChart(result);
     const meta = await sharp(png).metadata();
     expect([meta.format, meta.width, meta.height]).toEqual(['png', 960, 540]);

@@ -266,6 +266,13 @@ describe('lens studio start-up', () => {
     expect(r.stderr).toMatch(/^lens: .*\/no\/such\/model/);
   });
 
+  it('fails with one line that suggests another --port when its port is taken (a second lens studio)', async () => {
+    const port = new URL(studio.url).port;
+    const r = await runLens(['studio', '--port', port]);
+    expect(r.code).toBe(1);
+    expect(r.stderr.trimEnd().split('\n').at(-1)).toBe(`lens: cannot listen on 127.0.0.1:${port} (--port): the port is in use (another lens studio?); give another --port, or --port 0 for a free one`);
+  });
+
   it('needs the printed token on a non-loopback host, and shows a dead server instead of failing', async () => {
     const labels = join(mkdtempSync(join(tmpdir(), 'studio-labels-')), 'labels.txt');
     writeFileSync(labels, 'round\nboxy\npointy\nspiky\nplus\n');

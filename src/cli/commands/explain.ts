@@ -1,6 +1,6 @@
 import type { Command } from 'commander';
 import * as support from '../attribution-support.js';
-import { addConnectionFlags } from '../server-flags.js';
+import { addConnectionFlags, collect } from '../server-flags.js';
 import type { ConnectionSettings } from '../../serving/connection.js';
 import { modelLoadFlags } from '../../models/load-settings.js';
 
@@ -39,7 +39,7 @@ export function register(program: Command): void {
   support.addAttributionFlags(command, support.GRAPH_MODEL_FLAGS);
   support.addAttributionFlags(command, ['method', 'baseline', 'steps', 'rule', 'target', 'viz', 'sign']);
   command
-    .option('--canvas <canvas>', 'photo (the attribution on the photo at its own size) or model (the model input beside the map, at the model size)', 'photo')
+    .option('--canvas <canvas>', 'photo (the attribution on the photo at its own size; photos under 256 px enlarged) or model (the model input beside the map, at the model size)', 'photo')
     .option('--smooth <px>', 'Gaussian smoothing of the picture in model pixels, named in the legend (default 1.5 for overlay and outline, 0 for the named conventions; never applied to the .npy)')
     .option('--out <dir>', 'output folder', 'explanations');
   support.addAttributionFlags(command, ['preprocess', 'resize', 'labels', 'batchSize', 'seed']);
@@ -47,7 +47,8 @@ export function register(program: Command): void {
     .option('--samples <n>', 'SmoothGrad/VarGrad noisy samples')
     .option('--stdev <fraction>', 'SmoothGrad noise as a fraction of the input range', undefined)
     .option('--magnitude', 'SmoothGrad: average squared maps')
-    .option('--references <paths...>', 'Expected Gradients: images (or folders) to draw baselines from')
+    // One path per flag: a variadic flag would take the images after it too (`--references refs/ cat.jpg`).
+    .option('--references <path>', 'Expected Gradients: an image or folder of images to draw baselines from; repeatable', collect)
     .option('--layer <name>', 'Grad-CAM layer (default: the last spatial layer)')
     .option('--window <n>', 'occlusion window side in pixels')
     .option('--stride <n>', 'occlusion stride in pixels')

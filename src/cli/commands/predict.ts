@@ -92,7 +92,11 @@ export function register(program: Command): void {
           scores = await model.forward(batch);
           batch.dispose();
         }
-        const probs = model.output === 'logit' ? tf.softmax(scores) : scores;
+        // An output whose name does not say logits (e.g. "Output") may still hold them: values outside [0, 1]
+        // are no probabilities, so they go through a softmax too, and the user is told.
+        const outside = model.output !== 'logit' && ((await scores.array()) as number[][]).some((row) => row.some((v) => !(v >= 0 && v <= 1)));
+        if (outside) process.stderr.write(`lens: output ${model.outputAlias} of ${flags.model} holds values outside [0, 1]: read as logits, probabilities are their softmax\n`);
+        const probs = model.output === 'logit' || outside ? tf.softmax(scores) : scores;
         const rows = (await probs.array()) as number[][];
         tf.dispose([scores, probs]);
         const result = images.map((image, i) => ({
@@ -103,10 +107,14 @@ export function register(program: Command): void {
           process.stdout.write(`${JSON.stringify(result, null, 2)}\n`);
           return;
         }
+        // A label that only repeats the index (an export's `classes` of a model without names) is no label;
+        // the label column is as wide as the longest label shown, and absent when there is none.
+        const named = (t: { index: number; label: string | null }) => (t.label !== null && t.label !== String(t.index) ? t.label.slice(0, 40) : '');
+        const labelWidth = Math.max(0, ...result.flatMap((r) => r.top_k.map((t) => named(t).length)));
         const out: string[] = [];
         for (const r of result) {
           out.push(r.image);
-          r.top_k.forEach((t, j) => out.push(`  ${j + 1}. ${String(t.index).padStart(5)}  ${(t.label ?? '').padEnd(40).slice(0, 40)}  ${t.probability.toFixed(4)}`));
+          r.top_k.forEach((t, j) => out.push(`  ${j + 1}. ${String(t.index).padStart(5)}  ${labelWidth > 0 ? `${named(t).padEnd(labelWidth)}  ` : ''}${t.probability.toFixed(4)}`));
         }
         process.stdout.write(`${out.join('\n')}\n`);
       } finally {

@@ -56,7 +56,7 @@ export function register(program: Command): void {
       const { writeFileAtomic } = await import('../../fs/atomic.js');
       const connection = connectionOptions(flags);
       const { join } = await import('node:path');
-      const { profile, profileCsv } = await import('../../serving/profiler.js');
+      const { profile, profileCsv, profileTable } = await import('../../serving/profiler.js');
       const { profileChart } = await import('../../render/profile-chart.js');
       const bar = await stderrProgressBar({ format: 'profile [{bar}] {value}/{total} requests | batch {batch} x concurrency {conc} ({phase})' });
       const result = await profile(
@@ -92,14 +92,9 @@ export function register(program: Command): void {
         process.stdout.write(`${JSON.stringify({ ...result, files }, null, 2)}\n`);
         return;
       }
-      const f = (v: number) => (Number.isFinite(v) ? v.toFixed(2) : '-');
       const lines = [
         `${result.model} over ${result.transport} at ${result.target}${result.hostHeader ? ` (host ${result.hostHeader})` : ''} (input ${result.inputAlias}: ${result.inputKind} ${result.inputShape.join('x')})${result.predictedClass !== undefined ? `, image classified as "${result.predictedClass}"` : ''}`,
-        'batch  conc   p50ms   p90ms   p95ms   p99ms  meanms   img/s  errors  req bytes  reply bytes',
-        ...result.rows.map(
-          (r) =>
-            `${String(r.batchSize).padStart(5)}  ${String(r.concurrency).padStart(4)}  ${f(r.p50Ms).padStart(6)}  ${f(r.p90Ms).padStart(6)}  ${f(r.p95Ms).padStart(6)}  ${f(r.p99Ms).padStart(6)}  ${f(r.meanMs).padStart(6)}  ${f(r.imagesPerSec).padStart(6)}  ${String(r.errors).padStart(6)}  ${String(r.requestBytes).padStart(9)}  ${String(r.responseBytes).padStart(11)}`,
-        ),
+        ...profileTable(result),
         ...result.errorSamples.map((e) => `error: ${e}`),
         `wrote ${files.join(', ')}`,
       ];
