@@ -41,7 +41,8 @@ describe('TF1: Assign(variable, RestoreV2:k)', () => {
     node('counter', 'VarHandleOp', [], sharedName('counter')),
     node('save/Const', 'Const'),
     names('save/RestoreV2/tensor_names', ['layer/bias', 'layer/kernel', 'steps']),
-    node('save/RestoreV2/tensor_names/read', 'Identity', ['save/RestoreV2/tensor_names']),
+    node('save/RestoreV2/tensor_names/snapshot', 'Snapshot', ['save/RestoreV2/tensor_names']),
+    node('save/RestoreV2/tensor_names/read', 'Identity', ['save/RestoreV2/tensor_names/snapshot']),
     node('save/RestoreV2/shape_and_slices', 'Const'),
     node('save/RestoreV2', 'RestoreV2', ['save/Const', 'save/RestoreV2/tensor_names/read', 'save/RestoreV2/shape_and_slices']),
     node('save/Identity_1', 'Identity', ['save/RestoreV2:1']),
@@ -71,10 +72,15 @@ describe('TF1: Assign(variable, RestoreV2:k)', () => {
         node('Assign_unknown_value', 'Assign', ['w', 'missing_node']),
         node('loop', 'Identity', ['loop']),
         node('Assign_loop', 'Assign', ['w', 'loop']),
+        // Output 3 of a restore that names one tensor, and a restore whose names are no constant.
+        node('Assign_past_end', 'Assign', ['w', 'restore:3']),
+        node('fed_names', 'Placeholder'),
+        node('restore_fed', 'RestoreV2', ['prefix', 'fed_names', 'slices']),
+        node('Assign_fed', 'Assign', ['w', 'restore_fed']),
       ]),
       ['w', 'decoy'],
     );
-    expect(Object.fromEntries(keys)).toEqual({ w: 'w' });
+    expect(Object.fromEntries(keys)).toStrictEqual({ w: 'w' });
   });
 
   it('reads half_plus_two (TF1) as its export script set it: a = a2 = 0.5, b = 2, c = c2 = 3', async () => {
@@ -89,26 +95,39 @@ describe('TF1: Assign(variable, RestoreV2:k)', () => {
 });
 
 describe('TF2: bound inputs of the call, by object path', () => {
-  // Saved objects: 0 root -> 1 "layer" -> {2 "kernel", 3 "bias"}, and 0 -> 4 "step", with a
-  // back edge 1 -> 0 and a second path to the kernel (0 -> 5 "variables" -> 2) that is longer.
+  // Saved objects: 0 root -> 1 "layer" -> {2 "kernel", 3 "bias"}, 0 -> 4 "step", 6 "table", 7
+  // "untracked", with a back edge 1 -> 0 and a second, longer path to the kernel (0 -> 5 "variables" -> 2).
   const savedObjects = {
     nodes: [
-      { children: [{ node_id: 1, local_name: 'layer' }, { node_id: 4, local_name: 'step' }, { node_id: 5, local_name: 'variables' }] },
+      {
+        children: [
+          { node_id: 1, local_name: 'layer' },
+          { node_id: 4, local_name: 'step' },
+          { node_id: 5, local_name: 'variables' },
+          { node_id: 6, local_name: 'table' },
+          { node_id: 7, local_name: 'untracked' },
+        ],
+      },
       { children: [{ node_id: 2, local_name: 'kernel' }, { node_id: 3, local_name: 'bias' }, { node_id: 0, local_name: 'root' }] },
       {},
       {},
       {},
       { children: [{ node_id: 2, local_name: '0' }] },
+      {},
+      {},
     ],
-    concrete_functions: { __inference_signature_wrapper_42: { bound_inputs: [3, 2, 4] } },
+    concrete_functions: { __inference_signature_wrapper_42: { bound_inputs: [3, 2, 4] }, __inference_signature_wrapper_43: { bound_inputs: [6, 7] } },
   };
-  // The checkpoint numbers the same objects otherwise: 0 root -> 1 "step", 2 "layer" -> {3 "bias", 4 "kernel"}.
+  // The checkpoint numbers the same objects otherwise: 0 root -> 1 "step", 2 "layer" -> {3 "bias",
+  // 4 "kernel"}; its "untracked" object (5) and "table" (6) hold no variable value.
   const checkpoint = trackable([
-    { children: [{ node_id: 1, local_name: 'step' }, { node_id: 2, local_name: 'layer' }] },
+    { children: [{ node_id: 1, local_name: 'step' }, { node_id: 2, local_name: 'layer' }, { node_id: 5, local_name: 'untracked' }, { node_id: 6, local_name: 'table' }] },
     { attributes: [value('step/.ATTRIBUTES/VARIABLE_VALUE')] },
     { children: [{ node_id: 3, local_name: 'bias' }, { node_id: 4, local_name: 'kernel' }] },
     { attributes: [value('layer/bias/.ATTRIBUTES/VARIABLE_VALUE')] },
     { attributes: [{ name: 'OBJECT_CONFIG_JSON', checkpoint_key: 'layer/kernel/.ATTRIBUTES/OBJECT_CONFIG_JSON' }, value('layer/kernel/.ATTRIBUTES/VARIABLE_VALUE')] },
+    { attributes: [{ name: 'OBJECT_CONFIG_JSON', checkpoint_key: 'untracked/.ATTRIBUTES/OBJECT_CONFIG_JSON' }] },
+    { attributes: [value('table/.ATTRIBUTES/VARIABLE_VALUE')] },
   ]);
   const call = (inputs: string[]) => node('StatefulPartitionedCall', 'StatefulPartitionedCall', inputs, { f: { func: { name: '__inference_signature_wrapper_42' } } });
   const handles = [
@@ -122,8 +141,16 @@ describe('TF2: bound inputs of the call, by object path', () => {
   const bundle = ['Variable', 'Variable_1', 'layer/bias/.ATTRIBUTES/VARIABLE_VALUE', 'layer/kernel/.ATTRIBUTES/VARIABLE_VALUE', 'step/.ATTRIBUTES/VARIABLE_VALUE', OBJECT_GRAPH_KEY];
 
   it('maps each handle to the checkpoint key of the object at the same path', () => {
-    const nodes = [...handles, call(['serving_default_x', 'serving_default_y', 'Variable', 'Variable_1', 'Variable_2/handle', '^NoOp'])];
-    expect(Object.fromEntries(variableKeys(graph(nodes, savedObjects), bundle, checkpoint))).toEqual({
+    const nodes = [
+      ...handles,
+      call(['serving_default_x', 'serving_default_y', 'Variable', 'Variable_1', 'Variable_2/handle', '^NoOp']),
+      // A second call binds a captured constant (no variable, though its object has a value) and a
+      // variable whose object has no value in the checkpoint: neither is mapped.
+      node('table_handle', 'Const'),
+      node('Variable_3', 'VarHandleOp', [], sharedName('Variable_3')),
+      node('StatefulPartitionedCall_1', 'StatefulPartitionedCall', ['serving_default_x', 'table_handle', 'Variable_3'], { f: { func: { name: '__inference_signature_wrapper_43' } } }),
+    ];
+    expect(Object.fromEntries(variableKeys(graph(nodes, savedObjects), bundle, checkpoint))).toStrictEqual({
       Variable: 'layer/bias/.ATTRIBUTES/VARIABLE_VALUE',
       Variable_1: 'layer/kernel/.ATTRIBUTES/VARIABLE_VALUE',
       Variable_2: 'step/.ATTRIBUTES/VARIABLE_VALUE',
