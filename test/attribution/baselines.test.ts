@@ -5,9 +5,23 @@
  * with the reason.
  */
 import { describe, expect, it } from 'vitest';
-import { describeBaseline, makeBaselines, modelZeroPixel, parseBaseline, resolveBaseline, type BaselineSpec } from '../../src/attribution/baselines.js';
+import { describeBaseline, makeBaselines, modelZeroPixel, parseBaseline, resolveBaseline, splitBaselineList, type BaselineSpec } from '../../src/attribution/baselines.js';
 import type { ImageInput } from '../../src/attribution/types.js';
+import { isLensError, type LensErrorCode } from '../../src/core/errors.js';
 import { seededRandom } from '../../src/core/random.js';
+
+/** `run` throws a LensError with this stable code (what the CLI and servers map) and message. */
+function refuses(run: () => unknown, code: LensErrorCode, message: string | RegExp): void {
+  let error: unknown;
+  try {
+    run();
+  } catch (e) {
+    error = e;
+  }
+  expect(isLensError(error, code), String(error)).toBe(true);
+  if (typeof message === 'string') expect((error as Error).message).toBe(message);
+  else expect((error as Error).message).toMatch(message);
+}
 
 const rgbModel = (h: number, w: number) => ({ inputShape: [h, w, 3] as const, preprocessing: 'symmetric' as const });
 
@@ -45,7 +59,7 @@ describe('baseline pixels', () => {
     });
     // sigma 0 is the image itself; a negative sigma is refused.
     expect(Array.from(makeBaselines(model, PATTERN, { kind: 'blur', sigma: 0 }, seededRandom(0)).images[0]!)).toEqual(Array.from(PATTERN.data));
-    expect(() => makeBaselines(model, PATTERN, { kind: 'blur', sigma: -1 }, seededRandom(0))).toThrow('blur baseline sigma must be >= 0, got -1');
+    refuses(() => makeBaselines(model, PATTERN, { kind: 'blur', sigma: -1 }, seededRandom(0)), 'INVALID_ARGUMENT', 'blur baseline sigma must be >= 0, got -1');
   });
 
   it('gaussian noise is the image plus sigma * 255 times standard normal draws, clipped to 0..255', () => {
@@ -68,8 +82,9 @@ describe('baseline pixels', () => {
     expect(Math.max(...clipped)).toBe(255);
     expect(Math.min(...clipped)).toBe(0);
     expect(makeBaselines(model, GREY, { kind: 'gaussian', sigma: 0 }, seededRandom(1)).images[0]).toEqual(GREY.data);
-    expect(() => makeBaselines(model, GREY, { kind: 'gaussian', sigma: -0.1 }, seededRandom(1))).toThrow('gaussian baseline sigma must be >= 0, got -0.1');
+    refuses(() => makeBaselines(model, GREY, { kind: 'gaussian', sigma: -0.1 }, seededRandom(1)), 'INVALID_ARGUMENT', 'gaussian baseline sigma must be >= 0, got -0.1');
     expect(makeBaselines(model, GREY, 'gaussian', seededRandom(1)).description).toBe('gaussian(sigma=0.1)');
+    expect(describeBaseline({ kind: 'gaussian', sigma: 0.3, samples: 1 })).toBe('gaussian(sigma=0.3)');
   });
 
   it('uniform noise draws 255 * uniform per value, one image per sample', () => {
@@ -80,9 +95,10 @@ describe('baseline pixels', () => {
     const draws = seededRandom(3);
     for (const image of images) for (let i = 0; i < image.length; i++) expect(image[i]).toBeCloseTo(draws.uniform() * 255, 3);
     expect(makeBaselines(model, GREY, 'uniform', seededRandom(3)).description).toBe('uniform');
+    expect(describeBaseline({ kind: 'uniform', samples: 1 })).toBe('uniform');
     for (const samples of [0, -2, 1.5]) {
-      expect(() => makeBaselines(model, GREY, { kind: 'uniform', samples }, seededRandom(3))).toThrow(`uniform baseline samples must be a positive integer, got ${samples}`);
-      expect(() => makeBaselines(model, GREY, { kind: 'gaussian', samples }, seededRandom(3))).toThrow(`gaussian baseline samples must be a positive integer, got ${samples}`);
+      refuses(() => makeBaselines(model, GREY, { kind: 'uniform', samples }, seededRandom(3)), 'INVALID_ARGUMENT', `uniform baseline samples must be a positive integer, got ${samples}`);
+      refuses(() => makeBaselines(model, GREY, { kind: 'gaussian', samples }, seededRandom(3)), 'INVALID_ARGUMENT', `gaussian baseline samples must be a positive integer, got ${samples}`);
     }
   });
 
@@ -94,6 +110,7 @@ describe('baseline pixels', () => {
       // Keras' caffe preprocessing subtracts the ImageNet mean [103.939, 116.779, 123.68] (BGR).
       ['zero', [123.68, 116.779, 103.939]],
     ];
+    expect(makeBaselines(model, PATTERN, 'maxdist', seededRandom(0)).description).toBe('maxdist');
     for (const [spec, pixel] of kinds) {
       const { images, description } = makeBaselines(model, PATTERN, spec, seededRandom(0));
       expect(description).toBe(spec);
@@ -125,7 +142,7 @@ describe('baseline pixels', () => {
     expect(images[0]![0]).toBe(0);
     expect(describeBaseline({ kind: 'image', image: reference })).toBe('image');
     const small = { data: new Float32Array(2 * 2 * 3), height: 2, width: 2, channels: 3 };
-    expect(() => makeBaselines(model, PATTERN, { kind: 'image', image: small, name: 'small.png' }, seededRandom(0))).toThrow('baseline image small.png is 2x2x3, the input is 6x7x3');
+    refuses(() => makeBaselines(model, PATTERN, { kind: 'image', image: small, name: 'small.png' }, seededRandom(0)), 'SHAPE_MISMATCH', 'baseline image small.png is 2x2x3, the input is 6x7x3');
     expect(() => makeBaselines(model, PATTERN, { kind: 'image', image: small }, seededRandom(0))).toThrow('baseline image is 2x2x3, the input is 6x7x3');
     for (const other of [{ ...PATTERN, height: 7, width: 6 }, { ...PATTERN, width: 6 }, { ...PATTERN, height: 5 }, { ...PATTERN, channels: 1 }]) {
       expect(() => makeBaselines(model, PATTERN, { kind: 'image', image: other }, seededRandom(0))).toThrow(/^baseline image is/);
@@ -142,7 +159,7 @@ describe('baseline pixels', () => {
     const draws = seededRandom(4);
     expect(images[1]![0]).toBeCloseTo(draws.uniform() * 255, 3);
     expect(images[3]).toEqual(GREY.data); // blurring a flat image changes nothing
-    expect(() => makeBaselines(model, GREY, { kind: 'average', of: [] }, seededRandom(0))).toThrow('an averaged baseline needs at least one baseline');
+    refuses(() => makeBaselines(model, GREY, { kind: 'average', of: [] }, seededRandom(0)), 'INVALID_ARGUMENT', 'an averaged baseline needs at least one baseline');
   });
 
   it('every kind equals the input on padding', () => {
@@ -181,18 +198,29 @@ describe('baseline text', () => {
   });
 
   it('refuses what it cannot read, saying why', () => {
-    expect(() => parseBaseline('')).toThrow('empty baseline name');
-    expect(() => parseBaseline('purple')).toThrow('unknown baseline "purple": expected black, white, zero, uniform, gaussian, blur, maxdist, image:PATH, or several joined with +');
+    refuses(() => parseBaseline(''), 'INVALID_ARGUMENT', 'empty baseline name');
+    refuses(() => parseBaseline('purple'), 'INVALID_ARGUMENT', 'unknown baseline "purple": expected black, white, zero, uniform, gaussian, blur, maxdist, image:PATH, or several joined with +');
+    // A path is a file only without a colon: "name:..." must be a known baseline.
+    refuses(() => parseBaseline('grey:refs/x.png'), 'INVALID_ARGUMENT', /^unknown baseline "grey:refs\/x\.png"/);
     expect(() => parseBaseline('purple:sigma=1')).toThrow('unknown baseline "purple:sigma=1"');
     for (const kv of ['sigma', 'sigma=', '=2', 'sigma=soft', 'sigma=Infinity']) {
-      expect(() => parseBaseline(`blur:${kv}`)).toThrow(`baseline "blur:${kv}": parameter "${kv}" is not key=number`);
+      refuses(() => parseBaseline(`blur:${kv}`), 'INVALID_ARGUMENT', `baseline "blur:${kv}": parameter "${kv}" is not key=number`);
     }
-    expect(() => parseBaseline('blur:radius=3')).toThrow('baseline blur takes no parameter "radius" (it takes sigma)');
+    refuses(() => parseBaseline('blur:radius=3'), 'INVALID_ARGUMENT', 'baseline blur takes no parameter "radius" (it takes sigma)');
     expect(() => parseBaseline('uniform:sigma=3')).toThrow('baseline uniform takes no parameter "sigma" (it takes samples)');
     expect(() => parseBaseline('gaussian:radius=3')).toThrow('baseline gaussian takes no parameter "radius" (it takes sigma, samples)');
     for (const name of ['black', 'white', 'zero', 'maxdist']) {
       expect(() => parseBaseline(`${name}:samples=2`)).toThrow(new RegExp(`^baseline ${name} takes no parameter "samples"$`));
     }
+  });
+
+  it('splits a comma-separated list, keeping the parameters of each baseline with it', () => {
+    expect(splitBaselineList('black,gaussian:sigma=0.2,samples=4,blur')).toEqual(['black', 'gaussian:sigma=0.2,samples=4', 'blur']);
+    expect(splitBaselineList(' black , , blur:sigma=3 ,white ')).toEqual(['black', 'blur:sigma=3', 'white']);
+    // A key=value after a baseline without parameters, or first, stands on its own (and is refused by parseBaseline).
+    expect(splitBaselineList('samples=2,black,sigma=1')).toEqual(['samples=2', 'black', 'sigma=1']);
+    expect(splitBaselineList('uniform:samples=2,Sigma=1,x.png')).toEqual(['uniform:samples=2,Sigma=1', 'x.png']);
+    expect(splitBaselineList('')).toEqual([]);
   });
 
   it('resolves the files it names, keeping parameters and averages', async () => {
