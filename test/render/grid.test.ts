@@ -187,11 +187,16 @@ describe('line charts', () => {
       expect(box.right).toBeLessThan(info.width);
     });
 
-    it('stays in a corner it is told to, whatever it covers', async () => {
-      const { info, at } = await decode(await drawLineChart({ ...chart, series: [deletion, insertion], legend: 'top-left' }));
-      const box = legendFrame(info, at);
-      expect(box.right).toBeLessThan(960 / 2);
-      expect(box.top).toBeLessThan(540 / 4);
+    it('stays where it is told to: a corner whatever it covers, or outside with room to spare', async () => {
+      const cornered = await decode(await drawLineChart({ ...chart, series: [deletion, insertion], legend: 'top-left' }));
+      const corner = legendFrame(cornered.info, cornered.at);
+      expect(corner.right).toBeLessThan(960 / 2);
+      expect(corner.top).toBeLessThan(540 / 4);
+      // The falling curve alone leaves the top-right free, but `outside` puts the legend right of the plot.
+      const outside = await decode(await drawLineChart({ ...chart, series: [deletion], legend: 'outside' }));
+      const column = legendFrame(outside.info, outside.at);
+      expect(column.right).toBe(960 - 12 - 1);
+      expect(column.top).toBeLessThan(540 / 4);
     });
   });
 
