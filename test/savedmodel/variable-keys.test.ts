@@ -198,14 +198,16 @@ describe('fallbacks: shared_name, then the node name, as stored or in TF2 attrib
       node('r', 'VarHandleOp', [], sharedName('r_shared')),
       node('s', 'Variable'),
       node('t', 'VarHandleOp', [], sharedName('t_shared')),
+      node('u', 'VarHandleOp', [], sharedName('u_shared')),
       node('not_a_variable', 'Const'),
     ];
-    const bundle = ['p', 'p_shared', 'q', 'r_shared/.ATTRIBUTES/VARIABLE_VALUE', 's/.ATTRIBUTES/VARIABLE_VALUE', 'r', 'not_a_variable'];
-    expect(Object.fromEntries(variableKeys(graph(nodes), bundle))).toEqual({
+    const bundle = ['p', 'p_shared', 'q', 'r_shared/.ATTRIBUTES/VARIABLE_VALUE', 's/.ATTRIBUTES/VARIABLE_VALUE', 'r', 'u/.ATTRIBUTES/VARIABLE_VALUE', 'u_shared/.ATTRIBUTES/VARIABLE_VALUE', 'not_a_variable'];
+    expect(Object.fromEntries(variableKeys(graph(nodes), bundle))).toStrictEqual({
       p: 'p_shared',
       q: 'q',
       r: 'r',
       s: 's/.ATTRIBUTES/VARIABLE_VALUE',
+      u: 'u_shared/.ATTRIBUTES/VARIABLE_VALUE',
     });
   });
 });
