@@ -2,6 +2,8 @@
  * Line charts for notebooks and the profiler: axes with "nice" ticks, light grid lines, a legend,
  * linear / log2 / log10 x axes (log2 for batch sizes 1..256), and an optional second y axis on the
  * right (e.g. latency left, throughput right). Drawn with @napi-rs/canvas, encoded with sharp.
+ * The legend goes where it covers no data: in the first corner (or the middle of the top or bottom
+ * edge) of the plot that no line or marker passes through, else in a column right of the plot.
  *
  * @example
  * const png = await drawLineChart({
@@ -61,12 +63,28 @@ export interface LineChartOptions {
   height?: number;
   /** Default 13. */
   fontSize?: number;
-  /** Default `top-left` (inside the plot). */
-  legend?: 'top-left' | 'top-right' | 'bottom-left' | 'bottom-right' | 'none';
+  /**
+   * Default `auto`: the first of top-left, top-right, bottom-left, bottom-right, top middle, bottom
+   * middle where the legend box covers no line, marker or x marker; when every one does, `outside`
+   * (a column right of the plot, which narrows). A named corner puts it there whatever it covers.
+   */
+  legend?: LegendPlacement;
   /** A vertical line at this x (e.g. the alpha a path view shows), labelled with its value. */
   xMarker?: number;
   /** A picture left of the plot (e.g. the interpolated image at `xMarker`), `size` pixels square (default 192), captioned below. */
   aside?: { image: RgbaImage; caption?: readonly string[]; size?: number };
+}
+
+export type LegendPlacement = 'auto' | 'outside' | 'top-left' | 'top-right' | 'bottom-left' | 'bottom-right' | 'none';
+type LegendSpot = (typeof LEGEND_SPOTS)[number];
+/** The places in the plot `auto` tries, in order of preference. */
+const LEGEND_SPOTS = ['top-left', 'top-right', 'bottom-left', 'bottom-right', 'top', 'bottom'] as const;
+
+interface Rect {
+  left: number;
+  right: number;
+  top: number;
+  bottom: number;
 }
 
 const PALETTE = ['#1f77b4', '#ff7f0e', '#2ca02c', '#d62728', '#9467bd', '#8c564b', '#e377c2', '#7f7f7f', '#bcbd22', '#17becf'];
@@ -163,17 +181,79 @@ export async function drawLineChart(options: LineChartOptions): Promise<Buffer> 
   const labelWidth = (axis: Axis | undefined) => (axis ? Math.max(...axis.ticks.map((t) => ctx.measureText(tickLabel(t)).width)) : 0);
   const asideSize = options.aside ? (options.aside.size ?? 192) : 0;
   const asideWidth = options.aside ? asideSize + 24 : 0;
-  const plotLeft = Math.ceil(asideWidth + 12 + (options.yLabel && yAxis ? lineHeight + 4 : 0) + labelWidth(yAxis) + 8);
-  const plotRight = width - Math.ceil(y2Axis ? 12 + (options.y2Label ? lineHeight + 4 : 0) + labelWidth(y2Axis) + 8 : 24);
-  const plotTop = options.title ? Math.ceil(2.2 * lineHeight) : lineHeight;
-  const plotBottom = height - Math.ceil(8 + lineHeight + (options.xLabel ? lineHeight + 6 : 0) + 8);
-  if (plotRight - plotLeft < 40 || plotBottom - plotTop < 40) throw new LensError('INVALID_ARGUMENT', `chart ${width}x${height} is too small for its labels`);
+  const rightMargin = Math.ceil(y2Axis ? 12 + (options.y2Label ? lineHeight + 4 : 0) + labelWidth(y2Axis) + 8 : 24);
+  /** The plot area, `reserved` pixels narrower on the right (for a legend outside it). */
+  const frame = (reserved: number): Rect => ({
+    left: Math.ceil(asideWidth + 12 + (options.yLabel && yAxis ? lineHeight + 4 : 0) + labelWidth(yAxis) + 8),
+    right: width - rightMargin - reserved,
+    top: options.title ? Math.ceil(2.2 * lineHeight) : lineHeight,
+    bottom: height - Math.ceil(8 + lineHeight + (options.xLabel ? lineHeight + 6 : 0) + 8),
+  });
+  const tooSmall = (r: Rect) => r.right - r.left < 40 || r.bottom - r.top < 40;
+  if (tooSmall(frame(0))) throw new LensError('INVALID_ARGUMENT', `chart ${width}x${height} is too small for its labels`);
 
   // The x range sits a little inside the axes so that end markers are not cut in half.
   const inset = 10;
-  const px = (v: number) =>
-    plotLeft + inset + ((transform(xAxis.scale, v) - transform(xAxis.scale, xAxis.lo)) / (transform(xAxis.scale, xAxis.hi) - transform(xAxis.scale, xAxis.lo))) * (plotRight - plotLeft - 2 * inset);
-  const py = (axis: Axis, v: number) => plotBottom - ((transform(axis.scale, v) - transform(axis.scale, axis.lo)) / (transform(axis.scale, axis.hi) - transform(axis.scale, axis.lo))) * (plotBottom - plotTop);
+  const projection = (r: Rect) => ({
+    px: (v: number) =>
+      r.left + inset + ((transform(xAxis.scale, v) - transform(xAxis.scale, xAxis.lo)) / (transform(xAxis.scale, xAxis.hi) - transform(xAxis.scale, xAxis.lo))) * (r.right - r.left - 2 * inset),
+    py: (axis: Axis, v: number) => r.bottom - ((transform(axis.scale, v) - transform(axis.scale, axis.lo)) / (transform(axis.scale, axis.hi) - transform(axis.scale, axis.lo))) * (r.bottom - r.top),
+  });
+  /** What the plot draws in `r`, as pixel polylines: each series' unbroken runs, and the x marker. */
+  const drawnPaths = (r: Rect): { x: number; y: number }[][] => {
+    const { px, py } = projection(r);
+    const paths: { x: number; y: number }[][] = [];
+    for (const s of series) {
+      const axis = s.axis === 'right' ? y2Axis! : yAxis!;
+      let run: { x: number; y: number }[] = [];
+      s.x.forEach((xv, k) => {
+        if (pointsOk(s, k)) run.push({ x: px(xv), y: py(axis, s.y[k]!) });
+        else if (run.length > 0) {
+          paths.push(run);
+          run = [];
+        }
+      });
+      if (run.length > 0) paths.push(run);
+    }
+    if (options.xMarker !== undefined && Number.isFinite(options.xMarker)) {
+      const x = px(options.xMarker);
+      paths.push([{ x, y: r.top }, { x, y: r.bottom }]);
+    }
+    return paths;
+  };
+
+  const legendChoice = options.legend ?? 'auto';
+  const legend = legendChoice === 'none' ? undefined : legendBox(ctx, series, lineHeight, Math.max(120, 0.4 * (width - asideWidth)));
+  let plot = frame(0);
+  let legendAt: { x: number; y: number } | undefined;
+  if (legend) {
+    const inCorner = (spot: LegendSpot, r: Rect) => ({
+      x: spot.endsWith('left') ? r.left + 10 : spot.endsWith('right') ? r.right - 10 - legend.width : Math.round((r.left + r.right - legend.width) / 2),
+      y: spot.startsWith('top') ? r.top + 6 : r.bottom - 10 - legend.height,
+    });
+    const outside = frame(legend.width + 12);
+    if (legendChoice !== 'auto' && legendChoice !== 'outside' && legendChoice !== 'none') {
+      legendAt = inCorner(legendChoice, plot);
+    } else {
+      const paths = drawnPaths(plot);
+      const fits = legend.width + 20 <= plot.right - plot.left && legend.height + 16 <= plot.bottom - plot.top;
+      const covered = (spot: LegendSpot) => {
+        const at = inCorner(spot, plot);
+        return pathsInBox(paths, { left: at.x, right: at.x + legend.width, top: at.y, bottom: at.y + legend.height }, LEGEND_CLEARANCE);
+      };
+      const free = legendChoice === 'auto' && fits ? LEGEND_SPOTS.find((c) => covered(c) === 0) : undefined;
+      // A narrower plot is better than a covered line, unless the plot would shrink to half its width.
+      if (free) legendAt = inCorner(free, plot);
+      else if (!tooSmall(outside) && (legendChoice === 'outside' || outside.right - outside.left >= (plot.right - plot.left) / 2)) {
+        plot = outside;
+        legendAt = { x: width - 12 - legend.width, y: plot.top };
+      } else {
+        legendAt = inCorner(LEGEND_SPOTS.reduce((best, c) => (covered(c) < covered(best) ? c : best)), plot);
+      }
+    }
+  }
+  const { left: plotLeft, right: plotRight, top: plotTop, bottom: plotBottom } = plot;
+  const { px, py } = projection(plot);
 
   // Grid lines, then axes, ticks and labels.
   ctx.strokeStyle = '#e6e6e6';
@@ -218,7 +298,7 @@ export async function drawLineChart(options: LineChartOptions): Promise<Buffer> 
   }
   ctx.textBaseline = 'top';
   if (options.yLabel && yAxis) rotatedLabel(ctx, options.yLabel, asideWidth + 12, (plotTop + plotBottom) / 2, -Math.PI / 2, plotBottom - plotTop);
-  if (options.y2Label && y2Axis) rotatedLabel(ctx, options.y2Label, width - 12, (plotTop + plotBottom) / 2, Math.PI / 2, plotBottom - plotTop);
+  if (options.y2Label && y2Axis) rotatedLabel(ctx, options.y2Label, plotRight + rightMargin - 12, (plotTop + plotBottom) / 2, Math.PI / 2, plotBottom - plotTop);
   if (options.title) {
     ctx.font = fontSpec(Math.round(fontSize * 1.15), 'bold');
     ctx.fillText(fitText(ctx, options.title, width - 24), width / 2, Math.round(lineHeight * 0.5));
@@ -279,8 +359,7 @@ export async function drawLineChart(options: LineChartOptions): Promise<Buffer> 
     ctx.fillText(tickLabel(options.xMarker), x, plotTop - 2);
   }
 
-  const legend = options.legend ?? 'top-left';
-  if (legend !== 'none') drawLegend(ctx, series, colors, legend, { left: plotLeft, right: plotRight, top: plotTop, bottom: plotBottom }, lineHeight);
+  if (legend && legendAt) drawLegend(ctx, series, colors, legend, legendAt, lineHeight);
   return finishCanvas(canvas);
 }
 
@@ -308,27 +387,66 @@ function rotatedLabel(ctx: SKRSContext2D, text: string, x: number, y: number, an
   ctx.restore();
 }
 
-function drawLegend(
-  ctx: SKRSContext2D,
-  series: readonly LineSeries[],
-  colors: string[],
-  corner: Exclude<LineChartOptions['legend'], 'none' | undefined>,
-  plot: { left: number; right: number; top: number; bottom: number },
-  lineHeight: number,
-): void {
-  const swatch = 26;
-  const pad = 7;
-  const names = series.map((s) => fitText(ctx, s.name, (plot.right - plot.left) / 2));
-  const boxWidth = Math.ceil(pad * 2 + swatch + 6 + Math.max(...names.map((n) => ctx.measureText(n).width)));
-  const boxHeight = pad * 2 + series.length * lineHeight;
-  const x = corner.endsWith('left') ? plot.left + 10 : plot.right - 10 - boxWidth;
-  const y = corner.startsWith('top') ? plot.top + 6 : plot.bottom - 10 - boxHeight;
+/** Pixels kept between the legend box and the centre of any drawn line (markers have a radius of 3.5, lines a width of 2). */
+const LEGEND_CLEARANCE = 5;
+const LEGEND_SWATCH = 26;
+const LEGEND_PAD = 7;
+
+interface LegendBox {
+  /** Series names, shortened to fit. */
+  names: string[];
+  width: number;
+  height: number;
+}
+
+function legendBox(ctx: SKRSContext2D, series: readonly LineSeries[], lineHeight: number, maxNameWidth: number): LegendBox {
+  const names = series.map((s) => fitText(ctx, s.name, maxNameWidth));
+  const width = Math.ceil(LEGEND_PAD * 2 + LEGEND_SWATCH + 6 + Math.max(...names.map((n) => ctx.measureText(n).width)));
+  return { names, width, height: LEGEND_PAD * 2 + series.length * lineHeight };
+}
+
+/**
+ * How many polyline segments (single points count as one) pass within `clearance` pixels of `box`:
+ * each is clipped to the grown box (Liang-Barsky) and counts when anything of it is left.
+ */
+function pathsInBox(paths: readonly { x: number; y: number }[][], box: Rect, clearance: number): number {
+  const [l, r, t, b] = [box.left - clearance, box.right + clearance, box.top - clearance, box.bottom + clearance];
+  const hits = (p: { x: number; y: number }, q: { x: number; y: number }): boolean => {
+    const dx = q.x - p.x;
+    const dy = q.y - p.y;
+    let t0 = 0;
+    let t1 = 1;
+    for (const [den, num] of [[-dx, p.x - l], [dx, r - p.x], [-dy, p.y - t], [dy, b - p.y]] as const) {
+      if (den === 0) {
+        if (num < 0) return false;
+      } else {
+        const u = num / den;
+        if (den < 0) t0 = Math.max(t0, u);
+        else t1 = Math.min(t1, u);
+        if (t0 > t1) return false;
+      }
+    }
+    return true;
+  };
+  let count = 0;
+  for (const path of paths) {
+    if (path.length === 1) count += hits(path[0]!, path[0]!) ? 1 : 0;
+    for (let i = 1; i < path.length; i++) count += hits(path[i - 1]!, path[i]!) ? 1 : 0;
+  }
+  return count;
+}
+
+function drawLegend(ctx: SKRSContext2D, series: readonly LineSeries[], colors: string[], box: LegendBox, at: { x: number; y: number }, lineHeight: number): void {
+  const swatch = LEGEND_SWATCH;
+  const pad = LEGEND_PAD;
+  const { names } = box;
+  const { x, y } = at;
   ctx.save();
   ctx.fillStyle = 'rgba(255, 255, 255, 0.9)';
-  ctx.fillRect(x, y, boxWidth, boxHeight);
+  ctx.fillRect(x, y, box.width, box.height);
   ctx.strokeStyle = '#bbbbbb';
   ctx.lineWidth = 1;
-  ctx.strokeRect(x + 0.5, y + 0.5, boxWidth - 1, boxHeight - 1);
+  ctx.strokeRect(x + 0.5, y + 0.5, box.width - 1, box.height - 1);
   ctx.textAlign = 'left';
   ctx.textBaseline = 'middle';
   series.forEach((s, i) => {

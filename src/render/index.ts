@@ -59,7 +59,7 @@ export { gridPanels, gridSize, renderGrid, type GridCell, type GridOptions, type
 export type { PictureFormat } from './draw.js';
 export { CORNERS, INSET_MIN, quietestCorner, renderOnPhoto, type Corner, type PhotoLegend } from './photo.js';
 export { formatNumber, formatProbability } from './format.js';
-export { drawLineChart, type AxisScale, type LineChartOptions, type LineSeries } from './chart.js';
+export { drawLineChart, type AxisScale, type LegendPlacement, type LineChartOptions, type LineSeries } from './chart.js';
 export { attributionPngText, attributionTitle, type AttributionMeta } from './meta.js';
 export { addPngText, readPngChunks, readPngText, writePngAtomic, type PngChunk, type PngText, type PngTextValue } from './png.js';
 export { decodeNpy, encodeNpy, readNpy, writeNpy, type NpyArray, type NpyFile } from './npy.js';

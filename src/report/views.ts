@@ -200,7 +200,6 @@ export async function curvesChartPng(curves: readonly { name: string; curve: Cur
     title: options.title ?? 'deletion and insertion curves',
     xLabel: 'share of pixels removed / inserted',
     yLabel: 'probability of the target',
-    legend: 'top-right',
     series: curves.map(({ name, curve, color }) => ({
       name: `${name} (AUC ${curve.auc.toFixed(3)})`,
       x: Array.from(curve.fractions),

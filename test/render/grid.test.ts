@@ -121,6 +121,85 @@ describe('line charts', () => {
     expect(Math.abs(blueMid - redMid)).toBeLessThanOrEqual(1); // log2(16) = 4 is halfway between 0 and 8
   });
 
+  describe('legend', () => {
+    const fractions = Array.from({ length: 17 }, (_, i) => i / 16);
+    // Deletion and insertion curves as `lens explain --curves` draws them: the score falls from
+    // near 1 as pixels go, and rises back as they return.
+    const deletion = { name: 'black deletion (AUC 0.210)', x: fractions, y: fractions.map((f) => 0.95 * Math.exp(-5 * f) + 0.02) };
+    const insertion = { name: 'black insertion (AUC 0.650)', x: fractions, y: fractions.map((f) => 0.05 + 0.9 * (1 - Math.exp(-8 * f))), dashed: true };
+    const chart = { title: 'cat.jpg: deletion (solid) and insertion (dashed)', xLabel: 'share of pixels', yLabel: 'probability', width: 960, height: 540 };
+
+    /** The legend box: the rows holding a long run of its #bbbbbb frame are its top and bottom edges. */
+    const legendFrame = (info: { width: number; height: number }, at: (x: number, y: number) => number[]) => {
+      const frame = { left: Infinity, right: -Infinity, top: Infinity, bottom: -Infinity };
+      for (let y = 0; y < info.height; y++) {
+        const xs: number[] = [];
+        for (let x = 0; x < info.width; x++) if (at(x, y).slice(0, 3).every((c) => c === 0xbb)) xs.push(x);
+        if (xs.length < 40) continue;
+        Object.assign(frame, { left: Math.min(frame.left, xs[0]!), right: Math.max(frame.right, xs[xs.length - 1]!), top: Math.min(frame.top, y), bottom: Math.max(frame.bottom, y) });
+      }
+      expect(frame.bottom - frame.top, 'a legend frame is drawn').toBeGreaterThan(20);
+      return frame;
+    };
+    const coloured = ([r, g, b]: number[]) => Math.max(r!, g!, b!) - Math.min(r!, g!, b!) > 2;
+
+    it('goes to a corner no line passes through, covering nothing the chart without it shows', async () => {
+      const options = { ...chart, series: [deletion] };
+      const withLegend = await decode(await drawLineChart(options));
+      const without = await decode(await drawLineChart({ ...options, legend: 'none' }));
+      const box = legendFrame(withLegend.info, withLegend.at);
+      // The falling curve fills the top-left and bottom-right corners: the legend takes the top-right.
+      expect(box.left).toBeGreaterThan(960 / 2);
+      expect(box.bottom).toBeLessThan(540 / 2);
+      let changedOutside = 0;
+      let dataUnderBox = 0;
+      for (let y = 0; y < 540; y++) {
+        for (let x = 0; x < 960; x++) {
+          const inBox = x >= box.left && x <= box.right && y >= box.top && y <= box.bottom;
+          if (inBox && coloured(without.at(x, y))) dataUnderBox++;
+          if (!inBox && withLegend.at(x, y).join() !== without.at(x, y).join()) changedOutside++;
+        }
+      }
+      // Same plot with and without the legend, and where the legend is, the plot has no line pixel.
+      expect(changedOutside).toBe(0);
+      expect(dataUnderBox).toBe(0);
+    });
+
+    it('goes right of the plot when lines pass through every corner and both edge middles', async () => {
+      const { info, at } = await decode(await drawLineChart({ ...chart, series: [deletion, insertion] }));
+      const box = legendFrame(info, at);
+      // The x axis is the longest black row; every coloured pixel (the lines) lies left of the legend.
+      let axis = { y: 0, right: 0, count: 0 };
+      let dataRight = 0;
+      for (let y = 0; y < info.height; y++) {
+        let count = 0;
+        let right = 0;
+        for (let x = 0; x < info.width; x++) {
+          const p = at(x, y);
+          if (p.slice(0, 3).every((c) => c === 0)) [count, right] = [count + 1, x];
+          const inBox = x >= box.left && x <= box.right && y >= box.top && y <= box.bottom;
+          if (!inBox && coloured(p)) dataRight = Math.max(dataRight, x);
+        }
+        if (count > axis.count) axis = { y, right, count };
+      }
+      expect(box.left).toBeGreaterThan(axis.right + 10);
+      expect(dataRight).toBeLessThan(box.left);
+      expect(box.right).toBeLessThan(info.width);
+    });
+
+    it('stays where it is told to: a corner whatever it covers, or outside with room to spare', async () => {
+      const cornered = await decode(await drawLineChart({ ...chart, series: [deletion, insertion], legend: 'top-left' }));
+      const corner = legendFrame(cornered.info, cornered.at);
+      expect(corner.right).toBeLessThan(960 / 2);
+      expect(corner.top).toBeLessThan(540 / 4);
+      // The falling curve alone leaves the top-right free, but `outside` puts the legend right of the plot.
+      const outside = await decode(await drawLineChart({ ...chart, series: [deletion], legend: 'outside' }));
+      const column = legendFrame(outside.info, outside.at);
+      expect(column.right).toBe(960 - 12 - 1);
+      expect(column.top).toBeLessThan(540 / 4);
+    });
+  });
+
   it('refuses unusable series', async () => {
     await expect(drawLineChart({ series: [] })).rejects.toThrow(/no series/);
     await expect(drawLineChart({ series: [{ name: 's', x: [1, 2], y: [1] }] })).rejects.toThrow(/"s" has 2 x values and 1 y values/);

@@ -31,7 +31,11 @@ let rest: ServingClient;
 let dir: string;
 let raw: grpcJs.Client;
 
-/** A model that takes 300 ms per request, for deadlines. */
+/** Opened after the tests: until then the "slow" model answers nothing, so every deadline expires first, however loaded the machine. */
+let releaseSlow!: () => void;
+const slowGate = new Promise<void>((r) => (releaseSlow = r));
+
+/** A model that answers only once `slowGate` opens, for deadlines. */
 const slowLoader: ServableLoader = async () =>
   createServable({
     signatures: {
@@ -42,7 +46,7 @@ const slowLoader: ServableLoader = async () =>
       },
     },
     run: async (_s, inputs) => {
-      await new Promise((r) => setTimeout(r, 300));
+      await slowGate;
       return { y: inputs.x! };
     },
   });
@@ -69,6 +73,7 @@ beforeAll(async () => {
 }, 120_000);
 
 afterAll(async () => {
+  releaseSlow();
   grpc?.close();
   rest?.close();
   raw?.close();

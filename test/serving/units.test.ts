@@ -124,13 +124,14 @@ describe('gRPC reply encoding', () => {
 });
 
 describe('batching', () => {
-  const counting = (delayMs = 0) => {
+  /** A doubling servable that records each batch size; with `gate`, every run waits until the test opens it. */
+  const counting = (gate?: Promise<void>) => {
     const sizes: number[] = [];
     const servable = createServable({
       signatures: SIG,
       run: async (_s, inputs) => {
         sizes.push(inputs.x!.shape[0]!);
-        if (delayMs) await new Promise((r) => setTimeout(r, delayMs));
+        if (gate) await gate;
         const x = inputs.x!.values as Float32Array;
         return { y: { dtype: 'float32', shape: [...inputs.x!.shape], values: x.map((v) => v * 2) } };
       },
@@ -140,7 +141,9 @@ describe('batching', () => {
 
   it('merges concurrent requests into one batch and splits the outputs back', async () => {
     const { servable, sizes } = counting();
-    const b = batchingServable(servable, { maxBatchSize: 8, batchTimeoutMicros: 20_000, numBatchThreads: 1 });
+    // The batch closes when the third request fills it (6 rows), not on a clock: its timeout is a
+    // minute, so the batch can only run early by reaching maxBatchSize with all three merged.
+    const b = batchingServable(servable, { maxBatchSize: 6, batchTimeoutMicros: 60_000_000, numBatchThreads: 1 });
     const outs = await Promise.all([b.run('serving_default', { x: f32([1, 2]) }, ['y']), b.run('serving_default', { x: f32([3]) }, ['y']), b.run('serving_default', { x: f32([4, 5, 6]) }, ['y'])]);
     expect(outs.map((o) => Array.from(o.y!.values as Float32Array))).toEqual([[2, 4], [6], [8, 10, 12]]);
     expect(sizes).toEqual([6]);
@@ -155,17 +158,23 @@ describe('batching', () => {
   });
 
   it('a full queue answers UNAVAILABLE', async () => {
-    const { servable } = counting(50);
+    // The first batch runs and holds the only batch thread until the gate opens: two more batches
+    // wait (maxEnqueuedBatches), and the other three requests find the queue full.
+    let open!: () => void;
+    const { servable, sizes } = counting(new Promise<void>((r) => (open = r)));
     const b = batchingServable(servable, { maxBatchSize: 1, maxEnqueuedBatches: 2, numBatchThreads: 1 });
-    const results = await Promise.allSettled(Array.from({ length: 6 }, (_, i) => b.run('serving_default', { x: f32([i]) }, ['y'])));
+    const settled = Promise.allSettled(Array.from({ length: 6 }, (_, i) => b.run('serving_default', { x: f32([i]) }, ['y'])));
+    await vi.waitFor(() => expect(sizes).toEqual([1]));
+    open();
+    const results = await settled;
+    expect(results.map((r) => r.status)).toEqual(['fulfilled', 'fulfilled', 'fulfilled', 'rejected', 'rejected', 'rejected']);
     const refused = results.filter((r) => r.status === 'rejected') as PromiseRejectedResult[];
-    expect(refused.length).toBeGreaterThan(0);
     for (const r of refused) {
       expect(r.reason).toBeInstanceOf(ServingError);
       expect((r.reason as ServingError).status).toBe('UNAVAILABLE');
       expect((r.reason as ServingError).message).toBe('The batch scheduling queue to which this task was submitted is full');
     }
-    expect(results.some((r) => r.status === 'fulfilled')).toBe(true);
+    expect(sizes).toEqual([1, 1, 1]);
   });
 });
 
