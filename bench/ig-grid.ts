@@ -115,7 +115,7 @@ function incrementBlock(products: readonly Float32Array[], from: number, to: num
 /**
  * The top `count` principal directions of the increments, from their Gram matrix (n x n, built
  * in pixel blocks) by subspace iteration with Rayleigh-Ritz until the top `count` energies change
- * by under 1e-5 (relative; at most 300 rounds), and the share of the increments' energy in the top 1..count.
+ * by under 1e-6 (relative; at most 300 rounds), and the share of the increments' energy in the top 1..count.
  */
 export async function incrementDirections(products: readonly Float32Array[], count: number): Promise<IncrementDirections> {
   const n = products.length - 1;
@@ -149,7 +149,10 @@ export async function incrementDirections(products: readonly Float32Array[], cou
     const order = eig.realEigenvalues.map((v, i) => ({ v, i })).sort((a, b) => b.v - a.v);
     ritz = { values: order.map((o) => o.v), vectors: basis.mmul(new Matrix(eig.eigenvectorMatrix.to2DArray().map((row) => order.map((o) => row[o.i]!)))) };
     const top = ritz.values.slice(0, count).reduce((a, b) => a + b, 0);
-    if (iter > 5 && Math.abs(top - previous) <= 1e-5 * top) break;
+    if (iter > 5 && Math.abs(top - previous) <= 1e-6 * top) {
+      if (process.env.DEBUG_ITER) console.error("iterations", iter, top);
+      break;
+    }
     previous = top;
     basis = product;
   }
@@ -170,17 +173,17 @@ export async function incrementDirections(products: readonly Float32Array[], cou
   return { shares, directions };
 }
 
-/** ||e||^2 and ||U' e||^2 for the first `count` directions U: the part of e they span. */
-export function projectedEnergy(e: ArrayLike<number>, directions: readonly Float32Array[], count: number): { total: number; spanned: number } {
+/** ||e||^2 and, for k = 1..directions, ||U_k' e||^2: the part of e the first k (orthonormal) directions span. */
+export function spannedEnergies(e: ArrayLike<number>, directions: readonly Float32Array[]): { total: number; cumulative: number[] } {
   let total = 0;
   for (let i = 0; i < e.length; i++) total += e[i]! ** 2;
-  let spanned = 0;
-  for (const u of directions.slice(0, count)) {
+  let running = 0;
+  const cumulative = directions.map((u) => {
     let dot = 0;
     for (let i = 0; i < e.length; i++) dot += u[i]! * e[i]!;
-    spanned += dot * dot;
-  }
-  return { total, spanned };
+    return (running += dot * dot);
+  });
+  return { total, cumulative };
 }
 
 /**

@@ -51,7 +51,7 @@ import { loadPixels } from '../src/image/index.js';
 import { loadImageModel } from '../src/models/load.js';
 import type { GradientResult, ImageModel } from '../src/core/model.js';
 import { median, writeBenchResult, type Cell } from './lib.js';
-import { distance, fewestPoints, fitSmoothing, incrementDirections, norm, oraclePlacement, projectedEnergy, smoothingWeights, trapezoidOn, uniformIndices, weightedSum } from './ig-grid.js';
+import { distance, fewestPoints, fitSmoothing, incrementDirections, norm, oraclePlacement, spannedEnergies, smoothingWeights, trapezoidOn, uniformIndices, weightedSum } from './ig-grid.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SHARED = join(here, '../../shared');
@@ -326,10 +326,14 @@ interface RouteOutcome {
   e50: number;
   work50: number;
   shares: number[];
+  /** Directions a JVP point can cover for less than a gradient point costs, and their share of the increment energy. */
+  cheapDirections: number;
+  cheapShare: number;
   halfPoints: number;
   spannedShare: number;
   neededShare: number;
-  freeSubspacePoints: number;
+  /** Per DIRECTION_COUNTS: the fewest oracle-placed gradient points reaching GL-50 error outside the top k directions. */
+  freePoints: number[];
   trapezoidPoints: number;
   fittedPoints: number;
   fittedError: number;
@@ -377,16 +381,20 @@ async function routes(raw: ImageModel, modelName: string, images: Image[], ref: 
 
     // (a) Principal directions of the increments; the share of the error at half GL-50's work they span.
     const { shares, directions } = await incrementDirections(products, Math.max(...DIRECTION_COUNTS));
+    // A JVP point along k directions costs at least k forward passes (F there given for free) and
+    // tells less than a gradient point, which gives every direction: only k < 1 / weight can pay.
+    const cheapDirections = Math.min(shares.length, Math.ceil(1 / forwardWeight) - 1);
     const halfPoints = Math.floor(work50 / 2 - 2 * forwardWeight);
-    const atHalf = projectedEnergy(errorOf(trapezoidOn(products, oracle(halfPoints))), directions, directions.length);
-    const freeSubspacePoints = fewestPoints(
-      oracle,
-      (indices) => {
-        const { total, spanned } = projectedEnergy(errorOf(trapezoidOn(products, indices)), directions, directions.length);
-        return total - spanned <= allowed;
-      },
-      most,
-    );
+    const half = spannedEnergies(errorOf(trapezoidOn(products, oracle(halfPoints))), directions);
+    const atHalf = { total: half.total, spanned: half.cumulative[directions.length - 1]! };
+    const freePoints = DIRECTION_COUNTS.map(() => Infinity);
+    for (let points = 3; points <= most && freePoints.some((p) => p === Infinity); points++) {
+      const indices = oracle(points);
+      const spanned = spannedEnergies(errorOf(trapezoidOn(products, indices)), directions);
+      DIRECTION_COUNTS.forEach((k, c) => {
+        if (freePoints[c] === Infinity && spanned.total - spanned.cumulative[k - 1]! <= allowed) freePoints[c] = indices.length;
+      });
+    }
 
     // (b) Smoothing quadrature: fitted from the rule's own points, and the oracle's best ratio.
     let fittedError = NaN;
@@ -416,10 +424,12 @@ async function routes(raw: ImageModel, modelName: string, images: Image[], ref: 
       e50,
       work50,
       shares: DIRECTION_COUNTS.map((k) => shares[k - 1]!),
+      cheapDirections,
+      cheapShare: cheapDirections > 0 ? shares[cheapDirections - 1]! : 0,
       halfPoints,
       spannedShare: atHalf.spanned / atHalf.total,
       neededShare: 1 - allowed / atHalf.total,
-      freeSubspacePoints,
+      freePoints,
       trapezoidPoints: fewestPoints(uniform, (indices) => reaches(trapezoidOn(products, indices)), most),
       fittedPoints,
       fittedError,
@@ -440,9 +450,13 @@ async function routes(raw: ImageModel, modelName: string, images: Image[], ref: 
     images: outcomes.length,
     'GL-50 map error (median)': median(outcomes.map((o) => o.e50)),
     ...Object.fromEntries(DIRECTION_COUNTS.map((k, c) => [`increment energy in the top ${k} direction${k > 1 ? 's' : ''} (max)`, Math.max(...outcomes.map((o) => o.shares[c]!))])),
+    'directions a JVP point covers for less than a gradient (k x forward weight < 1)': Math.max(...outcomes.map((o) => o.cheapDirections)),
+    'their increment energy (max)': Math.max(...outcomes.map((o) => o.cheapShare)),
     'error at half GL-50 work: share in the top 25 directions (max)': Math.max(...outcomes.map((o) => o.spannedShare)),
     'share needed to reach GL-50 error (min)': Math.min(...outcomes.map((o) => o.neededShare)),
-    'top 25 directions integrated exactly for free: gradient work at GL-50 error / GL-50 work (min)': Math.min(...ratio((o) => o.freeSubspacePoints)),
+    ...Object.fromEntries(
+      DIRECTION_COUNTS.map((k, c) => [`top ${k} integrated exactly for free: gradient work at GL-50 error / GL-50 work (min)`, Math.min(...ratio((o) => o.freePoints[c]!))]),
+    ),
     'trapezoid, uniform points: work / GL-50 work (median)': median(ratio((o) => o.trapezoidPoints)),
     'smoothing fitted from its points, uniform: work / GL-50 work (median)': median(ratio((o) => o.fittedPoints)),
     'smoothing fitted: work / GL-50 work (min)': Math.min(...ratio((o) => o.fittedPoints)),
@@ -457,7 +471,7 @@ async function routes(raw: ImageModel, modelName: string, images: Image[], ref: 
   for (const o of outcomes) {
     notes.push(
       `${modelName} ${o.image}: GL-50 error ${o.e50.toPrecision(3)}, work ${o.work50.toFixed(1)}; increment energy in the top 1/3/10/25 directions ${o.shares.map((s) => s.toFixed(3)).join('/')}; ` +
-        `at ${o.halfPoints} oracle-placed points (half GL-50's work) the top 25 span ${(100 * o.spannedShare).toFixed(1)}% of the error, ${(100 * o.neededShare).toFixed(1)}% needed; top 25 free: ${o.freeSubspacePoints} gradient points; ` +
+        `at ${o.halfPoints} oracle-placed points (half GL-50's work) the top 25 span ${(100 * o.spannedShare).toFixed(1)}% of the error, ${(100 * o.neededShare).toFixed(1)}% needed; top 1/3/10/25 free: ${o.freePoints.join('/')} gradient points; ` +
         `uniform trapezoid ${o.trapezoidPoints} points, fitted smoothing ${o.fittedPoints} (error ${o.fittedError.toPrecision(3)}, est ${o.fittedEstimate.toPrecision(3)}), best ratio ${o.bestRatioPoints}; ` +
         `at 50 uniform points smoothing ${o.fittedAt50.toPrecision(3)} vs trapezoid ${o.trapezoidAt50.toPrecision(3)}; oracle placement ${o.oraclePoints}, with best ratio ${o.floorPoints}.`,
     );
@@ -482,7 +496,7 @@ const TITLE = "Integrated Gradients to a map error: estimate vs true error, and 
 const ROUTES_TITLE = 'Integrated Gradients to a map error: routes past the placement bound (directional derivatives, smoothing quadrature), on the reference grid';
 const ROUTES_NOTES = [
   'Every estimate here is built from points of the reference grid (the column names it), so it costs no model evaluations; its error is measured against the grid\'s own trapezoid. GL-50 = Captum\'s default (gausslegendre, 50 steps), evaluated at its own nodes. Map error = ||map - reference|| / ||reference||; black baseline, top-1 class, logits. Work = gradient points + 2 forward passes (F(x), F(x\')) weighted by their measured cost.',
-  'Directional derivatives (a): the increments p(a+h) - p(a) of the grid (p = gradient x (x - x\'), h = 1/(steps - 1)), their principal directions from the Gram matrix (subspace iteration); "increment energy in the top k" = share of sum ||p(a+h) - p(a)||^2 in the top k directions (a JVP along one pixel-space direction sees only that component, at one or more forward passes each). "error at half GL-50 work": the trapezoid on the oracle placement with the points half of GL-50\'s work buys; "share needed": 1 - (GL-50 error / its error)^2, the part of its squared error the directions would have to hold for exact integration of that part to reach GL-50 error. "top 25 ... for free": the fewest oracle-placed gradient points whose error outside the top 25 directions is under GL-50 error, i.e. JVPs at no cost and exact in those directions; over 0.5 means no JVP scheme along those directions reaches the goal.',
+  'Directional derivatives (a): the increments p(a+h) - p(a) of the grid (p = gradient x (x - x\'), h = 1/(steps - 1)), their principal directions from the Gram matrix (subspace iteration); "increment energy in the top k" = share of sum ||p(a+h) - p(a)||^2 in the top k directions (a JVP along one pixel-space direction sees only that component, at one or more forward passes each). "error at half GL-50 work": the trapezoid on the oracle placement with the points half of GL-50\'s work buys; "share needed": 1 - (GL-50 error / its error)^2, the part of its squared error the directions would have to hold for exact integration of that part to reach GL-50 error. "top k ... for free": the fewest oracle-placed gradient points whose error outside the top k directions is under GL-50 error, i.e. JVPs at no cost and exact in those directions; over 0.5 means no JVP scheme along k directions reaches the goal. "directions a JVP point covers for less than a gradient": a JVP point along k directions costs at least k forward passes (one per direction, F at the point given free) and yields k numbers where a gradient point yields all of them, so only k < 1 / (forward weight) can be cheaper per point.',
   'Smoothing quadrature (b): posterior mean of the integral for p = constant + Brownian motion observed with independent noise (per pixel, one kernel for all pixels), weights from min(s, t) + ratio x delta with the constant unknown (universal kriging); ratio 0 is the trapezoid. "fitted": rate and noise by least squares of ||p_j - p_i||^2 = rate x |a_j - a_i| + 2 noise over the rule\'s own pairs at most 4 points apart; its estimate sqrt(rate x posterior variance) / ||map||. "best ratio (oracle)": the best of ratios 0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2 per point set, chosen against the reference. "oracle placement and best smoothing ratio": both oracles at once, the floor of these gradient-point quadratures.',
 ];
 
