@@ -149,10 +149,7 @@ export async function incrementDirections(products: readonly Float32Array[], cou
     const order = eig.realEigenvalues.map((v, i) => ({ v, i })).sort((a, b) => b.v - a.v);
     ritz = { values: order.map((o) => o.v), vectors: basis.mmul(new Matrix(eig.eigenvectorMatrix.to2DArray().map((row) => order.map((o) => row[o.i]!)))) };
     const top = ritz.values.slice(0, count).reduce((a, b) => a + b, 0);
-    if (iter > 5 && Math.abs(top - previous) <= 1e-6 * top) {
-      if (process.env.DEBUG_ITER) console.error("iterations", iter, top);
-      break;
-    }
+    if (iter > 5 && Math.abs(top - previous) <= 1e-6 * top) break;
     previous = top;
     basis = product;
   }
