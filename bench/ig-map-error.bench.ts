@@ -28,6 +28,13 @@
  * keeps every gradient on disk, so later runs reuse earlier runs' points. To use several cores, run
  * `MODELS=shapes PART=/tmp/a.json`, `MODELS=resnet8 PART=/tmp/b.json`, ... in parallel, then
  * `MERGE=/tmp/a.json,/tmp/b.json` writes the result from the parts (`MERGE_NOTE` adds a note).
+ *
+ * `ROUTES=1` measures instead the routes past the placement bound, on the same reference grids
+ * (written as ig-map-error-routes; bench/ig-grid.ts does the grid arithmetic): how much of the
+ * gradient increments a few pixel-space directions hold (what directional derivatives from forward
+ * passes could stand in for), the gradient work left if the top 25 came free and exact, and a
+ * smoothing quadrature (Brownian motion plus noise) fitted from a rule's own points, with oracle
+ * variants. `PHOTOS=grace_hopper.bmp,parrot.jpg` keeps only those photos.
  */
 import { createHash } from 'node:crypto';
 import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
@@ -35,7 +42,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { initBackend } from '../src/engines/tfjs/index.js';
-import { integratedGradients, relativeL2, type Attribution } from '../src/attribution/index.js';
+import { integratedGradients, type Attribution } from '../src/attribution/index.js';
 import { gradientsAt } from '../src/attribution/engine.js';
 import { pathImage } from '../src/attribution/adaptive-rules.js';
 import { MAP_TOLERANCE_MARGIN } from '../src/attribution/map-tolerance.js';
@@ -44,10 +51,15 @@ import { loadPixels } from '../src/image/index.js';
 import { loadImageModel } from '../src/models/load.js';
 import type { GradientResult, ImageModel } from '../src/core/model.js';
 import { median, writeBenchResult, type Cell } from './lib.js';
+import { distance, fewestPoints, fitSmoothing, incrementDirections, norm, oraclePlacement, spannedEnergies, smoothingWeights, trapezoidOn, uniformIndices, weightedSum } from './ig-grid.js';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const SHARED = join(here, '../../shared');
 const QUICK = process.env.QUICK === '1';
+/** ROUTES=1: the routes past the placement bound (routes()), written as ig-map-error-routes. */
+const ROUTES = process.env.ROUTES === '1';
+/** PHOTOS=a.bmp,b.jpg: only these photos of ../shared/images. */
+const PHOTOS = process.env.PHOTOS?.split(',');
 const CAPTUM_STEPS = 50;
 const TOLERANCE = 0.01;
 const BATCH = 16;
@@ -61,14 +73,6 @@ interface Image {
 }
 
 const log = (msg: string) => process.stderr.write(`[ig-map-error] ${msg}\n`);
-
-/** ||a - b|| / ||b||. */
-function distance(a: Float32Array, b: Float32Array): number {
-  return relativeL2(
-    Float32Array.from(a, (v, i) => v - b[i]!),
-    b,
-  );
-}
 
 /** Milliseconds per image of a gradient evaluation and of a forward pass at the bench's batch size (median of 3). */
 async function costs(model: ImageModel): Promise<{ gradient: number; forward: number }> {
@@ -201,48 +205,6 @@ async function gridProducts(model: ImageModel, image: Image, target: number, ste
   return out;
 }
 
-/** The trapezoid map on grid points `indices` (ascending, first 0, last n). */
-function trapezoidOn(products: readonly Float32Array[], indices: readonly number[]): Float32Array {
-  const n = products.length - 1;
-  const sum = new Float64Array(products[0]!.length);
-  for (let k = 0; k + 1 < indices.length; k++) {
-    const h = (indices[k + 1]! - indices[k]!) / n;
-    const [p, q] = [products[indices[k]!]!, products[indices[k + 1]!]!];
-    for (let i = 0; i < sum.length; i++) sum[i]! += (h / 2) * (p[i]! + q[i]!);
-  }
-  return Float32Array.from(sum);
-}
-
-/**
- * The fewest trapezoid points, spread with density rho^(1/3) where rho is the error density of
- * the trapezoid on 32 blocks of the grid (||coarse - fine||^2 / h^3), that reach `target` against
- * `reference`; Infinity if 4 x 50 do not.
- */
-function oraclePoints(products: readonly Float32Array[], reference: Float32Array, target: number): number {
-  const n = products.length - 1;
-  const blocks = 32;
-  const step = n / blocks;
-  const density = Array.from({ length: blocks }, (_, b) => {
-    const [pa, pb] = [products[b * step]!, products[(b + 1) * step]!];
-    let squared = 0;
-    for (let i = 0; i < pa.length; i++) {
-      let fine = 0;
-      for (let j = b * step; j < (b + 1) * step; j++) fine += (products[j]![i]! + products[j + 1]![i]!) / (2 * n);
-      squared += ((pa[i]! + pb[i]!) / (2 * blocks) - fine) ** 2;
-    }
-    return Math.cbrt(squared * blocks ** 3);
-  });
-  // Cumulative density over the grid's intervals; a point at share u goes to the first grid index reaching u.
-  const cumulative = [0];
-  for (let j = 0; j < n; j++) cumulative.push(cumulative[j]! + density[Math.floor(j / step)]!);
-  const at = (u: number) => cumulative.findIndex((c) => c >= u * cumulative[n]!);
-  for (let points = 3; points <= 4 * CAPTUM_STEPS; points++) {
-    const indices = [...new Set(Array.from({ length: points }, (_, k) => (k === points - 1 ? n : at(k / (points - 1)))))].sort((p, q) => p - q);
-    if (distance(trapezoidOn(products, indices), reference) <= target) return indices.length;
-  }
-  return Infinity;
-}
-
 /** (sum of e)^2 / (length x ||e||^2): the share of ||e||^2 along the all-ones direction, the only one F(x) - F(x') measures. */
 function scalarShare(e: Float32Array): number {
   let sum = 0;
@@ -308,7 +270,7 @@ async function measure(raw: ImageModel, modelName: string, images: Image[], ref:
       tolConverged: tol.details?.converged === true,
       referenceSpread,
       refDelta: reference.completeness!.relative,
-      oraclePoints: oraclePoints(products, reference.data, e50),
+      oraclePoints: fewestPoints(oraclePlacement(products), (indices) => distance(trapezoidOn(products, indices), reference.data) <= e50, 4 * CAPTUM_STEPS),
       incrementRatio: incrementRatio(products),
       scalarShare: scalarShare(Float32Array.from(captum.data, (v, i) => v - reference.data[i]!)),
     };
@@ -354,10 +316,172 @@ async function measure(raw: ImageModel, modelName: string, images: Image[], ref:
   }
 }
 
+/** Noise ratios (noise variance / Brownian rate, in units of alpha) tried by the oracle smoothing. */
+const SMOOTHING_RATIOS = [0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2];
+/** Principal directions of the increments measured (JVPs would need one forward pass per direction and point). */
+const DIRECTION_COUNTS = [1, 3, 10, 25];
+
+interface RouteOutcome {
+  image: string;
+  e50: number;
+  work50: number;
+  shares: number[];
+  /** Directions a JVP point can cover for less than a gradient point costs, and their share of the increment energy. */
+  cheapDirections: number;
+  cheapShare: number;
+  halfPoints: number;
+  spannedShare: number;
+  neededShare: number;
+  /** Per DIRECTION_COUNTS: the fewest oracle-placed gradient points reaching GL-50 error outside the top k directions. */
+  freePoints: number[];
+  trapezoidPoints: number;
+  fittedPoints: number;
+  fittedError: number;
+  fittedEstimate: number;
+  fittedAt50: number;
+  trapezoidAt50: number;
+  bestRatioPoints: number;
+  oraclePoints: number;
+  floorPoints: number;
+}
+
+/**
+ * The routes past the placement bound, measured on the reference grid (no model evaluations
+ * beyond the grid and GL-50): (a) how much of the increments' energy a few pixel-space directions
+ * hold, which is what directional derivatives (JVPs from forward passes) could stand in for, and
+ * the gradient work left when the top 25 directions are integrated exactly for free; (b) the
+ * smoothing quadrature (Brownian motion plus noise, ratio fitted from the rule's own points, and the
+ * best ratio per image as an oracle), on uniform and on oracle-placed points.
+ */
+async function routes(raw: ImageModel, modelName: string, images: Image[], ref: Reference, rows: Record<string, Cell>[], notes: string[]): Promise<void> {
+  const cost = await costs(raw);
+  const model = cachedGradients(raw);
+  const forwardWeight = cost.forward / cost.gradient;
+  // A rule with `points` gradient evaluations also spends F(x) and F(x').
+  const pointsWork = (points: number) => points + 2 * forwardWeight;
+  notes.push(`${modelName}: ${cost.gradient.toFixed(2)} ms per gradient evaluation, ${cost.forward.toFixed(2)} ms per forward pass (weight ${forwardWeight.toFixed(2)}), batch ${BATCH}.`);
+  const outcomes: RouteOutcome[] = [];
+  const most = 4 * CAPTUM_STEPS;
+  for (const image of images) {
+    const captum = await ig(model, image, { rule: 'gausslegendre', steps: CAPTUM_STEPS });
+    const products = await gridProducts(model, image, captum.target.index, ref.steps);
+    const n = products.length - 1;
+    const reference = trapezoidOn(
+      products,
+      Array.from({ length: n + 1 }, (_, j) => j),
+    );
+    const e50 = distance(captum.data, reference);
+    const work50 = captum.gradientEvaluations + forwardWeight * captum.forwardEvaluations;
+    const allowed = (e50 * norm(reference)) ** 2;
+    const reaches = (map: Float32Array) => distance(map, reference) <= e50;
+    const errorOf = (map: Float32Array) => Float32Array.from(map, (v, i) => v - reference[i]!);
+    const uniform = (points: number) => uniformIndices(n, points);
+    const oracle = oraclePlacement(products);
+    const smoothed = (indices: number[], ratio: number) => weightedSum(products, indices, smoothingWeights(indices.map((j) => j / n), ratio).weights);
+
+    // (a) Principal directions of the increments; the share of the error at half GL-50's work they span.
+    const { shares, directions } = await incrementDirections(products, Math.max(...DIRECTION_COUNTS));
+    // A JVP point along k directions costs at least k forward passes (F there given for free) and
+    // tells less than a gradient point, which gives every direction: only k < 1 / weight can pay.
+    const cheapDirections = Math.min(shares.length, Math.ceil(1 / forwardWeight) - 1);
+    const halfPoints = Math.floor(work50 / 2 - 2 * forwardWeight);
+    const half = spannedEnergies(errorOf(trapezoidOn(products, oracle(halfPoints))), directions);
+    const atHalf = { total: half.total, spanned: half.cumulative[directions.length - 1]! };
+    const freePoints = DIRECTION_COUNTS.map(() => Infinity);
+    for (let points = 3; points <= most && freePoints.some((p) => p === Infinity); points++) {
+      const indices = oracle(points);
+      const spanned = spannedEnergies(errorOf(trapezoidOn(products, indices)), directions);
+      DIRECTION_COUNTS.forEach((k, c) => {
+        if (freePoints[c] === Infinity && spanned.total - spanned.cumulative[k - 1]! <= allowed) freePoints[c] = indices.length;
+      });
+    }
+
+    // (b) Smoothing quadrature: fitted from the rule's own points, and the oracle's best ratio.
+    let fittedError = NaN;
+    let fittedEstimate = NaN;
+    const fitted = (indices: number[]) => {
+      const { ratio, rate } = fitSmoothing(products, indices);
+      const { weights, variance } = smoothingWeights(
+        indices.map((j) => j / n),
+        ratio,
+      );
+      const map = weightedSum(products, indices, weights);
+      return { map, estimate: Math.sqrt(rate * variance) / norm(map) };
+    };
+    const fittedPoints = fewestPoints(
+      uniform,
+      (indices) => {
+        const { map, estimate } = fitted(indices);
+        fittedError = distance(map, reference);
+        fittedEstimate = estimate;
+        return fittedError <= e50;
+      },
+      most,
+    );
+    const bestRatio = (indices: number[]) => SMOOTHING_RATIOS.some((r) => reaches(smoothed(indices, r)));
+    const o: RouteOutcome = {
+      image: image.name,
+      e50,
+      work50,
+      shares: DIRECTION_COUNTS.map((k) => shares[k - 1]!),
+      cheapDirections,
+      cheapShare: cheapDirections > 0 ? shares[cheapDirections - 1]! : 0,
+      halfPoints,
+      spannedShare: atHalf.spanned / atHalf.total,
+      neededShare: 1 - allowed / atHalf.total,
+      freePoints,
+      trapezoidPoints: fewestPoints(uniform, (indices) => reaches(trapezoidOn(products, indices)), most),
+      fittedPoints,
+      fittedError,
+      fittedEstimate,
+      fittedAt50: distance(fitted(uniform(CAPTUM_STEPS)).map, reference),
+      trapezoidAt50: distance(trapezoidOn(products, uniform(CAPTUM_STEPS)), reference),
+      bestRatioPoints: fewestPoints(uniform, bestRatio, most),
+      oraclePoints: fewestPoints(oracle, (indices) => reaches(trapezoidOn(products, indices)), most),
+      floorPoints: fewestPoints(oracle, bestRatio, most),
+    };
+    outcomes.push(o);
+    log(`${modelName} ${image.name}: ${JSON.stringify(o)}`);
+  }
+  const ratio = (points: (o: RouteOutcome) => number) => outcomes.map((o) => pointsWork(points(o)) / o.work50);
+  const within2 = (o: RouteOutcome) => o.fittedEstimate <= 2 * o.fittedError && o.fittedEstimate >= o.fittedError / 2;
+  rows.push({
+    model: modelName,
+    images: outcomes.length,
+    'GL-50 map error (median)': median(outcomes.map((o) => o.e50)),
+    ...Object.fromEntries(DIRECTION_COUNTS.map((k, c) => [`increment energy in the top ${k} direction${k > 1 ? 's' : ''} (max)`, Math.max(...outcomes.map((o) => o.shares[c]!))])),
+    'directions a JVP point covers for less than a gradient (k x forward weight < 1)': Math.max(...outcomes.map((o) => o.cheapDirections)),
+    'their increment energy (max)': Math.max(...outcomes.map((o) => o.cheapShare)),
+    'error at half GL-50 work: share in the top 25 directions (max)': Math.max(...outcomes.map((o) => o.spannedShare)),
+    'share needed to reach GL-50 error (min)': Math.min(...outcomes.map((o) => o.neededShare)),
+    ...Object.fromEntries(
+      DIRECTION_COUNTS.map((k, c) => [`top ${k} integrated exactly for free: gradient work at GL-50 error / GL-50 work (min)`, Math.min(...ratio((o) => o.freePoints[c]!))]),
+    ),
+    'trapezoid, uniform points: work / GL-50 work (median)': median(ratio((o) => o.trapezoidPoints)),
+    'smoothing fitted from its points, uniform: work / GL-50 work (median)': median(ratio((o) => o.fittedPoints)),
+    'smoothing fitted: work / GL-50 work (min)': Math.min(...ratio((o) => o.fittedPoints)),
+    'smoothing fitted: estimate within 2x': `${outcomes.filter(within2).length}/${outcomes.length}`,
+    'at 50 uniform points: smoothing error / trapezoid error (median)': median(outcomes.map((o) => o.fittedAt50 / o.trapezoidAt50)),
+    'smoothing, best ratio per image (oracle), uniform: work / GL-50 work (median)': median(ratio((o) => o.bestRatioPoints)),
+    'oracle placement, trapezoid: work / GL-50 work (median)': median(ratio((o) => o.oraclePoints)),
+    'oracle placement and best smoothing ratio: work / GL-50 work (median)': median(ratio((o) => o.floorPoints)),
+    'oracle placement and best smoothing ratio (min)': Math.min(...ratio((o) => o.floorPoints)),
+    reference: `${ref.rule} ${ref.steps}`,
+  });
+  for (const o of outcomes) {
+    notes.push(
+      `${modelName} ${o.image}: GL-50 error ${o.e50.toPrecision(3)}, work ${o.work50.toFixed(1)}; increment energy in the top 1/3/10/25 directions ${o.shares.map((s) => s.toFixed(3)).join('/')}; ` +
+        `at ${o.halfPoints} oracle-placed points (half GL-50's work) the top 25 span ${(100 * o.spannedShare).toFixed(1)}% of the error, ${(100 * o.neededShare).toFixed(1)}% needed; top 1/3/10/25 free: ${o.freePoints.join('/')} gradient points; ` +
+        `uniform trapezoid ${o.trapezoidPoints} points, fitted smoothing ${o.fittedPoints} (error ${o.fittedError.toPrecision(3)}, est ${o.fittedEstimate.toPrecision(3)}), best ratio ${o.bestRatioPoints}; ` +
+        `at 50 uniform points smoothing ${o.fittedAt50.toPrecision(3)} vs trapezoid ${o.trapezoidAt50.toPrecision(3)}; oracle placement ${o.oraclePoints}, with best ratio ${o.floorPoints}.`,
+    );
+  }
+}
+
 async function photos(size: number, count = 5): Promise<Image[]> {
   const dir = join(SHARED, 'images');
   const files = readdirSync(dir)
-    .filter((f) => /\.(bmp|jpe?g|png)$/i.test(f))
+    .filter((f) => /\.(bmp|jpe?g|png)$/i.test(f) && (!PHOTOS || PHOTOS.includes(f)))
     .sort()
     .slice(0, QUICK ? 2 : count);
   const out: Image[] = [];
@@ -369,6 +493,12 @@ async function photos(size: number, count = 5): Promise<Image[]> {
 }
 
 const TITLE = "Integrated Gradients to a map error: estimate vs true error, and work against Captum's default (gausslegendre, 50 steps)";
+const ROUTES_TITLE = 'Integrated Gradients to a map error: routes past the placement bound (directional derivatives, smoothing quadrature), on the reference grid';
+const ROUTES_NOTES = [
+  'Every estimate here is built from points of the reference grid (the column names it), so it costs no model evaluations; its error is measured against the grid\'s own trapezoid. GL-50 = Captum\'s default (gausslegendre, 50 steps), evaluated at its own nodes. Map error = ||map - reference|| / ||reference||; black baseline, top-1 class, logits. Work = gradient points + 2 forward passes (F(x), F(x\')) weighted by their measured cost.',
+  'Directional derivatives (a): the increments p(a+h) - p(a) of the grid (p = gradient x (x - x\'), h = 1/(steps - 1)), their principal directions from the Gram matrix (subspace iteration); "increment energy in the top k" = share of sum ||p(a+h) - p(a)||^2 in the top k directions (a JVP along one pixel-space direction sees only that component, at one or more forward passes each). "error at half GL-50 work": the trapezoid on the oracle placement with the points half of GL-50\'s work buys; "share needed": 1 - (GL-50 error / its error)^2, the part of its squared error the directions would have to hold for exact integration of that part to reach GL-50 error. "top k ... for free": the fewest oracle-placed gradient points whose error outside the top k directions is under GL-50 error, i.e. JVPs at no cost and exact in those directions; over 0.5 means no JVP scheme along k directions reaches the goal. "directions a JVP point covers for less than a gradient": a JVP point along k directions costs at least k forward passes (one per direction, F at the point given free) and yields k numbers where a gradient point yields all of them, so only k < 1 / (forward weight) can be cheaper per point.',
+  'Smoothing quadrature (b): posterior mean of the integral for p = constant + Brownian motion observed with independent noise (per pixel, one kernel for all pixels), weights from min(s, t) + ratio x delta with the constant unknown (universal kriging); ratio 0 is the trapezoid. "fitted": rate and noise by least squares of ||p_j - p_i||^2 = rate x |a_j - a_i| + 2 noise over the rule\'s own pairs at most 4 points apart; its estimate sqrt(rate x posterior variance) / ||map||. "best ratio (oracle)": the best of ratios 0, 1e-4, 3e-4, 1e-3, 3e-3, 1e-2, 3e-2 per point set, chosen against the reference. "oracle placement and best smoothing ratio": both oracles at once, the floor of these gradient-point quadratures.',
+];
 
 async function main(): Promise<void> {
   // The parts ran on the default backend; the merge records it as theirs.
@@ -377,13 +507,14 @@ async function main(): Promise<void> {
     const parts = process.env.MERGE.split(',').map((f) => JSON.parse(readFileSync(f, 'utf8')) as { rows: Record<string, Cell>[]; notes: string[] });
     // MERGE_NOTE: what the parts leave out and why (e.g. a model that did not finish).
     const notes = [...new Set(parts.flatMap((p) => p.notes)), ...(process.env.MERGE_NOTE ? [process.env.MERGE_NOTE] : [])];
-    writeBenchResult('ig-map-error', TITLE, parts.flatMap((p) => p.rows), notes);
+    writeBenchResult(ROUTES ? 'ig-map-error-routes' : 'ig-map-error', ROUTES ? ROUTES_TITLE : TITLE, parts.flatMap((p) => p.rows), notes);
     return;
   }
   const rows: Record<string, Cell>[] = [];
   const only = process.env.MODELS?.split(',');
   const wanted = (name: string) => !only || only.includes(name);
-  const notes = [
+  const run = ROUTES ? routes : measure;
+  const notes = ROUTES ? [...ROUTES_NOTES] : [
     'Reference: the column names it (riemann_trapezoid on a uniform grid, both ends included). "reference error": its own map-error estimate (trapezoid against midpoint of the interleaved halves).',
     'Map error = ||map - reference|| / ||reference||, L2 over pixels and channels; black baseline, top-1 class, logits.',
     `Captum's default is gausslegendre with ${CAPTUM_STEPS} steps (n_steps=50). map_adaptive runs with mapTolerance set to GL-50's true error on that image (it stops at estimate <= tolerance / ${MAP_TOLERANCE_MARGIN}, the measured margin), and once more stopping at estimate <= GL-50's error (mapTolerance = ${MAP_TOLERANCE_MARGIN} x that); budget: the reference's steps.`,
@@ -398,7 +529,7 @@ async function main(): Promise<void> {
     const model = await loadImageModel('default');
     const samples = generateShapes({ count: QUICK ? 2 : 8, seed: 2024, size: model.inputShape[0] });
     const images = samples.map((s, i) => ({ name: `shape ${i} (${s.className})`, data: s.pixels, height: model.inputShape[0], width: model.inputShape[1], channels: model.inputShape[2] }));
-    await measure(model, 'shapes-resnet (bundled, generated shapes)', images, { rule: 'riemann_trapezoid', steps: 2049 }, rows, notes);
+    await run(model, 'shapes-resnet (bundled, generated shapes)', images, { rule: 'riemann_trapezoid', steps: 2049 }, rows, notes);
     model.dispose();
   } else {
     notes.push('The bundled model (models/shapes-resnet) is missing; its row is left out.');
@@ -408,7 +539,7 @@ async function main(): Promise<void> {
     // left out on request
   } else if (existsSync(resnet8)) {
     const model = await loadImageModel(resnet8);
-    await measure(model, 'resnet8-cifar10 (photos, 32x32)', await photos(32), { rule: 'riemann_trapezoid', steps: 2049 }, rows, notes);
+    await run(model, 'resnet8-cifar10 (photos, 32x32)', await photos(32), { rule: 'riemann_trapezoid', steps: 2049 }, rows, notes);
     model.dispose();
   } else {
     notes.push(`ResNet-8 not found at ${resnet8}`);
@@ -418,12 +549,13 @@ async function main(): Promise<void> {
     // left out on request
   } else if (existsSync(mobilenet)) {
     const model = await loadImageModel(mobilenet);
-    await measure(model, 'mobilenet_v2_1.0_224_quant (photos, 224x224)', await photos(224, Number(process.env.MOBILENET_IMAGES ?? 3)), { rule: 'riemann_trapezoid', steps: 513 }, rows, notes);
+    await run(model, 'mobilenet_v2_1.0_224_quant (photos, 224x224)', await photos(224, Number(process.env.MOBILENET_IMAGES ?? 3)), { rule: 'riemann_trapezoid', steps: 513 }, rows, notes);
     model.dispose();
   } else {
     notes.push(`MobileNetV2 not found at ${mobilenet}`);
   }
   if (process.env.PART) writeFileSync(process.env.PART, JSON.stringify({ rows, notes }));
+  else if (ROUTES) writeBenchResult('ig-map-error-routes', ROUTES_TITLE, rows, notes);
   else writeBenchResult('ig-map-error', TITLE, rows, notes);
 }
 

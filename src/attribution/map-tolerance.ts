@@ -10,7 +10,8 @@
  * largest per-pixel error norm are halved (2 new gradients each; the 3 old points are kept), so
  * points go where the gradient changes along the path, not where a scalar score does: for the
  * random-walk gradients of ReLU networks the trapezoid is the best estimate between points, so
- * placement is all there is to gain (bench/results/ig-map-error.json, "oracle placement").
+ * placement is all there is to gain (bench/results/ig-map-error.json, "oracle placement"; directional
+ * derivatives and a smoothing estimate between points do not change that: ig-map-error-routes.json).
  * No forward passes beyond F(x) and F(x').
  */
 import { LensError } from '../core/errors.js';
