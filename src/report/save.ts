@@ -12,6 +12,7 @@
 import { join } from 'node:path';
 import { hasPadding, mapToPhoto } from '../image/geometry.js';
 import {
+  DEFAULT_VIEW,
   attributionPngText,
   formatProbability,
   quietestCorner,
@@ -38,8 +39,6 @@ export type Canvas = (typeof CANVASES)[number];
 /** Default Gaussian smoothing of the picture (not of the `.npy`), in model-input pixels, for the views that are lens's own. */
 export const DEFAULT_SMOOTHING = 1.5;
 
-/** The default view: see docs/attribution-views.md for the comparison it was chosen from. */
-export const DEFAULT_VIEW: { viz: VisualizationMethod; sign: AttributionSign } = { viz: 'overlay', sign: 'absolute_value' };
 
 export interface SaveOptions {
   /** Folder for the files (created when missing). */

@@ -15,7 +15,7 @@ import { COMPARE_METRICS, IG_RULES, BASELINE_NAMES, METHOD_NAMES, type Attributi
 import { splitBaselineList } from '../attribution/baselines.js';
 import { LensError, errorMessage } from '../core/errors.js';
 import { encodePng } from '../image/index.js';
-import { ATTRIBUTION_SIGNS, VISUALIZATION_METHODS, createRgba, encodeRgbaPng, parseAttributionSign, parseVisualizationMethod, sharedScale, visualize } from '../render/index.js';
+import { ATTRIBUTION_SIGNS, DEFAULT_VIEW, VISUALIZATION_METHODS, createRgba, encodeRgbaPng, parseAttributionSign, parseVisualizationMethod, sharedScale, visualize } from '../render/index.js';
 import { compareCommandLine, explainCommandLine, exportAttribution, exportCurvesView, exportPathView, gridSvg, type ExportedFiles } from './export.js';
 import { StudioSession, type ExplainRequest, type ModelKind, type SessionOptions, type StudioAttribution, type StudioImage } from './session.js';
 import type { PanelResult } from './wire.js';
@@ -119,7 +119,7 @@ function modelKind(req: Request): ModelKind {
 }
 
 function rendering(req: Request) {
-  return { viz: parseVisualizationMethod(q(req, 'viz', 'blended_heat_map')), sign: parseAttributionSign(q(req, 'sign', 'absolute_value')) };
+  return { viz: parseVisualizationMethod(q(req, 'viz', DEFAULT_VIEW.viz)), sign: parseAttributionSign(q(req, 'sign', DEFAULT_VIEW.sign)) };
 }
 
 /** The scale the maps share, or undefined for conventions without a value scale (outline, masked pictures of PAIR's kinds), which draw each map alone. */
@@ -237,6 +237,7 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
         servedError: session.servedError ?? null,
         images: await Promise.all([...session.images.values()].map(imageJson)),
         choices: { methods: METHOD_NAMES, baselines: BASELINE_NAMES, rules: IG_RULES, viz: VISUALIZATION_METHODS, signs: ATTRIBUTION_SIGNS, metrics: COMPARE_METRICS },
+        defaults: DEFAULT_VIEW,
         maxUploadBytes: session.maxUploadBytes,
       });
     },
