@@ -179,10 +179,12 @@ export interface PictureSettings {
   /** Picture size: the photo's on canvas `photo` (a photo under SMALL_PHOTO_SIDE is drawn enlarged), the model input's on `model`. */
   width: number;
   height: number;
+  /** The notes under the legend's colour bar on canvas `photo` (clipping, smoothing, padding, cropping); none on `model`. */
+  notes: string[];
 }
 
 function pictureText(settings: PictureSettings): Record<string, string | number> {
-  return { canvas: settings.canvas, viz: settings.viz, sign: settings.sign, smooth: settings.smooth };
+  return { canvas: settings.canvas, viz: settings.viz, sign: settings.sign, smooth: settings.smooth, ...(settings.notes.length > 0 ? { notes: settings.notes.join(' | ') } : {}) };
 }
 
 /**
@@ -216,7 +218,7 @@ export async function attributionPicture(
       ],
       cellSize: Math.max(160, Math.min(320, Math.max(image.height, image.width))),
     });
-    return { bytes, settings: { canvas, viz, sign, smooth, width: image.width, height: image.height } };
+    return { bytes, settings: { canvas, viz, sign, smooth, width: image.width, height: image.height, notes: [] } };
   }
   const photo = options.photo ?? image;
   if (!geometry && (photo.height !== attribution.height || photo.width !== attribution.width)) {
@@ -230,7 +232,8 @@ export async function attributionPicture(
   const notes = [
     ...(viz === 'outline' ? ['outline: region with 50% of the |attribution| mass'] : []),
     [colourNote, smoothNote].filter(Boolean).join('; '),
-    ...(geometry && hasPadding(geometry) ? ['padding: not image, no attribution'] : []),
+    // On the photo the padding is dropped; it shows only when the model input itself is the picture.
+    ...(!onPhoto && geometry && hasPadding(geometry) ? ['padding: not image, no attribution'] : []),
     ...(onPhoto && onPhoto.seen.includes(0) ? ['darkened: cropped off, unseen by the model'] : []),
   ].filter((n) => n.length > 0);
   const view = onPhoto?.map ?? map;
@@ -239,7 +242,7 @@ export async function attributionPicture(
     notes,
     corner: quietestCorner(channelSum(view), view.width, view.height),
   });
-  return { bytes, settings: { canvas, viz, sign, smooth, width: photo.width, height: photo.height } };
+  return { bytes, settings: { canvas, viz, sign, smooth, width: photo.width, height: photo.height, notes } };
 }
 
 /** Photo pixels the model never saw (cut off by a crop) are darkened. */
