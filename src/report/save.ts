@@ -55,8 +55,7 @@ export interface SaveOptions {
   canvas?: Canvas;
   /**
    * Gaussian smoothing of the picture in model-input pixels (0: none), named in the legend; the
-   * `.npy` is never smoothed. Default DEFAULT_SMOOTHING for `overlay` and `outline`, 0 for the
-   * named Captum and PAIR conventions (so they stay theirs).
+   * `.npy` is never smoothed. Default {@link defaultSmoothing} of the view.
    */
   smooth?: number;
   /** Name of the image, shown in the panel and stored in the files. */
@@ -169,6 +168,29 @@ export async function saveAttribution(attribution: Attribution, image: ImageInpu
   return files;
 }
 
+/**
+ * The smoothing a picture gets when none is asked for: DEFAULT_SMOOTHING for the views that are
+ * lens's own (`overlay`, `outline`), 0 for the named Captum and PAIR conventions (so they stay theirs).
+ *
+ * @example
+ * defaultSmoothing('overlay'); // 1.5
+ */
+export function defaultSmoothing(viz: VisualizationMethod): number {
+  return viz === 'overlay' || viz === 'outline' ? DEFAULT_SMOOTHING : 0;
+}
+
+/**
+ * The map a picture draws: Gaussian-smoothed by `smooth` model-input pixels (0: the map itself),
+ * padding kept out through the geometry. Only pictures are smoothed, never the saved `.npy`.
+ *
+ * @example
+ * visualize(smoothedMap(attr, defaultSmoothing('overlay')), { method: 'overlay', image: pixels });
+ */
+export function smoothedMap(attribution: Attribution, smooth: number, geometry = attribution.geometry): Attribution {
+  if (!(smooth >= 0)) throw new LensError('INVALID_ARGUMENT', `smoothing must be >= 0 pixels, got ${smooth}`);
+  return smooth > 0 ? { ...attribution, data: gaussianBlur({ ...attribution, ...(geometry ? { geometry } : {}) }, smooth).data } : attribution;
+}
+
 /** How a saved picture was drawn (in the JSON summary as `picture`). */
 export interface PictureSettings {
   canvas: Canvas;
@@ -202,9 +224,8 @@ export async function attributionPicture(
   const sign = options.sign ?? DEFAULT_VIEW.sign;
   const geometry = attribution.geometry ?? image.geometry;
   const canvas = options.canvas ?? (options.photo && geometry ? 'photo' : 'model');
-  const smooth = options.smooth ?? (viz === 'overlay' || viz === 'outline' ? DEFAULT_SMOOTHING : 0);
-  if (!(smooth >= 0)) throw new LensError('INVALID_ARGUMENT', `smoothing must be >= 0 pixels, got ${smooth}`);
-  const map: Attribution = smooth > 0 ? { ...attribution, data: gaussianBlur({ ...attribution, ...(geometry ? { geometry } : {}) }, smooth).data } : attribution;
+  const smooth = options.smooth ?? defaultSmoothing(viz);
+  const map = smoothedMap(attribution, smooth, geometry);
   const title = [attribution.method, ...attributionTitle(attribution)];
   const smoothNote = smooth > 0 ? `smoothed σ = ${smooth} model px` : undefined;
   if (canvas === 'model') {
