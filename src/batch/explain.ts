@@ -24,9 +24,9 @@ export interface AttributionExplainerOptions extends ModelLoadSettings {
   rule?: string;
   /** `top1`, a class index or a label (one target per image). Default 'top1'. */
   target?: string;
-  /** Visualization convention. Default 'blended_heat_map'. */
+  /** Visualization convention. Default DEFAULT_VIEW.viz (`overlay`), as `lens batch`. */
   viz?: string;
-  /** Captum sign. Default 'absolute_value'. */
+  /** Captum sign. Default DEFAULT_VIEW.sign (`absolute_value`). */
   sign?: string;
   /** pad, crop or squash. Default 'pad'. */
   resize?: string;
@@ -71,8 +71,8 @@ export async function createAttributionExplainer(options: AttributionExplainerOp
   const rule = attribution.parseIntegrationRule(options.rule ?? 'gausslegendre');
   const target = attribution.parseTarget(options.target ?? 'top1');
   if (typeof target === 'object') throw new LensError('INVALID_ARGUMENT', `--target ${options.target}: batch attribution explains one class per image (top1, an index or a label)`);
-  const viz = render.parseVisualizationMethod(options.viz ?? 'blended_heat_map');
-  const sign = render.parseAttributionSign(options.sign ?? 'absolute_value');
+  const viz = render.parseVisualizationMethod(options.viz ?? render.DEFAULT_VIEW.viz);
+  const sign = render.parseAttributionSign(options.sign ?? render.DEFAULT_VIEW.sign);
   const resize = parseResizeMode(options.resize ?? 'pad');
   const seed = options.seed ?? 0;
   if (!Number.isInteger(seed)) throw new LensError('INVALID_ARGUMENT', `--seed must be an integer, got ${seed}`);

@@ -9,6 +9,7 @@
 import type { Command } from 'commander';
 import { LensError } from '../core/errors.js';
 import type { Progress, ProgressCallback } from '../attribution/types.js';
+import { DEFAULT_VIEW } from '../render/default-view.js';
 
 const ATTRIBUTION_FLAGS = {
   method: { flags: '--method <name>', description: 'ig, eg, gradient, gradient_x_input, smoothgrad[:METHOD], vargrad[:METHOD], blur_ig, guided_ig, xrai, gradcam, occlusion, rise', defaultValue: 'ig' },
@@ -18,8 +19,8 @@ const ATTRIBUTION_FLAGS = {
   target: { flags: '--target <target>', description: 'top1, topK (each of the k best), a class index, or a label', defaultValue: 'top1' },
   // For commands that write one explanation per image.
   singleTarget: { flags: '--target <target>', description: 'top1, a class index or a label', defaultValue: 'top1' },
-  viz: { flags: '--viz <method>', description: 'overlay (colour by |attribution| over the dimmed photo), outline, or the named conventions heat_map, blended_heat_map, masked_image, alpha_scaling, saliency_grayscale, saliency_diverging', defaultValue: 'overlay' },
-  sign: { flags: '--sign <sign>', description: 'all, positive, negative, absolute_value', defaultValue: 'absolute_value' },
+  viz: { flags: '--viz <method>', description: 'overlay (colour by |attribution| over the dimmed photo), outline, or the named conventions heat_map, blended_heat_map, masked_image, alpha_scaling, saliency_grayscale, saliency_diverging', defaultValue: DEFAULT_VIEW.viz },
+  sign: { flags: '--sign <sign>', description: 'all, positive, negative, absolute_value', defaultValue: DEFAULT_VIEW.sign },
   preprocess: { flags: '--preprocess <name>', description: 'raw, unit, symmetric, caffe, torch, bgr (default: what the model declares, else raw)' },
   resize: { flags: '--resize <mode>', description: 'pad, crop or squash to the model input size', defaultValue: 'pad' },
   labels: { flags: '--labels <file>', description: 'class labels, one per line (or a JSON array)' },

@@ -54,6 +54,7 @@ export {
   type VisualizationMethod,
   type VisualizeOptions,
 } from './visualize.js';
+export { DEFAULT_VIEW } from './default-view.js';
 export { createRgba, encodeRgbaPng, rgbaFromImage, type ImageLike, type RgbaImage } from './rgba.js';
 export { gridPanels, gridSize, renderGrid, type GridCell, type GridOptions, type GridPanel } from './grid.js';
 export type { PictureFormat } from './draw.js';

@@ -12,6 +12,7 @@
 import { join } from 'node:path';
 import { hasPadding, mapToPhoto } from '../image/geometry.js';
 import {
+  DEFAULT_VIEW,
   attributionPngText,
   formatProbability,
   quietestCorner,
@@ -38,8 +39,6 @@ export type Canvas = (typeof CANVASES)[number];
 /** Default Gaussian smoothing of the picture (not of the `.npy`), in model-input pixels, for the views that are lens's own. */
 export const DEFAULT_SMOOTHING = 1.5;
 
-/** The default view: see docs/attribution-views.md for the comparison it was chosen from. */
-export const DEFAULT_VIEW: { viz: VisualizationMethod; sign: AttributionSign } = { viz: 'overlay', sign: 'absolute_value' };
 
 export interface SaveOptions {
   /** Folder for the files (created when missing). */
@@ -56,8 +55,7 @@ export interface SaveOptions {
   canvas?: Canvas;
   /**
    * Gaussian smoothing of the picture in model-input pixels (0: none), named in the legend; the
-   * `.npy` is never smoothed. Default DEFAULT_SMOOTHING for `overlay` and `outline`, 0 for the
-   * named Captum and PAIR conventions (so they stay theirs).
+   * `.npy` is never smoothed. Default {@link defaultSmoothing} of the view.
    */
   smooth?: number;
   /** Name of the image, shown in the panel and stored in the files. */
@@ -170,6 +168,29 @@ export async function saveAttribution(attribution: Attribution, image: ImageInpu
   return files;
 }
 
+/**
+ * The smoothing a picture gets when none is asked for: DEFAULT_SMOOTHING for the views that are
+ * lens's own (`overlay`, `outline`), 0 for the named Captum and PAIR conventions (so they stay theirs).
+ *
+ * @example
+ * defaultSmoothing('overlay'); // 1.5
+ */
+export function defaultSmoothing(viz: VisualizationMethod): number {
+  return viz === 'overlay' || viz === 'outline' ? DEFAULT_SMOOTHING : 0;
+}
+
+/**
+ * The map a picture draws: Gaussian-smoothed by `smooth` model-input pixels (0: the map itself),
+ * padding kept out through the geometry. Only pictures are smoothed, never the saved `.npy`.
+ *
+ * @example
+ * visualize(smoothedMap(attr, defaultSmoothing('overlay')), { method: 'overlay', image: pixels });
+ */
+export function smoothedMap(attribution: Attribution, smooth: number, geometry = attribution.geometry): Attribution {
+  if (!(smooth >= 0)) throw new LensError('INVALID_ARGUMENT', `smoothing must be >= 0 pixels, got ${smooth}`);
+  return smooth > 0 ? { ...attribution, data: gaussianBlur({ ...attribution, ...(geometry ? { geometry } : {}) }, smooth).data } : attribution;
+}
+
 /** How a saved picture was drawn (in the JSON summary as `picture`). */
 export interface PictureSettings {
   canvas: Canvas;
@@ -180,10 +201,12 @@ export interface PictureSettings {
   /** Picture size: the photo's on canvas `photo` (a photo under SMALL_PHOTO_SIDE is drawn enlarged), the model input's on `model`. */
   width: number;
   height: number;
+  /** The notes under the legend's colour bar on canvas `photo` (clipping, smoothing, padding, cropping); none on `model`. */
+  notes: string[];
 }
 
 function pictureText(settings: PictureSettings): Record<string, string | number> {
-  return { canvas: settings.canvas, viz: settings.viz, sign: settings.sign, smooth: settings.smooth };
+  return { canvas: settings.canvas, viz: settings.viz, sign: settings.sign, smooth: settings.smooth, ...(settings.notes.length > 0 ? { notes: settings.notes.join(' | ') } : {}) };
 }
 
 /**
@@ -201,9 +224,8 @@ export async function attributionPicture(
   const sign = options.sign ?? DEFAULT_VIEW.sign;
   const geometry = attribution.geometry ?? image.geometry;
   const canvas = options.canvas ?? (options.photo && geometry ? 'photo' : 'model');
-  const smooth = options.smooth ?? (viz === 'overlay' || viz === 'outline' ? DEFAULT_SMOOTHING : 0);
-  if (!(smooth >= 0)) throw new LensError('INVALID_ARGUMENT', `smoothing must be >= 0 pixels, got ${smooth}`);
-  const map: Attribution = smooth > 0 ? { ...attribution, data: gaussianBlur({ ...attribution, ...(geometry ? { geometry } : {}) }, smooth).data } : attribution;
+  const smooth = options.smooth ?? defaultSmoothing(viz);
+  const map = smoothedMap(attribution, smooth, geometry);
   const title = [attribution.method, ...attributionTitle(attribution)];
   const smoothNote = smooth > 0 ? `smoothed σ = ${smooth} model px` : undefined;
   if (canvas === 'model') {
@@ -217,7 +239,7 @@ export async function attributionPicture(
       ],
       cellSize: Math.max(160, Math.min(320, Math.max(image.height, image.width))),
     });
-    return { bytes, settings: { canvas, viz, sign, smooth, width: image.width, height: image.height } };
+    return { bytes, settings: { canvas, viz, sign, smooth, width: image.width, height: image.height, notes: [] } };
   }
   const photo = options.photo ?? image;
   if (!geometry && (photo.height !== attribution.height || photo.width !== attribution.width)) {
@@ -231,7 +253,8 @@ export async function attributionPicture(
   const notes = [
     ...(viz === 'outline' ? ['outline: region with 50% of the |attribution| mass'] : []),
     [colourNote, smoothNote].filter(Boolean).join('; '),
-    ...(geometry && hasPadding(geometry) ? ['padding: not image, no attribution'] : []),
+    // On the photo the padding is dropped; it shows only when the model input itself is the picture.
+    ...(!onPhoto && geometry && hasPadding(geometry) ? ['padding: not image, no attribution'] : []),
     ...(onPhoto && onPhoto.seen.includes(0) ? ['darkened: cropped off, unseen by the model'] : []),
   ].filter((n) => n.length > 0);
   const view = onPhoto?.map ?? map;
@@ -240,7 +263,7 @@ export async function attributionPicture(
     notes,
     corner: quietestCorner(channelSum(view), view.width, view.height),
   });
-  return { bytes, settings: { canvas, viz, sign, smooth, width: photo.width, height: photo.height } };
+  return { bytes, settings: { canvas, viz, sign, smooth, width: photo.width, height: photo.height, notes } };
 }
 
 /** Photo pixels the model never saw (cut off by a crop) are darkened. */

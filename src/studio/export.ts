@@ -8,10 +8,11 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { methodLabel, parseMethod } from '../attribution/index.js';
-import { saveAttribution, saveCurvesView, savePathView, type NamedCurves, type SavedFiles } from '../report/index.js';
+import { defaultSmoothing, saveAttribution, saveCurvesView, savePathView, smoothedMap, type NamedCurves, type SavedFiles } from '../report/index.js';
 import { loadPixels } from '../image/index.js';
 import { imageStem } from '../image/files.js';
-import { attributionTitle, encodeRgbaPng, rgbaFromImage, visualize, type AttributionSign, type VisualizationMethod } from '../render/index.js';
+import { attributionTitle, encodeRgbaPng, rgbaFromImage, visualize, type AttributionSign, type Visualization, type VisualizationMethod } from '../render/index.js';
+import type { Attribution, ImageInput } from '../attribution/types.js';
 import type { SessionOptions, StudioAttribution, StudioImage } from './session.js';
 
 /** The files `lens explain` writes for one attribution, in memory. */
@@ -74,6 +75,21 @@ export function exportCurvesView(entries: readonly StudioAttribution[], image: S
   return inMemory(stem, (dir) => saveCurvesView(curves, { dir, stem, title: `${imageStem(image.name)}: ${method}`, imageName: image.name, extra: { model: options.model, method } }));
 }
 
+/** The map a panel draws: smoothed as `lens explain` smooths its picture in this view (the `.npy` never is). */
+export function shownMap(attribution: Attribution, viz: VisualizationMethod): Attribution {
+  return smoothedMap(attribution, defaultSmoothing(viz));
+}
+
+/**
+ * A panel's picture at the model input's size, drawn as `lens explain` draws the view (same smoothing).
+ *
+ * @example
+ * const picture = panelPicture(entry.attribution, image.pixels, { viz: 'overlay', sign: 'absolute_value' });
+ */
+export function panelPicture(attribution: Attribution, image: ImageInput, view: { viz: VisualizationMethod; sign: AttributionSign; scale?: number }): Visualization {
+  return visualize(shownMap(attribution, view.viz), { method: view.viz, sign: view.sign, image, ...(view.scale !== undefined ? { scale: view.scale } : {}) });
+}
+
 const escapeXml = (s: string) => s.replace(/[<>&"']/g, (c) => `&#${c.charCodeAt(0)};`);
 
 /**
@@ -89,7 +105,7 @@ export async function gridSvg(image: StudioImage, entries: readonly StudioAttrib
   const panels: { png: Buffer; lines: string[] }[] = [{ png: await encodeRgbaPng(rgbaFromImage(image.pixels)), lines: [image.name] }];
   for (const e of entries) {
     const scale = options.ownScale?.has(e.key) ? undefined : options.scale;
-    const picture = visualize(e.attribution, { method: options.viz, sign: options.sign, image: image.pixels, ...(scale !== undefined ? { scale } : {}) });
+    const picture = panelPicture(e.attribution, image.pixels, { viz: options.viz, sign: options.sign, ...(scale !== undefined ? { scale } : {}) });
     panels.push({ png: await encodeRgbaPng(picture), lines: [e.attribution.method, ...attributionTitle(e.attribution)].slice(0, titleLines) });
   }
   const width = panels.length * (cell + 8) + 8;

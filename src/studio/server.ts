@@ -15,8 +15,8 @@ import { COMPARE_METRICS, IG_RULES, BASELINE_NAMES, METHOD_NAMES, type Attributi
 import { splitBaselineList } from '../attribution/baselines.js';
 import { LensError, errorMessage } from '../core/errors.js';
 import { encodePng } from '../image/index.js';
-import { ATTRIBUTION_SIGNS, VISUALIZATION_METHODS, createRgba, encodeRgbaPng, parseAttributionSign, parseVisualizationMethod, sharedScale, visualize } from '../render/index.js';
-import { compareCommandLine, explainCommandLine, exportAttribution, exportCurvesView, exportPathView, gridSvg, type ExportedFiles } from './export.js';
+import { ATTRIBUTION_SIGNS, DEFAULT_VIEW, VISUALIZATION_METHODS, createRgba, encodeRgbaPng, parseAttributionSign, parseVisualizationMethod, sharedScale } from '../render/index.js';
+import { compareCommandLine, explainCommandLine, exportAttribution, exportCurvesView, exportPathView, gridSvg, panelPicture, shownMap, type ExportedFiles } from './export.js';
 import { StudioSession, type ExplainRequest, type ModelKind, type SessionOptions, type StudioAttribution, type StudioImage } from './session.js';
 import type { PanelResult } from './wire.js';
 
@@ -119,13 +119,13 @@ function modelKind(req: Request): ModelKind {
 }
 
 function rendering(req: Request) {
-  return { viz: parseVisualizationMethod(q(req, 'viz', 'blended_heat_map')), sign: parseAttributionSign(q(req, 'sign', 'absolute_value')) };
+  return { viz: parseVisualizationMethod(q(req, 'viz', DEFAULT_VIEW.viz)), sign: parseAttributionSign(q(req, 'sign', DEFAULT_VIEW.sign)) };
 }
 
 /** The scale the maps share, or undefined for conventions without a value scale (outline, masked pictures of PAIR's kinds), which draw each map alone. */
 function optionalSharedScale(maps: readonly Attribution[], view: ReturnType<typeof rendering>): number | undefined {
   try {
-    return sharedScale(maps, { method: view.viz, sign: view.sign });
+    return sharedScale(maps.map((m) => shownMap(m, view.viz)), { method: view.viz, sign: view.sign });
   } catch (e) {
     if (!(e instanceof LensError)) throw e;
     return undefined;
@@ -237,6 +237,7 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
         servedError: session.servedError ?? null,
         images: await Promise.all([...session.images.values()].map(imageJson)),
         choices: { methods: METHOD_NAMES, baselines: BASELINE_NAMES, rules: IG_RULES, viz: VISUALIZATION_METHODS, signs: ATTRIBUTION_SIGNS, metrics: COMPARE_METRICS },
+        defaults: DEFAULT_VIEW,
         maxUploadBytes: session.maxUploadBytes,
       });
     },
@@ -316,7 +317,7 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
         log(`studio: ${preview ? 'preview ' : ''}${a.method} ${a.baseline ?? ''} on ${session.image(base.image).name}: ${entry.millis > 0 ? `${entry.millis.toFixed(0)} ms` : 'cached'}`);
         if (!preview) return stream.send('result', panelResult(entry, b, false));
         // The coarse picture travels in the event: a request for it would wait behind the final computation.
-        const picture = await encodeRgbaPng(visualize(a, { method: view.viz, sign: view.sign, image: session.image(base.image).pixels }));
+        const picture = await encodeRgbaPng(panelPicture(a, session.image(base.image).pixels, view));
         // Flushed before the next computation, which may hold the event loop (tfjs on wasm) for its whole length.
         await stream.send('preview', { ...panelResult(entry, b, true), picture: `data:image/png;base64,${picture.toString('base64')}` });
       };
@@ -357,7 +358,7 @@ export function studioApp(session: StudioSession, options: { token?: string } = 
       const scaleText = q(req, 'scale', '');
       const scale = scaleText === '' ? undefined : Number(scaleText);
       if (scale !== undefined && !(scale > 0)) throw new LensError('INVALID_ARGUMENT', `scale must be a positive number, got "${scaleText}"`);
-      const picture = visualize(entry.attribution, { method: viz, sign, image: session.image(entry.request.image).pixels, ...(scale !== undefined ? { scale } : {}) });
+      const picture = panelPicture(entry.attribution, session.image(entry.request.image).pixels, { viz, sign, ...(scale !== undefined ? { scale } : {}) });
       res.type('png').send(await encodeRgbaPng(picture));
     },
   );

@@ -27,6 +27,8 @@ export interface State {
   servedError: string | null;
   images: ImageInfo[];
   choices: { methods: string[]; baselines: string[]; rules: string[]; viz: string[]; signs: string[]; metrics: string[] };
+  /** The view the page opens with: the CLI's default (`lens explain --viz --sign`), so the first picture is the one `lens explain` draws. */
+  defaults: { viz: string; sign: string };
   maxUploadBytes: number;
 }
 

@@ -553,8 +553,9 @@ function App() {
   const [selected, setSelected] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [form, setForm] = useState<ExplainForm>({ method: 'ig', baselines: ['black'], extraBaselines: '', steps: '50', rule: 'gausslegendre', target: 'top1', seed: '0', model: 'local' });
-  const [viz, setViz] = useState('blended_heat_map');
-  const [sign, setSign] = useState('absolute_value');
+  // Unset until the user picks one: the server's default view (the CLI's) applies.
+  const [chosenViz, setViz] = useState<string | null>(null);
+  const [chosenSign, setSign] = useState<string | null>(null);
   const [panels, setPanels] = useState<PanelResult[]>([]);
   const [progress, setProgress] = useState<Progress | null>(null);
   const [explored, setExplored] = useState<PanelResult | null>(null);
@@ -565,6 +566,8 @@ function App() {
     if (state && !selected && state.images[0]) setSelected(state.images[0].id);
   }, [state]);
   if (!state) return <main>{error ? <p role="alert">{error}</p> : <p>Loading…</p>}</main>;
+  const viz = chosenViz ?? state.defaults.viz;
+  const sign = chosenSign ?? state.defaults.sign;
   const model = state.local ?? state.served;
   const image = state.images.find((i) => i.id === selected) ?? null;
   const baselines = [...form.baselines, ...form.extraBaselines.split(/,(?![a-z_]+=)/i).map((s) => s.trim()).filter(Boolean)];

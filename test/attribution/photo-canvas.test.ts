@@ -1,6 +1,6 @@
 /**
  * Attributions on the user's photo: the resize geometry kept with every image, padding that gets
- * no attribution by construction for every baseline, metrics that leave padding out, closed-form
+ * no attribution by construction for every baseline (named in a picture's legend only where it shows), metrics that leave padding out, closed-form
  * insertion curves, bootstrap intervals inside the data's range, and `lens explain`'s default
  * picture decoded from the PNG (size, text chunks, visible colour).
  */
@@ -19,11 +19,12 @@ import {
   type BaselineSpec,
 } from '../../src/attribution/index.js';
 import { initBackend } from '../../src/engines/tfjs/index.js';
-import { contentMask, decodePixels, mapToPhoto } from '../../src/image/index.js';
+import { contentMask, decodePixels, mapToPhoto, type Pixels } from '../../src/image/index.js';
 import { newCanvas, wrapText } from '../../src/render/draw.js';
 import { fontSpec } from '../../src/render/fonts.js';
 import { createRgba, gridSize, readNpy, readPngText, renderGrid, renderOnPhoto, type Visualization } from '../../src/render/index.js';
 import { photoEnlargement } from '../../src/render/photo.js';
+import { saveAttribution } from '../../src/report/save.js';
 import { runLens, SHARED } from '../helpers/cli.js';
 import { linearModel, mlpModel, saveLayersModelDir } from './helpers.js';
 
@@ -98,6 +99,30 @@ describe('padding is not image', () => {
     }
     const blur = await blurIntegratedGradients(model, image, { steps: 16, target: 1 });
     for (let p = 0; p < 256; p++) if (!mask[p]) expect(blur.data[p * 3]).toBe(0);
+    model.dispose();
+  });
+
+  it('is named in the picture\'s legend only when the picture shows it', async () => {
+    const bytes = await widePhoto(7);
+    const photo = await decodePixels(bytes);
+    const { model } = mlpModel(shape, 4, 2, 8);
+    const legendNotes = async (image: Pixels, stem: string, options: { photo?: Pixels; canvas?: 'photo' }) => {
+      const files = await saveAttribution(await runMethod('gradient', model, image, { target: 0 }), image, { dir, stem, ...options });
+      const json = JSON.parse(await readFile(files.json, 'utf8')) as { picture: { notes: string[] } };
+      // The PNG's text carries the notes the legend draws, as the JSON does.
+      expect(readPngText(await readFile(files.png)).notes ?? '').toBe(json.picture.notes.join(' | '));
+      return json.picture.notes;
+    };
+    const padded = await decodePixels(bytes, { size: [16, 16], resize: 'pad' });
+    const squashed = await decodePixels(bytes, { size: [16, 16], resize: 'squash' });
+    const note = 'padding: not image, no attribution';
+    // On the photo the padding is dropped: no note, though the model saw padding.
+    expect(await legendNotes(padded, 'pad-on-photo', { photo })).not.toContain(note);
+    // The padded model input as the picture shows the padding rows: the note says what they are.
+    expect(await legendNotes(padded, 'pad-on-input', { canvas: 'photo' })).toContain(note);
+    // A squashed input has no padding to show.
+    expect(await legendNotes(squashed, 'squash-on-input', { canvas: 'photo' })).not.toContain(note);
+    expect(await legendNotes(squashed, 'squash-on-photo', { photo })).not.toContain(note);
     model.dispose();
   });
 

@@ -1,7 +1,7 @@
 /**
  * The studio's main flows in headless Chromium, against `lens studio` and a `lens serve` of the
  * bundled model started by the test: open an image, explain with two baselines, move the path
- * slider, export a PNG (pixels and text chunks), verify served vs local (checked against
+ * slider, the first picture in the CLI's default view, export a PNG (pixels and text chunks), verify served vs local (checked against
  * `lens verify`), and bad input shown in the page while the app keeps working.
  */
 import { mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
@@ -118,21 +118,30 @@ describe.runIf(chromiumAvailable())('lens studio in Chromium', () => {
     await expect.poll(() => page.getByLabel('Command line that writes the curves').inputValue()).toMatch(/^lens explain .*bird\.bmp .*--baseline black,white .*--curves 16$/);
   });
 
-  it('exports a PNG with the CLI’s text chunks and the picture’s pixels', async () => {
+  it('opens on the CLI’s default view and exports it as lens explain draws it: overlay on the photo, text chunks, colour', async () => {
+    // The first picture is lens explain's: |attribution| over the dimmed photo, not a pale blended heat map.
+    expect(await page.getByLabel('Visualization').inputValue()).toBe('overlay');
+    expect(await page.getByLabel('Sign').inputValue()).toBe('absolute_value');
+    // ...and the panels are drawn in it (checked by name: a share of coloured pixels would not tell, Captum's blend tints every pixel).
+    expect(await page.locator('figure.panel').first().locator('img').first().getAttribute('src')).toMatch(/[?&]viz=overlay&sign=absolute_value/);
+
     const download = page.waitForEvent('download');
     await page.locator('figure.panel').first().getByRole('link', { name: 'PNG' }).click();
-    const file = await (await download).path();
-    const png = readFileSync(file);
-    expect(readPngText(png)).toMatchObject({ method: 'integrated_gradients', baseline: 'black', steps: '50', rule: 'gausslegendre', model: 'shapes-resnet', image: BIRD, Software: 'serving-lens' });
+    const png = readFileSync(await (await download).path());
+    const text = readPngText(png);
+    expect(text).toMatchObject({ method: 'integrated_gradients', baseline: 'black', steps: '50', rule: 'gausslegendre', model: 'shapes-resnet', image: BIRD, Software: 'serving-lens' });
+    expect(text).toMatchObject({ canvas: 'photo', viz: 'overlay', sign: 'absolute_value', smooth: '1.5' });
+    // The model saw bird.bmp padded to a square, but the photo drawn has no padding: the legend does not name any.
+    expect(text.notes).not.toMatch(/padding/);
     const { data, info } = await sharp(png).removeAlpha().raw().toBuffer({ resolveWithObject: true });
-    expect(info.width).toBeGreaterThan(info.height);
-    // Left cell: the image; right cell: the blended heat map in Captum's blues (absolute value).
-    let bluish = 0;
+    expect([info.width, info.height]).toEqual([512, 343]);
+    // The overlay colours the photo (inferno is far from grey) where the attribution is.
+    let coloured = 0;
     for (let p = 0; p < info.width * info.height; p++) {
       const [r, g, b] = [data[p * 3]!, data[p * 3 + 1]!, data[p * 3 + 2]!];
-      if (b > r + 40 && b > g + 10 && p % info.width > info.width / 2) bluish++;
+      if (Math.max(r, g, b) - Math.min(r, g, b) > 40) coloured++;
     }
-    expect(bluish).toBeGreaterThan(50);
+    expect(coloured / (info.width * info.height)).toBeGreaterThan(0.02);
   });
 
   it('compares served and local image by image, as lens verify does', async () => {

@@ -1,6 +1,7 @@
 import type { Command } from 'commander';
 import { GRAPH_MODEL_FLAGS, addAttributionFlags, type AttributionFlagValues } from '../attribution-support.js';
 import { modelLoadFlags } from '../../models/load-settings.js';
+import { DEFAULT_VIEW } from '../../render/default-view.js';
 
 /** compare's own flags; the model-loading ones are the shared attribution flags. */
 interface CompareOptions extends Pick<AttributionFlagValues, 'preprocess' | 'resize' | 'labels' | 'batchSize' | 'backend' | 'engine' | 'checkpoint' | 'inputTensor' | 'outputTensor' | 'progress' | 'json'> {
@@ -33,8 +34,8 @@ export function register(program: Command): void {
     .option('--rule <rule>', 'integration rule', 'gausslegendre')
     .option('--target <target>', 'top1, a class index, or a label', 'top1')
     .option('--out <dir>', 'output folder', 'compare')
-    .option('--viz <method>', 'visualization in the grid (default overlay: |attribution| over the dimmed image)', 'overlay')
-    .option('--sign <sign>', 'all, positive, negative, absolute_value', 'absolute_value')
+    .option('--viz <method>', 'visualization in the grid (default overlay: |attribution| over the dimmed image)', DEFAULT_VIEW.viz)
+    .option('--sign <sign>', 'all, positive, negative, absolute_value', DEFAULT_VIEW.sign)
     .option('--grid-rows <n>', 'images shown in the grid', '6')
     .option('--scale <mode>', 'shared (one colour scale for every panel, so columns compare) or panel (each panel its own scale, to see structure)', 'shared')
     .option('--curve-steps <n>', 'points on the deletion/insertion curves (0 skips them)', '16')
