@@ -89,6 +89,9 @@ function decodeB64(v: unknown): Uint8Array {
 
 const FLOAT32_MAX_INT = 2 ** 24 - 1;
 const FLOAT32_MAX = 3.4028234663852886e38;
+const INT64_MIN = -(2n ** 63n);
+const INT64_MAX = 2n ** 63n - 1n;
+const UINT64_MAX = 2n ** 64n - 1n;
 
 /** Bounds on the string tensors a request may build (see TensorDecodeLimits). */
 export type StringLimits = Pick<TensorDecodeLimits, 'maxStringElements' | 'maxStringBytes'>;
@@ -579,13 +582,17 @@ function addFeatureValue(v: unknown, name: string, f: FeatureMessage): void {
     if (!isKind('bytes_list')) throw kindError();
     (f.bytes_list ??= { value: [] }).value!.push(Buffer.from(v, 'utf8'));
   } else if (v instanceof JsonNumber) {
-    if (!v.isInteger) {
+    // As rapidjson reads numbers: a whole number beyond uint64 (or below int64) is a double, and
+    // doubles become floats; NaN and +-Infinity pass (TF Serving's IsLosslessDecimal lets non-finite
+    // values through; its REST page calls them valid feature values).
+    const whole = v.isInteger ? BigInt(v.text) : undefined;
+    if (whole === undefined || whole > UINT64_MAX || whole < INT64_MIN) {
       if (!isKind('float_list')) throw kindError();
-      if (Math.abs(v.value) > FLOAT32_MAX) throw invalid(`Cannot convert JSON value: ${v.text} to float without loss of precision.`);
+      if (Number.isFinite(v.value) && Math.abs(v.value) > FLOAT32_MAX) throw invalid(`Cannot convert JSON value: ${v.text} to float without loss of precision.`);
       (f.float_list ??= { value: [] }).value!.push(v.value);
     } else {
       if (!isKind('int64_list')) throw kindError();
-      if (v.value > 2 ** 63 - 1) throw invalid(`Feature: ${name} has uint64 element. Only int64 is supported.`);
+      if (whole > INT64_MAX) throw invalid(`Feature: ${name} has uint64 element. Only int64 is supported.`);
       (f.int64_list ??= { value: [] }).value!.push(v.value);
     }
   } else if (typeof v === 'object') {
@@ -611,9 +618,10 @@ export function exampleFromJson(v: unknown): ExampleMessage {
 }
 
 /** The Input of a classify/regress body: examples, with the context when given. */
-export function inputFromJson(doc: Record<string, unknown>, method: 'classify' | 'regress'): { example_list?: { examples: ExampleMessage[] }; example_list_with_context?: { examples: ExampleMessage[]; context: ExampleMessage } } {
+export function inputFromJson(doc: Record<string, unknown>): { example_list?: { examples: ExampleMessage[] }; example_list_with_context?: { examples: ExampleMessage[]; context: ExampleMessage } } {
   const context = Object.hasOwn(doc, 'context') ? exampleFromJson(doc.context) : undefined;
-  if (!Object.hasOwn(doc, 'examples')) throw invalid(`JSON Value: ${jsonValueString(doc)} When method is ${method}, key 'examples' is expected and was not found`);
+  // TF Serving names "classify" here for regress too: one FillClassifyRegressRequestFromJson serves both.
+  if (!Object.hasOwn(doc, 'examples')) throw invalid(`JSON Value: ${jsonValueString(doc)} When method is classify, key 'examples' is expected and was not found`);
   const list = doc.examples;
   if (!Array.isArray(list)) throw invalid(`JSON Value: ${jsonValueString(doc)} Expecting 'examples' value to be an list/array`);
   if (list.length === 0) throw invalid(`JSON Value: ${jsonValueString(doc)} 'examples' value is an empty array`);

@@ -113,7 +113,7 @@ export async function handleRest(
       const reply = await core.predict({ model_spec: spec, inputs }, 'REST');
       return predictReplyPieces(reply.outputs, format);
     }
-    const input = inputFromJson(doc, api as 'classify' | 'regress');
+    const input = inputFromJson(doc);
     if (api === 'classify') return classifyReplyJson((await core.classify({ model_spec: spec, input }, 'REST')).result);
     return regressReplyJson((await core.regress({ model_spec: spec, input }, 'REST')).result);
   }
@@ -146,6 +146,15 @@ export async function handleRest(
   throw malformed();
 }
 
+/**
+ * Sends a JSON reply with the bare `Content-Type: application/json` TF Serving sends (its REST API
+ * page shows it in the curl -i example); express would append "; charset=utf-8" to a string body.
+ */
+function sendJson(res: Response, status: number, text: string): void {
+  res.status(status).setHeader('Content-Type', 'application/json');
+  res.send(Buffer.from(text, 'utf8'));
+}
+
 function sendError(res: Response, e: unknown): void {
   const s = toServingError(e);
   if (res.headersSent) {
@@ -153,7 +162,7 @@ function sendError(res: Response, e: unknown): void {
     return;
   }
   // Messages quote request values only in part; the cut also bounds what any other message echoes.
-  res.status(s.httpStatus).type('application/json').send(`{ "error": ${JSON.stringify(truncateForGrpc(s.message))} }`);
+  sendJson(res, s.httpStatus, `{ "error": ${JSON.stringify(truncateForGrpc(s.message))} }`);
 }
 
 /** Milliseconds of reply writing between two yields to the event loop. */
@@ -165,7 +174,7 @@ async function sendPieces(res: Response, pieces: Iterable<string>): Promise<void
   let length = 0;
   let started = performance.now();
   const flush = () => {
-    if (!res.headersSent) res.status(200).type('application/json');
+    if (!res.headersSent) res.status(200).setHeader('Content-Type', 'application/json');
     res.write(chunk.join(''));
     chunk = [];
     length = 0;
@@ -181,7 +190,7 @@ async function sendPieces(res: Response, pieces: Iterable<string>): Promise<void
       started = performance.now();
     }
   }
-  if (!res.headersSent) res.status(200).type('application/json');
+  if (!res.headersSent) res.status(200).setHeader('Content-Type', 'application/json');
   res.end(chunk.join(''));
 }
 
@@ -202,13 +211,13 @@ export function restApp(core: ServingCore, options: RestOptions = {}): express.E
   }
   app.use((req, res, next) => {
     if (!/^\/v1\//i.test(req.path)) {
-      res.status(404).type('application/json').send(`{ "error": ${JSON.stringify(`Not found: ${req.method} ${req.path}`)} }`);
+      sendJson(res, 404, `{ "error": ${JSON.stringify(`Not found: ${req.method} ${req.path}`)} }`);
       return;
     }
     const declared = Number(req.headers['content-length'] ?? 0);
     if (declared > limit) {
       res.set('Connection', 'close');
-      res.status(413).type('application/json').send(`{ "error": ${JSON.stringify(`Request body larger than max (${declared} vs. ${limit}; --rest_api_max_body_bytes)`)} }`);
+      sendJson(res, 413, `{ "error": ${JSON.stringify(`Request body larger than max (${declared} vs. ${limit}; --rest_api_max_body_bytes)`)} }`);
       req.resume();
       return;
     }
@@ -229,7 +238,7 @@ export function restApp(core: ServingCore, options: RestOptions = {}): express.E
         : null;
     try {
       const reply = await track(deadline ? Promise.race([work, deadline]) : work);
-      if (typeof reply === 'string') res.status(200).type('application/json').send(reply);
+      if (typeof reply === 'string') sendJson(res, 200, reply);
       else await track(sendPieces(res, reply));
     } catch (e) {
       sendError(res, e);
@@ -242,7 +251,7 @@ export function restApp(core: ServingCore, options: RestOptions = {}): express.E
   app.use((err: { type?: string; status?: number; message?: string; length?: number; limit?: number }, _req: Request, res: Response, _next: NextFunction) => {
     if (err.type === 'entity.too.large') {
       res.set('Connection', 'close');
-      res.status(413).type('application/json').send(`{ "error": ${JSON.stringify(`Request body larger than max (${err.length ?? '?'} vs. ${err.limit ?? limit}; --rest_api_max_body_bytes)`)} }`);
+      sendJson(res, 413, `{ "error": ${JSON.stringify(`Request body larger than max (${err.length ?? '?'} vs. ${err.limit ?? limit}; --rest_api_max_body_bytes)`)} }`);
       return;
     }
     sendError(res, new ServingError('INVALID_ARGUMENT', `cannot read the request body: ${err.message ?? String(err)}`));

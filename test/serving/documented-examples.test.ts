@@ -12,17 +12,19 @@ import { mkdtemp, readFile, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import * as grpcJs from '@grpc/grpc-js';
+import * as protoLoader from '@grpc/proto-loader';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { GraphBuilder } from '../../src/graph/builder.js';
 import { VariableSet } from '../../src/graph/variables.js';
 import { buildMetaGraph, encodeSavedModel, writeVersionDir } from '../../src/export/write.js';
-import { decodeMessage, encodeMessage } from '../../src/proto/index.js';
+import { decodeMessage, encodeMessage, PROTO_DIR } from '../../src/proto/index.js';
 import { createClient, startServer, type RunningServer, type ServingClient } from '../../src/serving/index.js';
 import type { HostTensor } from '../../src/tensor/index.js';
 import { runLens, SHARED } from '../helpers/cli.js';
 
 const FIXTURES = resolve(SHARED, 'testdata/savedmodels');
 const HALF_PLUS_TWO = join(FIXTURES, 'saved_model_half_plus_two_cpu');
+const TWO_VERSIONS = join(FIXTURES, 'saved_model_half_plus_two_2_versions');
 const f32 = (values: number[], shape: number[]): HostTensor => ({ dtype: 'float32', shape, values: new Float32Array(values) });
 
 let server: RunningServer;
@@ -57,6 +59,7 @@ beforeAll(async () => {
       { name: 'half_plus_two', basePath: HALF_PLUS_TWO },
       { name: 'half_plus_three', basePath: join(FIXTURES, 'saved_model_half_plus_three') },
       { name: 'matmul', basePath: join(dir, 'matmul') },
+      { name: 'two', basePath: TWO_VERSIONS, policy: { all: true }, labels: { stable: 123, canary: 124 } },
     ],
     fileSystemPollWaitSeconds: 0,
   });
@@ -236,5 +239,196 @@ describe('Classify and Regress with and without context', () => {
     const r = await post('/v1/models/half_plus_two:regress', body);
     expect(r.status, r.text).toBe(200);
     expect(JSON.parse(r.text)).toEqual({ results: [2.75] });
+  });
+});
+
+describe('the /versions/${VERSION} and /labels/${LABEL} URLs of every REST API', () => {
+  const get = async (path: string) => {
+    const res = await fetch(`http://127.0.0.1:${server.restPort}${path}`);
+    return { status: res.status, json: JSON.parse(await res.text()) as Record<string, unknown> };
+  };
+  const available = (version: string) => ({ version, state: 'AVAILABLE', status: { error_code: 'OK', error_message: '' } });
+
+  it('status: all versions without a suffix, one with /versions/N or /labels/L', async () => {
+    expect((await get('/v1/models/two')).json).toEqual({ model_version_status: [available('123'), available('124')] });
+    expect((await get('/v1/models/two/versions/124')).json).toEqual({ model_version_status: [available('124')] });
+    expect((await get('/v1/models/two/labels/stable')).json).toEqual({ model_version_status: [available('123')] });
+  });
+
+  it('metadata: the latest version without a suffix, else the one named', async () => {
+    const version = async (path: string) => ((await get(path)).json.model_spec as { version: string }).version;
+    expect(await version('/v1/models/two/metadata')).toBe('124');
+    expect(await version('/v1/models/two/versions/123/metadata')).toBe('123');
+    expect(await version('/v1/models/two/labels/canary/metadata')).toBe('124');
+  });
+
+  it('predict, classify and regress on /versions/N and /labels/L', async () => {
+    for (const at of ['/versions/123', '/labels/stable', '/versions/124', '/labels/canary']) {
+      const p = await post(`/v1/models/two${at}:predict`, '{"instances": [1.0,2.0,5.0]}');
+      expect(p.text.replace(/\s+/g, '')).toBe('{"predictions":[2.5,3.0,4.5]}');
+      const c = await post(`/v1/models/two${at}:classify`, '{"signature_name": "classify_x_to_y", "examples": [{"x": 1.0}, {"x": 2.0}]}');
+      expect(JSON.parse(c.text)).toEqual({ results: [[['', 2.5]], [['', 3.0]]] });
+      const r = await post(`/v1/models/two${at}:regress`, '{"signature_name": "regress_x_to_y", "examples": [{"x": 1.0}, {"x": 2.0}]}');
+      expect(JSON.parse(r.text)).toEqual({ results: [2.5, 3.0] });
+    }
+  });
+
+  it('an unknown version is NOT_FOUND (404), an unknown label INVALID_ARGUMENT (400), for every API', async () => {
+    expect(await post('/v1/models/two/versions/7:predict', '{"instances": [1.0]}')).toEqual({ status: 404, text: '{ "error": "Servable not found for request: Specific(two, 7)" }' });
+    expect(await post('/v1/models/two/labels/beta:regress', '{"signature_name": "regress_x_to_y", "examples": [{"x": 1.0}]}')).toEqual({
+      status: 400,
+      text: '{ "error": "Unrecognized servable version label: beta" }',
+    });
+    expect(await get('/v1/models/two/versions/7')).toEqual({ status: 404, json: { error: 'Could not find version 7 of model two' } });
+    expect(await get('/v1/models/two/labels/beta/metadata')).toEqual({ status: 400, json: { error: 'Unrecognized servable version label: beta' } });
+  });
+});
+
+describe('the REST page, verbatim where it says more than the format', () => {
+  it('curl -i of the unknown model: 404 with "Content-Type: application/json" and { "error": ... }', async () => {
+    const res = await fetch(`http://127.0.0.1:${server.restPort}/v1/models/half:predict`, { method: 'POST', body: '{"instances": [1.0,5.0]}' });
+    expect(res.status).toBe(404);
+    expect(res.headers.get('content-type')).toBe('application/json');
+    expect(await res.text()).toBe('{ "error": "Servable not found for request: Latest(half)" }');
+    for (const path of ['/v1/models/half_plus_three', '/v1/models/half_plus_three/metadata']) {
+      expect((await fetch(`http://127.0.0.1:${server.restPort}${path}`)).headers.get('content-type')).toBe('application/json');
+    }
+    const ok = await fetch(`http://127.0.0.1:${server.restPort}/v1/models/half_plus_three:predict`, { method: 'POST', body: '{"instances": [1.0,2.0,5.0]}' });
+    expect(ok.headers.get('content-type')).toBe('application/json');
+  });
+
+  it('JSON conformance: NaN, Infinity and -Infinity are valid feature values in examples', async () => {
+    const r = await post('/v1/models/half_plus_two:regress', '{"signature_name": "regress_x_to_y", "examples": [{"x": NaN}, {"x": Infinity}, {"x": -Infinity}]}');
+    expect(r.status, r.text).toBe(200);
+    // 0.5 * x + 2 keeps them; the reply writes the same bare tokens.
+    expect(r.text.replace(/\s+/g, '')).toBe('{"results":[NaN,Infinity,-Infinity]}');
+    const list = await post('/v1/models/half_plus_two:classify', '{"signature_name": "classify_x_to_y", "context": {"sensor_readings": [ 1.0, -3.14, NaN, Infinity ]}, "examples": [{"x": 1.0}]}');
+    expect(JSON.parse(list.text)).toEqual({ results: [[['', 2.5]]] });
+  });
+
+  it('a whole number beyond uint64 is a float feature, as rapidjson reads it; int64 max is still an int64', async () => {
+    const r = await post('/v1/models/half_plus_two:regress', '{"signature_name": "regress_x_to_y", "examples": [{"x": 100000000000000000000}]}');
+    expect(r.status, r.text).toBe(200);
+    expect(r.text.replace(/\s+/g, '')).toBe('{"results":[5e+19]}');
+    const big = await post('/v1/models/half_plus_two:regress', '{"signature_name": "regress_x_to_y", "examples": [{"x": 1.0, "id": 9223372036854775807}]}');
+    expect(JSON.parse(big.text)).toEqual({ results: [2.5] });
+    const uint = await post('/v1/models/half_plus_two:regress', '{"signature_name": "regress_x_to_y", "examples": [{"id": 9223372036854775808}]}');
+    expect(JSON.parse(uint.text)).toEqual({ error: 'Feature: id has uint64 element. Only int64 is supported.' });
+  });
+
+  it('a body without "examples" gets TF Serving\'s message, which says "classify" for regress too', async () => {
+    for (const api of ['classify', 'regress']) {
+      const r = await post(`/v1/models/half_plus_two:${api}`, '{"signature_name": "regress_x_to_y"}');
+      expect(r.status).toBe(400);
+      expect(JSON.parse(r.text)).toEqual({ error: `JSON Value: {"signature_name":"regress_x_to_y"} When method is classify, key 'examples' is expected and was not found` });
+    }
+  });
+
+  it('the b64 classification example: binary "image" and text "caption" features go through tf.Example', async () => {
+    const examples = '[{"image": { "b64": "aW1hZ2UgYnl0ZXM=" }, "caption": "seaside", "x": 1.0}, {"image": { "b64": "YXdlc29tZSBpbWFnZSBieXRlcw==" }, "caption": "mountains", "x": 3.0}]';
+    const r = await post('/v1/models/half_plus_two:classify', `{"signature_name": "classify_x_to_y", "examples": ${examples}}`);
+    expect(r.status, r.text).toBe(200);
+    expect(JSON.parse(r.text)).toEqual({ results: [[['', 2.5]], [['', 3.5]]] });
+    // The page's own signature name is not one these models have.
+    const verbatim = await post('/v1/models/half_plus_two:classify', `{"signature_name": "classify_objects", "examples": ${examples}}`);
+    expect(verbatim).toEqual({ status: 400, text: '{ "error": "No signature was found with the name: classify_objects" }' });
+  });
+});
+
+describe('the gRPC calls, from a stock @grpc/grpc-js client generated from protos/', () => {
+  type Callback = (err: grpcJs.ServiceError | null, reply: Record<string, unknown>) => void;
+  type Stub = grpcJs.Client & Record<string, (request: object, callback: Callback) => void>;
+  let prediction: Stub;
+  let model: Stub;
+
+  beforeAll(() => {
+    const definition = protoLoader.loadSync(['tensorflow_serving/apis/prediction_service.proto', 'tensorflow_serving/apis/model_service.proto'], {
+      keepCase: true,
+      longs: String,
+      enums: String,
+      oneofs: true,
+      includeDirs: [PROTO_DIR],
+    });
+    const services = (grpcJs.loadPackageDefinition(definition) as unknown as { tensorflow: { serving: Record<string, new (target: string, creds: grpcJs.ChannelCredentials) => Stub> } }).tensorflow.serving;
+    const target = `127.0.0.1:${server.grpcPort}`;
+    prediction = new services.PredictionService!(target, grpcJs.credentials.createInsecure());
+    model = new services.ModelService!(target, grpcJs.credentials.createInsecure());
+  });
+  afterAll(() => {
+    prediction?.close();
+    model?.close();
+  });
+
+  const call = (stub: () => Stub, method: string, request: object) =>
+    new Promise<Record<string, unknown>>((resolvePromise, reject) => stub()[method]!(request, (err, reply) => (err ? reject(err) : resolvePromise(reply))));
+  const example = (x: number) => ({ features: { feature: { x: { float_list: { value: [x] } } } } });
+  const spec = (name: string, signature_name = '', more: object = {}) => ({ name, signature_name, ...more });
+
+  it('Predict, latest and by version and label', async () => {
+    const x = { dtype: 'DT_FLOAT', tensor_shape: { dim: [{ size: 3 }] }, float_val: [1, 2, 5] };
+    const reply = await call(() => prediction, 'Predict', { model_spec: spec('half_plus_two'), inputs: { x } });
+    expect(reply.outputs).toEqual({ y: expect.objectContaining({ dtype: 'DT_FLOAT', tensor_shape: expect.objectContaining({ dim: [expect.objectContaining({ size: '3' })] }), float_val: [2.5, 3, 4.5] }) });
+    expect(reply.model_spec).toMatchObject({ name: 'half_plus_two', version: { value: '123' }, signature_name: 'serving_default' });
+    const byVersion = await call(() => prediction, 'Predict', { model_spec: spec('two', '', { version: { value: 123 } }), inputs: { x } });
+    expect(byVersion.model_spec).toMatchObject({ version: { value: '123' } });
+    const byLabel = await call(() => prediction, 'Predict', { model_spec: spec('two', '', { version_label: 'canary' }), inputs: { x } });
+    expect(byLabel.model_spec).toMatchObject({ version: { value: '124' } });
+  });
+
+  it('Classify, Regress (with and without context) and MultiInference', async () => {
+    const classify = await call(() => prediction, 'Classify', { model_spec: spec('half_plus_two', 'classify_x_to_y'), input: { example_list: { examples: [example(1), example(2)] } } });
+    expect(classify.result).toEqual({ classifications: [{ classes: [{ label: '', score: 2.5 }] }, { classes: [{ label: '', score: 3 }] }] });
+    const regress = await call(() => prediction, 'Regress', { model_spec: spec('half_plus_three', 'tensorflow/serving/regress'), input: { example_list: { examples: [example(1), example(2)] } } });
+    expect(regress.result).toEqual({ regressions: [{ value: 3.5 }, { value: 4 }] });
+    const withContext = await call(() => prediction, 'Regress', {
+      model_spec: spec('half_plus_two', 'regress_x_to_y'),
+      input: { example_list_with_context: { context: example(3), examples: [{ features: { feature: {} } }] } },
+    });
+    expect(withContext.result).toEqual({ regressions: [{ value: 3.5 }] });
+    const multi = await call(() => prediction, 'MultiInference', {
+      tasks: [
+        { model_spec: spec('half_plus_two', 'regress_x_to_y'), method_name: 'tensorflow/serving/regress' },
+        { model_spec: spec('half_plus_two', 'classify_x_to_y'), method_name: 'tensorflow/serving/classify' },
+      ],
+      input: { example_list: { examples: [example(1)] } },
+    });
+    const results = multi.results as Record<string, unknown>[];
+    expect(results.map((r) => r.result)).toEqual(['regression_result', 'classification_result']);
+    expect(results[0]!.regression_result).toEqual({ regressions: [{ value: 2.5 }] });
+    expect(results[1]!.classification_result).toEqual({ classifications: [{ classes: [{ label: '', score: 2.5 }] }] });
+  });
+
+  it('GetModelMetadata packs a SignatureDefMap; without metadata_field it is INVALID_ARGUMENT', async () => {
+    const reply = await call(() => prediction, 'GetModelMetadata', { model_spec: spec('two', '', { version_label: 'stable' }), metadata_field: ['signature_def'] });
+    expect(reply.model_spec).toMatchObject({ name: 'two', version: { value: '123' } });
+    const any = (reply.metadata as Record<string, { type_url: string; value: Buffer }>).signature_def!;
+    expect(any.type_url).toBe('type.googleapis.com/tensorflow.serving.SignatureDefMap');
+    const map = decodeMessage<{ signature_def: Record<string, { method_name: string }> }>('tensorflow.serving.SignatureDefMap', any.value, 'reply');
+    expect(map.signature_def.regress_x_to_y!.method_name).toBe('tensorflow/serving/regress');
+    await expect(call(() => prediction, 'GetModelMetadata', { model_spec: spec('two') })).rejects.toMatchObject({
+      code: grpcJs.status.INVALID_ARGUMENT,
+      details: 'GetModelMetadataRequest must specify at least one metadata_field',
+    });
+  });
+
+  it('GetModelStatus and HandleReloadConfigRequest (the same models again: nothing changes)', async () => {
+    const available = (version: string) => ({ version, state: 'AVAILABLE', status: { error_code: 'OK', error_message: '' } });
+    expect((await call(() => model, 'GetModelStatus', { model_spec: spec('two') })).model_version_status).toEqual([available('123'), available('124')]);
+    expect((await call(() => model, 'GetModelStatus', { model_spec: spec('two', '', { version_label: 'canary' }) })).model_version_status).toEqual([available('124')]);
+    const config = (name: string, base_path: string, more: object = {}) => ({ name, base_path, model_platform: 'tensorflow', ...more });
+    const reload = await call(() => model, 'HandleReloadConfigRequest', {
+      config: {
+        model_config_list: {
+          config: [
+            config('half_plus_two', HALF_PLUS_TWO),
+            config('half_plus_three', join(FIXTURES, 'saved_model_half_plus_three')),
+            config('matmul', join(dir, 'matmul')),
+            config('two', TWO_VERSIONS, { model_version_policy: { all: {} }, version_labels: { stable: 123, canary: 124 } }),
+          ],
+        },
+      },
+    });
+    expect(reload.status).toEqual({ error_code: 'OK', error_message: '' });
+    expect((await call(() => model, 'GetModelStatus', { model_spec: spec('two', '', { version_label: 'stable' }) })).model_version_status).toEqual([available('123')]);
   });
 });
