@@ -54,6 +54,8 @@ const CHUNK = 1 << CHUNK_BITS;
 /** Numbers of number blocks, in chunks of 1 Mi doubles (no copying as it grows). */
 class NumberArena {
   private readonly chunks: Float64Array[] = [];
+  /** Per chunk, a bit per number written as a whole-valued double ("1.0", "1e2"): made on first use. */
+  private readonly wholeDoubles: (Uint8Array | undefined)[] = [];
   length = 0;
 
   push(v: number): void {
@@ -65,6 +67,18 @@ class NumberArena {
 
   get(i: number): number {
     return this.chunks[i >>> CHUNK_BITS]![i & (CHUNK - 1)]!;
+  }
+
+  /** Marks number `i` as written as a whole-valued double. */
+  markWholeDouble(i: number): void {
+    const c = i >>> CHUNK_BITS;
+    const bits = (this.wholeDoubles[c] ??= new Uint8Array(CHUNK >>> 3));
+    bits[(i & (CHUNK - 1)) >>> 3]! |= 1 << (i & 7);
+  }
+
+  isWholeDouble(i: number): boolean {
+    const bits = this.wholeDoubles[i >>> CHUNK_BITS];
+    return bits !== undefined && (bits[(i & (CHUNK - 1)) >>> 3]! & (1 << (i & 7))) !== 0;
   }
 }
 
@@ -96,9 +110,17 @@ export class NumberBlock {
     return this.arena.get(this.start + i);
   }
 
-  /** Item `i` of the outer list: a number (rank 1) or a block of rank - 1. */
-  item(i: number): number | NumberBlock {
-    if (this.shape.length === 1) return this.value(i);
+  /**
+   * Whether the i-th number is whole but was a double to rapidjson: written with a fraction or an
+   * exponent ("1.0", "1e2"), or beyond 64-bit integers. TF Serving types it as a double, not an int.
+   */
+  wholeDouble(i: number): boolean {
+    return this.arena.isWholeDouble(this.start + i);
+  }
+
+  /** Item `i` of the outer list: a number (rank 1; a {@link JsonNumber} if a whole double) or a block of rank - 1. */
+  item(i: number): number | JsonNumber | NumberBlock {
+    if (this.shape.length === 1) return this.wholeDouble(i) ? new JsonNumber(this.value(i), false, formatFloat(this.value(i), 'float64')) : this.value(i);
     const inner = this.shape.slice(1);
     return new NumberBlock(inner, this.arena, this.start + i * (this.size / this.shape[0]!));
   }
@@ -131,6 +153,12 @@ const MAX_BLOCK_RANK = 255;
 const POW10 = [1, 1e1, 1e2, 1e3, 1e4, 1e5, 1e6, 1e7, 1e8, 1e9, 1e10, 1e11, 1e12, 1e13, 1e14, 1e15, 1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22];
 const ESCAPES: Record<string, string> = { '"': '"', '\\': '\\', '/': '/', b: '\b', f: '\f', n: '\n', r: '\r', t: '\t' };
 
+/** An integer literal outside int64 and uint64, which rapidjson parses as a double. */
+function beyond64Bits(text: string): boolean {
+  const v = BigInt(text);
+  return v < -(2n ** 63n) || v > 2n ** 64n - 1n;
+}
+
 function sameShape(a: readonly number[], b: readonly number[]): boolean {
   if (a.length !== b.length) return false;
   for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
@@ -148,6 +176,8 @@ class Parser {
   private nodes = 0;
   private readonly stack: (ArrayFrame | ObjectFrame)[] = [];
   private readonly arena = new NumberArena();
+  /** Where the number just read was written, when it is a whole-valued double (see number()); else -1. */
+  private wholeDoubleStart = -1;
   private readonly compact: boolean;
   private readonly maxNodes: number;
 
@@ -215,6 +245,14 @@ class Parser {
           continue;
         }
       } else v = this.scalar();
+      let wholeDouble = false;
+      if (this.wholeDoubleStart >= 0) {
+        // In a list it is a marked number of the block; elsewhere a JsonNumber that says so.
+        const top = this.stack[this.stack.length - 1];
+        if (top?.array) wholeDouble = true;
+        else v = this.node(new JsonNumber(v as number, false, s.slice(this.wholeDoubleStart, this.pos)));
+        this.wholeDoubleStart = -1;
+      }
       // Attach the value to its container; close every container that ends here.
       for (;;) {
         const top = this.stack[this.stack.length - 1];
@@ -222,7 +260,10 @@ class Parser {
           this.root = v;
           return true;
         }
-        if (top.array) this.addItem(top, v);
+        if (top.array) {
+          this.addItem(top, v, wholeDouble);
+          wholeDouble = false;
+        }
         else Object.defineProperty(top.obj, top.key, { value: v, enumerable: true, writable: true, configurable: true });
         this.ws();
         const d = s.charCodeAt(this.pos);
@@ -254,7 +295,7 @@ class Parser {
     return key;
   }
 
-  private addItem(frame: ArrayFrame, v: unknown): void {
+  private addItem(frame: ArrayFrame, v: unknown, wholeDouble = false): void {
     if (frame.items === null) {
       if (typeof v === 'number') {
         if (frame.count === 0) {
@@ -262,6 +303,7 @@ class Parser {
           frame.start = this.arena.length;
         }
         if (frame.itemShape === SCALAR) {
+          if (wholeDouble) this.arena.markWholeDouble(this.arena.length);
           this.arena.push(v);
           frame.count++;
           return;
@@ -279,7 +321,8 @@ class Parser {
       }
       this.materialize(frame);
     }
-    frame.items!.push(typeof v === 'number' ? this.node(v) : v);
+    if (wholeDouble) frame.items!.push(this.node(new JsonNumber(v as number, false, formatFloat(v as number, 'float64'))));
+    else frame.items!.push(typeof v === 'number' ? this.node(v) : v);
   }
 
   /** Turns a list parsed so far as one block into a JS array of its items. */
@@ -394,7 +437,13 @@ class Parser {
       if (negative) value = -value;
     } else value = Number(s.slice(start, this.pos));
     if (!Number.isFinite(value)) throw parseError('Number too big to be stored in double.', start);
-    return this.tag ? this.num(value, isInteger, s.slice(start, this.pos)) : value;
+    if (this.tag) return this.num(value, isInteger, s.slice(start, this.pos));
+    // A whole value that rapidjson holds as a double (a fraction or exponent written, or an integer
+    // beyond int64/uint64) stays marked, so that tensors are typed as TF Serving types them.
+    if (this.compact && Number.isInteger(value) && (!isInteger || (Math.abs(value) >= 2 ** 63 && beyond64Bits(s.slice(start, this.pos))))) {
+      this.wholeDoubleStart = start;
+    }
+    return value;
   }
 
   private string(): string {

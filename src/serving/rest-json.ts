@@ -113,6 +113,8 @@ class Filler {
     readonly dtype: HostDType,
     readonly tfName: string,
     private readonly limits: StringLimits = {},
+    /** Reading a server's reply: its floats are what they are (the lossless checks are for requests). */
+    private readonly fromReply = false,
   ) {}
 
   /** Makes room for `n` more numbers. */
@@ -130,22 +132,28 @@ class Filler {
     this.values![this.length++] = v as never;
   }
 
-  add(v: unknown): void {
-    const typeError = () => invalid(`JSON Value: ${jsonValueString(v)} Type: ${jsonTypeString(v)} is not of expected type: ${this.tfName}`);
+  /** Adds one value; `wholeDouble` when a number block says it was written as a whole-valued double. */
+  add(v: unknown, wholeDouble = false): void {
     const num = v instanceof JsonNumber ? v.value : v;
+    // rapidjson's type of the number, which TF Serving checks: "1.0" and "1e2" are doubles, never
+    // ints, and messages quote them as doubles ("100.0").
+    const whole = wholeDouble || (v instanceof JsonNumber && !v.isInteger && Number.isInteger(v.value));
+    const integer = typeof num === 'number' && Number.isInteger(num) && !whole;
+    const quoted = () => (whole ? formatFloat(num as number, 'float64') : jsonValueString(v));
+    const typeError = () => invalid(`JSON Value: ${quoted()} Type: ${jsonTypeString(v)} is not of expected type: ${this.tfName}`);
     switch (this.dtype) {
       case 'float32':
       case 'float16':
       case 'bfloat16':
         if (typeof num !== 'number') throw typeError();
-        if (Number.isFinite(num) && (Number.isInteger(num) ? Math.abs(num) > FLOAT32_MAX_INT : Math.abs(num) > FLOAT32_MAX)) {
-          throw invalid(`Cannot convert JSON value: ${jsonValueString(v)} to float without loss of precision.`);
+        if (!this.fromReply && Number.isFinite(num) && (integer ? Math.abs(num) > FLOAT32_MAX_INT : Math.abs(num) > FLOAT32_MAX)) {
+          throw invalid(`Cannot convert JSON value: ${quoted()} to float without loss of precision.`);
         }
         this.push(num);
         return;
       case 'float64':
         if (typeof num !== 'number') throw typeError();
-        if (Number.isInteger(num) && Math.abs(num) > 2 ** 53 - 1) throw invalid(`Cannot convert JSON value: ${jsonValueString(v)} to double without loss of precision.`);
+        if (!this.fromReply && integer && Math.abs(num) > 2 ** 53 - 1) throw invalid(`Cannot convert JSON value: ${quoted()} to double without loss of precision.`);
         this.push(num);
         return;
       case 'int8':
@@ -153,16 +161,16 @@ class Filler {
       case 'int32':
       case 'uint8':
       case 'uint16':
-        if (typeof num !== 'number' || !Number.isInteger(num) || num < -(2 ** 31) || num > 2 ** 31 - 1) throw typeError();
-        this.push(num);
+        if (!integer || (num as number) < -(2 ** 31) || (num as number) > 2 ** 31 - 1) throw typeError();
+        this.push(num as number);
         return;
       case 'uint32':
-        if (typeof num !== 'number' || !Number.isInteger(num) || num < 0 || num > 2 ** 32 - 1) throw typeError();
-        this.push(num);
+        if (!integer || (num as number) < 0 || (num as number) > 2 ** 32 - 1) throw typeError();
+        this.push(num as number);
         return;
       case 'int64':
       case 'uint64':
-        if (typeof num !== 'number' || !Number.isInteger(num) || (this.dtype === 'uint64' && num < 0)) throw typeError();
+        if (!integer || (this.dtype === 'uint64' && (num as number) < 0)) throw typeError();
         this.push(BigInt(num));
         return;
       case 'bool':
@@ -202,14 +210,14 @@ class Filler {
         const v = block.value(i);
         const a = Math.abs(v);
         if ((a > intLimit && Number.isInteger(v)) || (a > limit && a !== Infinity)) {
-          this.add(v);
+          this.add(v, block.wholeDouble(i));
           continue;
         }
         out[this.length++] = v;
       }
       return;
     }
-    for (let i = 0; i < n; i++) this.add(block.value(i));
+    for (let i = 0; i < n; i++) this.add(block.value(i), block.wholeDouble(i));
   }
 
   count(): number {
@@ -667,7 +675,10 @@ function clientScalar(t: HostTensor, i: number): string {
     case 'bfloat16':
     case 'float64': {
       const v = t.values[i]!;
-      return Number.isFinite(v) ? String(v) : formatFloat(v, 'float64');
+      if (!Number.isFinite(v)) return formatFloat(v, 'float64');
+      // A whole number beyond float's exact integers goes as a double literal: written as an integer,
+      // TF Serving refuses it ("Cannot convert JSON value: 16777218 to float without loss of precision.").
+      return Number.isInteger(v) && Math.abs(v) > FLOAT32_MAX_INT && Math.abs(v) < 1e21 ? `${v}.0` : String(v);
     }
     case 'complex64':
     case 'complex128':
@@ -721,7 +732,7 @@ export function tensorFromReply(v: unknown, dtypeName: string | undefined, what:
     dtype = typeof leaf === 'string' || isB64Object(leaf) ? 'string' : typeof leaf === 'boolean' ? 'bool' : 'float32';
   }
   const shape = denseShape(v);
-  const filler = new Filler(dtype, tfDtypeString(dtypeName ?? 'DT_FLOAT'));
+  const filler = new Filler(dtype, tfDtypeString(dtypeName ?? 'DT_FLOAT'), {}, true);
   try {
     fill(v, 0, shape, filler);
   } catch (e) {

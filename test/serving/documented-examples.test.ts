@@ -49,9 +49,23 @@ async function writeMatMulModel(base: string): Promise<void> {
   await writeVersionDir(base, 1, { savedModel, variables: vars, sidecar: {} }, false);
 }
 
+/** y = x for an int32 x: what the REST page's JSON mapping says of DT_INT32 shows on it. */
+async function writeInt32Model(base: string): Promise<void> {
+  const g = new GraphBuilder();
+  const vars = new VariableSet();
+  const x = g.op('Placeholder', [], { dtype: 'DT_INT32', shape: [-1] }, { name: 'x' });
+  const y = g.op('Identity', [x], { T: 'DT_INT32' }, { name: 'y' });
+  const saverDef = vars.addSaver(g);
+  const signatures = {
+    serving_default: { inputs: { x: { tensor: x, dtype: 'DT_INT32', shape: [-1] } }, outputs: { y: { tensor: y, dtype: 'DT_INT32', shape: [-1] } } },
+  };
+  await writeVersionDir(base, 1, { savedModel: encodeSavedModel(buildMetaGraph(g, vars, saverDef, signatures, 'test')), variables: vars, sidecar: {} }, false);
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'lens-documented-'));
   await writeMatMulModel(join(dir, 'matmul'));
+  await writeInt32Model(join(dir, 'ints'));
   server = await startServer({
     port: 0,
     restApiPort: 0,
@@ -60,6 +74,7 @@ beforeAll(async () => {
       { name: 'half_plus_three', basePath: join(FIXTURES, 'saved_model_half_plus_three') },
       { name: 'matmul', basePath: join(dir, 'matmul') },
       { name: 'two', basePath: TWO_VERSIONS, policy: { all: true }, labels: { stable: 123, canary: 124 } },
+      { name: 'ints', basePath: join(dir, 'ints') },
     ],
     fileSystemPollWaitSeconds: 0,
   });
@@ -423,6 +438,7 @@ describe('the gRPC calls, from a stock @grpc/grpc-js client generated from proto
             config('half_plus_two', HALF_PLUS_TWO),
             config('half_plus_three', join(FIXTURES, 'saved_model_half_plus_three')),
             config('matmul', join(dir, 'matmul')),
+            config('ints', join(dir, 'ints')),
             config('two', TWO_VERSIONS, { model_version_policy: { all: {} }, version_labels: { stable: 123, canary: 124 } }),
           ],
         },
@@ -430,5 +446,45 @@ describe('the gRPC calls, from a stock @grpc/grpc-js client generated from proto
     });
     expect(reload.status).toEqual({ error_code: 'OK', error_message: '' });
     expect((await call(() => model, 'GetModelStatus', { model_spec: spec('two', '', { version_label: 'stable' }) })).model_version_status).toEqual([available('123')]);
+  });
+});
+
+describe('the JSON mapping: numbers are typed as rapidjson types them', () => {
+  const error = (at: string, quoted: string) => `${at}JSON Value: ${quoted} Type: Number is not of expected type: int32`;
+  const rowError = (row: number, quoted: string) => error(`Failed to process element: ${row} of 'instances' list. Error: INVALID_ARGUMENT: `, quoted);
+
+  it('DT_INT32 takes whole numbers written as integers: 1, -10, 0', async () => {
+    const r = await post('/v1/models/ints:predict', '{"instances": [1, -10, 0]}');
+    expect(r.text.replace(/\s+/g, '')).toBe('{"predictions":[1,-10,0]}');
+  });
+
+  it('a number written with a fraction or an exponent is a double, which DT_INT32 refuses, quoted as a double', async () => {
+    const one = await post('/v1/models/ints:predict', '{"instances": [1.0]}');
+    expect(one.status).toBe(400);
+    expect(JSON.parse(one.text)).toEqual({ error: rowError(0, '1.0') });
+    expect(JSON.parse((await post('/v1/models/ints:predict', '{"instances": [2, 1e2]}')).text)).toEqual({ error: rowError(1, '100.0') });
+    expect(JSON.parse((await post('/v1/models/ints:predict', '{"inputs": {"x": [3, 4.0]}}')).text)).toEqual({ error: error('', '4.0') });
+    expect(JSON.parse((await post('/v1/models/ints:predict', '{"inputs": 1e0}')).text)).toEqual({ error: error('', '1.0') });
+    expect(JSON.parse((await post('/v1/models/ints:predict', '{"instances": [{"x": 5.0}]}')).text)).toEqual({
+      error: error("Failed to process element: 0 key: x of 'instances' list. Error: INVALID_ARGUMENT: ", '5.0'),
+    });
+  });
+
+  it('DT_FLOAT: a whole number beyond float\'s exact integers passes when written as a double (exponent notation too)', async () => {
+    const r = await post('/v1/models/half_plus_two:predict', '{"instances": [16777217.0, 1e20, 100000000000000000000]}');
+    expect(r.status, r.text).toBe(200);
+    // float32(16777217) = 16777216, and 0.5 * x + 2 = 8388610 prints in absl's six-digit %g form, which round-trips.
+    expect(r.text.replace(/\s+/g, '')).toBe('{"predictions":[8.38861e+06,5e+19,5e+19]}');
+    // Written as an integer it is an int64 to rapidjson, and TF Serving refuses the lossy conversion.
+    expect(JSON.parse((await post('/v1/models/half_plus_two:predict', '{"instances": [16777217]}')).text)).toEqual({
+      error: "Failed to process element: 0 of 'instances' list. Error: INVALID_ARGUMENT: Cannot convert JSON value: 16777217 to float without loss of precision.",
+    });
+  });
+});
+
+describe('the REST client writes what TF Serving accepts', () => {
+  it('a float32 tensor of whole values beyond 2^24 goes as double literals, not refused as lossy', async () => {
+    const r = await rest.predict({ model: 'half_plus_two', inputs: { x: f32([16777218, 2 ** 30, 1], [3]) } });
+    expect(Array.from(r.outputs.y!.values as Float32Array)).toEqual([8388611, Math.fround(2 ** 29 + 2), 2.5]);
   });
 });
