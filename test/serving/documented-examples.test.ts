@@ -62,8 +62,24 @@ async function writeInt32Model(base: string): Promise<void> {
   await writeVersionDir(base, 1, { savedModel: encodeSavedModel(buildMetaGraph(g, vars, saverDef, signatures, 'test')), variables: vars, sidecar: {} }, false);
 }
 
+/** The REST page's three named inputs, tag (string), signal [5] and sensor [2,2] (int32), each echoed as an output. */
+async function writeTagSignalSensorModel(base: string): Promise<void> {
+  const g = new GraphBuilder();
+  const vars = new VariableSet();
+  const inputs: Record<string, { tensor: string; dtype: string; shape: number[] }> = {};
+  const outputs: Record<string, { tensor: string; dtype: string; shape: number[] }> = {};
+  for (const [name, dtype, shape] of [['tag', 'DT_STRING', [-1]], ['signal', 'DT_INT32', [-1, 5]], ['sensor', 'DT_INT32', [-1, 2, 2]]] as const) {
+    const x = g.op('Placeholder', [], { dtype, shape: [...shape] }, { name });
+    inputs[name] = { tensor: x, dtype, shape: [...shape] };
+    outputs[name] = { tensor: g.op('Identity', [x], { T: dtype }, { name: `${name}/echo` }), dtype, shape: [...shape] };
+  }
+  const saverDef = vars.addSaver(g);
+  await writeVersionDir(base, 1, { savedModel: encodeSavedModel(buildMetaGraph(g, vars, saverDef, { serving_default: { inputs, outputs } }, 'test')), variables: vars, sidecar: {} }, false);
+}
+
 beforeAll(async () => {
   dir = await mkdtemp(join(tmpdir(), 'lens-documented-'));
+  await writeTagSignalSensorModel(join(dir, 'tss'));
   await writeMatMulModel(join(dir, 'matmul'));
   await writeInt32Model(join(dir, 'ints'));
   server = await startServer({
@@ -75,6 +91,7 @@ beforeAll(async () => {
       { name: 'matmul', basePath: join(dir, 'matmul') },
       { name: 'two', basePath: TWO_VERSIONS, policy: { all: true }, labels: { stable: 123, canary: 124 } },
       { name: 'ints', basePath: join(dir, 'ints') },
+      { name: 'tss', basePath: join(dir, 'tss') },
     ],
     fileSystemPollWaitSeconds: 0,
   });
@@ -439,6 +456,7 @@ describe('the gRPC calls, from a stock @grpc/grpc-js client generated from proto
             config('half_plus_three', join(FIXTURES, 'saved_model_half_plus_three')),
             config('matmul', join(dir, 'matmul')),
             config('ints', join(dir, 'ints')),
+            config('tss', join(dir, 'tss')),
             config('two', TWO_VERSIONS, { model_version_policy: { all: {} }, version_labels: { stable: 123, canary: 124 } }),
           ],
         },
@@ -486,5 +504,31 @@ describe('the REST client writes what TF Serving accepts', () => {
   it('a float32 tensor of whole values beyond 2^24 goes as double literals, not refused as lossy', async () => {
     const r = await rest.predict({ model: 'half_plus_two', inputs: { x: f32([16777218, 2 ** 30, 1], [3]) } });
     expect(Array.from(r.outputs.y!.values as Float32Array)).toEqual([8388611, Math.fround(2 ** 29 + 2), 2.5]);
+  });
+});
+
+describe("the REST page's row and columnar examples with three named inputs", () => {
+  const rows = [
+    { tag: 'foo', signal: [1, 2, 3, 4, 5], sensor: [[1, 2], [3, 4]] },
+    { tag: 'bar', signal: [3, 4, 1, 2, 5], sensor: [[4, 5], [6, 8]] },
+  ];
+
+  it('row format: a list of objects in, a list of objects out', async () => {
+    // The page prints this body with a stray "]" after the second signal; that text is not JSON, and
+    // the server says where, as rapidjson does.
+    const printed = '{\n "instances": [\n   {\n     "tag": "foo",\n     "signal": [1, 2, 3, 4, 5],\n     "sensor": [[1, 2], [3, 4]]\n   },\n   {\n     "tag": "bar",\n     "signal": [3, 4, 1, 2, 5]],\n     "sensor": [[4, 5], [6, 8]]\n   }\n ]\n}';
+    const bad = await post('/v1/models/tss:predict', printed);
+    expect(bad.status).toBe(400);
+    expect(JSON.parse(bad.text)).toEqual({ error: `JSON Parse error: Missing a comma or '}' after an object member. at offset: ${printed.indexOf('5]]') + 2}` });
+    const r = await post('/v1/models/tss:predict', printed.replace('5]],', '5],'));
+    expect(r.status, r.text).toBe(200);
+    expect(JSON.parse(r.text)).toEqual({ predictions: rows });
+  });
+
+  it('columnar format: an object of named tensors in, an object out', async () => {
+    const body = '{\n "inputs": {\n   "tag": ["foo", "bar"],\n   "signal": [[1, 2, 3, 4, 5], [3, 4, 1, 2, 5]],\n   "sensor": [[[1, 2], [3, 4]], [[4, 5], [6, 8]]]\n }\n}';
+    const r = await post('/v1/models/tss:predict', body);
+    expect(r.status, r.text).toBe(200);
+    expect(JSON.parse(r.text)).toEqual({ outputs: { tag: ['foo', 'bar'], signal: rows.map((x) => x.signal), sensor: rows.map((x) => x.sensor) } });
   });
 });
