@@ -1,0 +1,317 @@
+/**
+ * A seeded property-based fuzzer against a real `lens serve` core over loopback (gRPC and REST),
+ * serving TF Serving's half_plus_two fixtures: small hostile requests (< 64 KiB) of every kind the
+ * server takes — structured TensorProtos with huge, negative or many dims and dtype/content
+ * mismatches, tf.Examples with every feature kind, multi-inference tasks, metadata, status and
+ * reload requests with odd fields, gRPC metadata oddities, JSON with odd numbers, b64, nesting and
+ * paths, and HTTP oddities (chunked, content types and encodings, huge headers, partial bodies, many
+ * connections). After every request: the reply is a result or a proper TF Serving error (a request
+ * status, never INTERNAL/UNKNOWN/500; one line, bounded; REST errors are `{ "error": "..." }`), and
+ * the server still answers a known-good request. Fixed seeds and counts keep it deterministic.
+ */
+import { request } from 'node:http';
+import { connect } from 'node:net';
+import { resolve } from 'node:path';
+import * as grpcJs from '@grpc/grpc-js';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startServer, type RunningServer } from '../../src/serving/index.js';
+import { encodeRaw } from '../../src/serving/grpc.js';
+import { SHARED } from '../helpers/cli.js';
+
+const HALF = resolve(SHARED, 'testdata/savedmodels/saved_model_half_plus_two_cpu');
+const TWO = resolve(SHARED, 'testdata/savedmodels/saved_model_half_plus_two_2_versions');
+const MAX_REQUEST = 64 * 1024;
+
+let server: RunningServer;
+let raw: grpcJs.Client;
+
+/** mulberry32: a small seeded generator, so every run sends the same requests. */
+function rng(seed: number): { next: () => number; int: (n: number) => number; pick: <T>(xs: readonly T[]) => T; chance: (p: number) => boolean } {
+  let a = seed >>> 0;
+  const next = () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+  const int = (n: number) => Math.floor(next() * n);
+  return { next, int, pick: (xs) => xs[int(xs.length)]!, chance: (p) => next() < p };
+}
+type Rng = ReturnType<typeof rng>;
+
+const MODELS = ['half', 'two', '', 'nope', 'h'.repeat(300), 'half\u0000', '../half', 'HALF', '%2e%2e'];
+const SIGNATURES = [undefined, '', 'serving_default', 'classify_x_to_y', 'regress_x_to_y', 'predict', 'nope', 's'.repeat(3000), 'tensorflow/serving/predict'];
+const LABELS = [undefined, undefined, 'stable', 'canary', 'nope', '', 'l'.repeat(500)];
+const VERSIONS = [undefined, undefined, 0, 1, 123, 124, -1, 2 ** 31, 2 ** 53, 2 ** 62, -(2 ** 62)];
+const DIMS = [0, 1, 1, 2, 3, -1, -2, 2 ** 31, 2 ** 32 + 1, 2 ** 53, 2 ** 62, 2 ** 63, -(2 ** 62), 1_000_000, 50_000_000];
+const FLOATS = [0, -0, 1, 2.5, NaN, Infinity, -Infinity, 3.4e38, -3.4e38, 1e-45, 1e300];
+const INTS = [0, 1, -1, 2 ** 31 - 1, -(2 ** 31), 2 ** 53, -(2 ** 53), 2 ** 62];
+
+function bytes(r: Rng, max: number): Buffer {
+  return Buffer.from(Array.from({ length: r.int(max + 1) }, () => r.int(256)));
+}
+
+function modelSpec(r: Rng): Record<string, unknown> {
+  if (r.chance(0.5)) return { name: 'half' };
+  const spec: Record<string, unknown> = { name: r.chance(0.7) ? 'half' : r.pick(MODELS) };
+  const v = r.pick(VERSIONS);
+  if (v !== undefined) spec.version = { value: v };
+  const label = r.pick(LABELS);
+  if (label !== undefined) spec.version_label = label;
+  const sig = r.chance(0.6) ? undefined : r.pick(SIGNATURES);
+  if (sig !== undefined) spec.signature_name = sig;
+  return spec;
+}
+
+function tensorProto(r: Rng): Record<string, unknown> {
+  if (r.chance(0.4)) {
+    const n = 1 + r.int(4);
+    return { dtype: 1, tensor_shape: { dim: [{ size: n }, { size: 1 }] }, float_val: Array.from({ length: n }, () => r.pick(FLOATS)) };
+  }
+  const t: Record<string, unknown> = { dtype: r.chance(0.6) ? r.pick([1, 1, 7, 9, 2, 3, 10]) : r.pick([0, 4, 5, 6, 8, 14, 17, 19, 20, 21, 22, 23, 101, 999, 2 ** 31 - 1]) };
+  const rank = r.chance(0.8) ? r.int(4) : r.pick([64, 254, 255, 256, 1000]);
+  const dims = Array.from({ length: rank }, () => ({ size: r.chance(0.5) ? r.pick([1, 2, 3]) : r.pick(DIMS), ...(r.chance(0.05) ? { name: 'd'.repeat(r.int(100)) } : {}) }));
+  if (r.chance(0.9)) t.tensor_shape = { dim: dims, ...(r.chance(0.05) ? { unknown_rank: true } : {}) };
+  const n = r.int(6);
+  const fields = r.chance(0.8) ? 1 : 2;
+  for (let f = 0; f < fields; f++) {
+    switch (r.int(9)) {
+      case 0: t.float_val = Array.from({ length: n }, () => r.pick(FLOATS)); break;
+      case 1: t.double_val = Array.from({ length: n }, () => r.pick(FLOATS)); break;
+      case 2: t.int_val = Array.from({ length: n }, () => r.pick(INTS) | 0); break;
+      case 3: t.int64_val = Array.from({ length: n }, () => r.pick(INTS)); break;
+      case 4: t.bool_val = Array.from({ length: n }, () => r.chance(0.5)); break;
+      case 5: t.half_val = Array.from({ length: n }, () => r.int(65536)); break;
+      case 6: t.string_val = Array.from({ length: r.chance(0.1) ? 2000 : n }, () => (r.chance(0.05) ? Buffer.alloc(40_000, 0x61) : bytes(r, 12))); break;
+      case 7: t.tensor_content = r.chance(0.5) ? Buffer.alloc(r.pick([0, 1, 3, 4, 7, 8, 12, 16, 4096])) : bytes(r, 40); break;
+      default: t.scomplex_val = Array.from({ length: n }, () => r.pick(FLOATS));
+    }
+  }
+  if (r.chance(0.03)) t.version_number = r.pick(INTS);
+  return t;
+}
+
+function feature(r: Rng): Record<string, unknown> {
+  switch (r.int(5)) {
+    case 0: return { float_list: { value: Array.from({ length: r.pick([0, 1, 2, 3, 1000]) }, () => r.pick(FLOATS)) } };
+    case 1: return { int64_list: { value: Array.from({ length: r.pick([0, 1, 2, 3]) }, () => r.pick(INTS)) } };
+    case 2: return { bytes_list: { value: Array.from({ length: r.pick([0, 1, 2]) }, () => bytes(r, 20)) } };
+    case 3: return {};
+    default: return { float_list: { value: [r.pick(FLOATS)] }, int64_list: { value: [1] } };
+  }
+}
+
+function example(r: Rng): Record<string, unknown> {
+  if (r.chance(0.5)) return { features: { feature: { x: { float_list: { value: [r.pick(FLOATS)] } } } } };
+  const feature_: Record<string, unknown> = {};
+  const keys = r.int(4);
+  for (let k = 0; k < keys; k++) feature_[r.pick(['x', 'x', 'y', '', 'inputs', 'k'.repeat(200), '\u00e9'])] = feature(r);
+  return r.chance(0.05) ? {} : { features: { feature: feature_ } };
+}
+
+function input(r: Rng): Record<string, unknown> | undefined {
+  const examples = () => Array.from({ length: r.pick([0, 1, 1, 2, 3, 200]) }, () => example(r));
+  switch (r.int(4)) {
+    case 0: return undefined;
+    case 1: return { example_list_with_context: { examples: examples(), ...(r.chance(0.7) ? { context: example(r) } : {}) } };
+    default: return { example_list: { examples: examples() } };
+  }
+}
+
+/** A structured request to one PredictionService/ModelService method. */
+function grpcRequest(r: Rng): { method: string; type: string; value: Record<string, unknown> } {
+  const kind = r.int(9);
+  if (kind <= 2) {
+    const inputs: Record<string, unknown> = {};
+    for (let i = r.int(3) + (r.chance(0.8) ? 1 : 0); i > 0; i--) inputs[r.chance(0.7) ? 'x' : r.pick(['y', 'inputs', '', 'z'.repeat(300)])] = tensorProto(r);
+    const value: Record<string, unknown> = { model_spec: modelSpec(r), inputs };
+    if (r.chance(0.2)) value.output_filter = Array.from({ length: r.int(4) }, () => r.pick(['y', 'nope', '', 'y']));
+    return { method: 'PredictionService/Predict', type: 'tensorflow.serving.PredictRequest', value };
+  }
+  if (kind <= 4) {
+    const spec = modelSpec(r);
+    if (r.chance(0.7)) spec.signature_name = r.pick(['classify_x_to_y', 'regress_x_to_y', 'serving_default', 'classify_x2_to_y3', 'nope']);
+    const api = r.pick(['Classify', 'Regress']);
+    return { method: `PredictionService/${api}`, type: `tensorflow.serving.${api === 'Classify' ? 'Classification' : 'Regression'}Request`, value: { model_spec: spec, ...(r.chance(0.95) ? { input: input(r) } : {}) } };
+  }
+  if (kind === 5) {
+    const tasks = Array.from({ length: r.pick([0, 1, 2, 3, 40]) }, () => ({
+      model_spec: { ...modelSpec(r), signature_name: r.pick(['classify_x_to_y', 'regress_x_to_y', 'serving_default', 'nope', '']) },
+      method_name: r.pick(['tensorflow/serving/classify', 'tensorflow/serving/regress', 'tensorflow/serving/predict', '', 'nope']),
+    }));
+    return { method: 'PredictionService/MultiInference', type: 'tensorflow.serving.MultiInferenceRequest', value: { tasks, input: input(r) } };
+  }
+  if (kind === 6) {
+    const fields = Array.from({ length: r.int(4) }, () => r.pick(['signature_def', 'signature_def', '', 'nope', 'f'.repeat(2000)]));
+    if (r.chance(0.5)) fields.splice(0, fields.length, 'signature_def');
+    return { method: 'PredictionService/GetModelMetadata', type: 'tensorflow.serving.GetModelMetadataRequest', value: { ...(r.chance(0.95) ? { model_spec: modelSpec(r) } : {}), metadata_field: fields } };
+  }
+  return { method: 'ModelService/GetModelStatus', type: 'tensorflow.serving.GetModelStatusRequest', value: r.chance(0.95) ? { model_spec: modelSpec(r) } : {} };
+}
+
+/** Mutates encoded bytes: flips, inserts, deletions, huge varints, truncation. */
+function mutate(b: Buffer, r: Rng): Buffer {
+  const out = Array.from(b);
+  for (let e = 1 + r.int(3); e > 0; e--) {
+    const at = r.int(out.length + 1);
+    const k = r.int(5);
+    if (k === 0 && out.length) out[at % out.length] = r.int(256);
+    else if (k === 1) out.splice(at, 0, ...bytes(r, 6));
+    else if (k === 2) out.splice(at, 1 + r.int(4));
+    else if (k === 3) out.splice(at, 0, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01);
+    else out.length = r.int(out.length + 1);
+  }
+  return Buffer.from(out);
+}
+
+interface GrpcOutcome {
+  code: number;
+  details: string;
+}
+
+function grpcCall(method: string, body: Buffer, metadata = new grpcJs.Metadata()): Promise<GrpcOutcome> {
+  const service = method.startsWith('ModelService') ? 'tensorflow.serving.' : 'tensorflow.serving.';
+  return new Promise((done) => {
+    raw.makeUnaryRequest(`/${service}${method}`, (b: Buffer) => b, (b: Buffer) => b, body, metadata, { deadline: Date.now() + 20_000 }, (err) =>
+      done(err ? { code: err.code, details: err.details } : { code: 0, details: '' }),
+    );
+  });
+}
+
+/** A proper TF Serving gRPC outcome: OK or a request status, one bounded line. */
+function expectProperGrpc(o: GrpcOutcome, what: string): void {
+  const name = grpcJs.status[o.code];
+  expect(['INTERNAL', 'UNKNOWN', 'DATA_LOSS', 'UNAVAILABLE'], `${name}: ${o.details}\nfor ${what}`).not.toContain(name);
+  expect(o.details, what).not.toMatch(/[\r\n]/);
+  expect(o.details.length, what).toBeLessThanOrEqual(1024 + '...TRUNCATED'.length);
+  expect(o.details, what).not.toMatch(/\bat [\w.<>]+ \(|node:internal|\/work\//);
+}
+
+interface HttpOutcome {
+  status: number;
+  text: string;
+}
+
+function http(method: string, path: string, body: Buffer | string, headers: Record<string, string> = {}): Promise<HttpOutcome> {
+  return new Promise((done, fail) => {
+    const req = request({ host: '127.0.0.1', port: server.restPort!, path, method, headers: { 'content-length': String(Buffer.byteLength(body)), ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => done({ status: res.statusCode!, text: Buffer.concat(chunks).toString() }));
+    });
+    req.on('error', fail);
+    req.end(body);
+  });
+}
+
+/** A proper TF Serving REST outcome: 200 with JSON, or a request status with a one-line `{ "error": "..." }`. */
+function expectProperRest(o: HttpOutcome, what: string): void {
+  expect(o.status, `${o.status} ${o.text.slice(0, 300)}\nfor ${what.slice(0, 300)}`).toBeLessThan(500);
+  if (o.status === 200) {
+    expect(() => JSON.parse(o.text.replace(/\bNaN\b|-?Infinity/g, '0')), what).not.toThrow();
+    return;
+  }
+  expect(o.text, what).toMatch(/^\{ "error": "(?:[^"\\\n]|\\.)*" \}$/);
+  const error = (JSON.parse(o.text) as { error: string }).error;
+  expect(error.length, what).toBeLessThanOrEqual(1024 + '...TRUNCATED'.length);
+  expect(error, what).not.toMatch(/[\r\n]|\bat [\w.<>]+ \(|node:internal|\/work\//);
+}
+
+const GOOD = encodeRaw('tensorflow.serving.PredictRequest', { model_spec: { name: 'half' }, inputs: { x: { dtype: 1, tensor_shape: { dim: [{ size: 2 }, { size: 1 }] }, float_val: [1, 2] } } });
+
+/** The server still answers a known-good request, over both transports. */
+async function expectStillServing(what: string): Promise<void> {
+  const g = await new Promise<string>((done) => {
+    raw.makeUnaryRequest('/tensorflow.serving.PredictionService/Predict', (b: Buffer) => b, (b: Buffer) => b, GOOD, new grpcJs.Metadata(), { deadline: Date.now() + 20_000 }, (err, reply) =>
+      done(err ? `${grpcJs.status[err.code]}: ${err.details}` : reply!.toString('hex')),
+    );
+  });
+  expect(g, `gRPC after ${what.slice(0, 300)}`).toMatch(/^[0-9a-f]+$/);
+  const r = await http('POST', '/v1/models/half:predict', '{"instances": [1.0, 2.0]}');
+  expect(r, `REST after ${what.slice(0, 300)}`).toEqual({ status: 200, text: '{\n    "predictions": [2.5, 3.0\n    ]\n}' });
+}
+
+beforeAll(async () => {
+  server = await startServer({
+    port: 0,
+    restApiPort: 0,
+    models: [
+      { name: 'half', basePath: HALF, labels: { stable: 123 } },
+      { name: 'two', basePath: TWO, policy: { all: true }, labels: { stable: 123, canary: 124 } },
+    ],
+    fileSystemPollWaitSeconds: 0,
+    maxRestBodyBytes: MAX_REQUEST,
+    restMaxJsonNodes: 20_000,
+    tensorLimits: { maxBroadcastElements: 100_000, maxStringElements: 10_000, maxStringBytes: 2 ** 20 },
+    restConnections: { headersTimeoutMs: 400, requestTimeoutMs: 800, idleTimeoutMs: 400, maxConnections: 256 },
+    log: () => undefined,
+  });
+  raw = new grpcJs.Client(`127.0.0.1:${server.grpcPort}`, grpcJs.credentials.createInsecure());
+}, 120_000);
+
+afterAll(async () => {
+  raw?.close();
+  await server?.close();
+});
+
+describe('gRPC: structured and mutated requests to every method', () => {
+  it('2000 requests: each a result or a request error, and the server keeps answering', async () => {
+    const r = rng(5);
+    const counts: Record<string, number> = {};
+    for (let i = 0; i < 2000; i++) {
+      const req = grpcRequest(r);
+      let body = encodeRaw(req.type, req.value);
+      if (r.chance(0.25)) body = mutate(body, r);
+      if (body.length > MAX_REQUEST) continue;
+      const o = await grpcCall(req.method, body);
+      const what = `${req.method} ${body.toString('hex').slice(0, 600)}`;
+      expectProperGrpc(o, what);
+      const key = `${req.method} ${grpcJs.status[o.code]}`;
+      counts[key] = (counts[key] ?? 0) + 1;
+      if (i % 5 === 0) await expectStillServing(what);
+    }
+    // Both results and errors were reached in every method.
+    for (const m of ['Predict', 'Classify', 'Regress', 'GetModelMetadata', 'GetModelStatus']) {
+      expect(counts[`PredictionService/${m} OK`] ?? counts[`ModelService/${m} OK`], m).toBeGreaterThan(0);
+      expect(counts[`PredictionService/${m} INVALID_ARGUMENT`] ?? counts[`ModelService/${m} INVALID_ARGUMENT`] ?? counts[`PredictionService/${m} NOT_FOUND`] ?? counts[`ModelService/${m} NOT_FOUND`], m).toBeGreaterThan(0);
+    }
+  }, 60_000);
+
+  it('odd metadata: huge, binary and reserved-looking keys, tiny deadlines', async () => {
+    const r = rng(6);
+    for (let i = 0; i < 60; i++) {
+      const md = new grpcJs.Metadata();
+      for (let k = r.int(4); k > 0; k--) {
+        const key = r.pick(['x-odd', 'authorization', 'grpc-foo', 'user-agent', 'te', 'a'.repeat(200), 'data-bin']);
+        if (key.endsWith('-bin')) md.add(key, bytes(r, 200));
+        else md.add(key, r.pick(['', 'v', 'v'.repeat(r.pick([100, 7000, 20_000])), ' spaced ']));
+      }
+      const o = await grpcCall('PredictionService/Predict', GOOD, md);
+      // Metadata over grpc-js's 8 KiB default is the transport's RESOURCE_EXHAUSTED or INTERNAL from the client side; the server must live on.
+      if (o.code !== grpcJs.status.RESOURCE_EXHAUSTED && o.code !== grpcJs.status.INTERNAL) expectProperGrpc(o, `metadata ${i}`);
+      await expectStillServing(`metadata ${i}`);
+    }
+  }, 30_000);
+
+  it('ReloadConfig with odd configs keeps the good model served', async () => {
+    const r = rng(7);
+    const good = { name: 'half', base_path: HALF, model_platform: 'tensorflow' };
+    for (let i = 0; i < 40; i++) {
+      const extra = Array.from({ length: r.int(3) }, () => ({
+        name: r.pick(['half', 'x', '', 'n'.repeat(300)]),
+        base_path: r.pick([HALF, TWO, '', '/nonexistent', '/proc/self', 'relative/path', '/dev/null']),
+        ...(r.chance(0.3) ? { model_platform: r.pick(['tensorflow', 'onnx', '']) } : {}),
+        ...(r.chance(0.3) ? { model_version_policy: r.pick([{ all: {} }, { latest: { num_versions: r.pick([0, 1, 2 ** 31 - 1]) } }, { specific: { versions: [r.pick(INTS)] } }]) } : {}),
+        ...(r.chance(0.3) ? { version_labels: { [r.pick(['stable', '', 'x'])]: r.pick(INTS) } } : {}),
+      }));
+      const configs = r.chance(0.5) ? [good, ...extra] : [...extra, good];
+      const value = r.chance(0.1) ? {} : { config: r.chance(0.1) ? { custom_model_config: { type_url: 'x', value: Buffer.from('y') } } : { model_config_list: { config: configs } } };
+      const body = encodeRaw('tensorflow.serving.ReloadConfigRequest', value);
+      const o = await grpcCall('ModelService/HandleReloadConfigRequest', body);
+      const what = `reload ${JSON.stringify(value).slice(0, 500)}`;
+      expectProperGrpc(o, what);
+      await expectStillServing(what);
+    }
+  }, 60_000);
+});
