@@ -315,3 +315,180 @@ describe('gRPC: structured and mutated requests to every method', () => {
     }
   }, 60_000);
 });
+
+const JSON_NUMBERS = ['1', '-0', '2.5', 'NaN', '-NaN', 'Infinity', '-Infinity', '1e400', '-1e400', '1e-400', '123456789012345678901234567890', '9007199254740993', '0x10', '01', '1.', '.5', '+1', '1e', '-'];
+const B64 = ['"YWJj"', '"YWJ"', '"YW=="', '"Y"', '"===="', '"YWJj===="', '"!!!!"', '""', '"YW Jj"', '"\\u0000"', '1', 'null', '["YWJj"]'];
+const STRINGS = ['"a"', '""', '"\\ud800"', '"\\u0000"', '"\\uZZZZ"', '"\u00e9"', `"${'s'.repeat(5000)}"`, '"\\"'];
+
+/** A JSON value of the kinds the REST API meets, nested at most `depth` deep. */
+function jsonValue(r: Rng, depth: number): string {
+  const k = r.int(depth > 0 ? 8 : 5);
+  if (k === 0) return r.pick(JSON_NUMBERS);
+  if (k === 1) return r.pick(STRINGS);
+  if (k === 2) return `{"b64": ${r.pick(B64)}${r.chance(0.1) ? ', "x": 1' : ''}}`;
+  if (k === 3) return r.pick(['null', 'true', 'false', '[]', '{}']);
+  if (k === 4) return r.pick(['1.0', '2.0', '[1.0]']);
+  if (k === 5) return `[${Array.from({ length: r.int(4) }, () => jsonValue(r, depth - 1)).join(', ')}]`;
+  if (k === 6) return `[${Array.from({ length: r.pick([1, 2, 3]) }, () => `[${r.pick(JSON_NUMBERS)}]`).join(', ')}]`;
+  return `{${Array.from({ length: r.int(3) }, () => `"${r.pick(['x', 'y', 'inputs', '', 'b64', 'x'])}": ${jsonValue(r, depth - 1)}`).join(', ')}}`;
+}
+
+function restBody(r: Rng, api: string): string {
+  const sig = r.chance(0.3) ? `"signature_name": ${r.pick(['"serving_default"', '"classify_x_to_y"', '"regress_x_to_y"', '"nope"', '1', 'null', '[]'])}, ` : '';
+  if (api === 'predict') {
+    const key = r.pick(['instances', 'inputs', 'instances', 'inputs', 'examples', 'nope']);
+    const both = r.chance(0.05) ? ', "inputs": [1.0]' : '';
+    return `{${sig}"${key}": ${r.chance(0.3) ? `[${r.pick(['1.0', '[1.0]', '{"x": 1.0}', '{"x": [1.0]}'])}]` : jsonValue(r, 4)}${both}}`;
+  }
+  const examples = Array.from({ length: r.int(4) }, () => (r.chance(0.5) ? `{"x": ${r.pick(JSON_NUMBERS)}}` : jsonValue(r, 3))).join(', ');
+  return `{${sig}"examples": [${examples}]${r.chance(0.3) ? `, "context": ${jsonValue(r, 2)}` : ''}}`;
+}
+
+function restPath(r: Rng): { method: string; path: string; api: string } {
+  const api = r.pick(['predict', 'predict', 'classify', 'regress', 'metadata', 'status', 'odd']);
+  const model = r.chance(0.7) ? 'half' : r.pick(['two', 'nope', '%zz', '%00', '..%2f..', 'h'.repeat(3000), '%E9', '']);
+  const at = r.chance(0.7) ? '' : r.pick(['/versions/123', '/versions/124', '/versions/0', '/versions/99999999999999999999', '/versions/-1', '/versions/abc', '/labels/stable', '/labels/canary', '/labels/%zz', '/labels/', '/versions/1e3']);
+  if (api === 'metadata' || api === 'status') return { method: r.chance(0.9) ? 'GET' : r.pick(['POST', 'DELETE', 'PUT']), path: `/v1/models/${model}${at}${api === 'metadata' ? '/metadata' : ''}`, api };
+  if (api === 'odd') return { method: r.pick(['GET', 'POST', 'OPTIONS', 'PATCH', 'HEAD']), path: r.pick(['/v1/', '/v1/models', '/v1/models/', '/v1/models/half:explain', '/v1/models/half:predict/extra', '/v1//models/half:predict', '/v1/models/half:PREDICT', '/v2/models/half/infer', '/', '/v1/models/half?x=1', '/v1/models/half:predict?%zz', '/v1/models/half#f']), api: 'predict' };
+  return { method: r.chance(0.95) ? 'POST' : 'GET', path: `/v1/models/${model}${at}:${api}`, api };
+}
+
+const CONTENT_TYPES = ['application/json', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=utf-16', 'application/json; charset=latin1', 'application/octet-stream', ''];
+
+describe('REST: structured and mutated requests to every route', () => {
+  it('1500 requests: each 200 with JSON or a one-line {"error": ...}, and the server keeps answering', async () => {
+    const r = rng(8);
+    const statuses: Record<number, number> = {};
+    for (let i = 0; i < 1500; i++) {
+      const { method, path, api } = restPath(r);
+      let body = method === 'GET' ? '' : restBody(r, api);
+      if (r.chance(0.2)) {
+        for (let e = 1 + r.int(3); e > 0; e--) {
+          const at = r.int(body.length + 1);
+          body = r.chance(0.5) ? body.slice(0, at) + r.pick(['[', ']', '{', '}', ',', '"', ':', '\\', 'NaN', '\u0000', '\ud800', '[[[[[[', '}}}']) + body.slice(at) : body.slice(0, at) + body.slice(at + 1 + r.int(4));
+        }
+      }
+      if (r.chance(0.01)) body = `{"instances": ${'['.repeat(5000 + r.int(5000))}1.0${']'.repeat(r.int(10_000))}}`;
+      const headers: Record<string, string> = {};
+      if (r.chance(0.2)) headers['content-type'] = r.pick(CONTENT_TYPES);
+      if (r.chance(0.03)) headers['content-encoding'] = r.pick(['gzip', 'deflate', 'br', 'identity', 'x-odd', 'gzip, gzip']);
+      if (r.chance(0.03)) headers['x-huge'] = 'h'.repeat(r.pick([1000, 8000, 15_000]));
+      const what = `${method} ${path.slice(0, 200)} ${JSON.stringify(headers).slice(0, 100)} ${body.slice(0, 300)}`;
+      const o = await http(method, path, body, headers);
+      statuses[o.status] = (statuses[o.status] ?? 0) + 1;
+      if (method === 'HEAD') expect(o.status, what).toBeLessThan(500);
+      else expectProperRest(o, what);
+      if (i % 5 === 0) await expectStillServing(what);
+    }
+    expect(statuses[200]).toBeGreaterThan(50);
+    expect(statuses[400]).toBeGreaterThan(50);
+    expect(statuses[404]).toBeGreaterThan(10);
+  }, 60_000);
+});
+
+/** Sends raw bytes on a new connection (in pieces, `gapMs` apart) and resolves with all the server wrote once it closes. */
+function rawHttp(pieces: string[], gapMs = 0): Promise<string> {
+  const socket = connect(server.restPort!, '127.0.0.1');
+  let received = '';
+  socket.on('data', (d: Buffer) => (received += d.toString('latin1')));
+  socket.on('error', () => undefined);
+  const closed = new Promise<string>((done) => socket.on('close', () => done(received)));
+  void (async () => {
+    for (const p of pieces) {
+      if (socket.destroyed) return;
+      socket.write(p);
+      if (gapMs) await new Promise((r) => setTimeout(r, gapMs));
+    }
+  })();
+  return closed;
+}
+
+/** Every HTTP reply in `text`, each checked as a proper REST outcome. */
+function expectProperReplies(text: string, what: string): number[] {
+  const statuses: number[] = [];
+  let rest = text;
+  while (rest.length) {
+    const m = /^HTTP\/1\.1 (\d{3}) [^\r\n]*\r\n((?:[^\r\n]+\r\n)*)\r\n/.exec(rest);
+    expect(m, `${what}: ${rest.slice(0, 300)}`).not.toBeNull();
+    const head = m![2]!;
+    const status = Number(m![1]);
+    rest = rest.slice(m![0].length);
+    let body = '';
+    const length = /content-length: (\d+)/i.exec(head);
+    if (status < 200) continue; // 100 Continue: the reply follows
+    if (length) {
+      body = rest.slice(0, Number(length[1]));
+      rest = rest.slice(Number(length[1]));
+    } else if (/transfer-encoding: chunked/i.test(head)) {
+      for (;;) {
+        const c = /^([0-9a-f]+)\r\n/i.exec(rest)!;
+        const n = parseInt(c[1]!, 16);
+        body += rest.slice(c[0].length, c[0].length + n);
+        rest = rest.slice(c[0].length + n + 2);
+        if (n === 0) break;
+      }
+    } else {
+      body = rest; // HTTP/1.0: the body runs to the end of the connection
+      rest = '';
+    }
+    statuses.push(status);
+    expectProperRest({ status, text: body }, what);
+  }
+  return statuses;
+}
+
+const GOOD_BODY = '{"instances": [1.0, 2.0]}';
+const line = (method: string, path = '/v1/models/half:predict') => `${method} ${path} HTTP/1.1\r\nHost: x\r\n`;
+
+describe('HTTP oddities on raw connections', () => {
+  const cases: [string, string[], RegExp][] = [
+    ['chunked body', [`${line('POST')}Transfer-Encoding: chunked\r\nConnection: close\r\n\r\n5\r\n{"ins\r\n14\r\ntances": [1.0, 2.0]}\r\n0\r\n\r\n`], /^200$/],
+    ['chunk size not hex', [`${line('POST')}Transfer-Encoding: chunked\r\n\r\nzz\r\n{}\r\n0\r\n\r\n`], /^400$/],
+    ['chunk size 2^64', [`${line('POST')}Transfer-Encoding: chunked\r\n\r\nffffffffffffffffff\r\n{}\r\n0\r\n\r\n`], /^(400|413)$/],
+    ['chunk larger than the body limit', [`${line('POST')}Transfer-Encoding: chunked\r\n\r\n7fffffff\r\n{"instances": [1.0]}`], /^(400|408|413)$/],
+    ['chunked and Content-Length (smuggling)', [`${line('POST')}Transfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n0\r\n\r\n`], /^400$/],
+    ['two different Content-Lengths', [`${line('POST')}Content-Length: 5\r\nContent-Length: 6\r\n\r\n{}{}{}`], /^400$/],
+    ['negative Content-Length', [`${line('POST')}Content-Length: -1\r\n\r\n{}`], /^400$/],
+    ['Content-Length not a number', [`${line('POST')}Content-Length: 1e3\r\n\r\n{}`], /^400$/],
+    ['Content-Length 2^70', [`${line('POST')}Content-Length: 1180591620717411303424\r\n\r\n{}`], /^(400|413)$/],
+    ['Transfer-Encoding gzip, chunked', [`${line('POST')}Transfer-Encoding: gzip, chunked\r\nConnection: close\r\n\r\n2\r\n{}\r\n0\r\n\r\n`], /^400$/],
+    ['bad method', ['GE\u0001T /v1/models/half HTTP/1.1\r\nHost: x\r\n\r\n'], /^400$/],
+    ['HTTP/9.9', ['GET /v1/models/half HTTP/9.9\r\nHost: x\r\n\r\n'], /^(400|505)$/],
+    ['no path', ['GET  HTTP/1.1\r\nHost: x\r\n\r\n'], /^400$/],
+    ['NUL in a header', [`${line('GET', '/v1/models/half')}X: a\u0000b\r\nConnection: close\r\n\r\n`], /^400$/],
+    ['header without a colon', [`${line('GET', '/v1/models/half')}Bogus\r\nConnection: close\r\n\r\n`], /^400$/],
+    ['obs-fold header', [`${line('GET', '/v1/models/half')}X: a\r\n b\r\nConnection: close\r\n\r\n`], /^(200|400)$/],
+    ['a 20 KiB header', [`${line('GET', '/v1/models/half')}X: ${'a'.repeat(20_000)}\r\n\r\n`], /^431$/],
+    ['2000 small headers', [`${line('GET', '/v1/models/half')}${'X: a\r\n'.repeat(2000)}Connection: close\r\n\r\n`], /^(200|431)$/],
+    ['a 10 KiB path', [`GET /v1/models/${'h'.repeat(10_000)} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n`], /^404$/],
+    ['Expect: 100-continue', [`${line('POST')}Expect: 100-continue\r\nContent-Length: ${GOOD_BODY.length}\r\nConnection: close\r\n\r\n`, GOOD_BODY], /^200$/],
+    ['HTTP/1.0 without Host', [`POST /v1/models/half:predict HTTP/1.0\r\nContent-Length: ${GOOD_BODY.length}\r\n\r\n${GOOD_BODY}`], /^200$/],
+    ['a good then a malformed pipelined request', [`${line('POST')}Content-Length: ${GOOD_BODY.length}\r\n\r\n${GOOD_BODY}GARBAGE\r\n\r\n`], /^200,400$/],
+    ['a body shorter than its Content-Length', [`${line('POST')}Content-Length: 100\r\n\r\n{"inst`], /^408$/],
+    ['headers never finished', [`${line('POST')}Content-Length: 2\r\n`], /^408$/],
+    ['a body longer than its Content-Length, then garbage', [`${line('POST')}Content-Length: 2\r\n\r\n{}\u0000\u0001\u0002\r\n\r\n`], /^400(,400)?$/],
+  ];
+  for (const [name, pieces, expected] of cases) {
+    it(name, async () => {
+      const statuses = expectProperReplies(await rawHttp(pieces), name);
+      expect(statuses.join(','), name).toMatch(expected);
+      await expectStillServing(name);
+    });
+  }
+
+  it('slowloris: 30 connections trickling headers get 408 while others are served', async () => {
+    const slow = Array.from({ length: 30 }, (_, i) => rawHttp([...`${line('POST')}X-Slow-${i}: ${'s'.repeat(40)}`], 50));
+    for (let i = 0; i < 5; i++) await expectStillServing('slowloris');
+    for (const reply of await Promise.all(slow)) expect(expectProperReplies(reply, 'slowloris')).toEqual([408]);
+  });
+
+  it('200 concurrent connections each get their answer', async () => {
+    const replies = await Promise.all(
+      Array.from({ length: 200 }, (_, i) =>
+        rawHttp([i % 2 ? `${line('POST')}Content-Length: ${GOOD_BODY.length}\r\nConnection: close\r\n\r\n${GOOD_BODY}` : `${line('GET', '/v1/models/half')}Connection: close\r\n\r\n`]),
+      ),
+    );
+    for (const reply of replies) expect(expectProperReplies(reply, 'concurrent')).toEqual([200]);
+    await expectStillServing('concurrent');
+  });
+});
