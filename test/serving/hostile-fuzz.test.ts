@@ -9,11 +9,15 @@
  * status, never INTERNAL/UNKNOWN/500; one line, bounded; REST errors are `{ "error": "..." }`), and
  * the server still answers a known-good request. Fixed seeds and counts keep it deterministic.
  */
+import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
 import { connect } from 'node:net';
-import { resolve } from 'node:path';
+import { tmpdir } from 'node:os';
+import { join, resolve } from 'node:path';
+import sharp from 'sharp';
 import * as grpcJs from '@grpc/grpc-js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { exportSavedModel, loadExportableModel } from '../../src/export/export.js';
 import { startServer, type RunningServer } from '../../src/serving/index.js';
 import { encodeRaw } from '../../src/serving/grpc.js';
 import { SHARED } from '../helpers/cli.js';
@@ -24,6 +28,8 @@ const MAX_REQUEST = 64 * 1024;
 
 let server: RunningServer;
 let raw: grpcJs.Client;
+/** Holds the bundled model's `lens export` output, served as "shapes" (JPEG/PNG/GIF/BMP bytes in). */
+let exportDir: string;
 
 /** mulberry32: a small seeded generator, so every run sends the same requests. */
 function rng(seed: number): { next: () => number; int: (n: number) => number; pick: <T>(xs: readonly T[]) => T; chance: (p: number) => boolean } {
@@ -233,12 +239,15 @@ async function expectStillServing(what: string): Promise<void> {
 }
 
 beforeAll(async () => {
+  exportDir = await mkdtemp(join(tmpdir(), 'lens-hostile-fuzz-'));
+  await exportSavedModel(await loadExportableModel('default'), join(exportDir, 'shapes'), { version: 1 });
   server = await startServer({
     port: 0,
     restApiPort: 0,
     models: [
       { name: 'half', basePath: HALF, labels: { stable: 123 } },
       { name: 'two', basePath: TWO, policy: { all: true }, labels: { stable: 123, canary: 124 } },
+      { name: 'shapes', basePath: join(exportDir, 'shapes') },
     ],
     fileSystemPollWaitSeconds: 0,
     maxRestBodyBytes: MAX_REQUEST,
@@ -253,6 +262,7 @@ beforeAll(async () => {
 afterAll(async () => {
   raw?.close();
   await server?.close();
+  await rm(exportDir, { recursive: true, force: true });
 });
 
 describe('gRPC: structured and mutated requests to every method', () => {
@@ -491,4 +501,92 @@ describe('HTTP oddities on raw connections', () => {
     for (const reply of replies) expect(expectProperReplies(reply, 'concurrent')).toEqual([200]);
     await expectStillServing('concurrent');
   });
+});
+
+/** CRC-32 of PNG chunks. */
+function crc32(b: Buffer): number {
+  let c = ~0;
+  for (const byte of b) {
+    c ^= byte;
+    for (let k = 0; k < 8; k++) c = (c >>> 1) ^ (0xedb88320 & -(c & 1));
+  }
+  return ~c >>> 0;
+}
+
+/** Image files whose headers claim what their few bytes do not hold, and other hostile image bytes. */
+async function hostileImages(): Promise<[string, Buffer][]> {
+  const pixels = sharp({ create: { width: 64, height: 64, channels: 3, background: { r: 200, g: 30, b: 30 } } });
+  const jpeg = await pixels.clone().jpeg().toBuffer();
+  const png = await pixels.clone().png().toBuffer();
+  const gif = await pixels.clone().gif().toBuffer();
+  const hugeJpeg = Buffer.from(jpeg);
+  const sof = hugeJpeg.findIndex((v, i) => v === 0xff && (hugeJpeg[i + 1] === 0xc0 || hugeJpeg[i + 1] === 0xc2));
+  hugeJpeg.writeUInt16BE(65500, sof + 5);
+  hugeJpeg.writeUInt16BE(65500, sof + 7);
+  const hugePng = Buffer.from(png);
+  hugePng.writeUInt32BE(1_000_000, 16);
+  hugePng.writeUInt32BE(1_000_000, 20);
+  hugePng.writeUInt32BE(crc32(hugePng.subarray(12, 29)), 29);
+  const hugeGif = Buffer.from(gif);
+  hugeGif.writeUInt16LE(65535, 6);
+  hugeGif.writeUInt16LE(65535, 8);
+  const bmp = Buffer.alloc(58);
+  bmp.write('BM', 0);
+  bmp.writeUInt32LE(58, 2);
+  bmp.writeUInt32LE(54, 10);
+  bmp.writeUInt32LE(40, 14);
+  bmp.writeInt32LE(1_000_000, 18);
+  bmp.writeInt32LE(-1_000_000, 22);
+  bmp.writeUInt16LE(1, 26);
+  bmp.writeUInt16LE(24, 28);
+  return [
+    ['jpeg', jpeg],
+    ['png', png],
+    ['gif', gif],
+    ['jpeg claiming 65500x65500', hugeJpeg],
+    ['png claiming 1e6x1e6', hugePng],
+    ['gif claiming 65535x65535', hugeGif],
+    ['bmp claiming 1e6x1e6', bmp],
+    ['truncated jpeg', jpeg.subarray(0, jpeg.length >> 1)],
+    ['jpeg header only', jpeg.subarray(0, 2)],
+    ['empty', Buffer.alloc(0)],
+    ['text', Buffer.from('not an image')],
+    ['png magic then zeros', Buffer.concat([png.subarray(0, 8), Buffer.alloc(64)])],
+  ];
+}
+
+describe('the exported bundled model: hostile image bytes', () => {
+  it('every image, alone or in a batch, over gRPC and REST (b64 odd padding too): a result or a request error', async () => {
+    const images = await hostileImages();
+    const r = rng(9);
+    const outcomes: Record<string, number> = {};
+    for (let i = 0; i < 120; i++) {
+      const batch = Array.from({ length: r.pick([1, 1, 2, 3, 8]) }, () => r.pick(images));
+      const names = batch.map(([n]) => n).join(' + ');
+      const signature = r.pick(['serving_default', 'predict']);
+      if (r.chance(0.5)) {
+        const body = encodeRaw('tensorflow.serving.PredictRequest', {
+          model_spec: { name: 'shapes', signature_name: signature },
+          inputs: { image_bytes: { dtype: 7, tensor_shape: { dim: [{ size: r.chance(0.9) ? batch.length : r.pick(DIMS) }] }, string_val: batch.map(([, b]) => b) } },
+        });
+        const o = await grpcCall('PredictionService/Predict', body);
+        expectProperGrpc(o, `gRPC ${names}`);
+        outcomes[grpcJs.status[o.code]!] = (outcomes[grpcJs.status[o.code]!] ?? 0) + 1;
+      } else {
+        const b64 = (b: Buffer) => {
+          const t = b.toString('base64');
+          return r.chance(0.8) ? t : r.pick([t.replace(/=+$/, ''), `${t}=`, `${t}===`, t.replace(/\+/g, '-'), ` ${t}`, `${t.slice(0, -1)}!`]);
+        };
+        const body = `{"signature_name": "${signature}", "instances": [${batch.map(([, b]) => `{"b64": "${b64(b)}"}`).join(', ')}]}`;
+        const o = await http('POST', '/v1/models/shapes:predict', body);
+        expectProperRest(o, `REST ${names}`);
+        outcomes[o.status] = (outcomes[o.status] ?? 0) + 1;
+      }
+      await expectStillServing(names);
+    }
+    expect(outcomes.OK).toBeGreaterThan(0);
+    expect(outcomes.INVALID_ARGUMENT).toBeGreaterThan(0);
+    expect(outcomes[200]).toBeGreaterThan(0);
+    expect(outcomes[400]).toBeGreaterThan(0);
+  }, 60_000);
 });
