@@ -323,6 +323,14 @@ describe('gRPC: structured and mutated requests to every method', () => {
       expectProperGrpc(o, what);
       await expectStillServing(what);
     }
+    // The models of the other tests come back.
+    const all = [
+      good,
+      { name: 'two', base_path: TWO, model_version_policy: { all: {} }, version_labels: { stable: 123, canary: 124 } },
+      { name: 'shapes', base_path: join(exportDir, 'shapes') },
+    ];
+    const back = await grpcCall('ModelService/HandleReloadConfigRequest', encodeRaw('tensorflow.serving.ReloadConfigRequest', { config: { model_config_list: { config: all } } }));
+    expect(back).toEqual({ code: 0, details: '' });
   }, 60_000);
 });
 
