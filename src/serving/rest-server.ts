@@ -176,7 +176,7 @@ export function answerClientError(err: Error & { code?: string; reason?: string 
           : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
             ? [408, 'Request Timeout', 'Request headers or body not received in time (--rest_api_header_timeout_in_ms, --rest_api_body_timeout_in_ms)']
             : [400, 'Bad Request', `Malformed HTTP request: ${err.reason ?? err.message}`];
-      const body = `{ "error": ${JSON.stringify(truncateForGrpc(message.replace(/[\r\n]+/g, ' ')))} }`;
+      const body = `{ "error": ${JSON.stringify(truncateForGrpc(message))} }`;
       socket.write(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
     }
     // As Node's own handler does: the short reply is written at once, then the connection goes.

@@ -77,9 +77,20 @@ export function statusOfHttp(http: number): StatusName {
 /** gRPC status messages longer than this are cut, as the real server does. */
 export const GRPC_MESSAGE_LIMIT = 1024;
 
-/** The message as the real server puts it on the gRPC wire: at most 1024 characters, then "...TRUNCATED". */
+const LINE_BREAKING = /[\u0000-\u001f\u007f\u0085\u2028\u2029]/g;
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+
+/**
+ * The message as the real server puts it on the gRPC wire, at most 1024 characters, then
+ * "...TRUNCATED"; and on one line: control characters and line separators that request values
+ * quoted in it carry (a model name, input alias or label with a newline) are escaped as in JSON.
+ *
+ * @example
+ * truncateForGrpc('No signature was found with the name: a\nb'); // 'No signature was found with the name: a\\nb'
+ */
 export function truncateForGrpc(message: string): string {
-  return message.length > GRPC_MESSAGE_LIMIT ? `${message.slice(0, GRPC_MESSAGE_LIMIT)}...TRUNCATED` : message;
+  const line = message.replace(LINE_BREAKING, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  return line.length > GRPC_MESSAGE_LIMIT ? `${line.slice(0, GRPC_MESSAGE_LIMIT)}...TRUNCATED` : line;
 }
 
 /**

@@ -46,9 +46,9 @@ function rng(seed: number): { next: () => number; int: (n: number) => number; pi
 }
 type Rng = ReturnType<typeof rng>;
 
-const MODELS = ['half', 'two', '', 'nope', 'h'.repeat(300), 'half\u0000', '../half', 'HALF', '%2e%2e'];
-const SIGNATURES = [undefined, '', 'serving_default', 'classify_x_to_y', 'regress_x_to_y', 'predict', 'nope', 's'.repeat(3000), 'tensorflow/serving/predict'];
-const LABELS = [undefined, undefined, 'stable', 'canary', 'nope', '', 'l'.repeat(500)];
+const MODELS = ['half', 'two', '', 'nope', 'h'.repeat(300), 'half\u0000', '../half', 'HALF', '%2e%2e', 'half\nINFO forged line', 'half\u2028'];
+const SIGNATURES = [undefined, '', 'serving_default', 'classify_x_to_y', 'regress_x_to_y', 'predict', 'nope', 's'.repeat(3000), 'tensorflow/serving/predict', 'sig\r\nX'];
+const LABELS = [undefined, undefined, 'stable', 'canary', 'nope', '', 'l'.repeat(500), 'stable\n'];
 const VERSIONS = [undefined, undefined, 0, 1, 123, 124, -1, 2 ** 31, 2 ** 53, 2 ** 62, -(2 ** 62)];
 const DIMS = [0, 1, 1, 2, 3, -1, -2, 2 ** 31, 2 ** 32 + 1, 2 ** 53, 2 ** 62, 2 ** 63, -(2 ** 62), 1_000_000, 50_000_000];
 const FLOATS = [0, -0, 1, 2.5, NaN, Infinity, -Infinity, 3.4e38, -3.4e38, 1e-45, 1e300];
@@ -130,7 +130,7 @@ function grpcRequest(r: Rng): { method: string; type: string; value: Record<stri
   const kind = r.int(9);
   if (kind <= 2) {
     const inputs: Record<string, unknown> = {};
-    for (let i = r.int(3) + (r.chance(0.8) ? 1 : 0); i > 0; i--) inputs[r.chance(0.7) ? 'x' : r.pick(['y', 'inputs', '', 'z'.repeat(300)])] = tensorProto(r);
+    for (let i = r.int(3) + (r.chance(0.8) ? 1 : 0); i > 0; i--) inputs[r.chance(0.7) ? 'x' : r.pick(['y', 'inputs', '', 'z'.repeat(300), 'x\ny'])] = tensorProto(r);
     const value: Record<string, unknown> = { model_spec: modelSpec(r), inputs };
     if (r.chance(0.2)) value.output_filter = Array.from({ length: r.int(4) }, () => r.pick(['y', 'nope', '', 'y']));
     return { method: 'PredictionService/Predict', type: 'tensorflow.serving.PredictRequest', value };
@@ -364,7 +364,7 @@ function restBody(r: Rng, api: string): string {
 
 function restPath(r: Rng): { method: string; path: string; api: string } {
   const api = r.pick(['predict', 'predict', 'classify', 'regress', 'metadata', 'status', 'odd']);
-  const model = r.chance(0.7) ? 'half' : r.pick(['two', 'nope', '%zz', '%00', '..%2f..', 'h'.repeat(3000), '%E9', '']);
+  const model = r.chance(0.7) ? 'half' : r.pick(['two', 'nope', '%zz', '%00', '..%2f..', 'h'.repeat(3000), '%E9', '', 'half%0Ax', '%E2%80%A8']);
   const at = r.chance(0.7) ? '' : r.pick(['/versions/123', '/versions/124', '/versions/0', '/versions/99999999999999999999', '/versions/-1', '/versions/abc', '/labels/stable', '/labels/canary', '/labels/%zz', '/labels/', '/versions/1e3']);
   if (api === 'metadata' || api === 'status') return { method: r.chance(0.9) ? 'GET' : r.pick(['POST', 'DELETE', 'PUT']), path: `/v1/models/${model}${at}${api === 'metadata' ? '/metadata' : ''}`, api };
   if (api === 'odd') return { method: r.pick(['GET', 'POST', 'OPTIONS', 'PATCH', 'HEAD']), path: r.pick(['/v1/', '/v1/models', '/v1/models/', '/v1/models/half:explain', '/v1/models/half:predict/extra', '/v1//models/half:predict', '/v1/models/half:PREDICT', '/v2/models/half/infer', '/', '/v1/models/half?x=1', '/v1/models/half:predict?%zz', '/v1/models/half#f']), api: 'predict' };
@@ -372,6 +372,20 @@ function restPath(r: Rng): { method: string; path: string; api: string } {
 }
 
 const CONTENT_TYPES = ['application/json', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=utf-16', 'application/json; charset=latin1', 'application/octet-stream', ''];
+
+describe('request values with line breaks', () => {
+  it('are quoted on one line, escaped, in gRPC and REST errors', async () => {
+    const predict = (spec: object, alias = 'x') =>
+      grpcCall('PredictionService/Predict', encodeRaw('tensorflow.serving.PredictRequest', { model_spec: spec, inputs: { [alias]: { dtype: 1, tensor_shape: { dim: [{ size: 1 }] }, float_val: [1] } } }));
+    expect(await predict({ name: 'half\nINFO forged' })).toEqual({ code: grpcJs.status.NOT_FOUND, details: 'Servable not found for request: Latest(half\\nINFO forged)' });
+    expect(await predict({ name: 'half', signature_name: 'a\r\nb' })).toEqual({ code: grpcJs.status.FAILED_PRECONDITION, details: 'Serving signature key "a\\r\\nb" not found.' });
+    expect((await predict({ name: 'half', version_label: 'x\u2028y' })).details).toBe('Unrecognized servable version label: x\\u2028y');
+    expect((await predict({ name: 'half' }, 'x\ny')).details).toMatch(/^Request inputs do not match required inputs for model `half`\. Send extra: \{x\\ny\}\./);
+    const rest = await http('GET', '/v1/models/half%0Aforged', '');
+    expect(rest).toEqual({ status: 404, text: '{ "error": "Could not find any versions of model half\\\\nforged" }' });
+    await expectStillServing('line breaks');
+  });
+});
 
 describe('REST: structured and mutated requests to every route', () => {
   it('1500 requests: each 200 with JSON or a one-line {"error": ...}, and the server keeps answering', async () => {
