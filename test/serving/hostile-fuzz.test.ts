@@ -201,7 +201,7 @@ interface HttpOutcome {
 
 function http(method: string, path: string, body: Buffer | string, headers: Record<string, string> = {}): Promise<HttpOutcome> {
   return new Promise((done, fail) => {
-    const req = request({ host: '127.0.0.1', port: server.restPort!, path, method, headers: { 'content-length': String(Buffer.byteLength(body)), ...headers } }, (res) => {
+    const req = request({ host: '127.0.0.1', port: server.restPort!, path, method, agent: false, headers: { 'content-length': String(Buffer.byteLength(body)), ...headers } }, (res) => {
       const chunks: Buffer[] = [];
       res.on('data', (c: Buffer) => chunks.push(c));
       res.on('end', () => done({ status: res.statusCode!, text: Buffer.concat(chunks).toString() }));
@@ -287,6 +287,18 @@ describe('gRPC: structured and mutated requests to every method', () => {
       expect(counts[`PredictionService/${m} INVALID_ARGUMENT`] ?? counts[`ModelService/${m} INVALID_ARGUMENT`] ?? counts[`PredictionService/${m} NOT_FOUND`] ?? counts[`ModelService/${m} NOT_FOUND`], m).toBeGreaterThan(0);
     }
   }, 60_000);
+
+  it('300 concurrent calls, hostile and good mixed: each hostile one a request error, each good one its answer', async () => {
+    const r = rng(10);
+    const calls = Array.from({ length: 300 }, (_, i) => {
+      if (i % 3 === 0) return grpcCall('PredictionService/Predict', GOOD).then((o) => expect(o, `good ${i}`).toEqual({ code: 0, details: '' }));
+      const req = grpcRequest(r);
+      const body = mutate(encodeRaw(req.type, req.value), r);
+      return grpcCall(req.method, body).then((o) => expectProperGrpc(o, `${req.method} ${body.toString('hex').slice(0, 300)}`));
+    });
+    await Promise.all(calls);
+    await expectStillServing('concurrent gRPC');
+  }, 30_000);
 
   it('odd metadata: huge, binary and reserved-looking keys, tiny deadlines', async () => {
     const r = rng(6);
