@@ -11,6 +11,7 @@
  */
 import { mkdtemp, rm } from 'node:fs/promises';
 import { request } from 'node:http';
+import { connect as connectHttp2, constants as h2 } from 'node:http2';
 import { connect } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
@@ -384,6 +385,54 @@ function restPath(r: Rng): { method: string; path: string; api: string } {
 }
 
 const CONTENT_TYPES = ['application/json', 'text/plain', 'application/x-www-form-urlencoded', 'multipart/form-data; boundary=x', 'application/json; charset=utf-16', 'application/json; charset=latin1', 'application/octet-stream', ''];
+
+/** One raw HTTP/2 gRPC call: the grpc-status and grpc-message it ends with (headers or trailers). */
+function rawGrpcFrame(headers: Record<string, string>, body: Buffer): Promise<{ status: string | undefined; message: string | undefined; http: number | undefined }> {
+  return new Promise((done, fail) => {
+    const session = connectHttp2(`http://127.0.0.1:${server.grpcPort}`);
+    session.on('error', fail);
+    const stream = session.request({ [h2.HTTP2_HEADER_METHOD]: 'POST', [h2.HTTP2_HEADER_PATH]: '/tensorflow.serving.PredictionService/Predict', 'content-type': 'application/grpc', te: 'trailers', ...headers });
+    let result: { status: string | undefined; message: string | undefined; http: number | undefined } = { status: undefined, message: undefined, http: undefined };
+    const take = (h: Record<string, unknown>) => {
+      if (h[':status'] !== undefined) result.http = Number(h[':status']);
+      if (h['grpc-status'] !== undefined) result = { ...result, status: String(h['grpc-status']), message: h['grpc-message'] === undefined ? undefined : decodeURIComponent(String(h['grpc-message'])) };
+    };
+    stream.on('response', take);
+    stream.on('trailers', take);
+    stream.on('data', () => undefined);
+    stream.on('error', () => undefined);
+    stream.on('close', () => {
+      session.close();
+      done(result);
+    });
+    stream.end(body);
+  });
+}
+
+const framed = (message: Buffer, length = message.length, compressed = 0) => Buffer.concat([Buffer.from([compressed, length >>> 24, (length >>> 16) & 255, (length >>> 8) & 255, length & 255]), message]);
+
+describe('raw HTTP/2 gRPC framing', () => {
+  const cases: [string, Record<string, string>, Buffer][] = [
+    ['a length prefix claiming 2 GiB before 10 bytes', {}, framed(Buffer.alloc(10), 2 ** 31 - 1)],
+    ['a length prefix shorter than the message', {}, framed(GOOD, 3)],
+    ['a compressed flag without grpc-encoding', {}, framed(GOOD, GOOD.length, 1)],
+    ['gzip declared, garbage sent', { 'grpc-encoding': 'gzip' }, framed(Buffer.from('not gzip'), 8, 1)],
+    ['an unknown grpc-encoding', { 'grpc-encoding': 'x-odd' }, framed(GOOD, GOOD.length, 1)],
+    ['a malformed grpc-timeout', { 'grpc-timeout': 'soon' }, framed(GOOD)],
+    ['content-type text/plain', { 'content-type': 'text/plain' }, framed(GOOD)],
+    ['two messages in a unary call', {}, Buffer.concat([framed(GOOD), framed(GOOD)])],
+    ['no message at all', {}, Buffer.alloc(0)],
+    ['half a frame header', {}, Buffer.from([0, 0, 0])],
+  ];
+  for (const [name, headers, body] of cases) {
+    it(`${name}: the call ends with a status, and the server keeps answering`, async () => {
+      const r = await rawGrpcFrame(headers, body);
+      expect(r.status !== undefined || (r.http !== undefined && r.http !== 200), `${name}: ${JSON.stringify(r)}`).toBe(true);
+      if (r.message !== undefined) expect(r.message).not.toMatch(/[\r\n]/);
+      await expectStillServing(name);
+    });
+  }
+});
 
 describe('request values with line breaks', () => {
   it('are quoted on one line, escaped, in gRPC and REST errors', async () => {
