@@ -138,14 +138,15 @@ const CLIENT_FAULTS = new Set<LensErrorCode>([
 
 /**
  * Any thrown value as a ServingError: ServingErrors pass through, request-shaped LensErrors
- * (bad tensors, dtypes, shapes) become INVALID_ARGUMENT, a missing thing NOT_FOUND, an op the runtime
+ * (bad tensors, dtypes, shapes) become INVALID_ARGUMENT, a missing thing (or SavedModel) NOT_FOUND, an op the runtime
  * lacks UNIMPLEMENTED, anything else INTERNAL with its message.
  */
 export function toServingError(e: unknown): ServingError {
   if (e instanceof ServingError) return e;
   if (e instanceof LensError) {
     if (CLIENT_FAULTS.has(e.code)) return new ServingError('INVALID_ARGUMENT', e.message, { cause: e });
-    if (e.code === 'NOT_FOUND') return new ServingError('NOT_FOUND', e.message, { cause: e });
+    // A version folder without a SavedModel is NOT_FOUND, as TF Serving's loader reports it.
+    if (e.code === 'NOT_FOUND' || e.code === 'SAVEDMODEL_NOT_FOUND') return new ServingError('NOT_FOUND', e.message, { cause: e });
     if (e.code === 'UNSUPPORTED_OP' || e.code === 'UNSUPPORTED') return new ServingError('UNIMPLEMENTED', e.message, { cause: e });
     return new ServingError('INTERNAL', e.message, { cause: e });
   }

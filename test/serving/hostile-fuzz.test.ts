@@ -323,7 +323,7 @@ describe('gRPC: structured and mutated requests to every method', () => {
     for (let i = 0; i < 40; i++) {
       const extra = Array.from({ length: r.int(3) }, () => ({
         name: r.pick(['half', 'x', '', 'n'.repeat(300)]),
-        base_path: r.pick([HALF, TWO, '', '/nonexistent', '/proc/self', 'relative/path', '/dev/null']),
+        base_path: r.pick([HALF, TWO, '', '/nonexistent', '/proc/self', '/proc', 'relative/path', '/dev/null']),
         ...(r.chance(0.3) ? { model_platform: r.pick(['tensorflow', 'onnx', '']) } : {}),
         ...(r.chance(0.3) ? { model_version_policy: r.pick([{ all: {} }, { latest: { num_versions: r.pick([0, 1, 2 ** 31 - 1]) } }, { specific: { versions: [r.pick(INTS)] } }]) } : {}),
         ...(r.chance(0.3) ? { version_labels: { [r.pick(['stable', '', 'x'])]: r.pick(INTS) } } : {}),
@@ -336,6 +336,11 @@ describe('gRPC: structured and mutated requests to every method', () => {
       expectProperGrpc(o, what);
       await expectStillServing(what);
     }
+    // A folder of numeric folders that hold no SavedModel (/proc: one per process) is NOT_FOUND, as TF Serving's loader says.
+    const proc = await grpcCall('ModelService/HandleReloadConfigRequest', encodeRaw('tensorflow.serving.ReloadConfigRequest', { config: { model_config_list: { config: [good, { name: 'proc', base_path: '/proc' }] } } }));
+    expect(proc.code).toBe(grpcJs.status.NOT_FOUND);
+    expect(proc.details).toMatch(/^Loading servable: \{name: proc version: \d+\} failed: (\/proc\/\d+ has no saved_model\.pb: not a SavedModel export directory|SavedModel directory \/proc\/\d+ does not exist)$/);
+    await expectStillServing('reload /proc');
     // The models of the other tests come back.
     const all = [
       good,
