@@ -79,17 +79,25 @@ export const GRPC_MESSAGE_LIMIT = 1024;
 
 const LINE_BREAKING = /[\u0000-\u001f\u007f\u0085\u2028\u2029]/g;
 const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+/** TensorFlow's node context after a kernel message, which TF Serving sends as it is (see engines/tfjs/run-error.ts). */
+const TF_NODE_CONTEXT = /(\n\t \[\[\{\{node [^\n{}]*\}\}\]\])/;
 
 /**
  * The message as the real server puts it on the gRPC wire, at most 1024 characters, then
- * "...TRUNCATED"; and on one line: control characters and line separators that request values
- * quoted in it carry (a model name, input alias or label with a newline) are escaped as in JSON.
+ * "...TRUNCATED"; and on one line but for TensorFlow's own `\n\t [[{{node NAME}}]]` suffix:
+ * control characters and line separators that request values quoted in it carry (a model name,
+ * input alias or label with a newline) are escaped as in JSON.
  *
  * @example
  * truncateForGrpc('No signature was found with the name: a\nb'); // 'No signature was found with the name: a\\nb'
  */
 export function truncateForGrpc(message: string): string {
-  const line = message.replace(LINE_BREAKING, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  const escape = (part: string) => part.replace(LINE_BREAKING, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  // split() with a capturing group puts the node contexts at the odd indexes.
+  const line = message
+    .split(TF_NODE_CONTEXT)
+    .map((part, i) => (i % 2 ? part : escape(part)))
+    .join('');
   return line.length > GRPC_MESSAGE_LIMIT ? `${line.slice(0, GRPC_MESSAGE_LIMIT)}...TRUNCATED` : line;
 }
 
