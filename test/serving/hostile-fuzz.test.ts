@@ -180,9 +180,8 @@ interface GrpcOutcome {
 }
 
 function grpcCall(method: string, body: Buffer, metadata = new grpcJs.Metadata()): Promise<GrpcOutcome> {
-  const service = method.startsWith('ModelService') ? 'tensorflow.serving.' : 'tensorflow.serving.';
   return new Promise((done) => {
-    raw.makeUnaryRequest(`/${service}${method}`, (b: Buffer) => b, (b: Buffer) => b, body, metadata, { deadline: Date.now() + 20_000 }, (err) =>
+    raw.makeUnaryRequest(`/tensorflow.serving.${method}`, (b: Buffer) => b, (b: Buffer) => b, body, metadata, { deadline: Date.now() + 20_000 }, (err) =>
       done(err ? { code: err.code, details: err.details } : { code: 0, details: '' }),
     );
   });
@@ -303,7 +302,7 @@ describe('gRPC: structured and mutated requests to every method', () => {
     await expectStillServing('concurrent gRPC');
   }, 30_000);
 
-  it('odd metadata: huge, binary and reserved-looking keys, tiny deadlines', async () => {
+  it('odd metadata: huge, binary and reserved-looking keys', async () => {
     const r = rng(6);
     for (let i = 0; i < 60; i++) {
       const md = new grpcJs.Metadata();
