@@ -13,6 +13,7 @@ import sharp from 'sharp';
 import { LensError, errorMessage } from '../core/errors.js';
 import { decodeBmp, isBmp } from './bmp.js';
 import { fitGeometry, type ImageGeometry, type ResizeMode } from './geometry.js';
+import { decoderReason } from './decoder-reason.js';
 import { isUrl } from './url.js';
 
 export {
@@ -136,28 +137,6 @@ export async function decodePixels(bytes: Buffer | Uint8Array, options: LoadOpti
     if (e instanceof LensError) throw e;
     throw new LensError('IMAGE_DECODE', `cannot decode image ${source}: ${decoderReason(e)}`);
   }
-}
-
-/**
- * libvips reports a corrupt file as several lines, each decoder warning repeated once per pass
- * ("VipsJpeg: Corrupt JPEG data: ...\nVipsJpeg: Unsupported marker ...\n" two or three times):
- * one line with each distinct reason once.
- */
-function decoderReason(e: unknown): string {
-  let context = '';
-  const reasons = new Set<string>();
-  for (const line of errorMessage(e).split('\n')) {
-    const at = line.search(/Vips\w+: /);
-    if (at < 0) {
-      if (line.trim()) reasons.add(line.trim());
-      continue;
-    }
-    // "Input buffer has corrupt header: VipsJpeg: <reason>": keep the context once, the reason once.
-    if (!context && at > 0) context = line.slice(0, at).replace(/[:\s]+$/, '');
-    reasons.add(line.slice(at).replace(/^Vips\w+: /, '').trim());
-  }
-  const text = [...reasons].join('; ');
-  return context ? `${context}: ${text}` : text;
 }
 
 /** Width and height of an encoded image as displayed (EXIF orientations 5..8 swap them). */

@@ -8,6 +8,8 @@
  * Errors answer {"error": "<message>"} with the HTTP status of their code.
  */
 import express, { type NextFunction, type Request, type Response } from 'express';
+import { maxHeaderSize } from 'node:http';
+import type { Duplex } from 'node:stream';
 import type { ServingCore, ModelSpecMessage } from './core.js';
 import { isJsonList, JsonNumber, parseServingJsonAsync } from './json.js';
 import { requestServed } from './memory.js';
@@ -163,6 +165,39 @@ function sendError(res: Response, e: unknown): void {
   }
   // Messages quote request values only in part; the cut also bounds what any other message echoes.
   sendJson(res, s.httpStatus, `{ "error": ${JSON.stringify(truncateForGrpc(s.message))} }`);
+}
+
+/**
+ * Answers a request Node's HTTP parser refused before express saw it (the server's 'clientError'):
+ * malformed request line, headers or chunked framing (400), headers over Node's limit (431), or
+ * headers or body not in time (408), with the API's one-line `{ "error": "..." }` body instead of
+ * Node's empty one, then closes the connection (after the whole reply to an earlier pipelined request).
+ *
+ * @example
+ * httpServer.on('clientError', answerClientError);
+ */
+export function answerClientError(err: Error & { code?: string; reason?: string }, socket: Duplex): void {
+  const refuse = () => {
+    if (err.code !== 'ECONNRESET' && socket.writable) {
+      const [status, reason, message] =
+        err.code === 'HPE_HEADER_OVERFLOW'
+          ? [431, 'Request Header Fields Too Large', `Request headers larger than max (${maxHeaderSize} bytes)`]
+          : err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+            ? [408, 'Request Timeout', 'Request headers or body not received in time (--rest_api_header_timeout_in_ms, --rest_api_body_timeout_in_ms)']
+            : [400, 'Bad Request', `Malformed HTTP request: ${err.reason ?? err.message}`];
+      const body = `{ "error": ${JSON.stringify(truncateForGrpc(message))} }`;
+      socket.write(`HTTP/1.1 ${status} ${reason}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+    }
+    // As Node's own handler does: the short reply is written at once, then the connection goes.
+    socket.destroy();
+  };
+  // Node keeps the reply of the request being answered on the socket; pipelined requests wait their turn.
+  const pending = (socket as Duplex & { _httpMessage?: Response | null })._httpMessage;
+  if (pending && pending.req.complete && !pending.writableFinished) {
+    // An earlier request on this connection, received whole, is still being answered: its reply goes first.
+    pending.once('finish', refuse);
+    pending.once('close', () => socket.destroy());
+  } else refuse();
 }
 
 /** Milliseconds of reply writing between two yields to the event loop. */

@@ -23,7 +23,7 @@ import { grpcImplementations } from './grpc-server.js';
 import { HEALTH_SERVICE, healthImplementation, ServerHealth } from './health.js';
 import { ModelManager, type ModelSource, type ServableLoader } from './manager.js';
 import { DEFAULT_METRICS_PATH, ServingMetrics } from './metrics.js';
-import { restApp } from './rest-server.js';
+import { answerClientError, restApp } from './rest-server.js';
 import { DEFAULT_TENSOR_LIMITS, type TensorDecodeLimits } from '../tensor/index.js';
 
 export interface ServerOptions {
@@ -256,6 +256,7 @@ export async function startServer(options: ServerOptions): Promise<RunningServer
       app,
     );
     http.maxConnections = limits.maxConnections;
+    http.on('clientError', answerClientError);
     try {
       restPort = await listen(http, options.restApiPort ?? 8501, host);
     } catch (e) {

@@ -77,9 +77,28 @@ export function statusOfHttp(http: number): StatusName {
 /** gRPC status messages longer than this are cut, as the real server does. */
 export const GRPC_MESSAGE_LIMIT = 1024;
 
-/** The message as the real server puts it on the gRPC wire: at most 1024 characters, then "...TRUNCATED". */
+const LINE_BREAKING = /[\u0000-\u001f\u007f\u0085\u2028\u2029]/g;
+const ESCAPES: Record<string, string> = { '\n': '\\n', '\r': '\\r', '\t': '\\t' };
+/** TensorFlow's node context after a kernel message, which TF Serving sends as it is (see engines/tfjs/run-error.ts). */
+const TF_NODE_CONTEXT = /(\n\t \[\[\{\{node [^\n{}]*\}\}\]\])/;
+
+/**
+ * The message as the real server puts it on the gRPC wire, at most 1024 characters, then
+ * "...TRUNCATED"; and on one line but for TensorFlow's own `\n\t [[{{node NAME}}]]` suffix:
+ * control characters and line separators that request values quoted in it carry (a model name,
+ * input alias or label with a newline) are escaped as in JSON.
+ *
+ * @example
+ * truncateForGrpc('No signature was found with the name: a\nb'); // 'No signature was found with the name: a\\nb'
+ */
 export function truncateForGrpc(message: string): string {
-  return message.length > GRPC_MESSAGE_LIMIT ? `${message.slice(0, GRPC_MESSAGE_LIMIT)}...TRUNCATED` : message;
+  const escape = (part: string) => part.replace(LINE_BREAKING, (c) => ESCAPES[c] ?? `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+  // split() with a capturing group puts the node contexts at the odd indexes.
+  const line = message
+    .split(TF_NODE_CONTEXT)
+    .map((part, i) => (i % 2 ? part : escape(part)))
+    .join('');
+  return line.length > GRPC_MESSAGE_LIMIT ? `${line.slice(0, GRPC_MESSAGE_LIMIT)}...TRUNCATED` : line;
 }
 
 /**
@@ -127,14 +146,15 @@ const CLIENT_FAULTS = new Set<LensErrorCode>([
 
 /**
  * Any thrown value as a ServingError: ServingErrors pass through, request-shaped LensErrors
- * (bad tensors, dtypes, shapes) become INVALID_ARGUMENT, a missing thing NOT_FOUND, an op the runtime
+ * (bad tensors, dtypes, shapes) become INVALID_ARGUMENT, a missing thing (or SavedModel) NOT_FOUND, an op the runtime
  * lacks UNIMPLEMENTED, anything else INTERNAL with its message.
  */
 export function toServingError(e: unknown): ServingError {
   if (e instanceof ServingError) return e;
   if (e instanceof LensError) {
     if (CLIENT_FAULTS.has(e.code)) return new ServingError('INVALID_ARGUMENT', e.message, { cause: e });
-    if (e.code === 'NOT_FOUND') return new ServingError('NOT_FOUND', e.message, { cause: e });
+    // A version folder without a SavedModel is NOT_FOUND, as TF Serving's loader reports it.
+    if (e.code === 'NOT_FOUND' || e.code === 'SAVEDMODEL_NOT_FOUND') return new ServingError('NOT_FOUND', e.message, { cause: e });
     if (e.code === 'UNSUPPORTED_OP' || e.code === 'UNSUPPORTED') return new ServingError('UNIMPLEMENTED', e.message, { cause: e });
     return new ServingError('INTERNAL', e.message, { cause: e });
   }

@@ -92,4 +92,13 @@ describe('decodeImageBytes', () => {
       expect((e as Error).message).toMatch(pattern);
     }
   });
+
+  it("a truncated JPEG is one line naming each libvips reason once, not libvips's repeated lines", async () => {
+    const jpeg = await sharp(Buffer.from(Uint8Array.from(rgb)), { raw: { width: W, height: H, channels: 3 } }).jpeg().toBuffer();
+    const e = await decodeImageBytes(jpeg.subarray(0, jpeg.length >> 1), 3, 'DecodeJpeg').catch((err: unknown) => err);
+    expect((e as Error).message).toMatch(/^DecodeJpeg: cannot decode the JPEG image \(\d+ bytes\): [^\n]+$/);
+    const reasons = (e as Error).message.split(': ').slice(2).join(': ').split('; ');
+    expect(reasons.length).toBeGreaterThan(0);
+    expect(new Set(reasons).size).toBe(reasons.length);
+  });
 });

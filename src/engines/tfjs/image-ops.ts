@@ -20,6 +20,7 @@ import type { GraphNode } from '@tensorflow/tfjs-converter';
 import { registerGraphOp } from '../../convert/graph/ops.js';
 import { LensError, errorMessage } from '../../core/errors.js';
 import { decodeBmp } from '../../image/bmp.js';
+import { decoderReason } from '../../image/decoder-reason.js';
 import { sniffImageFormat } from '../../image/format.js';
 
 /** Ops registered by {@link registerImageOps}. */
@@ -103,7 +104,7 @@ export async function decodeImageBytes(bytes: Uint8Array, channels: number, op: 
     return { data: convertChannels(new Uint8Array(data.buffer, data.byteOffset, data.byteLength), pixels, info.channels, to), frames, height, width: info.width, channels: to };
   } catch (e) {
     if (e instanceof LensError) throw e;
-    throw new LensError('IMAGE_DECODE', `${op}: cannot decode the ${format.toUpperCase()} image (${bytes.length} bytes): ${errorMessage(e)}`, { cause: e });
+    throw new LensError('IMAGE_DECODE', `${op}: cannot decode the ${format.toUpperCase()} image (${bytes.length} bytes): ${decoderReason(e)}`, { cause: e });
   }
 }
 
