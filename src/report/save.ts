@@ -39,7 +39,6 @@ export type Canvas = (typeof CANVASES)[number];
 /** Default Gaussian smoothing of the picture (not of the `.npy`), in model-input pixels, for the views that are lens's own. */
 export const DEFAULT_SMOOTHING = 1.5;
 
-
 export interface SaveOptions {
   /** Folder for the files (created when missing). */
   dir: string;
